@@ -1,0 +1,415 @@
+//! BERT encoder (Devlin et al. 2019, "BERT: Pre-training of Deep Bidirectional Transformers for Language
+//! Understanding"), covering BERT, MiniLM (Wang et al. 2020) and RoBERTa-style configs.
+//!
+//! Variable names mirror Hugging Face's `BertModel` (`encoder.layer.0.attention.self.query.weight`), so a
+//! checkpoint loads by name. Sites: query/key/value and both FFN projections call
+//! [`Attachment::projection`]; the attention and FFN sublayers call [`Attachment::sublayer`] before
+//! their residual + LayerNorm; attention takes [`Attachment::prefix`] positions; the embeddings take
+//! [`Attachment::prompt`] positions; the FFN activation can be replaced through
+//! [`Attachment::activation`].
+
+use crate::loader;
+use pelt_core::{compose, Attachment, Backbone, BackboneDims, Encoded, Inputs, PeltError, Result, Site};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tch::{nn, Device, Kind, Tensor};
+
+/// `config.json` of a BERT-family model, with Hugging Face's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BertConfig {
+    /// `bert`, `roberta`, ... (RoBERTa offsets position ids past the padding index).
+    pub model_type: String,
+    /// Vocabulary size.
+    pub vocab_size: i64,
+    /// Hidden size d.
+    pub hidden_size: i64,
+    /// Number of layers.
+    pub num_hidden_layers: i64,
+    /// Attention heads.
+    pub num_attention_heads: i64,
+    /// FFN inner size.
+    pub intermediate_size: i64,
+    /// FFN activation: `gelu`, `gelu_new` / `gelu_pytorch_tanh`, or `relu`.
+    pub hidden_act: String,
+    /// Dropout on hidden states.
+    pub hidden_dropout_prob: f64,
+    /// Dropout on attention probabilities.
+    pub attention_probs_dropout_prob: f64,
+    /// Learned absolute positions.
+    pub max_position_embeddings: i64,
+    /// Segment vocabulary.
+    pub type_vocab_size: i64,
+    /// LayerNorm epsilon.
+    pub layer_norm_eps: f64,
+    /// Padding token id.
+    pub pad_token_id: i64,
+    /// Std of the normal initialiser (random models only).
+    pub initializer_range: f64,
+}
+
+impl Default for BertConfig {
+    fn default() -> Self {
+        BertConfig {
+            model_type: "bert".into(),
+            vocab_size: 30522,
+            hidden_size: 768,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            intermediate_size: 3072,
+            hidden_act: "gelu".into(),
+            hidden_dropout_prob: 0.1,
+            attention_probs_dropout_prob: 0.1,
+            max_position_embeddings: 512,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            pad_token_id: 0,
+            initializer_range: 0.02,
+        }
+    }
+}
+
+impl BertConfig {
+    /// A tiny config for tests: 2 layers, d = 16, 2 heads, vocabulary 100.
+    pub fn tiny() -> BertConfig {
+        BertConfig {
+            vocab_size: 100,
+            hidden_size: 16,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            intermediate_size: 32,
+            max_position_embeddings: 64,
+            ..BertConfig::default()
+        }
+    }
+
+    /// Reads and checks `config.json`.
+    pub fn from_file(path: &Path) -> Result<BertConfig> {
+        let err = |message: String| PeltError::Weights { path: path.display().to_string(), message };
+        let text = std::fs::read_to_string(path).map_err(|source| PeltError::Io { path: path.display().to_string(), source })?;
+        let config: BertConfig = serde_json::from_str(&text).map_err(|e| err(format!("not a BERT config.json: {e}")))?;
+        if !matches!(config.model_type.as_str(), "bert" | "roberta" | "xlm-roberta" | "camembert") {
+            return Err(err(format!("model_type `{}` is not a BERT-family encoder", config.model_type)));
+        }
+        if config.hidden_size % config.num_attention_heads != 0 {
+            return Err(err(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                config.hidden_size, config.num_attention_heads
+            )));
+        }
+        if !matches!(config.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu") {
+            return Err(err(format!("hidden_act `{}` is not supported (gelu, gelu_new, relu)", config.hidden_act)));
+        }
+        Ok(config)
+    }
+
+    /// The sizes methods are built for.
+    pub fn dims(&self) -> BackboneDims {
+        BackboneDims {
+            arch: self.model_type.clone(),
+            hidden: self.hidden_size,
+            layers: self.num_hidden_layers,
+            heads: self.num_attention_heads,
+            intermediate: self.intermediate_size,
+            vocab: self.vocab_size,
+            positions: self.max_position_embeddings,
+            type_vocab: self.type_vocab_size,
+        }
+    }
+}
+
+/// A linear layer with `weight` (out × in) and `bias`, named as in the checkpoint.
+#[derive(Debug)]
+pub struct Linear {
+    /// Weight, (out, in).
+    pub weight: Tensor,
+    /// Bias, (out).
+    pub bias: Tensor,
+}
+
+impl Linear {
+    fn new(p: nn::Path, input: i64, output: i64, std: f64) -> Linear {
+        Linear {
+            weight: p.var("weight", &[output, input], nn::Init::Randn { mean: 0.0, stdev: std }),
+            bias: p.var("bias", &[output], nn::Init::Const(0.0)),
+        }
+    }
+
+    /// The projection plus whatever Δ `method` attaches at `site`.
+    fn forward(&self, x: &Tensor, layer: usize, site: Site, method: &dyn Attachment, train: bool) -> Tensor {
+        let h = x.linear(&self.weight, Some(&self.bias));
+        match method.projection(layer, site, x, train) {
+            Some(d) => compose(&h, &d.value, &d.scale),
+            None => h,
+        }
+    }
+}
+
+/// LayerNorm with `weight` and `bias`.
+#[derive(Debug)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+    size: i64,
+}
+
+impl LayerNorm {
+    fn new(p: nn::Path, size: i64, eps: f64) -> LayerNorm {
+        LayerNorm {
+            weight: p.var("weight", &[size], nn::Init::Const(1.0)),
+            bias: p.var("bias", &[size], nn::Init::Const(0.0)),
+            eps,
+            size,
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.layer_norm([self.size], Some(&self.weight), Some(&self.bias), self.eps, true)
+    }
+}
+
+/// Word, position and segment embeddings, summed and normalised.
+#[derive(Debug)]
+pub struct Embeddings {
+    word: Tensor,
+    position: Tensor,
+    token_type: Tensor,
+    norm: LayerNorm,
+    dropout: f64,
+    roberta_positions: bool,
+    pad: i64,
+}
+
+impl Embeddings {
+    fn new(p: nn::Path, c: &BertConfig) -> Embeddings {
+        let init = nn::Init::Randn { mean: 0.0, stdev: c.initializer_range };
+        Embeddings {
+            word: (&p / "word_embeddings").var("weight", &[c.vocab_size, c.hidden_size], init),
+            position: (&p / "position_embeddings").var("weight", &[c.max_position_embeddings, c.hidden_size], init),
+            token_type: (&p / "token_type_embeddings").var("weight", &[c.type_vocab_size, c.hidden_size], init),
+            norm: LayerNorm::new(&p / "LayerNorm", c.hidden_size, c.layer_norm_eps),
+            dropout: c.hidden_dropout_prob,
+            roberta_positions: c.model_type != "bert",
+            pad: c.pad_token_id,
+        }
+    }
+
+    fn forward(&self, inputs: &Inputs, train: bool) -> Tensor {
+        let (_, len) = inputs.input_ids.size2().expect("input_ids is (batch, len)");
+        let positions = if self.roberta_positions {
+            // RoBERTa numbers real tokens from pad + 1 and gives padding the pad index.
+            let m = inputs.attention_mask.to_kind(Kind::Int64);
+            m.cumsum(1, Kind::Int64) * &m + self.pad
+        } else {
+            Tensor::arange(len, (Kind::Int64, inputs.input_ids.device())).unsqueeze(0)
+        };
+        let e = Tensor::embedding(&self.word, &inputs.input_ids, -1, false, false)
+            + Tensor::embedding(&self.position, &positions, -1, false, false)
+            + Tensor::embedding(&self.token_type, &inputs.token_type_ids, -1, false, false);
+        self.norm.forward(&e).dropout(self.dropout, train)
+    }
+}
+
+/// Multi-head self-attention with its output projection (`attention.self` + `attention.output`).
+#[derive(Debug)]
+pub struct Attention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    norm: LayerNorm,
+    heads: i64,
+    attn_dropout: f64,
+    dropout: f64,
+}
+
+impl Attention {
+    fn new(p: nn::Path, c: &BertConfig) -> Attention {
+        let (d, std) = (c.hidden_size, c.initializer_range);
+        let s = &p / "self";
+        let o = &p / "output";
+        Attention {
+            query: Linear::new(&s / "query", d, d, std),
+            key: Linear::new(&s / "key", d, d, std),
+            value: Linear::new(&s / "value", d, d, std),
+            output: Linear::new(&o / "dense", d, d, std),
+            norm: LayerNorm::new(&o / "LayerNorm", d, c.layer_norm_eps),
+            heads: c.num_attention_heads,
+            attn_dropout: c.attention_probs_dropout_prob,
+            dropout: c.hidden_dropout_prob,
+        }
+    }
+
+    /// `keep` is the (batch, len) boolean mask of real positions.
+    fn forward(&self, x: &Tensor, keep: &Tensor, layer: usize, m: &dyn Attachment, train: bool) -> Tensor {
+        let (b, t, d) = x.size3().expect("hidden is (batch, len, d)");
+        let split = |h: Tensor| h.view([b, t, self.heads, d / self.heads]).transpose(1, 2);
+        let q = split(self.query.forward(x, layer, Site::Query, m, train));
+        let mut k = split(self.key.forward(x, layer, Site::Key, m, train));
+        let mut v = split(self.value.forward(x, layer, Site::Value, m, train));
+        let mut keep = keep.shallow_clone();
+        if let Some(prefix) = m.prefix(layer, x, train) {
+            let p = prefix.keys.size()[2];
+            k = Tensor::cat(&[&prefix.keys, &k], 2);
+            v = Tensor::cat(&[&prefix.values, &v], 2);
+            // Prefix positions are visible to every token.
+            keep = Tensor::cat(&[&Tensor::ones([b, p], (Kind::Bool, x.device())), &keep], 1);
+        }
+        let mask = keep.view([b, 1, 1, -1]);
+        let p_drop = if train { self.attn_dropout } else { 0.0 };
+        let ctx = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(&mask), p_drop, false, None, false);
+        let ctx = ctx.transpose(1, 2).reshape([b, t, d]);
+        let h = self.output.forward(&ctx, layer, Site::AttentionOutput, m, train).dropout(self.dropout, train);
+        let h = match m.sublayer(layer, Site::AttentionOutput, x, &h, train) {
+            Some(delta) => compose(&h, &delta.value, &delta.scale),
+            None => h,
+        };
+        self.norm.forward(&(h + x))
+    }
+}
+
+/// The position-wise feed-forward sublayer (`intermediate` + `output`).
+#[derive(Debug)]
+pub struct FeedForward {
+    intermediate: Linear,
+    output: Linear,
+    norm: LayerNorm,
+    act: String,
+    dropout: f64,
+}
+
+impl FeedForward {
+    fn new(p: nn::Path, c: &BertConfig) -> FeedForward {
+        let std = c.initializer_range;
+        let o = &p / "output";
+        FeedForward {
+            intermediate: Linear::new(&p / "intermediate" / "dense", c.hidden_size, c.intermediate_size, std),
+            output: Linear::new(&o / "dense", c.intermediate_size, c.hidden_size, std),
+            norm: LayerNorm::new(&o / "LayerNorm", c.hidden_size, c.layer_norm_eps),
+            act: c.hidden_act.clone(),
+            dropout: c.hidden_dropout_prob,
+        }
+    }
+
+    fn forward(&self, x: &Tensor, layer: usize, m: &dyn Attachment, train: bool) -> Tensor {
+        let i = self.intermediate.forward(x, layer, Site::FfnIntermediate, m, train);
+        let a = match m.activation(layer, &i, train) {
+            Some(a) => a,
+            None => match self.act.as_str() {
+                "relu" => i.relu(),
+                "gelu" => i.gelu("none"),
+                _ => i.gelu("tanh"),
+            },
+        };
+        let h = self.output.forward(&a, layer, Site::FfnOutput, m, train).dropout(self.dropout, train);
+        let h = match m.sublayer(layer, Site::FfnOutput, x, &h, train) {
+            Some(delta) => compose(&h, &delta.value, &delta.scale),
+            None => h,
+        };
+        self.norm.forward(&(h + x))
+    }
+}
+
+/// One transformer layer: attention then feed-forward, each post-norm.
+#[derive(Debug)]
+pub struct Layer {
+    attention: Attention,
+    ffn: FeedForward,
+}
+
+/// A BERT-family encoder with its weights in a [`nn::VarStore`].
+#[derive(Debug)]
+pub struct Bert {
+    vs: nn::VarStore,
+    config: BertConfig,
+    dims: BackboneDims,
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+}
+
+impl Bert {
+    /// Builds a randomly initialised model (BERT's normal(0, initializer_range) init) from `seed`.
+    pub fn random(config: &BertConfig, seed: i64, device: Device) -> Bert {
+        tch::manual_seed(seed);
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let embeddings = Embeddings::new(&root / "embeddings", config);
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| {
+                let p = &root / "encoder" / "layer" / i;
+                Layer { attention: Attention::new(&p / "attention", config), ffn: FeedForward::new(p, config) }
+            })
+            .collect();
+        Bert { dims: config.dims(), config: config.clone(), vs, embeddings, layers }
+    }
+
+    /// Loads a Hugging Face model folder: `config.json` + `model.safetensors`.
+    pub fn load(dir: &Path, device: Device) -> Result<Bert> {
+        let config = BertConfig::from_file(&dir.join("config.json"))?;
+        let model = Bert::random(&config, 0, device);
+        loader::load_safetensors(&model.vs, &dir.join("model.safetensors"))?;
+        Ok(model)
+    }
+
+    /// The parsed `config.json`.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    fn projection_mut(&mut self, layer: usize, site: Site) -> Option<&mut Linear> {
+        let l = self.layers.get_mut(layer)?;
+        Some(match site {
+            Site::Query => &mut l.attention.query,
+            Site::Key => &mut l.attention.key,
+            Site::Value => &mut l.attention.value,
+            Site::AttentionOutput => &mut l.attention.output,
+            Site::FfnIntermediate => &mut l.ffn.intermediate,
+            Site::FfnOutput => &mut l.ffn.output,
+            _ => return None,
+        })
+    }
+}
+
+impl Backbone for Bert {
+    fn dims(&self) -> &BackboneDims {
+        &self.dims
+    }
+
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn forward(&self, inputs: &Inputs, method: &dyn Attachment, train: bool) -> Encoded {
+        let mut h = self.embeddings.forward(inputs, train);
+        let mut mask = inputs.attention_mask.shallow_clone();
+        if let Some(prompt) = method.prompt(&h, &mask, train) {
+            let (b, p, _) = prompt.size3().expect("prompt is (batch, positions, d)");
+            h = Tensor::cat(&[&prompt, &h], 1);
+            mask = Tensor::cat(&[&Tensor::ones([b, p], (Kind::Int64, h.device())), &mask], 1);
+        }
+        let keep = mask.ne(0);
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.attention.forward(&h, &keep, i, method, train);
+            h = layer.ffn.forward(&h, i, method, train);
+        }
+        Encoded { hidden: h, mask }
+    }
+
+    fn merge_projection(&mut self, layer: usize, site: Site, delta_w: &Tensor) -> Result<()> {
+        let lin = self
+            .projection_mut(layer, site)
+            .ok_or_else(|| PeltError::Shape(format!("no projection `{site}` in layer {layer}")))?;
+        if lin.weight.size() != delta_w.size() {
+            return Err(PeltError::Shape(format!(
+                "ΔW for {site} of layer {layer} is {:?}, the weight is {:?}",
+                delta_w.size(),
+                lin.weight.size()
+            )));
+        }
+        tch::no_grad(|| {
+            let _ = lin.weight.f_add_(delta_w)?;
+            Ok(())
+        })
+    }
+}

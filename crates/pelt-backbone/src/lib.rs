@@ -1,0 +1,11 @@
+//! pelt-backbone: pretrained transformers with named attachment sites.
+//!
+//! Each model is one file with blocks named like the checkpoint's tensors, so HF `model.safetensors`
+//! files load by name, and each block calls the [`pelt_core::Attachment`] hooks at its sites.
+
+pub mod bert;
+pub mod head;
+pub mod loader;
+
+pub use bert::{Bert, BertConfig};
+pub use head::{ClassificationHead, Pooling};

@@ -1,0 +1,59 @@
+//! Loading Hugging Face safetensors checkpoints into a [`VarStore`] by name.
+
+use pelt_core::{PeltError, Result};
+use std::{collections::HashMap, path::Path};
+use tch::{nn::VarStore, Kind, Tensor};
+
+/// Maps a checkpoint tensor name onto pelt's: drops the model-class prefix that task checkpoints add
+/// (`bert.`, `roberta.`) and renames old TF-era LayerNorm names (`gamma`, `beta`).
+fn canonical(name: &str) -> String {
+    let name = ["bert.", "roberta.", "model."].iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name);
+    if let Some(stem) = name.strip_suffix(".gamma") {
+        format!("{stem}.weight")
+    } else if let Some(stem) = name.strip_suffix(".beta") {
+        format!("{stem}.bias")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// Copies every variable of `vs` from the safetensors file at `path`; a missing tensor or a shape
+/// mismatch is an error naming the tensor. Tensors the model does not use (pooler, MLM head,
+/// `position_ids` buffers) are ignored. Half-precision checkpoints are converted to the store's kind.
+pub fn load_safetensors(vs: &VarStore, path: &Path) -> Result<()> {
+    let shown = path.display().to_string();
+    if !path.is_file() {
+        return Err(PeltError::Weights { path: shown, message: "file not found (expected model.safetensors)".into() });
+    }
+    let err = |message: String| PeltError::Weights { path: shown.clone(), message };
+    let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
+        .map_err(|e| err(format!("not a readable safetensors file: {e}")))?
+        .into_iter()
+        .map(|(n, t)| (canonical(&n), t))
+        .collect();
+    let mut names: Vec<_> = vs.variables().into_iter().collect();
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    tch::no_grad(|| {
+        for (name, mut var) in names {
+            let src = tensors.get(&name).ok_or_else(|| err(format!("tensor `{name}` is missing")))?;
+            if src.size() != var.size() {
+                return Err(err(format!("tensor `{name}` has shape {:?}, the config implies {:?}", src.size(), var.size())));
+            }
+            var.copy_(&src.to_kind(Kind::Float).to_device(var.device()));
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical;
+
+    #[test]
+    fn checkpoint_names_map_onto_model_names() {
+        assert_eq!(canonical("bert.encoder.layer.0.attention.self.query.weight"), "encoder.layer.0.attention.self.query.weight");
+        assert_eq!(canonical("embeddings.LayerNorm.gamma"), "embeddings.LayerNorm.weight");
+        assert_eq!(canonical("roberta.embeddings.LayerNorm.beta"), "embeddings.LayerNorm.bias");
+        assert_eq!(canonical("pooler.dense.weight"), "pooler.dense.weight");
+    }
+}

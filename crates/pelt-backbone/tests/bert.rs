@@ -1,0 +1,107 @@
+//! BERT loading and behaviour: HF folder round trip on a tiny random model, clear errors, padding
+//! invariance, and parity with Hugging Face transformers on the real all-MiniLM-L6-v2.
+
+use pelt_backbone::{head::pool, Bert, BertConfig, Pooling};
+use pelt_core::{Backbone, Inputs, NoMethod};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+fn assets() -> PathBuf {
+    std::env::var_os("PELT_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets"))
+}
+
+fn inputs(ids: &[i64], rows: i64) -> Inputs {
+    let input_ids = Tensor::from_slice(ids).view([rows, -1]);
+    Inputs {
+        attention_mask: input_ids.ne(0).to_kind(Kind::Int64),
+        token_type_ids: input_ids.zeros_like(),
+        input_ids,
+    }
+}
+
+/// Writes `model` as an HF folder (config.json + model.safetensors), optionally with the `bert.`
+/// prefix that task checkpoints carry.
+fn write_folder(model: &Bert, dir: &Path, prefix: &str) {
+    std::fs::write(dir.join("config.json"), serde_json::to_string(model.config()).unwrap()).unwrap();
+    let tensors: Vec<(String, Tensor)> =
+        model.var_store().variables().into_iter().map(|(n, t)| (format!("{prefix}{n}"), t)).collect();
+    Tensor::write_safetensors(&tensors, dir.join("model.safetensors")).unwrap();
+}
+
+#[test]
+fn tiny_random_model_round_trips_through_an_hf_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Bert::random(&BertConfig::tiny(), 3, Device::Cpu);
+    write_folder(&model, dir.path(), "bert.");
+    let loaded = Bert::load(dir.path(), Device::Cpu).unwrap();
+    let x = inputs(&[5, 6, 7, 8, 9, 10, 0, 0], 2);
+    let a = model.forward(&x, &NoMethod, false).hidden;
+    let b = loaded.forward(&x, &NoMethod, false).hidden;
+    assert_eq!(a.size(), vec![2, 4, 16]);
+    assert!(a.allclose(&b, 0.0, 0.0, false));
+}
+
+#[test]
+fn load_errors_name_the_file_and_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Bert::load(dir.path(), Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("config.json"), "{e}");
+    let model = Bert::random(&BertConfig::tiny(), 3, Device::Cpu);
+    write_folder(&model, dir.path(), "");
+    let mut config = BertConfig::tiny();
+    config.intermediate_size = 64;
+    std::fs::write(dir.path().join("config.json"), serde_json::to_string(&config).unwrap()).unwrap();
+    let e = Bert::load(dir.path(), Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("model.safetensors") && e.contains("intermediate.dense") && e.contains("shape"), "{e}");
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "t5"}"#).unwrap();
+    let e = Bert::load(dir.path(), Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("t5"), "{e}");
+}
+
+#[test]
+fn padding_never_changes_real_tokens() {
+    let model = Bert::random(&BertConfig::tiny(), 3, Device::Cpu);
+    let short = model.forward(&inputs(&[11, 12, 13], 1), &NoMethod, false).hidden;
+    let padded = model.forward(&inputs(&[11, 12, 13, 0, 0, 0], 1), &NoMethod, false).hidden;
+    let diff = (short - padded.narrow(1, 0, 3)).abs().max().double_value(&[]);
+    assert!(diff < 1e-5, "padding changed real-token outputs by {diff}");
+}
+
+#[test]
+fn minilm_matches_hugging_face_sentence_embeddings() {
+    let dir = assets().join("minilm");
+    assert!(dir.join("model.safetensors").is_file(), "{} is missing: run scripts/setup.sh (the README's set-up)", dir.display());
+    let reference: serde_json::Value =
+        serde_json::from_str(include_str!("data/minilm_reference.json")).expect("reference json");
+    let sentences: Vec<&str> = reference["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let tokenizer = pelt_data::TextTokenizer::load(&dir.join("tokenizer.json"), 128).unwrap();
+    let encodings = tokenizer.encode_texts(&sentences).unwrap();
+    for (enc, want) in encodings.iter().zip(reference["input_ids"].as_array().unwrap()) {
+        let want: Vec<i64> = want.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        assert_eq!(enc.ids, want, "token ids differ from the HF tokenizer");
+    }
+    let refs: Vec<&pelt_data::Encoding> = encodings.iter().collect();
+    let padded = pelt_data::tokenize::pad(&refs, tokenizer.pad_id);
+    let shape = [padded.rows as i64, padded.len as i64];
+    let batch = Inputs {
+        input_ids: Tensor::from_slice(&padded.ids).view(shape),
+        attention_mask: Tensor::from_slice(&padded.mask).view(shape),
+        token_type_ids: Tensor::from_slice(&padded.type_ids).view(shape),
+    };
+    let model = Bert::load(&dir, Device::Cpu).unwrap();
+    let encoded = tch::no_grad(|| model.forward(&batch, &NoMethod, false));
+    let emb = pool(&encoded, Pooling::Mean);
+    let emb = &emb / emb.norm_scalaropt_dim(2.0, [1], true);
+    assert!(sentences.len() >= 8);
+    for (i, want) in reference["embeddings"].as_array().unwrap().iter().enumerate() {
+        let want: Vec<f32> = want.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let want = Tensor::from_slice(&want);
+        let got = emb.get(i as i64);
+        let cos = got.dot(&want).double_value(&[]) / want.norm().double_value(&[]);
+        assert!(cos >= 0.9999, "sentence {i} ({:?}): cosine {cos}", sentences[i]);
+        let max_diff = (got - want).abs().max().double_value(&[]);
+        assert!(max_diff < 1e-4, "sentence {i}: max abs diff {max_diff}");
+    }
+}

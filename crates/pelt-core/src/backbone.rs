@@ -1,0 +1,77 @@
+//! What a method needs to know about the backbone it attaches to.
+
+use crate::{method::Attachment, Result, Site};
+use serde::{Deserialize, Serialize};
+use tch::{nn::VarStore, Tensor};
+
+/// Sizes of a transformer backbone; methods size their modules from these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackboneDims {
+    /// Architecture family, e.g. `bert`.
+    pub arch: String,
+    /// Hidden size d.
+    pub hidden: i64,
+    /// Number of transformer layers L.
+    pub layers: i64,
+    /// Attention heads per layer.
+    pub heads: i64,
+    /// FFN inner size.
+    pub intermediate: i64,
+    /// Vocabulary size.
+    pub vocab: i64,
+    /// Learned absolute positions.
+    pub positions: i64,
+    /// Segment (token type) vocabulary.
+    pub type_vocab: i64,
+}
+
+impl BackboneDims {
+    /// Size of one attention head.
+    pub fn head_dim(&self) -> i64 {
+        self.hidden / self.heads
+    }
+}
+
+/// A batch of token inputs, padded to a common length.
+#[derive(Debug)]
+pub struct Inputs {
+    /// Token ids, (batch, len), int64.
+    pub input_ids: Tensor,
+    /// 1 for real tokens, 0 for padding, (batch, len), int64.
+    pub attention_mask: Tensor,
+    /// Segment ids, (batch, len), int64.
+    pub token_type_ids: Tensor,
+}
+
+impl Inputs {
+    /// Moves the batch to `device`.
+    pub fn to_device(&self, device: tch::Device) -> Inputs {
+        Inputs {
+            input_ids: self.input_ids.to_device(device),
+            attention_mask: self.attention_mask.to_device(device),
+            token_type_ids: self.token_type_ids.to_device(device),
+        }
+    }
+}
+
+/// The output of a backbone forward pass.
+#[derive(Debug)]
+pub struct Encoded {
+    /// Final hidden states, (batch, len', d); len' includes any positions a method prepended.
+    pub hidden: Tensor,
+    /// Mask matching `hidden`'s positions, (batch, len'), int64.
+    pub mask: Tensor,
+}
+
+/// A frozen pretrained network exposing sites to an [`Attachment`].
+pub trait Backbone {
+    /// Sizes of the network.
+    fn dims(&self) -> &BackboneDims;
+    /// The store holding the pretrained weights; names mirror the checkpoint.
+    fn var_store(&self) -> &VarStore;
+    /// Runs the network with `method` attached at its sites.
+    fn forward(&self, inputs: &Inputs, method: &dyn Attachment, train: bool) -> Encoded;
+    /// Adds a weight update ΔW (out × in) to the projection at `site` of `layer` (merging a
+    /// reparameterised method into the frozen weights).
+    fn merge_projection(&mut self, layer: usize, site: Site, delta_w: &Tensor) -> Result<()>;
+}

@@ -1,0 +1,99 @@
+//! Method configurations: serde structs with a validation step before anything runs.
+
+use crate::backbone::BackboneDims;
+use serde::{de::DeserializeOwned, Serialize};
+
+/// A configuration value that is malformed or out of range, naming the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("field `{field}`: {message}")]
+pub struct ConfigError {
+    /// Dotted path of the offending field (`targets`, `adapter.bottleneck`); empty when serde could
+    /// not tell.
+    pub field: String,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error about `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError { field: field.into(), message: message.into() }
+    }
+}
+
+/// A method's configuration: deserialised with `deny_unknown_fields`, then validated against the
+/// backbone before any variable is created.
+pub trait MethodConfig: Serialize + DeserializeOwned + Default + Clone + std::fmt::Debug {
+    /// Checks every field's range; the error names the field.
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError>;
+}
+
+/// Deserialises and validates a config from a YAML value (`null` means all defaults).
+pub fn parse_config<C: MethodConfig>(value: &serde_yaml::Value, dims: &BackboneDims) -> Result<C, ConfigError> {
+    let config: C = if value.is_null() {
+        C::default()
+    } else {
+        serde_yaml::from_value(value.clone()).map_err(|e| {
+            let message = e.to_string();
+            ConfigError::new(field_of(&message).unwrap_or_default(), message)
+        })?
+    };
+    config.validate(dims)?;
+    Ok(config)
+}
+
+/// Pulls the field name out of serde's "unknown field `x`" / "missing field `x`" / "x: invalid type"
+/// messages so the error can name it.
+fn field_of(message: &str) -> Option<String> {
+    for marker in ["unknown field `", "missing field `", "duplicate field `"] {
+        if let Some(rest) = message.split(marker).nth(1) {
+            return rest.split('`').next().map(str::to_owned);
+        }
+    }
+    let (head, _) = message.split_once(": ")?;
+    (!head.contains(' ')).then(|| head.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Cfg {
+        r: i64,
+    }
+    impl Default for Cfg {
+        fn default() -> Self {
+            Cfg { r: 8 }
+        }
+    }
+    impl MethodConfig for Cfg {
+        fn validate(&self, _: &BackboneDims) -> Result<(), ConfigError> {
+            if self.r < 1 {
+                return Err(ConfigError::new("r", format!("must be at least 1, got {}", self.r)));
+            }
+            Ok(())
+        }
+    }
+
+    fn dims() -> BackboneDims {
+        BackboneDims { arch: "bert".into(), hidden: 16, layers: 2, heads: 2, intermediate: 32, vocab: 50, positions: 64, type_vocab: 2 }
+    }
+
+    #[test]
+    fn unknown_and_out_of_range_fields_are_named() {
+        let v: serde_yaml::Value = serde_yaml::from_str("rank: 4").unwrap();
+        let e = parse_config::<Cfg>(&v, &dims()).unwrap_err();
+        assert_eq!(e.field, "rank");
+        let v: serde_yaml::Value = serde_yaml::from_str("r: 0").unwrap();
+        let e = parse_config::<Cfg>(&v, &dims()).unwrap_err();
+        assert_eq!(e.field, "r");
+        assert!(e.message.contains("at least 1"));
+        let v: serde_yaml::Value = serde_yaml::from_str("r: many").unwrap();
+        let e = parse_config::<Cfg>(&v, &dims()).unwrap_err();
+        assert!(e.to_string().contains("invalid type"), "{e}");
+        assert_eq!(parse_config::<Cfg>(&serde_yaml::Value::Null, &dims()).unwrap().r, 8);
+    }
+}

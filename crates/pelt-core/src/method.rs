@@ -1,0 +1,118 @@
+//! The method trait and the hooks a backbone calls at its sites.
+
+use crate::{
+    backbone::{Backbone, BackboneDims},
+    site::{Scale, Site},
+    Result,
+};
+use tch::{nn::VarStore, Tensor};
+
+/// A Δ with its scale, returned by an [`Attachment`] hook and composed by [`crate::compose`].
+#[derive(Debug)]
+pub struct Delta {
+    /// The modification, shaped like the hidden state it modifies.
+    pub value: Tensor,
+    /// How much of it to add.
+    pub scale: Scale,
+}
+
+impl Delta {
+    /// Δ with a fixed scale.
+    pub fn fixed(value: Tensor, scale: f64) -> Delta {
+        Delta { value, scale: Scale::Fixed(scale) }
+    }
+}
+
+/// Keys and values prepended as extra attention positions, each (batch, heads, positions, head_dim).
+#[derive(Debug)]
+pub struct Prefix {
+    /// Extra keys.
+    pub keys: Tensor,
+    /// Extra values.
+    pub values: Tensor,
+}
+
+/// Hooks a backbone calls at its sites; every hook defaults to "no change".
+///
+/// Hooks return Δs and never compose them: the backbone calls [`crate::compose`] so that composition
+/// is written once.
+pub trait Attachment {
+    /// Δ for the output of the linear projection at `site` of `layer`, from the projection's input `x`
+    /// (reparameterised methods: Δ = ΔW·x).
+    fn projection(&self, _layer: usize, _site: Site, _x: &Tensor, _train: bool) -> Option<Delta> {
+        None
+    }
+
+    /// Δ for a sublayer's output `h` (`site` is [`Site::AttentionOutput`] or [`Site::FfnOutput`]),
+    /// given the sublayer's input `x`; added before the residual connection and LayerNorm.
+    fn sublayer(&self, _layer: usize, _site: Site, _x: &Tensor, _h: &Tensor, _train: bool) -> Option<Delta> {
+        None
+    }
+
+    /// Extra key/value positions for the attention of `layer`; `x` is the layer's input (batch, len, d),
+    /// for input-dependent prefixes.
+    fn prefix(&self, _layer: usize, _x: &Tensor, _train: bool) -> Option<Prefix> {
+        None
+    }
+
+    /// Positions (batch, P, d) to prepend to the embedding output.
+    fn prompt(&self, _embeddings: &Tensor, _mask: &Tensor, _train: bool) -> Option<Tensor> {
+        None
+    }
+
+    /// A replacement for the FFN activation of `layer`.
+    fn activation(&self, _layer: usize, _x: &Tensor, _train: bool) -> Option<Tensor> {
+        None
+    }
+}
+
+/// The bare backbone: attaches nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoMethod;
+
+impl Attachment for NoMethod {}
+
+/// What a method promises about its output before any training.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Identity {
+    /// Output equals the bare backbone's exactly (up to float rounding).
+    Exact,
+    /// Output is within the given max-abs tolerance of the bare backbone's (near-identity init).
+    Approx(f64),
+    /// No identity claim (prompt and prefix methods).
+    None,
+}
+
+/// A parameter-efficient tuning method attached to one backbone.
+pub trait Method: Attachment {
+    /// The registry name, e.g. `lora`.
+    fn name(&self) -> &str;
+
+    /// The method's own variables (empty for selective methods).
+    fn var_store(&self) -> &VarStore;
+
+    /// Whether the backbone variable `name` trains (selective methods; default none).
+    fn trains_backbone(&self, _name: &str) -> bool {
+        false
+    }
+
+    /// The identity promise checked by the conformance suite.
+    fn identity(&self) -> Identity;
+
+    /// Trainable parameters predicted by the method's formula for `dims` (checked against the stores).
+    fn formula_params(&self, dims: &BackboneDims) -> i64;
+
+    /// Merges the method into the backbone's weights, if it is reparameterised. Returns `Ok(false)` for
+    /// methods that cannot merge. After a merge the method must be detached (use [`NoMethod`]).
+    fn merge_into(&self, _backbone: &mut dyn Backbone) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Called after each backward pass, before the optimizer step (e.g. to mask gradients).
+    fn after_backward(&self) {}
+
+    /// Scalar diagnostics to record with a run's results (e.g. mean gate values).
+    fn diagnostics(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,206 @@
+//! The conformance suite every method runs (STYLE.md): names unique, exact parameter count, identity at
+//! init where claimed, only method parameters get gradients and change, save/load round-trips, merged
+//! weights match unmerged output, and configs refuse bad values naming the field.
+//!
+//! Method crates call [`run_conformance`] from `tests/conformance.rs` with a tiny random backbone.
+
+use crate::{
+    backbone::{Backbone, BackboneDims, Inputs},
+    config::{parse_config, MethodConfig},
+    method::{Identity, Method, NoMethod},
+    params::{count, prepare_training},
+    store::{load_trainable, save_trainable},
+};
+use tch::{Kind, Tensor};
+
+/// Builds a backbone; must return identical weights on every call.
+pub type BackboneFactory<'a> = &'a dyn Fn() -> Box<dyn Backbone>;
+/// Builds the method under test for a backbone.
+pub type MethodFactory<'a> = &'a dyn Fn(&BackboneDims) -> Box<dyn Method>;
+
+/// A small padded batch: 3 sequences of length 7, the last one with 2 padding positions.
+pub fn sample_inputs(dims: &BackboneDims) -> Inputs {
+    let _guard = tch::no_grad_guard();
+    tch::manual_seed(1234);
+    let input_ids = Tensor::randint_low(1, dims.vocab, [3, 7], (Kind::Int64, tch::Device::Cpu));
+    let attention_mask = Tensor::ones([3, 7], (Kind::Int64, tch::Device::Cpu));
+    let _ = attention_mask.get(2).narrow(0, 5, 2).fill_(0);
+    let _ = input_ids.get(2).narrow(0, 5, 2).fill_(0);
+    let token_type_ids = Tensor::zeros([3, 7], (Kind::Int64, tch::Device::Cpu));
+    Inputs { input_ids, attention_mask, token_type_ids }
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size(), "output shapes differ");
+    (a - b).abs().max().double_value(&[])
+}
+
+/// Hidden states at real (non-padding) positions only, so that methods which prepend positions still
+/// compare on the tokens both runs share.
+fn real_positions(out: &crate::backbone::Encoded, len: i64) -> Tensor {
+    let extra = out.hidden.size()[1] - len;
+    out.hidden.narrow(1, extra, len)
+}
+
+fn assert_unique_names(what: &str, names: impl Iterator<Item = String>) {
+    for name in names {
+        // tch silently renames a duplicate variable `x` to `x__1`.
+        let dup = name.rsplit_once("__").is_some_and(|(_, n)| n.chars().all(|c| c.is_ascii_digit()));
+        assert!(!dup, "{what} variable `{name}` looks like a silently renamed duplicate");
+    }
+}
+
+/// Runs the whole suite for one method. `expected_params` is the test's own hand-written formula.
+pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactory, expected_params: i64) {
+    let backbone = make_backbone();
+    let dims = backbone.dims().clone();
+    let method = make_method(&dims);
+    let inputs = sample_inputs(&dims);
+    let len = inputs.input_ids.size()[1];
+
+    assert_unique_names("backbone", backbone.var_store().variables().into_keys());
+    assert_unique_names(method.name(), method.var_store().variables().into_keys());
+
+    // Identity at init, in eval mode (dropout off).
+    let bare = tch::no_grad(|| backbone.forward(&inputs, &NoMethod, false));
+    let with = tch::no_grad(|| backbone.forward(&inputs, method.as_ref(), false));
+    let diff = max_abs_diff(&real_positions(&bare, len), &real_positions(&with, len));
+    match method.identity() {
+        Identity::Exact => assert!(diff < 1e-5, "{}: claims identity at init but differs by {diff}", method.name()),
+        Identity::Approx(tol) => {
+            assert!(diff < tol, "{}: claims near-identity ({tol}) but differs by {diff}", method.name())
+        }
+        Identity::None => {}
+    }
+
+    // Parameter count: stores == method formula == the test's formula.
+    let trainable = prepare_training(backbone.as_ref(), method.as_ref());
+    let counted = count(backbone.as_ref(), method.as_ref(), 0).method;
+    let from_vars: i64 = trainable.iter().map(|(_, t)| t.numel() as i64).sum();
+    assert_eq!(counted, expected_params, "{}: counted parameters vs the test's formula", method.name());
+    assert_eq!(from_vars, expected_params, "{}: requires_grad variables vs the test's formula", method.name());
+    assert_eq!(method.formula_params(&dims), expected_params, "{}: method's own formula", method.name());
+
+    // Gradients: only trainable variables get them, and all of them change over a few SGD steps.
+    let snapshot: Vec<(String, Tensor, bool)> = backbone
+        .var_store()
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (format!("backbone.{n}"), t.detach().copy(), method.trains_backbone(&n)))
+        .chain(
+            method
+                .var_store()
+                .variables()
+                .into_iter()
+                .map(|(n, t)| (format!("method.{n}"), t.detach().copy(), t.requires_grad())),
+        )
+        .collect();
+    tch::manual_seed(99);
+    let target = Tensor::randn(bare.hidden.size(), (Kind::Float, tch::Device::Cpu));
+    for step in 0..4 {
+        let out = backbone.forward(&inputs, method.as_ref(), false);
+        let hidden = real_positions(&out, len);
+        let loss = (hidden - &target).square().mean(Kind::Float);
+        for (_, var) in &trainable {
+            let mut g = var.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        if trainable.is_empty() {
+            assert!(!loss.requires_grad(), "{}: no trainable variables yet the loss has a graph", method.name());
+            break;
+        }
+        loss.backward();
+        method.after_backward();
+        tch::no_grad(|| {
+            for (name, var) in &trainable {
+                let g = var.grad();
+                assert!(g.defined(), "{}: trainable `{name}` got no gradient (step {step})", method.name());
+                let mut v = var.shallow_clone();
+                let _ = v.f_sub_(&(g * 0.5)).expect("sgd step");
+            }
+        });
+    }
+    let backbone_vars = backbone.var_store().variables();
+    let method_vars = method.var_store().variables();
+    for (name, before, trains) in &snapshot {
+        let now = match name.split_once('.') {
+            Some(("backbone", n)) => &backbone_vars[n],
+            Some((_, n)) => &method_vars[n],
+            None => unreachable!(),
+        };
+        if !trains {
+            assert!(!now.grad().defined(), "{}: frozen `{name}` received a gradient", method.name());
+        }
+        let changed = max_abs_diff(before, now) > 0.0;
+        let buffer = name.starts_with("method.") && !trains;
+        if *trains {
+            assert!(changed, "{}: trainable `{name}` did not change after 4 steps", method.name());
+        } else if !buffer {
+            assert!(!changed, "{}: frozen `{name}` changed", method.name());
+        }
+    }
+
+    // Save/load round trip into a fresh backbone and a freshly initialised method.
+    let trained = tch::no_grad(|| backbone.forward(&inputs, method.as_ref(), false));
+    let dir = std::env::temp_dir().join(format!("pelt-testkit-{}-{}", method.name(), std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("method.safetensors");
+    save_trainable(backbone.as_ref(), method.as_ref(), &file).expect("save");
+    let fresh_backbone = make_backbone();
+    tch::manual_seed(4321);
+    let fresh = make_method(&dims);
+    load_trainable(fresh_backbone.as_ref(), fresh.as_ref(), &file).expect("load");
+    let reloaded = tch::no_grad(|| fresh_backbone.forward(&inputs, fresh.as_ref(), false));
+    let diff = max_abs_diff(&trained.hidden, &reloaded.hidden);
+    assert!(diff < 1e-6, "{}: reloaded weights give output differing by {diff}", method.name());
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Merge: merged weights with no method attached match the unmerged output.
+    let mut merged_backbone = fresh_backbone;
+    let merged = fresh.merge_into(merged_backbone.as_mut()).expect("merge");
+    if merged {
+        let out = tch::no_grad(|| merged_backbone.forward(&inputs, &NoMethod, false));
+        let diff = max_abs_diff(&reloaded.hidden, &out.hidden);
+        assert!(diff < 1e-4, "{}: merged output differs from unmerged by {diff}", method.name());
+    }
+}
+
+/// Checks a config type: the default validates and round-trips through YAML, and each bad document
+/// is refused with an error naming the expected field.
+pub fn check_config<C: MethodConfig + PartialEq>(dims: &BackboneDims, bad: &[(&str, &str)]) {
+    let default = C::default();
+    default.validate(dims).expect("default config validates");
+    let text = serde_yaml::to_string(&default).expect("serialise");
+    let back: C = parse_config(&serde_yaml::from_str(&text).expect("yaml"), dims).expect("round trip");
+    assert_eq!(back, default, "config round trip");
+    for (doc, field) in bad {
+        let value: serde_yaml::Value = serde_yaml::from_str(doc).expect("test yaml");
+        let err = parse_config::<C>(&value, dims).expect_err(doc);
+        assert_eq!(&err.field, field, "`{doc}` refused as {err}, expected field `{field}`");
+    }
+}
+
+/// A BERT-base-like shape at MiniLM size (6 layers, d = 384) for benches: the real model's cost
+/// without its weights.
+pub fn bench_inputs(dims: &BackboneDims, batch: i64, len: i64) -> Inputs {
+    tch::manual_seed(5);
+    let input_ids = Tensor::randint_low(1, dims.vocab, [batch, len], (Kind::Int64, tch::Device::Cpu));
+    Inputs {
+        attention_mask: input_ids.ones_like(),
+        token_type_ids: input_ids.zeros_like(),
+        input_ids,
+    }
+}
+
+/// One training step's forward and backward through `backbone` with `method` attached (after
+/// [`prepare_training`]), as benches time it; returns the loss.
+pub fn forward_backward(backbone: &dyn Backbone, method: &dyn Method, inputs: &Inputs) -> f64 {
+    let out = backbone.forward(inputs, method, true);
+    let loss = out.hidden.square().mean(Kind::Float);
+    if loss.requires_grad() {
+        loss.backward();
+    }
+    loss.double_value(&[])
+}

@@ -1,0 +1,59 @@
+//! pelt-data: tasks, tokenisation, samplers and metrics.
+//!
+//! Tasks are read from their official file layouts (GLUE TSV folders) or from the assets that pelt's
+//! set-up installs (Rotten Tomatoes, BBC News). Every reader error names the file and line.
+
+pub mod glue;
+pub mod metrics;
+pub mod sampler;
+pub mod shipped;
+pub mod task;
+pub mod tokenize;
+
+pub use metrics::Metric;
+pub use task::{Dataset, Example, Label, LabelSpace};
+pub use tokenize::{Encoding, TextTokenizer};
+
+/// Errors reading data; each names the file (and line where there is one).
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file or folder that cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A row that does not have the official layout.
+    #[error("{path}:{line}: {message}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What was expected.
+        message: String,
+    },
+    /// A task name pelt does not know.
+    #[error("unknown task `{0}`; known: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, rotten_tomatoes, bbc_news")]
+    UnknownTask(String),
+    /// A tokenizer file that cannot be used.
+    #[error("{path}: tokenizer: {message}")]
+    Tokenizer {
+        /// The tokenizer.json path.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// A sampler request that the data cannot satisfy.
+    #[error("{0}")]
+    Sampling(String),
+}
+
+/// Result alias for [`DataError`].
+pub type Result<T, E = DataError> = std::result::Result<T, E>;
+
+pub(crate) fn read_text(path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.display().to_string(), source })
+}

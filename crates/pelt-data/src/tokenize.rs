@@ -1,0 +1,126 @@
+//! Tokenisation with a Hugging Face `tokenizer.json`, without padding (batches pad to their own
+//! longest sequence) and with pair-aware truncation to a maximum length.
+
+use crate::{DataError, Example, Result};
+use std::path::Path;
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+/// Token ids and segment ids of one example, unpadded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoding {
+    /// Token ids, including special tokens.
+    pub ids: Vec<i64>,
+    /// Segment ids (0 for the first text, 1 for the second).
+    pub type_ids: Vec<i64>,
+}
+
+/// A tokenizer configured for pelt's batches.
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    path: String,
+    /// Id of the padding token.
+    pub pad_id: i64,
+}
+
+impl std::fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextTokenizer").field("path", &self.path).finish()
+    }
+}
+
+impl TextTokenizer {
+    /// Loads `tokenizer.json`, switches off its built-in padding (all-MiniLM-L6-v2 pads every input to
+    /// 128) and truncates to `max_len` tokens, longest text first.
+    pub fn load(path: &Path, max_len: usize) -> Result<TextTokenizer> {
+        let shown = path.display().to_string();
+        let err = |message: String| DataError::Tokenizer { path: shown.clone(), message };
+        let mut inner = Tokenizer::from_file(path).map_err(|e| err(e.to_string()))?;
+        let pad_id = inner.get_padding().map_or(0, |p| p.pad_id as i64);
+        inner.with_padding(None);
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length: max_len,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| err(e.to_string()))?;
+        Ok(TextTokenizer { inner, path: shown, pad_id })
+    }
+
+    /// Encodes examples (pairs as `[CLS] a [SEP] b [SEP]`).
+    pub fn encode(&self, examples: &[Example]) -> Result<Vec<Encoding>> {
+        let err = |e: tokenizers::Error| DataError::Tokenizer { path: self.path.clone(), message: e.to_string() };
+        let to_enc = |e: tokenizers::Encoding| Encoding {
+            ids: e.get_ids().iter().map(|&i| i64::from(i)).collect(),
+            type_ids: e.get_type_ids().iter().map(|&i| i64::from(i)).collect(),
+        };
+        let mut out = Vec::with_capacity(examples.len());
+        // Batches of 256 keep memory flat on long documents; each batch is encoded in one call.
+        for chunk in examples.chunks(256) {
+            let encs = if chunk.iter().all(|e| e.text_b.is_none()) {
+                let texts: Vec<&str> = chunk.iter().map(|e| e.text_a.as_str()).collect();
+                self.inner.encode_batch(texts, true).map_err(err)?
+            } else {
+                let pairs: Vec<(String, String)> =
+                    chunk.iter().map(|e| (e.text_a.clone(), e.text_b.clone().unwrap_or_default())).collect();
+                self.inner.encode_batch(pairs, true).map_err(err)?
+            };
+            out.extend(encs.into_iter().map(to_enc));
+        }
+        Ok(out)
+    }
+
+    /// Encodes plain sentences.
+    pub fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
+        let examples: Vec<Example> = texts
+            .iter()
+            .map(|t| Example { text_a: t.to_string(), text_b: None, label: crate::Label::Class(0) })
+            .collect();
+        self.encode(&examples)
+    }
+}
+
+/// A padded batch as flat row-major buffers: ids, mask and segment ids of shape (rows, len).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Padded {
+    /// Token ids.
+    pub ids: Vec<i64>,
+    /// 1 for tokens, 0 for padding.
+    pub mask: Vec<i64>,
+    /// Segment ids.
+    pub type_ids: Vec<i64>,
+    /// Number of rows.
+    pub rows: usize,
+    /// Padded length (the longest row).
+    pub len: usize,
+}
+
+/// Pads encodings to the longest among them.
+pub fn pad(encodings: &[&Encoding], pad_id: i64) -> Padded {
+    let len = encodings.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+    let rows = encodings.len();
+    let mut p = Padded { ids: vec![pad_id; rows * len], mask: vec![0; rows * len], type_ids: vec![0; rows * len], rows, len };
+    for (r, e) in encodings.iter().enumerate() {
+        let o = r * len;
+        p.ids[o..o + e.ids.len()].copy_from_slice(&e.ids);
+        p.type_ids[o..o + e.ids.len()].copy_from_slice(&e.type_ids);
+        p.mask[o..o + e.ids.len()].fill(1);
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pads_to_longest() {
+        let a = Encoding { ids: vec![101, 7, 102], type_ids: vec![0, 0, 0] };
+        let b = Encoding { ids: vec![101, 102], type_ids: vec![0, 0] };
+        let p = pad(&[&a, &b], 0);
+        assert_eq!((p.rows, p.len), (2, 3));
+        assert_eq!(p.ids, vec![101, 7, 102, 101, 102, 0]);
+        assert_eq!(p.mask, vec![1, 1, 1, 1, 1, 0]);
+    }
+}

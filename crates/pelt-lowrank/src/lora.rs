@@ -1,0 +1,94 @@
+//! LoRA (Hu et al. 2022): h = W x + (α/r)·B A x.
+
+use crate::config::{projection_shape, LoraConfig};
+use pelt_core::{Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Site};
+use tch::{nn, Device, Tensor};
+
+/// A low-rank pair A (r × d_in), B (d_out × r).
+#[derive(Debug)]
+struct Pair {
+    a: Tensor,
+    b: Tensor,
+}
+
+/// LoRA on the configured projections of every layer.
+#[derive(Debug)]
+pub struct Lora {
+    vs: nn::VarStore,
+    config: LoraConfig,
+    /// pairs[layer][i] for config.targets[i].
+    pairs: Vec<Vec<Pair>>,
+}
+
+impl Lora {
+    /// Builds A (Kaiming-uniform with a = √5, as nn.Linear and the reference code) and B = 0.
+    pub fn new(config: LoraConfig, dims: &BackboneDims, device: Device) -> Result<Lora> {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let pairs = (0..dims.layers)
+            .map(|l| {
+                config
+                    .targets
+                    .iter()
+                    .map(|&site| {
+                        let p = &root / "layer" / l / site.as_str();
+                        let (d_in, d_out) = projection_shape(site, dims);
+                        // Kaiming-uniform with a = √5 is U(-1/√fan_in, 1/√fan_in).
+                        let bound = 1.0 / (d_in as f64).sqrt();
+                        Pair {
+                            a: p.var("lora_a", &[config.r, d_in], nn::Init::Uniform { lo: -bound, up: bound }),
+                            b: p.var("lora_b", &[d_out, config.r], nn::Init::Const(0.0)),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Lora { vs, config, pairs })
+    }
+
+    fn scale(&self) -> f64 {
+        self.config.alpha / self.config.r as f64
+    }
+}
+
+impl Attachment for Lora {
+    fn projection(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
+        let i = self.config.targets.iter().position(|s| *s == site)?;
+        let pair = &self.pairs[layer][i];
+        let x = x.dropout(self.config.dropout, train);
+        Some(Delta::fixed(x.matmul(&pair.a.tr()).matmul(&pair.b.tr()), self.scale()))
+    }
+}
+
+impl Method for Lora {
+    fn name(&self) -> &str {
+        "lora"
+    }
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    fn identity(&self) -> Identity {
+        Identity::Exact
+    }
+    fn formula_params(&self, dims: &BackboneDims) -> i64 {
+        let per_layer: i64 = self
+            .config
+            .targets
+            .iter()
+            .map(|&s| {
+                let (i, o) = projection_shape(s, dims);
+                self.config.r * (i + o)
+            })
+            .sum();
+        dims.layers * per_layer
+    }
+    fn merge_into(&self, backbone: &mut dyn Backbone) -> Result<bool> {
+        for (layer, pairs) in self.pairs.iter().enumerate() {
+            for (pair, &site) in pairs.iter().zip(&self.config.targets) {
+                let delta_w = tch::no_grad(|| pair.b.matmul(&pair.a) * self.scale());
+                backbone.merge_projection(layer, site, &delta_w)?;
+            }
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,337 @@
+//! Experiment files: one YAML per sweep or paper table, validated whole before any training starts.
+
+use anyhow::{anyhow, bail, Context, Result};
+use pelt_core::{BackboneDims, Registry};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A training-set size: a number of examples, k per class, or all of the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DataSize {
+    /// K examples drawn from the training pool (UniPELT low-resource protocol).
+    Examples(usize),
+    /// k examples per class for train and again for dev (LM-BFF few-shot).
+    Shot(usize),
+    /// The whole training pool (minus the held-out dev set where the task has none).
+    All,
+}
+
+impl DataSize {
+    /// The label used in records and tables: `100`, `16-shot`, `all`.
+    pub fn label(self) -> String {
+        match self {
+            DataSize::Examples(k) => k.to_string(),
+            DataSize::Shot(k) => format!("{k}-shot"),
+            DataSize::All => "all".into(),
+        }
+    }
+
+    /// Parses a label written by [`DataSize::label`].
+    pub fn parse(s: &str) -> Option<DataSize> {
+        if s == "all" {
+            return Some(DataSize::All);
+        }
+        if let Some(k) = s.strip_suffix("-shot") {
+            return k.parse().ok().filter(|k| *k > 0).map(DataSize::Shot);
+        }
+        s.parse().ok().filter(|k| *k > 0).map(DataSize::Examples)
+    }
+
+    /// Sort key: sizes in increasing order, `all` last.
+    pub fn order(self) -> (u8, usize) {
+        match self {
+            DataSize::Shot(k) => (0, k),
+            DataSize::Examples(k) => (1, k),
+            DataSize::All => (2, 0),
+        }
+    }
+}
+
+impl Serialize for DataSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.label())
+    }
+}
+
+impl<'de> Deserialize<'de> for DataSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<DataSize, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(i64),
+            S(String),
+        }
+        let bad = || serde::de::Error::custom("a data size is a positive number, `N-shot` or `all`");
+        match Raw::deserialize(d)? {
+            Raw::N(n) if n > 0 => Ok(DataSize::Examples(n as usize)),
+            Raw::N(_) => Err(bad()),
+            Raw::S(s) => DataSize::parse(&s).ok_or_else(bad),
+        }
+    }
+}
+
+/// When the dev set is evaluated for model selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalEvery {
+    /// After every epoch.
+    Epoch,
+    /// Every N optimizer steps (and at the end).
+    Steps(usize),
+}
+
+/// Optimisation settings shared by every run of a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Training {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Upper bound on optimizer steps (0 = no bound).
+    pub max_steps: usize,
+    /// Lower bound on optimizer steps: small data sizes get more epochs so every run trains enough.
+    pub min_steps: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Examples per evaluation batch.
+    pub eval_batch_size: usize,
+    /// Token limit per example (pairs are truncated longest-first).
+    pub max_len: usize,
+    /// Fraction of steps with linear warm-up.
+    pub warmup_ratio: f64,
+    /// AdamW decoupled weight decay (not applied to biases and LayerNorm).
+    pub weight_decay: f64,
+    /// Global gradient-norm clip.
+    pub max_grad_norm: f64,
+    /// Dev evaluation schedule.
+    pub eval_every: EvalEvery,
+    /// Cap on the dev set used for model selection (protocol maximum 1000).
+    pub dev_limit: usize,
+    /// Cap on the test set (0 = the whole test split); a cap takes a fixed seeded sample.
+    pub test_limit: usize,
+    /// Intra-op threads for libtorch (0 = libtorch's default).
+    pub threads: usize,
+}
+
+impl Default for Training {
+    fn default() -> Self {
+        Training {
+            epochs: 10,
+            max_steps: 0,
+            min_steps: 0,
+            batch_size: 32,
+            eval_batch_size: 64,
+            max_len: 128,
+            warmup_ratio: 0.06,
+            weight_decay: 0.01,
+            max_grad_norm: 1.0,
+            eval_every: EvalEvery::Epoch,
+            dev_limit: 1000,
+            test_limit: 0,
+            threads: 0,
+        }
+    }
+}
+
+/// One method of the sweep with its configuration and learning rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodSpec {
+    /// Registry name.
+    pub method: String,
+    /// Row label in tables (defaults to the method name); must be unique within the file.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Method configuration; omitted fields take the method's defaults.
+    #[serde(default)]
+    pub config: serde_yaml::Value,
+}
+
+impl MethodSpec {
+    /// The row label.
+    pub fn label(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.method)
+    }
+}
+
+/// A sweep: methods × tasks × data sizes × seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Suite name; results go to `<results>/<name>/`.
+    pub name: String,
+    /// Caption printed above the table.
+    #[serde(default)]
+    pub description: String,
+    /// HF model folder, relative to the repository root (the experiment file's parent's parent).
+    #[serde(default = "default_backbone")]
+    pub backbone: PathBuf,
+    /// Task names: GLUE tasks (need `glue_dir`) or shipped sets (`rotten_tomatoes`, `bbc_news`).
+    pub tasks: Vec<String>,
+    /// GLUE folder in the official layout (overridden by `--glue-dir`).
+    #[serde(default)]
+    pub glue_dir: Option<PathBuf>,
+    /// Training-set sizes.
+    pub data_sizes: Vec<DataSize>,
+    /// Seeds; each (method, task, size) runs once per seed.
+    pub seeds: Vec<u64>,
+    /// Optimisation settings.
+    #[serde(default)]
+    pub training: Training,
+    /// Methods to compare.
+    pub methods: Vec<MethodSpec>,
+}
+
+fn default_backbone() -> PathBuf {
+    PathBuf::from("assets/minilm")
+}
+
+/// The 1-based line of the `index`-th entry of the top-level `methods:` list, and of `field` inside
+/// it when given, so errors from method configs (parsed after the file) can still point at a line.
+pub fn locate_method(text: &str, index: usize, field: Option<&str>) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.iter().position(|l| l.trim_end() == "methods:")?;
+    let mut seen = 0;
+    let mut entry_line = None;
+    for (i, l) in lines.iter().enumerate().skip(start + 1) {
+        let t = l.trim_start();
+        if !l.starts_with([' ', '-']) && !t.is_empty() && !t.starts_with('#') {
+            break;
+        }
+        if t.starts_with("- ") || t == "-" {
+            if seen == index {
+                entry_line = Some(i);
+            } else if entry_line.is_some() {
+                break;
+            }
+            seen += 1;
+        } else if let (Some(e), Some(f)) = (entry_line, field) {
+            if i > e && t.starts_with(&format!("{f}:")) {
+                return Some(i + 1);
+            }
+        }
+        if let (Some(e), Some(f)) = (entry_line, field) {
+            if i == e && (t.contains(&format!(" {f}:")) || t.contains(&format!("{{{f}:"))) {
+                return Some(i + 1);
+            }
+        }
+    }
+    entry_line.map(|l| l + 1)
+}
+
+/// Known shipped task names.
+pub const SHIPPED: [&str; 2] = ["rotten_tomatoes", "bbc_news"];
+
+impl Experiment {
+    /// Reads and validates an experiment file. Every error names the file, and the line and field
+    /// where there is one. `dims` come from the backbone's `config.json`, so method configs are
+    /// validated against the real sizes before anything is trained.
+    pub fn load(path: &Path, registry: &Registry, root: &Path, glue_override: Option<&Path>) -> Result<(Experiment, BackboneDims)> {
+        let shown = path.display();
+        let text = std::fs::read_to_string(path).with_context(|| format!("{shown}: cannot read experiment file"))?;
+        let mut exp: Experiment = serde_yaml::from_str(&text).map_err(|e| anyhow!("{shown}: {e}"))?;
+        if let Some(g) = glue_override {
+            exp.glue_dir = Some(g.to_path_buf());
+        }
+        if exp.backbone.is_relative() {
+            exp.backbone = root.join(&exp.backbone);
+        }
+        let line_of = |key: &str| text.lines().position(|l| l.starts_with(&format!("{key}:"))).map_or(0, |i| i + 1);
+        let fail = |key: &str, msg: String| anyhow!("{shown}:{}: field `{key}`: {msg}", line_of(key));
+        if exp.name.is_empty() || !exp.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(fail("name", format!("`{}` must be non-empty letters, digits, `-` or `_`", exp.name)));
+        }
+        if exp.tasks.is_empty() {
+            return Err(fail("tasks", "list at least one task".into()));
+        }
+        if exp.data_sizes.is_empty() {
+            return Err(fail("data_sizes", "list at least one size".into()));
+        }
+        if exp.seeds.is_empty() {
+            return Err(fail("seeds", "list at least one seed".into()));
+        }
+        if exp.methods.is_empty() {
+            return Err(fail("methods", "list at least one method".into()));
+        }
+        let t = &exp.training;
+        let checks = [
+            (t.epochs == 0, "training.epochs", "must be at least 1"),
+            (t.batch_size == 0, "training.batch_size", "must be at least 1"),
+            (t.eval_batch_size == 0, "training.eval_batch_size", "must be at least 1"),
+            (t.max_len < 8, "training.max_len", "must be at least 8"),
+            (!(0.0..1.0).contains(&t.warmup_ratio), "training.warmup_ratio", "must be in [0, 1)"),
+            (!(t.weight_decay >= 0.0), "training.weight_decay", "must be non-negative"),
+            (!(t.max_grad_norm > 0.0), "training.max_grad_norm", "must be positive"),
+            (t.dev_limit == 0, "training.dev_limit", "must be at least 1"),
+            (matches!(t.eval_every, EvalEvery::Steps(0)), "training.eval_every", "steps must be at least 1"),
+        ];
+        if let Some((_, key, msg)) = checks.iter().find(|c| c.0) {
+            let leaf = key.rsplit('.').next().unwrap_or(key);
+            let line = text.lines().position(|l| l.trim_start().starts_with(&format!("{leaf}:"))).map_or(0, |i| i + 1);
+            bail!("{shown}:{line}: field `{key}`: {msg}");
+        }
+        for task in &exp.tasks {
+            if SHIPPED.contains(&task.as_str()) {
+                continue;
+            }
+            if pelt_data::glue::GlueTask::parse(task).is_none() {
+                return Err(fail("tasks", format!("unknown task `{task}` (GLUE: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli; shipped: rotten_tomatoes, bbc_news)")));
+            }
+            let Some(glue) = &exp.glue_dir else {
+                return Err(fail("glue_dir", format!("task `{task}` is a GLUE task: set glue_dir or pass --glue-dir")));
+            };
+            let folder = pelt_data::glue::GlueTask::parse(task).map(|g| g.folder(glue)).unwrap_or_default();
+            if !folder.join("train.tsv").is_file() {
+                return Err(fail("glue_dir", format!("{} has no train.tsv for `{task}`", folder.display())));
+            }
+        }
+        let config = exp.backbone.join("config.json");
+        let dims = pelt_backbone::BertConfig::from_file(&config)
+            .map(|c| c.dims())
+            .map_err(|e| fail("backbone", format!("{e} (run the set-up: scripts/setup.sh)")))?;
+        let mut labels = std::collections::HashSet::new();
+        for (i, m) in exp.methods.iter().enumerate() {
+            let at = |field: Option<&str>| locate_method(&text, i, field).unwrap_or(0);
+            let entry = registry.get(&m.method).map_err(|e| anyhow!("{shown}:{}: methods[{i}].method: {e}", at(Some("method"))))?;
+            if !(m.lr > 0.0 && m.lr < 1.0) {
+                bail!("{shown}:{}: methods[{i}] ({}) field `lr`: must be in (0, 1), got {}", at(Some("lr")), m.label(), m.lr);
+            }
+            (entry.build)(&m.config, &dims, tch::Device::Cpu).map_err(|e| match e {
+                pelt_core::PeltError::Config(c) => {
+                    let field = c.field.split('.').next().filter(|f| !f.is_empty());
+                    anyhow!("{shown}:{}: methods[{i}] ({}) config: {c}", at(field), m.label())
+                }
+                other => anyhow!("{shown}:{}: methods[{i}] ({}): {other}", at(None), m.label()),
+            })?;
+            if !labels.insert(m.label().to_owned()) {
+                bail!("{shown}:{}: methods[{i}]: label `{}` is used twice; give one a distinct `label`", at(None), m.label());
+            }
+        }
+        Ok((exp, dims))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_sizes_parse_and_order() {
+        let v: Vec<DataSize> = serde_yaml::from_str("[100, all, 16-shot]").unwrap();
+        assert_eq!(v, vec![DataSize::Examples(100), DataSize::All, DataSize::Shot(16)]);
+        assert!(serde_yaml::from_str::<Vec<DataSize>>("[0]").is_err());
+        assert!(serde_yaml::from_str::<Vec<DataSize>>("[lots]").is_err());
+        assert!(DataSize::Shot(16).order() < DataSize::Examples(10).order());
+        assert_eq!(DataSize::parse(&DataSize::All.label()), Some(DataSize::All));
+    }
+
+    #[test]
+    fn locates_method_entries_and_fields() {
+        let text = "name: x\nmethods:\n  - method: full\n    lr: 1e-5\n  - method: lora\n    lr: 5e-4\n    config:\n      r: 0\nseeds: [1]\n";
+        assert_eq!(locate_method(text, 0, None), Some(3));
+        assert_eq!(locate_method(text, 1, Some("lr")), Some(6));
+        assert_eq!(locate_method(text, 1, Some("r")), Some(8));
+        assert_eq!(locate_method(text, 1, Some("method")), Some(5));
+    }
+}

@@ -1,0 +1,157 @@
+//! `pelt`: run sweeps of parameter-efficient tuning methods and print the comparison tables.
+
+mod experiment;
+mod optim;
+mod records;
+mod registry;
+mod sweep;
+mod table;
+mod train;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+/// pelt: benchmarks parameter-efficient tuning methods side by side.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run an experiment file: every method × task × data size × seed not already done.
+    Sweep {
+        /// The experiment YAML.
+        file: PathBuf,
+        /// GLUE folder in the official layout (overrides the file's glue_dir).
+        #[arg(long)]
+        glue_dir: Option<PathBuf>,
+        /// Where suites are written.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// Folder of the assets installed by the set-up.
+        #[arg(long, env = "PELT_ASSETS", default_value = "assets")]
+        assets: PathBuf,
+        /// Run only slice i of n (`i/n`, 0-based); records from all slices merge.
+        #[arg(long, default_value = "0/1")]
+        shard: String,
+        /// `cpu` or `cuda` (`cuda:N`).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Validate the file and print the grid without training.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the comparison table of a suite from its records.
+    Table {
+        /// Suite folder (e.g. results/default) or its experiment file.
+        suite: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: table::Format,
+    },
+    /// List registered methods with their sites, form, scale and parameter formula.
+    List {
+        /// Print a Markdown table (for the README).
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let parsed = s.split_once('/').and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
+    match parsed {
+        Some((i, n)) if n > 0 && i < n => Ok((i, n)),
+        _ => bail!("--shard `{s}`: expected i/n with 0 <= i < n"),
+    }
+}
+
+fn parse_device(s: &str) -> Result<tch::Device> {
+    Ok(match s {
+        "cpu" => tch::Device::Cpu,
+        "cuda" => tch::Device::Cuda(0),
+        other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(n) => tch::Device::Cuda(n),
+            None => bail!("--device `{s}`: expected cpu, cuda or cuda:N"),
+        },
+    })
+}
+
+/// Writes the suite's table files (Markdown, CSV, LaTeX) next to its records and returns the Markdown.
+fn write_tables(suite_dir: &Path, exp: Option<&experiment::Experiment>) -> Result<String> {
+    let store = records::Store::open(suite_dir)?;
+    let records = store.load_all()?;
+    if records.is_empty() {
+        bail!("{}: no records yet", suite_dir.display());
+    }
+    let t = table::build(&records, exp)?;
+    for (format, ext) in [(table::Format::Markdown, "md"), (table::Format::Csv, "csv"), (table::Format::Latex, "tex")] {
+        records::write_atomic(&suite_dir.join(format!("table.{ext}")), t.render(format).as_bytes())?;
+    }
+    Ok(t.render(table::Format::Markdown))
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = std::env::current_dir()?;
+    let registry = registry::registry();
+    match cli.command {
+        Command::Sweep { file, glue_dir, results, assets, shard, device, dry_run } => {
+            let shard = parse_shard(&shard)?;
+            let device = parse_device(&device)?;
+            let (exp, _dims) = experiment::Experiment::load(&file, &registry, &root, glue_dir.as_deref())?;
+            let cells = exp.methods.len() * exp.tasks.len() * exp.data_sizes.len() * exp.seeds.len();
+            if dry_run {
+                println!("{}: valid; {cells} runs ({} methods × {} tasks × {} sizes × {} seeds)", file.display(), exp.methods.len(), exp.tasks.len(), exp.data_sizes.len(), exp.seeds.len());
+                return Ok(());
+            }
+            let started = std::time::Instant::now();
+            let opts = sweep::SweepOptions { root: root.clone(), results: results.clone(), assets, shard, device };
+            let (ran, skipped, failed) = sweep::sweep(&exp, &registry, &opts)?;
+            let suite_dir = results.join(&exp.name);
+            let md = write_tables(&suite_dir, Some(&exp))?;
+            println!("{md}");
+            println!(
+                "{}: {ran} runs in {:.1} min ({skipped} skipped as done, {failed} failed); tables in {}",
+                exp.name,
+                started.elapsed().as_secs_f64() / 60.0,
+                suite_dir.display()
+            );
+            if failed > 0 {
+                bail!("{failed} runs failed; their records hold the errors, and a rerun retries them");
+            }
+        }
+        Command::Table { suite, format } => {
+            let (dir, exp) = if suite.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                let (exp, _) = experiment::Experiment::load(&suite, &registry, &root, None)?;
+                (PathBuf::from("results").join(&exp.name), Some(exp))
+            } else {
+                let saved = suite.join("experiment.yaml");
+                let exp = std::fs::read_to_string(&saved).ok().and_then(|t| serde_yaml::from_str(&t).ok());
+                (suite.clone(), exp)
+            };
+            write_tables(&dir, exp.as_ref()).with_context(|| format!("building the table of {}", dir.display()))?;
+            let records = records::Store::open(&dir)?.load_all()?;
+            print!("{}", table::build(&records, exp.as_ref())?.render(format));
+        }
+        Command::List { markdown } => {
+            if markdown {
+                println!("| method | family | sites | form | scale | trainable parameters | paper |");
+                println!("|---|---|---|---|---|---|---|");
+            }
+            for e in registry.entries() {
+                let i = &e.info;
+                let sites = i.sites.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+                if markdown {
+                    println!("| `{}` | {} | {sites} | {} | {} | {} | {} |", i.name, i.family, i.form.as_str(), i.scale.as_str(), i.formula, i.paper);
+                } else {
+                    println!("{:<10} {:<9} sites: {sites}; form: {}; scale: {}; params: {}; {}", i.name, i.family, i.form.as_str(), i.scale.as_str(), i.formula, i.paper);
+                }
+            }
+        }
+    }
+    Ok(())
+}

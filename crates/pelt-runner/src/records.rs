@@ -1,0 +1,205 @@
+//! The results store: one JSON record per finished run, written atomically as soon as the run ends,
+//! plus `records.jsonl` (every record, one per line, for polars and other readers) rewritten
+//! atomically after each run. A rerun skips runs whose record exists (unless it failed).
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Trained and evaluated.
+    Ok,
+    /// The loss became NaN or infinite; recorded, and the sweep goes on.
+    Diverged,
+    /// An error stopped the run; retried on the next sweep.
+    Failed,
+}
+
+/// One finished run, with everything needed to reproduce and compare it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The run's key (also its file name).
+    pub key: String,
+    /// Experiment name.
+    pub suite: String,
+    /// Task name.
+    pub task: String,
+    /// Row label.
+    pub method: String,
+    /// Registry name of the method.
+    pub method_name: String,
+    /// The method's resolved configuration (defaults filled in).
+    pub method_config: serde_json::Value,
+    /// Hash of method, config, learning rate and training settings.
+    pub config_hash: String,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// The sweep's training settings.
+    pub training: serde_json::Value,
+    /// `100`, `16-shot` or `all`.
+    pub data_size: String,
+    /// Seed.
+    pub seed: u64,
+    /// Outcome.
+    pub status: Status,
+    /// Error or divergence message.
+    pub message: Option<String>,
+    /// Test metrics (0–100).
+    pub metrics: BTreeMap<String, f64>,
+    /// Task score: the mean of the task's metrics (GLUE convention), 0–100.
+    pub score: Option<f64>,
+    /// Best dev score during training (0–100).
+    pub best_dev_score: Option<f64>,
+    /// Step of the best dev score.
+    pub best_step: Option<usize>,
+    /// Optimizer steps taken.
+    pub steps: usize,
+    /// Examples trained on / used for selection / tested on.
+    pub train_examples: usize,
+    /// Dev examples.
+    pub dev_examples: usize,
+    /// Test examples.
+    pub test_examples: usize,
+    /// Trainable parameters of the method (excluding the task head).
+    pub method_params: i64,
+    /// Task-head parameters.
+    pub head_params: i64,
+    /// Backbone parameters.
+    pub backbone_params: i64,
+    /// Method parameters as % of the backbone.
+    pub method_percent: f64,
+    /// Seconds for the whole run (training and evaluation).
+    pub wall_seconds: f64,
+    /// Training throughput.
+    pub train_examples_per_second: f64,
+    /// Peak resident memory during the run, MiB.
+    pub peak_rss_mib: f64,
+    /// Method diagnostics (e.g. gate means).
+    pub diagnostics: BTreeMap<String, f64>,
+    /// pelt's git revision.
+    pub pelt_revision: String,
+    /// libtorch version.
+    pub libtorch_version: String,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// Host name, CPU model and thread count.
+    pub machine: String,
+    /// Unix time at which the run finished.
+    pub finished_at: u64,
+}
+
+/// Reads and writes the records of one suite.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so readers never see half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("out")));
+    std::fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))
+}
+
+impl Store {
+    /// The store under `dir` (created if missing).
+    pub fn open(dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(dir.join("records")).with_context(|| format!("{}: cannot create", dir.display()))?;
+        Ok(Store { dir: dir.to_path_buf() })
+    }
+
+    /// The suite's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join("records").join(format!("{key}.json"))
+    }
+
+    /// Whether the run `key` finished (ok or diverged) in an earlier sweep.
+    pub fn is_done(&self, key: &str) -> bool {
+        std::fs::read_to_string(self.path(key))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Record>(&t).ok())
+            .is_some_and(|r| r.status != Status::Failed)
+    }
+
+    /// Saves a record and refreshes `records.jsonl`.
+    pub fn save(&self, record: &Record) -> Result<()> {
+        write_atomic(&self.path(&record.key), serde_json::to_string_pretty(record)?.as_bytes())?;
+        self.write_jsonl()
+    }
+
+    /// Every record of the suite, sorted by key. Files that do not parse are an error naming them.
+    pub fn load_all(&self) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        let dir = self.dir.join("records");
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+                out.push(serde_json::from_str(&text).with_context(|| format!("{}: not a pelt record", path.display()))?);
+            }
+        }
+        out.sort_by(|a: &Record, b: &Record| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn write_jsonl(&self) -> Result<()> {
+        let mut text = String::new();
+        for r in self.load_all()? {
+            text.push_str(&serde_json::to_string(&r)?);
+            text.push('\n');
+        }
+        write_atomic(&self.dir.join("records.jsonl"), text.as_bytes())
+    }
+}
+
+/// Peak resident memory of this process since the last [`reset_peak_rss`], in MiB (Linux).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the kernel's peak-RSS counter so each run reports its own peak (Linux `clear_refs` 5).
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Host name, CPU model and libtorch's thread count.
+pub fn machine() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_owned()))
+        .unwrap_or_else(|| "unknown cpu".into());
+    format!("{host}; {cpu}; {} threads", tch::get_num_threads())
+}
+
+/// The git revision of the working tree (`-dirty` when it has changes), or `unknown`.
+pub fn revision(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git").args(args).current_dir(root).output().ok().filter(|o| o.status.success())
+    };
+    match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(o) => {
+            let rev = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|o| !o.stdout.is_empty());
+            if dirty {
+                format!("{rev}-dirty")
+            } else {
+                rev
+            }
+        }
+        None => "unknown".into(),
+    }
+}

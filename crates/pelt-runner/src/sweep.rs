@@ -1,0 +1,249 @@
+//! Expanding an experiment into runs, skipping finished ones, and running the rest in order, each
+//! record saved as soon as its run ends.
+
+use crate::{
+    experiment::{DataSize, Experiment, MethodSpec, SHIPPED},
+    records::{self, Record, Status, Store},
+    train::{self, TaskData},
+};
+use anyhow::{anyhow, Context, Result};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use pelt_backbone::Bert;
+use pelt_core::{Backbone, Registry};
+use pelt_data::{glue, shipped, Dataset, TextTokenizer};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tch::{Device, Tensor};
+
+/// One cell of the grid.
+#[derive(Debug, Clone)]
+pub struct RunId<'a> {
+    /// The method spec.
+    pub method: &'a MethodSpec,
+    /// Task name.
+    pub task: &'a str,
+    /// Data size.
+    pub size: DataSize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// Options from the command line.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// Repository root (for assets and the revision).
+    pub root: PathBuf,
+    /// Where suites are written.
+    pub results: PathBuf,
+    /// Folder of the shipped assets.
+    pub assets: PathBuf,
+    /// `(i, n)`: run only grid cells with index ≡ i (mod n).
+    pub shard: (usize, usize),
+    /// Device to train on.
+    pub device: Device,
+}
+
+/// Hash of everything that defines a run's result apart from task, size and seed.
+pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Value) -> String {
+    let text = serde_json::json!({
+        "method": m.method, "config": resolved, "lr": m.lr,
+        "training": serde_json::to_value(&exp.training).unwrap_or_default(),
+        "backbone": exp.backbone.file_name().map(|f| f.to_string_lossy().into_owned()),
+    })
+    .to_string();
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The method config with defaults filled in, as JSON for the record.
+fn resolved_config(registry: &Registry, m: &MethodSpec) -> Result<serde_json::Value> {
+    let entry = registry.get(&m.method)?;
+    let mut merged = (entry.default_config)();
+    if let (serde_yaml::Value::Mapping(base), serde_yaml::Value::Mapping(over)) = (&mut merged, &m.config) {
+        for (k, v) in over {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(serde_json::to_value(merged)?)
+}
+
+fn run_key(id: &RunId, hash: &str) -> String {
+    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>();
+    format!("{}__{}__{}__s{}__{hash}", clean(id.task), clean(id.method.label()), clean(&id.size.label()), id.seed)
+}
+
+/// Loads a task's examples from the shipped assets or the GLUE folder.
+pub fn load_task(name: &str, exp: &Experiment, assets: &Path) -> Result<Dataset> {
+    let data = match name {
+        "rotten_tomatoes" => shipped::rotten_tomatoes(&assets.join("rotten_tomatoes/rotten_tomatoes_corpus_full.csv.bz2")),
+        "bbc_news" => shipped::bbc_news(&assets.join("bbcnews")),
+        other => {
+            let task = glue::GlueTask::parse(other).ok_or_else(|| anyhow!("unknown task `{other}`"))?;
+            let dir = exp.glue_dir.as_ref().ok_or_else(|| anyhow!("task `{other}` needs glue_dir"))?;
+            glue::load(dir, task)
+        }
+    };
+    let data = data.map_err(|e| anyhow!("{e}{}", if SHIPPED.contains(&name) { " (run the set-up: scripts/setup.sh)" } else { "" }))?;
+    if data.skipped_rows > 0 {
+        eprintln!("{name}: skipped {} malformed rows of the official files", data.skipped_rows);
+    }
+    Ok(data)
+}
+
+fn prepare(name: &str, exp: &Experiment, assets: &Path, tokenizer: &TextTokenizer) -> Result<TaskData> {
+    let dataset = load_task(name, exp, assets)?;
+    let train = tokenizer.encode(&dataset.train)?;
+    let dev = dataset.dev.as_ref().map(|d| tokenizer.encode(d)).transpose()?;
+    let test = tokenizer.encode(&dataset.test)?;
+    Ok(TaskData { dataset, train, dev, test, pad_id: tokenizer.pad_id })
+}
+
+/// Runs a validated experiment; returns (ran, skipped, failed) counts.
+pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Result<(usize, usize, usize)> {
+    let store = Store::open(&opts.results.join(&exp.name))?;
+    std::fs::write(store.dir().join("experiment.yaml"), serde_yaml::to_string(exp)?)?;
+    if exp.training.threads > 0 {
+        tch::set_num_threads(exp.training.threads as i32);
+    }
+
+    // The grid, in a fixed order: task, size, seed, method (so partial sweeps fill whole columns).
+    let mut grid = Vec::new();
+    for task in &exp.tasks {
+        for &size in &exp.data_sizes {
+            for &seed in &exp.seeds {
+                for method in &exp.methods {
+                    grid.push(RunId { method, task, size, seed });
+                }
+            }
+        }
+    }
+    let (shard, shards) = opts.shard;
+    let mut todo = Vec::new();
+    let mut skipped = 0;
+    for (i, id) in grid.iter().enumerate() {
+        if i % shards != shard {
+            continue;
+        }
+        let resolved = resolved_config(registry, id.method)?;
+        let hash = config_hash(exp, id.method, &resolved);
+        let key = run_key(id, &hash);
+        if store.is_done(&key) {
+            skipped += 1;
+        } else {
+            todo.push((id.clone(), key, hash, resolved));
+        }
+    }
+    eprintln!("{}: {} runs in the grid, {} in this shard already done, {} to run", exp.name, grid.len(), skipped, todo.len());
+    if todo.is_empty() {
+        return Ok((0, skipped, 0));
+    }
+
+    let backbone = Bert::load(&exp.backbone, opts.device).with_context(|| format!("loading backbone {}", exp.backbone.display()))?;
+    // Selective methods move backbone weights; each run starts from this pristine copy.
+    let pristine: Vec<(Tensor, Tensor)> =
+        backbone.var_store().variables().into_values().map(|t| (t.shallow_clone(), t.detach().copy())).collect();
+    let tokenizer = TextTokenizer::load(&exp.backbone.join("tokenizer.json"), exp.training.max_len)?;
+    let mut tasks: std::collections::HashMap<String, TaskData> = Default::default();
+    let revision = records::revision(&opts.root);
+    let machine = records::machine();
+
+    let progress = MultiProgress::new();
+    let runs_bar = progress.add(ProgressBar::new(todo.len() as u64));
+    runs_bar.set_style(ProgressStyle::with_template("runs  {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let steps_bar = progress.add(ProgressBar::new(0));
+    steps_bar.set_style(ProgressStyle::with_template("steps {bar:30} {pos}/{len} {per_sec}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+
+    let (mut ran, mut failed) = (0, 0);
+    for (id, key, hash, resolved) in todo {
+        if !tasks.contains_key(id.task) {
+            let data = prepare(id.task, exp, &opts.assets, &tokenizer)?;
+            tasks.insert(id.task.to_owned(), data);
+        }
+        let task = &tasks[id.task];
+        runs_bar.set_message(format!("{} {} {} s{}", id.task, id.method.label(), id.size.label(), id.seed));
+        tch::no_grad(|| {
+            for (dst, src) in &pristine {
+                dst.shallow_clone().copy_(src);
+            }
+        });
+        records::reset_peak_rss();
+        let started = std::time::Instant::now();
+        let result = train::run(registry, &backbone, id.method, task, id.size, id.seed, &exp.training, opts.device, &steps_bar);
+        let wall = started.elapsed().as_secs_f64();
+        let mut record = Record {
+            key: key.clone(),
+            suite: exp.name.clone(),
+            task: id.task.to_owned(),
+            method: id.method.label().to_owned(),
+            method_name: id.method.method.clone(),
+            method_config: resolved,
+            config_hash: hash,
+            lr: id.method.lr,
+            training: serde_json::to_value(&exp.training)?,
+            data_size: id.size.label(),
+            seed: id.seed,
+            status: Status::Ok,
+            message: None,
+            metrics: Default::default(),
+            score: None,
+            best_dev_score: None,
+            best_step: None,
+            steps: 0,
+            train_examples: 0,
+            dev_examples: 0,
+            test_examples: 0,
+            method_params: 0,
+            head_params: 0,
+            backbone_params: 0,
+            method_percent: 0.0,
+            wall_seconds: wall,
+            train_examples_per_second: 0.0,
+            peak_rss_mib: records::peak_rss_mib(),
+            diagnostics: Default::default(),
+            pelt_revision: revision.clone(),
+            libtorch_version: env!("PELT_LIBTORCH_VERSION").to_owned(),
+            device: format!("{:?}", opts.device).to_lowercase(),
+            machine: machine.clone(),
+            finished_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        };
+        let line = match result {
+            Ok(o) => {
+                record.status = if o.diverged.is_some() { Status::Diverged } else { Status::Ok };
+                record.message = o.diverged;
+                record.metrics = o.metrics;
+                record.score = o.score;
+                record.best_dev_score = o.best_dev.map(|b| b.0);
+                record.best_step = o.best_dev.map(|b| b.1);
+                record.steps = o.steps;
+                (record.train_examples, record.dev_examples, record.test_examples) = o.sizes;
+                record.method_params = o.params.method;
+                record.head_params = o.params.head;
+                record.backbone_params = o.params.backbone;
+                record.method_percent = o.params.method_percent();
+                record.train_examples_per_second = o.train_eps;
+                record.diagnostics = o.diagnostics;
+                match record.score {
+                    Some(s) => format!(
+                        "{:<16} {:<14} {:>6} s{:<3} test {:6.2}  dev {:6.2}@{:<5} {:>5} steps {:7.1} ex/s {:6.1}s {:6.0} MiB",
+                        id.task, id.method.label(), id.size.label(), id.seed, s, record.best_dev_score.unwrap_or(f64::NAN),
+                        record.best_step.unwrap_or(0), record.steps, record.train_examples_per_second, wall, record.peak_rss_mib
+                    ),
+                    None => format!("{} {} {} s{}: DIVERGED ({})", id.task, id.method.label(), id.size.label(), id.seed, record.message.as_deref().unwrap_or("")),
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                record.status = Status::Failed;
+                record.message = Some(format!("{e:#}"));
+                format!("{} {} {} s{}: FAILED: {e:#}", id.task, id.method.label(), id.size.label(), id.seed)
+            }
+        };
+        store.save(&record).with_context(|| format!("saving record {key}"))?;
+        ran += 1;
+        runs_bar.println(line);
+        runs_bar.inc(1);
+    }
+    runs_bar.finish_and_clear();
+    steps_bar.finish_and_clear();
+    Ok((ran, skipped, failed))
+}

