@@ -53,6 +53,10 @@ fn assert_unique_names(what: &str, names: impl Iterator<Item = String>) {
 /// Runs the whole suite for one method. `expected_params` is the test's own hand-written formula.
 pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactory, expected_params: i64) {
     let backbone = make_backbone();
+    // libtorch's RNG is global and tests run in parallel threads, so a second `make_backbone()` may
+    // not reproduce these weights: keep a copy to reset fresh backbones from.
+    let pristine: std::collections::HashMap<String, Tensor> =
+        backbone.var_store().variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
     let dims = backbone.dims().clone();
     let method = make_method(&dims);
     let inputs = sample_inputs(&dims);
@@ -144,11 +148,19 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
 
     // Save/load round trip into a fresh backbone and a freshly initialised method.
     let trained = tch::no_grad(|| backbone.forward(&inputs, method.as_ref(), false));
-    let dir = std::env::temp_dir().join(format!("pelt-testkit-{}-{}", method.name(), std::process::id()));
+    // Tests of one crate run in parallel threads of one process: each call needs its own folder.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("pelt-testkit-{}-{}-{call}", method.name(), std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("method.safetensors");
     save_trainable(backbone.as_ref(), method.as_ref(), &file).expect("save");
     let fresh_backbone = make_backbone();
+    tch::no_grad(|| {
+        for (name, mut var) in fresh_backbone.var_store().variables() {
+            var.copy_(&pristine[&name]);
+        }
+    });
     tch::manual_seed(4321);
     let fresh = make_method(&dims);
     load_trainable(fresh_backbone.as_ref(), fresh.as_ref(), &file).expect("load");

@@ -69,7 +69,7 @@ impl AdamW {
 
     /// One update with learning rate `lr`.
     pub fn step(&mut self, lr: f64) {
-        let (b1, b2, eps) = (0.9, 0.999, 1e-8);
+        let (b1, b2, eps): (f64, f64, f64) = (0.9, 0.999, 1e-8);
         self.t += 1;
         let bc1 = 1.0 - b1.powi(self.t);
         let bc2 = 1.0 - b2.powi(self.t);

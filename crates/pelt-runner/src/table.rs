@@ -5,7 +5,7 @@ use crate::{
     experiment::{DataSize, Experiment},
     records::{Record, Status},
 };
-use anyhow::{Context, Result};
+use anyhow::Result;
 use polars::prelude::*;
 use std::collections::BTreeMap;
 
@@ -74,7 +74,7 @@ pub fn build(records: &[Record], exp: Option<&Experiment>) -> Result<Table> {
             col("method_percent").first().alias("percent"),
         ])
         .collect()
-        .context("aggregating records")?;
+        .map_err(|e| anyhow::anyhow!("aggregating records: {e}"))?;
     let s = |name: &str| agg.column(name).and_then(|c| c.str().cloned());
     let f = |name: &str| agg.column(name).and_then(|c| c.f64().cloned());
     let (methods, tasks, sizes) = (s("method")?, s("task")?, s("data_size")?);

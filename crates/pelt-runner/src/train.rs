@@ -139,7 +139,7 @@ impl Ctx<'_> {
     fn features(&self, enc: &[&Encoding]) -> Tensor {
         let bs = self.training.eval_batch_size;
         let order = by_length(enc);
-        let mut parts = vec![Tensor::new(); enc.len()];
+        let mut parts: Vec<Tensor> = (0..enc.len()).map(|_| Tensor::new()).collect();
         tch::no_grad(|| {
             for chunk in order.chunks(bs) {
                 let batch: Vec<&Encoding> = chunk.iter().map(|&i| enc[i]).collect();
@@ -239,7 +239,7 @@ pub fn run(
     let head = ClassificationHead::new(backbone.dims().hidden, ds.labels.outputs(), Pooling::Mean, 0.1, device);
     let trainable = params::prepare_training(backbone, method.as_ref());
     let counts = params::count(backbone, method.as_ref(), params::numel(head.var_store().trainable_variables().iter()));
-    let mut all_params = trainable.clone();
+    let mut all_params: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
     all_params.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
     all_params.sort_by(|a, b| a.0.cmp(&b.0));
     let ctx = Ctx { backbone, method: method.as_ref(), head: &head, task, training, device, frozen: trainable.is_empty() };
@@ -264,7 +264,7 @@ pub fn run(
     let mut examples_seen = 0usize;
     let mut train_seconds = 0.0;
     let mut diverged = None;
-    let mut maybe_eval = |step: usize, best: &mut Option<(f64, usize, Vec<Tensor>)>| {
+    let maybe_eval = |step: usize, best: &mut Option<(f64, usize, Vec<Tensor>)>| {
         let score = mean(&ctx.evaluate(&dev, cache.as_ref().map(|c| &c.1)));
         if best.as_ref().is_none_or(|b| score > b.0) {
             let snapshot = tch::no_grad(|| all_params.iter().map(|(_, t)| t.detach().copy()).collect());
