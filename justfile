@@ -3,6 +3,12 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 glue_sample := "../shared/data/glue"
+target := env_var_or_default("CARGO_TARGET_DIR", "target")
+
+# The pelt binary comes out of the test build (its integration tests need it), so sweeps and tests
+# share one build: a separate `cargo run` would resolve dependency features without the dev-dependencies
+# and compile polars and friends a second time.
+pelt := "cargo test --workspace --no-run --quiet 2>/dev/null && " + target + "/debug/pelt"
 
 # List the recipes.
 default:
@@ -14,23 +20,23 @@ setup:
 
 # Run the default sweep (5 methods, Rotten Tomatoes + BBC News) and print its table.
 sweep: setup
-    cargo run -p pelt-runner --bin pelt -- sweep experiments/default.yaml
+    {{pelt}} sweep experiments/default.yaml
 
 # Run the GLUE suite on a glue_data folder in the official layout.
 sweep-glue DIR: setup
-    cargo run -p pelt-runner --bin pelt -- sweep experiments/glue.yaml --glue-dir {{DIR}}
+    {{pelt}} sweep experiments/glue.yaml --glue-dir {{DIR}}
 
 # The short GLUE sweep CI runs on the four-task sample.
 sweep-ci: setup
-    cargo run -p pelt-runner --bin pelt -- sweep experiments/ci-glue.yaml --glue-dir {{glue_sample}}
+    {{pelt}} sweep experiments/ci-glue.yaml --glue-dir {{glue_sample}}
 
 # Print the table of a suite (e.g. `just table results/default`).
 table SUITE="results/default": setup
-    cargo run -p pelt-runner --bin pelt -- table {{SUITE}}
+    {{pelt}} table {{SUITE}}
 
 # List the registered methods.
 list: setup
-    cargo run -p pelt-runner --bin pelt -- list
+    {{pelt}} list
 
 # Run every test (unit, conformance, real MiniLM parity, real data readers).
 test: setup

@@ -6,7 +6,6 @@
 
 use crate::{
     metrics::Metric,
-    read_text,
     sampler::stratified_split,
     task::{Dataset, Example, Label, LabelSpace},
     DataError, Result,
@@ -79,7 +78,10 @@ pub fn bbc_news(dir: &Path) -> Result<Dataset> {
         let mut files: Vec<_> = read_dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "txt")).collect();
         files.sort();
         for path in files {
-            let text = read_text(&path)?;
+            let bytes = std::fs::read(&path).map_err(|source| DataError::Io { path: path.display().to_string(), source })?;
+            // A few articles of the corpus are Latin-1 (a bare £ byte), not UTF-8; every byte of
+            // Latin-1 is the code point of the same number.
+            let text = String::from_utf8(bytes).unwrap_or_else(|e| e.into_bytes().iter().map(|&b| char::from(b)).collect());
             let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
             if text.is_empty() {
                 return Err(DataError::Malformed { path: path.display().to_string(), line: 1, message: "empty article".into() });
@@ -132,10 +134,12 @@ mod tests {
             for i in 0..10 {
                 std::fs::write(dir.path().join(topic).join(format!("{i:03}.txt")), format!("{topic} headline {i}\n\nBody  text.\n")).unwrap();
             }
+            std::fs::write(dir.path().join(topic).join("100.txt"), b"Costs \xa3300m\n\nLatin-1 body.\n").unwrap();
         }
         let d = bbc_news(dir.path()).unwrap();
         assert_eq!(d.test.len(), 5);
-        assert_eq!(d.train.len(), 40);
+        assert_eq!(d.train.len(), 45);
+        assert!(d.train.iter().chain(&d.test).chain(d.dev.as_ref().unwrap()).any(|e| e.text_a == "Costs £300m Latin-1 body."));
         assert!(d.train.iter().all(|e| !e.text_a.contains('\n')));
         let e = bbc_news(&dir.path().join("missing")).unwrap_err().to_string();
         assert!(e.contains("missing/business"), "{e}");

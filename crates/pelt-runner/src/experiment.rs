@@ -70,14 +70,38 @@ impl<'de> Deserialize<'de> for DataSize {
     }
 }
 
-/// When the dev set is evaluated for model selection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// When the dev set is evaluated for model selection: `epoch`, or a number of optimizer steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EvalEvery {
     /// After every epoch.
     Epoch,
     /// Every N optimizer steps (and at the end).
     Steps(usize),
+}
+
+impl Serialize for EvalEvery {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            EvalEvery::Epoch => s.serialize_str("epoch"),
+            EvalEvery::Steps(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EvalEvery {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EvalEvery, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(i64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) if n > 0 => Ok(EvalEvery::Steps(n as usize)),
+            Raw::S(s) if s == "epoch" => Ok(EvalEvery::Epoch),
+            _ => Err(serde::de::Error::custom("eval_every is `epoch` or a positive number of steps")),
+        }
+    }
 }
 
 /// Optimisation settings shared by every run of a sweep.
@@ -264,7 +288,6 @@ impl Experiment {
             (!(t.weight_decay >= 0.0), "training.weight_decay", "must be non-negative"),
             (!(t.max_grad_norm > 0.0), "training.max_grad_norm", "must be positive"),
             (t.dev_limit == 0, "training.dev_limit", "must be at least 1"),
-            (matches!(t.eval_every, EvalEvery::Steps(0)), "training.eval_every", "steps must be at least 1"),
         ];
         if let Some((_, key, msg)) = checks.iter().find(|c| c.0) {
             let leaf = key.rsplit('.').next().unwrap_or(key);

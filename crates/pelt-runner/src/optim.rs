@@ -69,6 +69,9 @@ impl AdamW {
 
     /// One update with learning rate `lr`.
     pub fn step(&mut self, lr: f64) {
+        if lr <= 0.0 {
+            return;
+        }
         let (b1, b2, eps): (f64, f64, f64) = (0.9, 0.999, 1e-8);
         self.t += 1;
         let bc1 = 1.0 - b1.powi(self.t);
@@ -79,15 +82,19 @@ impl AdamW {
                 if !g.defined() {
                     continue;
                 }
+                // In place wherever libtorch allows: the update touches every trainable weight each
+                // step, so temporaries cost as much memory traffic as the arithmetic.
                 if s.decay && self.weight_decay > 0.0 {
                     let _ = s.param.g_mul_scalar_(1.0 - lr * self.weight_decay);
                 }
-                let _ = s.m.g_mul_scalar_(b1);
-                let _ = s.m.g_add_(&(&g * (1.0 - b1)));
-                let _ = s.v.g_mul_scalar_(b2);
-                let _ = s.v.g_add_(&(g.square() * (1.0 - b2)));
-                let denom = (s.v.sqrt() / bc2.sqrt()) + eps;
-                let _ = s.param.g_sub_(&(&s.m / denom * (lr / bc1)));
+                let _ = s.m.lerp_(&g, 1.0 - b1);
+                let _ = s.v.lerp_(&g.square(), 1.0 - b2);
+                // p −= (lr / bc1) · m / (√v / √bc2 + ε), folded into one addcdiv_.
+                let mut denom = s.v.sqrt();
+                let _ = denom.g_div_scalar_(bc2.sqrt());
+                let _ = denom.g_add_scalar_(eps);
+                let _ = denom.g_mul_scalar_(-bc1 / lr);
+                let _ = s.param.addcdiv_(&s.m, &denom);
             }
         });
     }

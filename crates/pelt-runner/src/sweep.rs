@@ -240,7 +240,12 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
         };
         store.save(&record).with_context(|| format!("saving record {key}"))?;
         ran += 1;
-        runs_bar.println(line);
+        // A hidden bar (no terminal, as in CI) drops println: the summary line must still be seen.
+        if runs_bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            runs_bar.println(line);
+        }
         runs_bar.inc(1);
     }
     runs_bar.finish_and_clear();

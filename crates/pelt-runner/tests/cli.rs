@@ -1,0 +1,128 @@
+//! The `pelt` binary end to end: malformed experiment files are refused before any training with file,
+//! line and field; a real (tiny) sweep writes one record per run, its table, and a rerun skips them.
+
+use pelt_backbone::{Bert, BertConfig};
+use pelt_core::Backbone;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tch::{Device, Tensor};
+
+fn assets() -> PathBuf {
+    std::env::var_os("PELT_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets"))
+}
+
+/// A tiny random BERT with MiniLM's vocabulary, written as an HF folder with the real tokenizer.
+fn tiny_model(dir: &Path) {
+    let config = BertConfig { vocab_size: 30522, ..BertConfig::tiny() };
+    let model = Bert::random(&config, 1, Device::Cpu);
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("config.json"), serde_json::to_string(model.config()).unwrap()).unwrap();
+    let tensors: Vec<(String, Tensor)> = model.var_store().variables().into_iter().collect();
+    Tensor::write_safetensors(&tensors, dir.join("model.safetensors")).unwrap();
+    let tokenizer = assets().join("minilm/tokenizer.json");
+    assert!(tokenizer.is_file(), "{} is missing: run scripts/setup.sh", tokenizer.display());
+    std::fs::copy(tokenizer, dir.join("tokenizer.json")).unwrap();
+}
+
+fn tiny_glue(dir: &Path) {
+    let sst = dir.join("SST-2");
+    std::fs::create_dir_all(&sst).unwrap();
+    let words = ["good", "great", "fine", "bad", "awful", "poor"];
+    let rows = |n: usize| {
+        (0..n).map(|i| format!("a {} movie number {i}\t{}\n", words[i % 6], usize::from(i % 6 < 3))).collect::<String>()
+    };
+    std::fs::write(sst.join("train.tsv"), format!("sentence\tlabel\n{}", rows(60))).unwrap();
+    std::fs::write(sst.join("dev.tsv"), format!("sentence\tlabel\n{}", rows(24))).unwrap();
+}
+
+fn pelt(args: &[&str], cwd: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pelt")).args(args).current_dir(cwd).env("RUST_BACKTRACE", "0").output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+const GOOD: &str = "name: tiny
+backbone: model
+tasks: [sst2]
+glue_dir: glue
+data_sizes: [24]
+seeds: [1]
+training:
+  epochs: 2
+  batch_size: 8
+  max_len: 16
+methods:
+  - method: lora
+    lr: 1.0e-3
+    config:
+      r: 2
+  - method: head_only
+    lr: 1.0e-2
+";
+
+#[test]
+fn malformed_experiments_are_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_model(&d.join("model"));
+    tiny_glue(&d.join("glue"));
+    let cases = [
+        (GOOD.replace("seeds: [1]", "seeds: [1]\nsneed: 3"), "unknown field `sneed`", "line 7"),
+        (GOOD.replace("batch_size: 8", "batch_sise: 8"), "unknown field `batch_sise`", "line 9"),
+        (GOOD.replace("      r: 2", "      r: 0"), "field `r`", "e.yaml:15"),
+        (GOOD.replace("    lr: 1.0e-2", "    lr: 5"), "field `lr`", "e.yaml:17"),
+        (GOOD.replace("method: head_only", "method: prefix_tunin"), "unknown method `prefix_tunin`", "e.yaml:16"),
+        (GOOD.replace("tasks: [sst2]", "tasks: [sst2, mnli]"), "no train.tsv for `mnli`", "e.yaml:4"),
+        (GOOD.replace("data_sizes: [24]", "data_sizes: [0]"), "data size", "line 5"),
+        (GOOD.replace("  epochs: 2", "  epochs: 0"), "training.epochs", "e.yaml:9"),
+    ];
+    for (text, what, line) in cases {
+        std::fs::write(d.join("e.yaml"), &text).unwrap();
+        let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
+        assert!(!ok, "accepted:\n{text}");
+        assert!(out.contains("e.yaml") && out.contains(what) && out.contains(line), "for `{what}` got: {out}");
+        assert!(!d.join("out/tiny/records").exists(), "a refused file must not start a sweep");
+    }
+}
+
+#[test]
+fn a_sweep_records_every_run_and_a_rerun_skips_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_model(&d.join("model"));
+    tiny_glue(&d.join("glue"));
+    std::fs::write(d.join("e.yaml"), GOOD).unwrap();
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
+    assert!(ok, "{out}");
+    let jsonl = std::fs::read_to_string(d.join("out/tiny/records.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 2);
+    for r in &records {
+        assert_eq!(r["status"], "ok", "{r}");
+        assert_eq!(r["train_examples"], 24);
+        assert_eq!(r["test_examples"], 24);
+        assert!(r["metrics"]["accuracy"].as_f64().is_some());
+        assert!(r["libtorch_version"].as_str().unwrap().starts_with("2.13.0"), "{r}");
+    }
+    let lora = records.iter().find(|r| r["method"] == "lora").unwrap();
+    assert_eq!(lora["method_params"], 2 * 2 * 2 * (16 + 16), "r 2 on query and value of 2 layers, d 16");
+    assert_eq!(lora["method_config"]["alpha"], 16.0, "defaults are resolved into the record");
+    let table = std::fs::read_to_string(d.join("out/tiny/table.md")).unwrap();
+    assert!(table.contains("| lora | 256 |") && table.contains("sst2 24"), "{table}");
+
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
+    assert!(ok, "{out}");
+    assert!(out.contains("2 in this shard already done, 0 to run"), "{out}");
+    let (ok, out) = pelt(&["table", "out/tiny", "--format", "csv"], d);
+    assert!(ok && out.starts_with("method,params,percent,sst2 24 mean"), "{out}");
+}
+
+#[test]
+fn list_shows_every_registered_method() {
+    let (ok, out) = pelt(&["list", "--markdown"], Path::new(env!("CARGO_MANIFEST_DIR")));
+    assert!(ok, "{out}");
+    for m in ["full", "head_only", "bitfit", "houlsby", "lora"] {
+        assert!(out.contains(&format!("| `{m}` |")), "{m} missing from\n{out}");
+    }
+}
