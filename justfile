@@ -8,7 +8,7 @@ target := env_var_or_default("CARGO_TARGET_DIR", "target")
 # The pelt binary comes out of the test build (its integration tests need it), so sweeps and tests
 # share one build: a separate `cargo run` would resolve dependency features without the dev-dependencies
 # and compile polars and friends a second time.
-pelt := "cargo test --workspace --no-run --quiet 2>/dev/null && " + target + "/debug/pelt"
+pelt := "cargo test --workspace --no-run --quiet && " + target + "/debug/pelt"
 
 # List the recipes.
 default:
@@ -25,6 +25,10 @@ sweep: setup
 # Run the GLUE suite on a glue_data folder in the official layout.
 sweep-glue DIR: setup
     {{pelt}} sweep experiments/glue.yaml --glue-dir {{DIR}}
+
+# The acceptance sweep on the four-task GLUE sample (all data, 3 seeds; long). Extra args restrict it.
+sweep-glue-sample *ARGS: setup
+    {{pelt}} sweep experiments/glue-sample.yaml --glue-dir {{glue_sample}} {{ARGS}}
 
 # The short GLUE sweep CI runs on the four-task sample.
 sweep-ci: setup

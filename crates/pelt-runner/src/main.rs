@@ -44,6 +44,15 @@ enum Command {
         /// Validate the file and print the grid without training.
         #[arg(long)]
         dry_run: bool,
+        /// Run only these tasks (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        tasks: Vec<String>,
+        /// Run only these method labels (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        methods: Vec<String>,
+        /// Run only these seeds (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        seeds: Vec<u64>,
     },
     /// Print the comparison table of a suite from its records.
     Table {
@@ -99,7 +108,7 @@ fn main() -> Result<()> {
     let root = std::env::current_dir()?;
     let registry = registry::registry();
     match cli.command {
-        Command::Sweep { file, glue_dir, results, assets, shard, device, dry_run } => {
+        Command::Sweep { file, glue_dir, results, assets, shard, device, dry_run, tasks, methods, seeds } => {
             let shard = parse_shard(&shard)?;
             let device = parse_device(&device)?;
             let (exp, _dims) = experiment::Experiment::load(&file, &registry, &root, glue_dir.as_deref())?;
@@ -109,7 +118,18 @@ fn main() -> Result<()> {
                 return Ok(());
             }
             let started = std::time::Instant::now();
-            let opts = sweep::SweepOptions { root: root.clone(), results: results.clone(), assets, shard, device };
+            for t in &tasks {
+                if !exp.tasks.contains(t) {
+                    bail!("--tasks: `{t}` is not a task of {}", file.display());
+                }
+            }
+            for m in &methods {
+                if !exp.methods.iter().any(|s| s.label() == m) {
+                    bail!("--methods: `{m}` is not a method label of {}", file.display());
+                }
+            }
+            let only = sweep::Only { tasks, methods, seeds };
+            let opts = sweep::SweepOptions { root: root.clone(), results: results.clone(), assets, shard, device, only };
             let (ran, skipped, failed) = sweep::sweep(&exp, &registry, &opts)?;
             let suite_dir = results.join(&exp.name);
             let md = write_tables(&suite_dir, Some(&exp))?;

@@ -41,6 +41,28 @@ pub struct SweepOptions {
     pub shard: (usize, usize),
     /// Device to train on.
     pub device: Device,
+    /// Restricts the grid to these tasks, method labels and seeds (empty = all); records still land
+    /// in the same suite, so a subset run now and the rest later merge into one table.
+    pub only: Only,
+}
+
+/// Grid restrictions from `--tasks`, `--methods`, `--seeds`.
+#[derive(Debug, Clone, Default)]
+pub struct Only {
+    /// Task names.
+    pub tasks: Vec<String>,
+    /// Method labels.
+    pub methods: Vec<String>,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+}
+
+impl Only {
+    fn admits(&self, id: &RunId) -> bool {
+        (self.tasks.is_empty() || self.tasks.iter().any(|t| t == id.task))
+            && (self.methods.is_empty() || self.methods.iter().any(|m| m == id.method.label()))
+            && (self.seeds.is_empty() || self.seeds.contains(&id.seed))
+    }
 }
 
 /// Hash of everything that defines a run's result apart from task, size and seed.
@@ -121,7 +143,7 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
     let mut todo = Vec::new();
     let mut skipped = 0;
     for (i, id) in grid.iter().enumerate() {
-        if i % shards != shard {
+        if i % shards != shard || !opts.only.admits(id) {
             continue;
         }
         let resolved = resolved_config(registry, id.method)?;

@@ -75,7 +75,7 @@ fn malformed_experiments_are_refused_before_training() {
         (GOOD.replace("method: head_only", "method: prefix_tunin"), "unknown method `prefix_tunin`", "e.yaml:16"),
         (GOOD.replace("tasks: [sst2]", "tasks: [sst2, mnli]"), "no train.tsv for `mnli`", "e.yaml:4"),
         (GOOD.replace("data_sizes: [24]", "data_sizes: [0]"), "data size", "line 5"),
-        (GOOD.replace("  epochs: 2", "  epochs: 0"), "training.epochs", "e.yaml:9"),
+        (GOOD.replace("  epochs: 2", "  epochs: 0"), "training.epochs", "e.yaml:8"),
     ];
     for (text, what, line) in cases {
         std::fs::write(d.join("e.yaml"), &text).unwrap();
