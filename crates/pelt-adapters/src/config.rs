@@ -62,16 +62,25 @@ impl Default for HoulsbyConfig {
 impl MethodConfig for HoulsbyConfig {
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
         if self.bottleneck < 1 || self.bottleneck > 4 * dims.hidden {
-            return Err(ConfigError::new("bottleneck", format!("must be in 1..={}, got {}", 4 * dims.hidden, self.bottleneck)));
+            return Err(ConfigError::new(
+                "bottleneck",
+                format!("must be in 1..={}, got {}", 4 * dims.hidden, self.bottleneck),
+            ));
         }
         if !(self.init_std >= 0.0 && self.init_std.is_finite()) {
-            return Err(ConfigError::new("init_std", format!("must be a finite non-negative number, got {}", self.init_std)));
+            return Err(ConfigError::new(
+                "init_std",
+                format!("must be a finite non-negative number, got {}", self.init_std),
+            ));
         }
         if self.sites.is_empty() {
             return Err(ConfigError::new("sites", "must name at least one of attention_output, ffn_output"));
         }
         if let Some(s) = self.sites.iter().find(|s| !matches!(s, Site::AttentionOutput | Site::FfnOutput)) {
-            return Err(ConfigError::new("sites", format!("`{s}` is not a sublayer output (attention_output, ffn_output)")));
+            return Err(ConfigError::new(
+                "sites",
+                format!("`{s}` is not a sublayer output (attention_output, ffn_output)"),
+            ));
         }
         let mut unique = self.sites.clone();
         unique.sort();

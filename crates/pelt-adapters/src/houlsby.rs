@@ -64,7 +64,14 @@ impl Houlsby {
                     .sites
                     .iter()
                     .map(|s| {
-                        Bottleneck::new(&root / "layer" / l / s.as_str(), dims.hidden, config.bottleneck, config.init_std, config.activation, config.dropout)
+                        Bottleneck::new(
+                            &root / "layer" / l / s.as_str(),
+                            dims.hidden,
+                            config.bottleneck,
+                            config.init_std,
+                            config.activation,
+                            config.dropout,
+                        )
                     })
                     .collect()
             })
@@ -92,7 +99,9 @@ impl Method for Houlsby {
     }
     fn identity(&self) -> Identity {
         // Near-identity: Δ is of order init_std² · m · |h|; LayerNorm keeps it small downstream.
-        Identity::Approx(1e-3_f64.max(100.0 * self.config.init_std * self.config.init_std * self.config.bottleneck as f64))
+        Identity::Approx(
+            1e-3_f64.max(100.0 * self.config.init_std * self.config.init_std * self.config.bottleneck as f64),
+        )
     }
     fn formula_params(&self, d: &BackboneDims) -> i64 {
         let (h, m) = (d.hidden, self.config.bottleneck);

@@ -22,7 +22,12 @@ fn houlsby_default_conforms() {
 
 #[test]
 fn houlsby_ffn_only_without_layer_norm_conforms() {
-    let config = HoulsbyConfig { bottleneck: 4, sites: vec![Site::FfnOutput], train_layer_norm: false, ..HoulsbyConfig::default() };
+    let config = HoulsbyConfig {
+        bottleneck: 4,
+        sites: vec![Site::FfnOutput],
+        train_layer_norm: false,
+        ..HoulsbyConfig::default()
+    };
     testkit::run_conformance(&backbone, &houlsby(config), 2 * (2 * 16 * 4 + 16 + 4));
 }
 

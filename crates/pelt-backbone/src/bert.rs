@@ -86,8 +86,10 @@ impl BertConfig {
     /// Reads and checks `config.json`.
     pub fn from_file(path: &Path) -> Result<BertConfig> {
         let err = |message: String| PeltError::Weights { path: path.display().to_string(), message };
-        let text = std::fs::read_to_string(path).map_err(|source| PeltError::Io { path: path.display().to_string(), source })?;
-        let config: BertConfig = serde_json::from_str(&text).map_err(|e| err(format!("not a BERT config.json: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PeltError::Io { path: path.display().to_string(), source })?;
+        let config: BertConfig =
+            serde_json::from_str(&text).map_err(|e| err(format!("not a BERT config.json: {e}")))?;
         if !matches!(config.model_type.as_str(), "bert" | "roberta" | "xlm-roberta" | "camembert") {
             return Err(err(format!("model_type `{}` is not a BERT-family encoder", config.model_type)));
         }

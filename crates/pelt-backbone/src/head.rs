@@ -63,7 +63,8 @@ pub fn pool(encoded: &Encoded, pooling: Pooling) -> Tensor {
         Pooling::Cls => encoded.hidden.select(1, 0),
         Pooling::Mean => {
             let m = encoded.mask.to_kind(Kind::Float).unsqueeze(-1);
-            (&encoded.hidden * &m).sum_dim_intlist(1, false, Kind::Float) / m.sum_dim_intlist(1, false, Kind::Float).clamp_min(1e-9)
+            (&encoded.hidden * &m).sum_dim_intlist(1, false, Kind::Float)
+                / m.sum_dim_intlist(1, false, Kind::Float).clamp_min(1e-9)
         }
     }
 }

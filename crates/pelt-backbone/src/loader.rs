@@ -37,7 +37,11 @@ pub fn load_safetensors(vs: &VarStore, path: &Path) -> Result<()> {
         for (name, mut var) in names {
             let src = tensors.get(&name).ok_or_else(|| err(format!("tensor `{name}` is missing")))?;
             if src.size() != var.size() {
-                return Err(err(format!("tensor `{name}` has shape {:?}, the config implies {:?}", src.size(), var.size())));
+                return Err(err(format!(
+                    "tensor `{name}` has shape {:?}, the config implies {:?}",
+                    src.size(),
+                    var.size()
+                )));
             }
             var.copy_(&src.to_kind(Kind::Float).to_device(var.device()));
         }
@@ -51,7 +55,10 @@ mod tests {
 
     #[test]
     fn checkpoint_names_map_onto_model_names() {
-        assert_eq!(canonical("bert.encoder.layer.0.attention.self.query.weight"), "encoder.layer.0.attention.self.query.weight");
+        assert_eq!(
+            canonical("bert.encoder.layer.0.attention.self.query.weight"),
+            "encoder.layer.0.attention.self.query.weight"
+        );
         assert_eq!(canonical("embeddings.LayerNorm.gamma"), "embeddings.LayerNorm.weight");
         assert_eq!(canonical("roberta.embeddings.LayerNorm.beta"), "embeddings.LayerNorm.bias");
         assert_eq!(canonical("pooler.dense.weight"), "pooler.dense.weight");

@@ -14,11 +14,7 @@ fn assets() -> PathBuf {
 
 fn inputs(ids: &[i64], rows: i64) -> Inputs {
     let input_ids = Tensor::from_slice(ids).view([rows, -1]);
-    Inputs {
-        attention_mask: input_ids.ne(0).to_kind(Kind::Int64),
-        token_type_ids: input_ids.zeros_like(),
-        input_ids,
-    }
+    Inputs { attention_mask: input_ids.ne(0).to_kind(Kind::Int64), token_type_ids: input_ids.zeros_like(), input_ids }
 }
 
 /// Writes `model` as an HF folder (config.json + model.safetensors), optionally with the `bert.`
@@ -72,7 +68,11 @@ fn padding_never_changes_real_tokens() {
 #[test]
 fn minilm_matches_hugging_face_sentence_embeddings() {
     let dir = assets().join("minilm");
-    assert!(dir.join("model.safetensors").is_file(), "{} is missing: run scripts/setup.sh (the README's set-up)", dir.display());
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "{} is missing: run scripts/setup.sh (the README's set-up)",
+        dir.display()
+    );
     let reference: serde_json::Value =
         serde_json::from_str(include_str!("data/minilm_reference.json")).expect("reference json");
     let sentences: Vec<&str> = reference["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();

@@ -79,7 +79,16 @@ mod tests {
     }
 
     fn dims() -> BackboneDims {
-        BackboneDims { arch: "bert".into(), hidden: 16, layers: 2, heads: 2, intermediate: 32, vocab: 50, positions: 64, type_vocab: 2 }
+        BackboneDims {
+            arch: "bert".into(),
+            hidden: 16,
+            layers: 2,
+            heads: 2,
+            intermediate: 32,
+            vocab: 50,
+            positions: 64,
+            type_vocab: 2,
+        }
     }
 
     #[test]

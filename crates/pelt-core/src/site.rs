@@ -56,14 +56,8 @@ impl Site {
     }
 
     /// Sites that are linear projections, where a reparameterised ΔW can attach.
-    pub const PROJECTIONS: [Site; 6] = [
-        Site::Query,
-        Site::Key,
-        Site::Value,
-        Site::AttentionOutput,
-        Site::FfnIntermediate,
-        Site::FfnOutput,
-    ];
+    pub const PROJECTIONS: [Site; 6] =
+        [Site::Query, Site::Key, Site::Value, Site::AttentionOutput, Site::FfnIntermediate, Site::FfnOutput];
 }
 
 impl std::fmt::Display for Site {

@@ -199,11 +199,7 @@ pub fn check_config<C: MethodConfig + PartialEq>(dims: &BackboneDims, bad: &[(&s
 pub fn bench_inputs(dims: &BackboneDims, batch: i64, len: i64) -> Inputs {
     tch::manual_seed(5);
     let input_ids = Tensor::randint_low(1, dims.vocab, [batch, len], (Kind::Int64, tch::Device::Cpu));
-    Inputs {
-        attention_mask: input_ids.ones_like(),
-        token_type_ids: input_ids.zeros_like(),
-        input_ids,
-    }
+    Inputs { attention_mask: input_ids.ones_like(), token_type_ids: input_ids.zeros_like(), input_ids }
 }
 
 /// One training step's forward and backward through `backbone` with `method` attached (after

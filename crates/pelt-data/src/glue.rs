@@ -106,7 +106,11 @@ impl GlueTask {
             GlueTask::Cola => Layout { header: false, metrics: &[Metric::Matthews], ..base("CoLA", 3, None, 1, 4) },
             GlueTask::Sst2 => base("SST-2", 0, None, 1, 2),
             GlueTask::Mrpc => Layout { metrics: &[Metric::F1, Metric::Accuracy], ..base("MRPC", 3, Some(4), 0, 5) },
-            GlueTask::Stsb => Layout { labels: None, metrics: &[Metric::Pearson, Metric::Spearman], ..base("STS-B", 7, Some(8), 9, 10) },
+            GlueTask::Stsb => Layout {
+                labels: None,
+                metrics: &[Metric::Pearson, Metric::Spearman],
+                ..base("STS-B", 7, Some(8), 9, 10)
+            },
             GlueTask::Qqp => Layout {
                 metrics: &[Metric::F1, Metric::Accuracy],
                 skip_malformed: true,
@@ -149,7 +153,9 @@ fn read_split(path: &Path, layout: &Layout) -> Result<(Vec<Example>, usize)> {
         let fields: Vec<&str> = raw.trim_end_matches('\r').split('\t').collect();
         let label_text = (fields.len() >= layout.min_fields).then(|| field(&fields, layout.label).trim());
         let parsed = match (label_text, layout.labels) {
-            (None, _) => Err(format!("expected at least {} tab-separated fields, found {}", layout.min_fields, fields.len())),
+            (None, _) => {
+                Err(format!("expected at least {} tab-separated fields, found {}", layout.min_fields, fields.len()))
+            }
             (Some(l), Some(names)) => names
                 .iter()
                 .position(|n| *n == l)
@@ -186,7 +192,10 @@ pub fn load(glue_dir: &Path, task: GlueTask) -> Result<Dataset> {
     if !folder.is_dir() {
         return Err(DataError::Io {
             path: folder.display().to_string(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "GLUE task folder not found (expected <glue_dir>/<TASK>/train.tsv)"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "GLUE task folder not found (expected <glue_dir>/<TASK>/train.tsv)",
+            ),
         });
     }
     let (train, s1) = read_split(&folder.join("train.tsv"), &layout)?;
@@ -218,7 +227,12 @@ mod tests {
     fn reads_official_layouts_and_quirks() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        write(d, "CoLA", "train.tsv", "gj04\t1\t\tOur friends won't buy this analysis.\nclc95\t0\t*\tThe \"more\" we study.\n");
+        write(
+            d,
+            "CoLA",
+            "train.tsv",
+            "gj04\t1\t\tOur friends won't buy this analysis.\nclc95\t0\t*\tThe \"more\" we study.\n",
+        );
         write(d, "CoLA", "dev.tsv", "gj04\t1\t\tFine.\n");
         let cola = load(d, GlueTask::Cola).unwrap();
         assert_eq!(cola.train.len(), 2);
@@ -227,7 +241,12 @@ mod tests {
         assert_eq!(cola.metrics, vec![Metric::Matthews]);
 
         let stsb_header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n";
-        write(d, "STS-B", "train.tsv", &format!("{stsb_header}0\tmain\tf\t2012\t1\tnone\tnone\tA plane.\tAn air plane.\t5.000\n"));
+        write(
+            d,
+            "STS-B",
+            "train.tsv",
+            &format!("{stsb_header}0\tmain\tf\t2012\t1\tnone\tnone\tA plane.\tAn air plane.\t5.000\n"),
+        );
         write(d, "STS-B", "dev.tsv", &format!("{stsb_header}0\tmain\tf\t2012\t1\tnone\tnone\tA.\tB.\t0.5\n"));
         let stsb = load(d, GlueTask::Stsb).unwrap();
         assert_eq!(stsb.train[0].label, Label::Score(5.0));
@@ -235,7 +254,12 @@ mod tests {
         assert_eq!(stsb.labels, LabelSpace::Regression);
 
         let qqp_header = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n";
-        write(d, "QQP", "train.tsv", &format!("{qqp_header}1\t1\t2\tWhy?\tHow?\t0\n2\t3\t4\tbroken row\n3\t5\t6\tA?\tB?\t1\n"));
+        write(
+            d,
+            "QQP",
+            "train.tsv",
+            &format!("{qqp_header}1\t1\t2\tWhy?\tHow?\t0\n2\t3\t4\tbroken row\n3\t5\t6\tA?\tB?\t1\n"),
+        );
         write(d, "QQP", "dev.tsv", &format!("{qqp_header}1\t1\t2\tWhy?\tHow?\t1\n"));
         let qqp = load(d, GlueTask::Qqp).unwrap();
         assert_eq!((qqp.train.len(), qqp.skipped_rows), (2, 1));
@@ -243,7 +267,16 @@ mod tests {
         let mnli_header = "index\tpromptID\tpairID\tgenre\tb1\tb2\tp1\tp2\tsentence1\tsentence2\tlabel1\tgold_label\n";
         let row = "0\t1\t2\tgov\tx\tx\tx\tx\tPremise.\tHypothesis.\tneutral\tneutral\n";
         write(d, "MNLI", "train.tsv", &format!("{mnli_header}{row}"));
-        write(d, "MNLI", "dev_matched.tsv", &format!("{}{}", mnli_header.replace("label1\t", "label1\tlabel2\tlabel3\tlabel4\tlabel5\t"), row.replace("neutral\tneutral", "neutral\tneutral\tneutral\tneutral\tneutral\tentailment")));
+        write(
+            d,
+            "MNLI",
+            "dev_matched.tsv",
+            &format!(
+                "{}{}",
+                mnli_header.replace("label1\t", "label1\tlabel2\tlabel3\tlabel4\tlabel5\t"),
+                row.replace("neutral\tneutral", "neutral\tneutral\tneutral\tneutral\tneutral\tentailment")
+            ),
+        );
         let mnli = load(d, GlueTask::Mnli).unwrap();
         assert_eq!(mnli.train[0].label, Label::Class(2));
         assert_eq!(mnli.test[0].label, Label::Class(1), "gold label is the last column");
@@ -252,7 +285,12 @@ mod tests {
     #[test]
     fn malformed_rows_name_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "RTE", "train.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tentailment\n1\tA.\tB.\tmaybe\n");
+        write(
+            dir.path(),
+            "RTE",
+            "train.tsv",
+            "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tentailment\n1\tA.\tB.\tmaybe\n",
+        );
         write(dir.path(), "RTE", "dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tentailment\n");
         let e = load(dir.path(), GlueTask::Rte).unwrap_err().to_string();
         assert!(e.contains("RTE/train.tsv:3") && e.contains("maybe"), "{e}");

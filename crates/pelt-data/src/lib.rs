@@ -36,7 +36,9 @@ pub enum DataError {
         message: String,
     },
     /// A task name pelt does not know.
-    #[error("unknown task `{0}`; known: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, rotten_tomatoes, bbc_news")]
+    #[error(
+        "unknown task `{0}`; known: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, rotten_tomatoes, bbc_news"
+    )]
     UnknownTask(String),
     /// A tokenizer file that cannot be used.
     #[error("{path}: tokenizer: {message}")]

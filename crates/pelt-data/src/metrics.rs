@@ -74,7 +74,8 @@ pub fn matthews(pred: &[f64], gold: &[f64]) -> f64 {
     let t: Vec<f64> = (0..classes).map(|k| conf[k].iter().sum()).collect();
     let p: Vec<f64> = (0..classes).map(|k| (0..classes).map(|g| conf[g][k]).sum()).collect();
     let tp: f64 = t.iter().zip(&p).map(|(a, b)| a * b).sum();
-    let denom = ((n * n - p.iter().map(|x| x * x).sum::<f64>()) * (n * n - t.iter().map(|x| x * x).sum::<f64>())).sqrt();
+    let denom =
+        ((n * n - p.iter().map(|x| x * x).sum::<f64>()) * (n * n - t.iter().map(|x| x * x).sum::<f64>())).sqrt();
     if denom == 0.0 {
         0.0
     } else {

@@ -50,7 +50,11 @@ pub fn k_shot(pool: &[Example], classes: usize, k: usize, seed: u64) -> Result<S
     for c in 0..classes {
         let mut members: Vec<usize> = (0..pool.len()).filter(|&i| pool[i].label == Label::Class(c)).collect();
         if members.len() < 2 * k {
-            return Err(DataError::Sampling(format!("class {c} has {} examples, {k}-shot needs {}", members.len(), 2 * k)));
+            return Err(DataError::Sampling(format!(
+                "class {c} has {} examples, {k}-shot needs {}",
+                members.len(),
+                2 * k
+            )));
         }
         members.shuffle(&mut rng);
         split.train.extend_from_slice(&members[..k]);
@@ -105,9 +109,8 @@ mod tests {
 
     #[test]
     fn k_shot_takes_k_per_class() {
-        let pool: Vec<Example> = (0..40)
-            .map(|i| Example { text_a: i.to_string(), text_b: None, label: Label::Class(i % 2) })
-            .collect();
+        let pool: Vec<Example> =
+            (0..40).map(|i| Example { text_a: i.to_string(), text_b: None, label: Label::Class(i % 2) }).collect();
         let s = k_shot(&pool, 2, 4, 7).unwrap();
         assert_eq!((s.train.len(), s.dev_from_train.len()), (8, 8));
         for part in [&s.train, &s.dev_from_train] {

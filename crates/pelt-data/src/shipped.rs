@@ -44,7 +44,8 @@ pub fn rotten_tomatoes(file: &Path) -> Result<Dataset> {
     let mut reader = csv::Reader::from_reader(bzip2::read::BzDecoder::new(f));
     let malformed = |line: usize, message: String| DataError::Malformed { path: shown.clone(), line, message };
     let headers = reader.headers().map_err(|e| malformed(1, e.to_string()))?.clone();
-    let col = |name: &str| headers.iter().position(|h| h == name).ok_or_else(|| malformed(1, format!("no `{name}` column")));
+    let col =
+        |name: &str| headers.iter().position(|h| h == name).ok_or_else(|| malformed(1, format!("no `{name}` column")));
     let (cat, text) = (col("category")?, col("text")?);
     let mut seen = std::collections::HashSet::new();
     let mut examples = Vec::new();
@@ -74,23 +75,37 @@ pub fn bbc_news(dir: &Path) -> Result<Dataset> {
     let mut examples = Vec::new();
     for (label, topic) in BBC_TOPICS.iter().enumerate() {
         let folder = dir.join(topic);
-        let read_dir = std::fs::read_dir(&folder).map_err(|source| DataError::Io { path: folder.display().to_string(), source })?;
-        let mut files: Vec<_> = read_dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "txt")).collect();
+        let read_dir = std::fs::read_dir(&folder)
+            .map_err(|source| DataError::Io { path: folder.display().to_string(), source })?;
+        let mut files: Vec<_> = read_dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+            .collect();
         files.sort();
         for path in files {
-            let bytes = std::fs::read(&path).map_err(|source| DataError::Io { path: path.display().to_string(), source })?;
+            let bytes =
+                std::fs::read(&path).map_err(|source| DataError::Io { path: path.display().to_string(), source })?;
             // A few articles of the corpus are Latin-1 (a bare £ byte), not UTF-8; every byte of
             // Latin-1 is the code point of the same number.
-            let text = String::from_utf8(bytes).unwrap_or_else(|e| e.into_bytes().iter().map(|&b| char::from(b)).collect());
+            let text =
+                String::from_utf8(bytes).unwrap_or_else(|e| e.into_bytes().iter().map(|&b| char::from(b)).collect());
             let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
             if text.is_empty() {
-                return Err(DataError::Malformed { path: path.display().to_string(), line: 1, message: "empty article".into() });
+                return Err(DataError::Malformed {
+                    path: path.display().to_string(),
+                    line: 1,
+                    message: "empty article".into(),
+                });
             }
             examples.push(Example { text_a: text, text_b: None, label: Label::Class(label) });
         }
     }
     if examples.is_empty() {
-        return Err(DataError::Malformed { path: dir.display().to_string(), line: 0, message: "no articles found".into() });
+        return Err(DataError::Malformed {
+            path: dir.display().to_string(),
+            line: 0,
+            message: "no articles found".into(),
+        });
     }
     Ok(split_dataset("bbc_news", BBC_TOPICS.iter().map(|s| s.to_string()).collect(), examples))
 }
@@ -114,7 +129,11 @@ mod tests {
         enc.write_all(body.as_bytes()).unwrap();
         enc.finish().unwrap();
         let d = rotten_tomatoes(&path).unwrap();
-        assert_eq!(d.train.len() + d.dev.as_ref().unwrap().len() + d.test.len(), 40, "plot and duplicate rows left out");
+        assert_eq!(
+            d.train.len() + d.dev.as_ref().unwrap().len() + d.test.len(),
+            40,
+            "plot and duplicate rows left out"
+        );
         assert_eq!(d.test.iter().filter(|e| e.label == Label::Class(1)).count(), 2);
         assert!(d.train.iter().any(|e| e.text_a.starts_with("Great, film")));
 
@@ -132,14 +151,23 @@ mod tests {
         for topic in BBC_TOPICS {
             std::fs::create_dir_all(dir.path().join(topic)).unwrap();
             for i in 0..10 {
-                std::fs::write(dir.path().join(topic).join(format!("{i:03}.txt")), format!("{topic} headline {i}\n\nBody  text.\n")).unwrap();
+                std::fs::write(
+                    dir.path().join(topic).join(format!("{i:03}.txt")),
+                    format!("{topic} headline {i}\n\nBody  text.\n"),
+                )
+                .unwrap();
             }
             std::fs::write(dir.path().join(topic).join("100.txt"), b"Costs \xa3300m\n\nLatin-1 body.\n").unwrap();
         }
         let d = bbc_news(dir.path()).unwrap();
         assert_eq!(d.test.len(), 5);
         assert_eq!(d.train.len(), 45);
-        assert!(d.train.iter().chain(&d.test).chain(d.dev.as_ref().unwrap()).any(|e| e.text_a == "Costs £300m Latin-1 body."));
+        assert!(d
+            .train
+            .iter()
+            .chain(&d.test)
+            .chain(d.dev.as_ref().unwrap())
+            .any(|e| e.text_a == "Costs £300m Latin-1 body."));
         assert!(d.train.iter().all(|e| !e.text_a.contains('\n')));
         let e = bbc_news(&dir.path().join("missing")).unwrap_err().to_string();
         assert!(e.contains("missing/business"), "{e}");

@@ -100,7 +100,8 @@ pub struct Padded {
 pub fn pad(encodings: &[&Encoding], pad_id: i64) -> Padded {
     let len = encodings.iter().map(|e| e.ids.len()).max().unwrap_or(0);
     let rows = encodings.len();
-    let mut p = Padded { ids: vec![pad_id; rows * len], mask: vec![0; rows * len], type_ids: vec![0; rows * len], rows, len };
+    let mut p =
+        Padded { ids: vec![pad_id; rows * len], mask: vec![0; rows * len], type_ids: vec![0; rows * len], rows, len };
     for (r, e) in encodings.iter().enumerate() {
         let o = r * len;
         p.ids[o..o + e.ids.len()].copy_from_slice(&e.ids);

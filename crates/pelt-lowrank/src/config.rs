@@ -39,7 +39,12 @@ impl MethodConfig for LoraConfig {
             return Err(ConfigError::new("targets", "must name at least one projection"));
         }
         if let Some(s) = self.targets.iter().find(|s| !Site::PROJECTIONS.contains(s)) {
-            return Err(ConfigError::new("targets", format!("`{s}` is not a projection (query, key, value, attention_output, ffn_intermediate, ffn_output)")));
+            return Err(ConfigError::new(
+                "targets",
+                format!(
+                    "`{s}` is not a projection (query, key, value, attention_output, ffn_intermediate, ffn_output)"
+                ),
+            ));
         }
         let mut unique = self.targets.clone();
         unique.sort();

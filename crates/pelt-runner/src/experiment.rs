@@ -251,7 +251,12 @@ impl Experiment {
     /// Reads and validates an experiment file. Every error names the file, and the line and field
     /// where there is one. `dims` come from the backbone's `config.json`, so method configs are
     /// validated against the real sizes before anything is trained.
-    pub fn load(path: &Path, registry: &Registry, root: &Path, glue_override: Option<&Path>) -> Result<(Experiment, BackboneDims)> {
+    pub fn load(
+        path: &Path,
+        registry: &Registry,
+        root: &Path,
+        glue_override: Option<&Path>,
+    ) -> Result<(Experiment, BackboneDims)> {
         let shown = path.display();
         let text = std::fs::read_to_string(path).with_context(|| format!("{shown}: cannot read experiment file"))?;
         let mut exp: Experiment = serde_yaml::from_str(&text).map_err(|e| anyhow!("{shown}: {e}"))?;
@@ -316,9 +321,16 @@ impl Experiment {
         let mut labels = std::collections::HashSet::new();
         for (i, m) in exp.methods.iter().enumerate() {
             let at = |field: Option<&str>| locate_method(&text, i, field).unwrap_or(0);
-            let entry = registry.get(&m.method).map_err(|e| anyhow!("{shown}:{}: methods[{i}].method: {e}", at(Some("method"))))?;
+            let entry = registry
+                .get(&m.method)
+                .map_err(|e| anyhow!("{shown}:{}: methods[{i}].method: {e}", at(Some("method"))))?;
             if !(m.lr > 0.0 && m.lr < 1.0) {
-                bail!("{shown}:{}: methods[{i}] ({}) field `lr`: must be in (0, 1), got {}", at(Some("lr")), m.label(), m.lr);
+                bail!(
+                    "{shown}:{}: methods[{i}] ({}) field `lr`: must be in (0, 1), got {}",
+                    at(Some("lr")),
+                    m.label(),
+                    m.lr
+                );
             }
             (entry.build)(&m.config, &dims, tch::Device::Cpu).map_err(|e| match e {
                 pelt_core::PeltError::Config(c) => {
@@ -328,7 +340,11 @@ impl Experiment {
                 other => anyhow!("{shown}:{}: methods[{i}] ({}): {other}", at(None), m.label()),
             })?;
             if !labels.insert(m.label().to_owned()) {
-                bail!("{shown}:{}: methods[{i}]: label `{}` is used twice; give one a distinct `label`", at(None), m.label());
+                bail!(
+                    "{shown}:{}: methods[{i}]: label `{}` is used twice; give one a distinct `label`",
+                    at(None),
+                    m.label()
+                );
             }
         }
         Ok((exp, dims))

@@ -114,7 +114,14 @@ fn main() -> Result<()> {
             let (exp, _dims) = experiment::Experiment::load(&file, &registry, &root, glue_dir.as_deref())?;
             let cells = exp.methods.len() * exp.tasks.len() * exp.data_sizes.len() * exp.seeds.len();
             if dry_run {
-                println!("{}: valid; {cells} runs ({} methods × {} tasks × {} sizes × {} seeds)", file.display(), exp.methods.len(), exp.tasks.len(), exp.data_sizes.len(), exp.seeds.len());
+                println!(
+                    "{}: valid; {cells} runs ({} methods × {} tasks × {} sizes × {} seeds)",
+                    file.display(),
+                    exp.methods.len(),
+                    exp.tasks.len(),
+                    exp.data_sizes.len(),
+                    exp.seeds.len()
+                );
                 return Ok(());
             }
             let started = std::time::Instant::now();
@@ -129,7 +136,8 @@ fn main() -> Result<()> {
                 }
             }
             let only = sweep::Only { tasks, methods, seeds };
-            let opts = sweep::SweepOptions { root: root.clone(), results: results.clone(), assets, shard, device, only };
+            let opts =
+                sweep::SweepOptions { root: root.clone(), results: results.clone(), assets, shard, device, only };
             let (ran, skipped, failed) = sweep::sweep(&exp, &registry, &opts)?;
             let suite_dir = results.join(&exp.name);
             let md = write_tables(&suite_dir, Some(&exp))?;
@@ -166,9 +174,25 @@ fn main() -> Result<()> {
                 let i = &e.info;
                 let sites = i.sites.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
                 if markdown {
-                    println!("| `{}` | {} | {sites} | {} | {} | {} | {} |", i.name, i.family, i.form.as_str(), i.scale.as_str(), i.formula, i.paper);
+                    println!(
+                        "| `{}` | {} | {sites} | {} | {} | {} | {} |",
+                        i.name,
+                        i.family,
+                        i.form.as_str(),
+                        i.scale.as_str(),
+                        i.formula,
+                        i.paper
+                    );
                 } else {
-                    println!("{:<10} {:<9} sites: {sites}; form: {}; scale: {}; params: {}; {}", i.name, i.family, i.form.as_str(), i.scale.as_str(), i.formula, i.paper);
+                    println!(
+                        "{:<10} {:<9} sites: {sites}; form: {}; scale: {}; params: {}; {}",
+                        i.name,
+                        i.family,
+                        i.form.as_str(),
+                        i.scale.as_str(),
+                        i.formula,
+                        i.paper
+                    );
                 }
             }
         }

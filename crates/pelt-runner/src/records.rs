@@ -143,9 +143,14 @@ impl Store {
         let dir = self.dir.join("records");
         for entry in std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))? {
             let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
-                let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-                out.push(serde_json::from_str(&text).with_context(|| format!("{}: not a pelt record", path.display()))?);
+            if path.extension().is_some_and(|e| e == "json")
+                && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                let text =
+                    std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+                out.push(
+                    serde_json::from_str(&text).with_context(|| format!("{}: not a pelt record", path.display()))?,
+                );
             }
         }
         out.sort_by(|a: &Record, b: &Record| a.key.cmp(&b.key));
@@ -166,7 +171,9 @@ impl Store {
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
@@ -180,7 +187,12 @@ pub fn machine() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown cpu".into());
     format!("{host}; {cpu}; {} threads", tch::get_num_threads())
 }

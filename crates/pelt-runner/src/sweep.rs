@@ -90,14 +90,17 @@ fn resolved_config(registry: &Registry, m: &MethodSpec) -> Result<serde_json::Va
 }
 
 fn run_key(id: &RunId, hash: &str) -> String {
-    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>();
+    let clean =
+        |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>();
     format!("{}__{}__{}__s{}__{hash}", clean(id.task), clean(id.method.label()), clean(&id.size.label()), id.seed)
 }
 
 /// Loads a task's examples from the shipped assets or the GLUE folder.
 pub fn load_task(name: &str, exp: &Experiment, assets: &Path) -> Result<Dataset> {
     let data = match name {
-        "rotten_tomatoes" => shipped::rotten_tomatoes(&assets.join("rotten_tomatoes/rotten_tomatoes_corpus_full.csv.bz2")),
+        "rotten_tomatoes" => {
+            shipped::rotten_tomatoes(&assets.join("rotten_tomatoes/rotten_tomatoes_corpus_full.csv.bz2"))
+        }
         "bbc_news" => shipped::bbc_news(&assets.join("bbcnews")),
         other => {
             let task = glue::GlueTask::parse(other).ok_or_else(|| anyhow!("unknown task `{other}`"))?;
@@ -105,7 +108,9 @@ pub fn load_task(name: &str, exp: &Experiment, assets: &Path) -> Result<Dataset>
             glue::load(dir, task)
         }
     };
-    let data = data.map_err(|e| anyhow!("{e}{}", if SHIPPED.contains(&name) { " (run the set-up: scripts/setup.sh)" } else { "" }))?;
+    let data = data.map_err(|e| {
+        anyhow!("{e}{}", if SHIPPED.contains(&name) { " (run the set-up: scripts/setup.sh)" } else { "" })
+    })?;
     if data.skipped_rows > 0 {
         eprintln!("{name}: skipped {} malformed rows of the official files", data.skipped_rows);
     }
@@ -155,12 +160,19 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
             todo.push((id.clone(), key, hash, resolved));
         }
     }
-    eprintln!("{}: {} runs in the grid, {} in this shard already done, {} to run", exp.name, grid.len(), skipped, todo.len());
+    eprintln!(
+        "{}: {} runs in the grid, {} in this shard already done, {} to run",
+        exp.name,
+        grid.len(),
+        skipped,
+        todo.len()
+    );
     if todo.is_empty() {
         return Ok((0, skipped, 0));
     }
 
-    let backbone = Bert::load(&exp.backbone, opts.device).with_context(|| format!("loading backbone {}", exp.backbone.display()))?;
+    let backbone = Bert::load(&exp.backbone, opts.device)
+        .with_context(|| format!("loading backbone {}", exp.backbone.display()))?;
     // Selective methods move backbone weights; each run starts from this pristine copy.
     let pristine: Vec<(Tensor, Tensor)> =
         backbone.var_store().variables().into_values().map(|t| (t.shallow_clone(), t.detach().copy())).collect();
@@ -171,9 +183,15 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
 
     let progress = MultiProgress::new();
     let runs_bar = progress.add(ProgressBar::new(todo.len() as u64));
-    runs_bar.set_style(ProgressStyle::with_template("runs  {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    runs_bar.set_style(
+        ProgressStyle::with_template("runs  {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let steps_bar = progress.add(ProgressBar::new(0));
-    steps_bar.set_style(ProgressStyle::with_template("steps {bar:30} {pos}/{len} {per_sec}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    steps_bar.set_style(
+        ProgressStyle::with_template("steps {bar:30} {pos}/{len} {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
 
     let (mut ran, mut failed) = (0, 0);
     for (id, key, hash, resolved) in todo {
@@ -190,7 +208,8 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
         });
         records::reset_peak_rss();
         let started = std::time::Instant::now();
-        let result = train::run(registry, &backbone, id.method, task, id.size, id.seed, &exp.training, opts.device, &steps_bar);
+        let result =
+            train::run(registry, &backbone, id.method, task, id.size, id.seed, &exp.training, opts.device, &steps_bar);
         let wall = started.elapsed().as_secs_f64();
         let mut record = Record {
             key: key.clone(),

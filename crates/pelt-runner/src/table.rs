@@ -87,7 +87,11 @@ pub fn build(records: &[Record], exp: Option<&Experiment>) -> Result<Table> {
     let mut row_info: BTreeMap<String, (i64, f64)> = BTreeMap::new();
     for i in 0..agg.height() {
         let (Some(m), Some(t), Some(z)) = (methods.get(i), tasks.get(i), sizes.get(i)) else { continue };
-        let cell = Cell { mean: means.get(i).unwrap_or(f64::NAN), std: stds.get(i).unwrap_or(0.0), n: counts.get(i).unwrap_or(0) };
+        let cell = Cell {
+            mean: means.get(i).unwrap_or(f64::NAN),
+            std: stds.get(i).unwrap_or(0.0),
+            n: counts.get(i).unwrap_or(0),
+        };
         cells.insert((m.to_owned(), (t.to_owned(), z.to_owned())), cell);
         row_info.insert(m.to_owned(), (params.get(i).unwrap_or(0), percents.get(i).unwrap_or(0.0)));
     }
@@ -106,7 +110,15 @@ pub fn build(records: &[Record], exp: Option<&Experiment>) -> Result<Table> {
 
     let mut notes = Vec::new();
     for r in records.iter().filter(|r| r.status != Status::Ok) {
-        notes.push(format!("{} {} {} seed {}: {:?} — {}", r.method, r.task, r.data_size, r.seed, r.status, r.message.as_deref().unwrap_or("")));
+        notes.push(format!(
+            "{} {} {} seed {}: {:?} — {}",
+            r.method,
+            r.task,
+            r.data_size,
+            r.seed,
+            r.status,
+            r.message.as_deref().unwrap_or("")
+        ));
     }
     let backbone = records.iter().map(|r| r.backbone_params).max().unwrap_or(0);
     let mut caption = exp.map(|e| e.description.trim().to_owned()).unwrap_or_default();
@@ -123,7 +135,8 @@ pub fn build(records: &[Record], exp: Option<&Experiment>) -> Result<Table> {
 impl Table {
     /// Mean over columns of a row's cell means, when the row has every column.
     fn average(&self, row: &str) -> Option<f64> {
-        let v: Vec<f64> = self.columns.iter().filter_map(|c| self.cells.get(&(row.to_owned(), c.clone())).map(|c| c.mean)).collect();
+        let v: Vec<f64> =
+            self.columns.iter().filter_map(|c| self.cells.get(&(row.to_owned(), c.clone())).map(|c| c.mean)).collect();
         (v.len() == self.columns.len() && !v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     }
 
@@ -156,7 +169,8 @@ impl Table {
                 }
             }
             Format::Csv => {
-                let cols: Vec<String> = header.iter().flat_map(|h| [format!("{h} mean"), format!("{h} std"), format!("{h} n")]).collect();
+                let cols: Vec<String> =
+                    header.iter().flat_map(|h| [format!("{h} mean"), format!("{h} std"), format!("{h} n")]).collect();
                 out.push_str(&format!("method,params,percent,{},avg\n", cols.join(",")));
                 for (m, p, pc) in &self.rows {
                     let cells: Vec<String> = self
@@ -174,7 +188,10 @@ impl Table {
             Format::Latex => {
                 let esc = |s: &str| s.replace('_', "\\_").replace('%', "\\%");
                 out.push_str(&format!("\\begin{{tabular}}{{lrr{}r}}\n\\toprule\n", "c".repeat(header.len())));
-                out.push_str(&format!("Method & Params & \\% & {} & Avg \\\\\n\\midrule\n", header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" & ")));
+                out.push_str(&format!(
+                    "Method & Params & \\% & {} & Avg \\\\\n\\midrule\n",
+                    header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" & ")
+                ));
                 for (m, p, pc) in &self.rows {
                     let cells: Vec<String> = self.columns.iter().map(|c| self.cell_text(m, c, "$\\pm$")).collect();
                     let avg = self.average(m).map_or("--".into(), |a| format!("{a:.1}"));

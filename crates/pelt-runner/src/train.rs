@@ -101,7 +101,9 @@ fn bucketed_batches(lengths: &[usize], batch: usize, rng: &mut ChaCha8Rng) -> Ve
 /// Labels as a tensor: class indices (int64) or scores (float).
 fn label_tensor(gold: &[Label], device: Device) -> Tensor {
     match gold.first() {
-        Some(Label::Score(_)) => Tensor::from_slice(&gold.iter().map(|l| l.value() as f32).collect::<Vec<_>>()).to_device(device),
+        Some(Label::Score(_)) => {
+            Tensor::from_slice(&gold.iter().map(|l| l.value() as f32).collect::<Vec<_>>()).to_device(device)
+        }
         _ => Tensor::from_slice(&gold.iter().map(|l| l.value() as i64).collect::<Vec<_>>()).to_device(device),
     }
 }
@@ -210,7 +212,9 @@ pub fn run(
         DataSize::Shot(k) => {
             let classes = match &ds.labels {
                 LabelSpace::Classes(c) => c.len(),
-                LabelSpace::Regression => return Err(anyhow!("{}: k-shot sampling needs a classification task", ds.name)),
+                LabelSpace::Regression => {
+                    return Err(anyhow!("{}: k-shot sampling needs a classification task", ds.name))
+                }
             };
             sampler::k_shot(&ds.train, classes, k, seed)
         }
@@ -242,7 +246,8 @@ pub fn run(
     let mut all_params: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
     all_params.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
     all_params.sort_by(|a, b| a.0.cmp(&b.0));
-    let ctx = Ctx { backbone, method: method.as_ref(), head: &head, task, training, device, frozen: trainable.is_empty() };
+    let ctx =
+        Ctx { backbone, method: method.as_ref(), head: &head, task, training, device, frozen: trainable.is_empty() };
 
     // Head-only runs never change the backbone's output: encode each split once.
     let cache = ctx.frozen.then(|| (ctx.features(&train.enc), ctx.features(&dev.enc), ctx.features(&test.enc)));
@@ -278,7 +283,8 @@ pub fn run(
             let labels = label_tensor(&gold, device);
             let logits = match &cache {
                 Some((features, _, _)) => {
-                    let idx = Tensor::from_slice(&batch.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
+                    let idx =
+                        Tensor::from_slice(&batch.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
                     head.forward_pooled(&features.index_select(0, &idx), true)
                 }
                 None => {
@@ -326,7 +332,17 @@ pub fn run(
     let sizes = (train.enc.len(), dev.enc.len(), test.enc.len());
     let train_eps = examples_seen as f64 / train_seconds.max(1e-9);
     if diverged.is_some() {
-        return Ok(Outcome { diverged, metrics: BTreeMap::new(), score: None, best_dev: None, steps: step, sizes, params: counts, train_eps, diagnostics });
+        return Ok(Outcome {
+            diverged,
+            metrics: BTreeMap::new(),
+            score: None,
+            best_dev: None,
+            steps: step,
+            sizes,
+            params: counts,
+            train_eps,
+            diagnostics,
+        });
     }
     let (best_score, best_step, snapshot) = best.ok_or_else(|| anyhow!("no dev evaluation happened"))?;
     tch::no_grad(|| {

@@ -38,7 +38,12 @@ fn tiny_glue(dir: &Path) {
 }
 
 fn pelt(args: &[&str], cwd: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pelt")).args(args).current_dir(cwd).env("RUST_BACKTRACE", "0").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pelt"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 

@@ -11,7 +11,9 @@
 pub mod config;
 
 use config::{BitFitConfig, NoConfig};
-use pelt_core::{method_entry, Attachment, BackboneDims, Form, Identity, Method, MethodEntry, MethodInfo, ScaleKind, Site};
+use pelt_core::{
+    method_entry, Attachment, BackboneDims, Form, Identity, Method, MethodEntry, MethodInfo, ScaleKind, Site,
+};
 use tch::{nn::VarStore, Device};
 
 /// A method that unfreezes the backbone variables matching a predicate.
@@ -65,7 +67,12 @@ pub fn bitfit_params(d: &BackboneDims) -> i64 {
     h + d.layers * (4 * h + i + h + 2 * h)
 }
 
-fn selective(name: &'static str, select: fn(&str) -> bool, formula: fn(&BackboneDims) -> i64, device: Device) -> Selective {
+fn selective(
+    name: &'static str,
+    select: fn(&str) -> bool,
+    formula: fn(&BackboneDims) -> i64,
+    device: Device,
+) -> Selective {
     Selective { name, vs: VarStore::new(device), select, formula }
 }
 

@@ -16,25 +16,35 @@ fn full_fine_tuning_trains_every_weight() {
     let expected = (c.vocab_size + c.max_position_embeddings + c.type_vocab_size) * h
         + 2 * h
         + l * (4 * (h * h + h) + 2 * h * i + i + h + 4 * h);
-    testkit::run_conformance(&backbone, &|d: &BackboneDims| -> Box<dyn Method> {
-        Box::new(pelt_selective::full(NoConfig {}, d, Device::Cpu).unwrap())
-    }, expected);
+    testkit::run_conformance(
+        &backbone,
+        &|d: &BackboneDims| -> Box<dyn Method> { Box::new(pelt_selective::full(NoConfig {}, d, Device::Cpu).unwrap()) },
+        expected,
+    );
 }
 
 #[test]
 fn head_only_trains_nothing_in_the_backbone() {
-    testkit::run_conformance(&backbone, &|d: &BackboneDims| -> Box<dyn Method> {
-        Box::new(pelt_selective::head_only(NoConfig {}, d, Device::Cpu).unwrap())
-    }, 0);
+    testkit::run_conformance(
+        &backbone,
+        &|d: &BackboneDims| -> Box<dyn Method> {
+            Box::new(pelt_selective::head_only(NoConfig {}, d, Device::Cpu).unwrap())
+        },
+        0,
+    );
 }
 
 #[test]
 fn bitfit_trains_biases_only() {
     // d = 16, d_ff = 32, L = 2: embedding LN bias 16; per layer q,k,v,o 4·16 + intermediate 32 +
     // output 16 + two LN biases 32 = 144.
-    testkit::run_conformance(&backbone, &|d: &BackboneDims| -> Box<dyn Method> {
-        Box::new(pelt_selective::bitfit(BitFitConfig {}, d, Device::Cpu).unwrap())
-    }, 16 + 2 * 144);
+    testkit::run_conformance(
+        &backbone,
+        &|d: &BackboneDims| -> Box<dyn Method> {
+            Box::new(pelt_selective::bitfit(BitFitConfig {}, d, Device::Cpu).unwrap())
+        },
+        16 + 2 * 144,
+    );
 }
 
 #[test]
