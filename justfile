@@ -51,5 +51,5 @@ lint: setup
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Exactly what CI runs.
-ready: test sweep-ci
+# What CI runs (.ci/run: fmt check, tests, the short GLUE sweep), plus clippy.
+ready: lint test sweep-ci

@@ -5,6 +5,8 @@
 //!   in sequential form (Δ computed from the sublayer output h, added before the residual and
 //!   LayerNorm), initialised near identity; the layers' LayerNorms train too, as in the paper.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod houlsby;
 

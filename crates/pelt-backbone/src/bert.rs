@@ -83,6 +83,12 @@ impl BertConfig {
         }
     }
 
+    /// The sizes of all-MiniLM-L6-v2 (6 layers, d = 384, 12 heads, FFN 1536), for benches that need the
+    /// real model's cost without its weights.
+    pub fn minilm() -> BertConfig {
+        BertConfig { hidden_size: 384, num_hidden_layers: 6, intermediate_size: 1536, ..BertConfig::default() }
+    }
+
     /// Reads and checks `config.json`.
     pub fn from_file(path: &Path) -> Result<BertConfig> {
         let err = |message: String| PeltError::Weights { path: path.display().to_string(), message };

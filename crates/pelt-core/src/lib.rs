@@ -10,6 +10,8 @@
 //! method's parameters train" is structural; selective methods instead name the backbone variables they
 //! unfreeze ([`Method::trains_backbone`]). [`params`] counts both from the stores.
 
+#![warn(missing_docs)]
+
 pub mod backbone;
 pub mod config;
 pub mod error;

@@ -204,7 +204,7 @@ pub fn bench_inputs(dims: &BackboneDims, batch: i64, len: i64) -> Inputs {
 
 /// One training step's forward and backward through `backbone` with `method` attached (after
 /// [`prepare_training`]), as benches time it; returns the loss.
-pub fn forward_backward(backbone: &dyn Backbone, method: &dyn Method, inputs: &Inputs) -> f64 {
+pub fn forward_backward(backbone: &dyn Backbone, method: &dyn crate::Attachment, inputs: &Inputs) -> f64 {
     let out = backbone.forward(inputs, method, true);
     let loss = out.hidden.square().mean(Kind::Float);
     if loss.requires_grad() {

@@ -3,6 +3,8 @@
 //! Tasks are read from their official file layouts (GLUE TSV folders) or from the assets that pelt's
 //! set-up installs (Rotten Tomatoes, BBC News). Every reader error names the file and line.
 
+#![warn(missing_docs)]
+
 pub mod glue;
 pub mod metrics;
 pub mod sampler;

@@ -4,6 +4,8 @@
 //!   W x + (α/r)·B A x on chosen projections (query and value by default), A Kaiming-uniform, B zero, so
 //!   ΔW = 0 at init; mergeable into W for inference.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod lora;
 

@@ -290,8 +290,8 @@ impl Experiment {
             (t.eval_batch_size == 0, "training.eval_batch_size", "must be at least 1"),
             (t.max_len < 8, "training.max_len", "must be at least 8"),
             (!(0.0..1.0).contains(&t.warmup_ratio), "training.warmup_ratio", "must be in [0, 1)"),
-            (!(t.weight_decay >= 0.0), "training.weight_decay", "must be non-negative"),
-            (!(t.max_grad_norm > 0.0), "training.max_grad_norm", "must be positive"),
+            (t.weight_decay.is_nan() || t.weight_decay < 0.0, "training.weight_decay", "must be non-negative"),
+            (t.max_grad_norm.is_nan() || t.max_grad_norm <= 0.0, "training.max_grad_norm", "must be positive"),
             (t.dev_limit == 0, "training.dev_limit", "must be at least 1"),
         ];
         if let Some((_, key, msg)) = checks.iter().find(|c| c.0) {

@@ -1,5 +1,7 @@
 //! `pelt`: run sweeps of parameter-efficient tuning methods and print the comparison tables.
 
+#![warn(missing_docs)]
+
 mod experiment;
 mod optim;
 mod records;
@@ -173,27 +175,19 @@ fn main() -> Result<()> {
             for e in registry.entries() {
                 let i = &e.info;
                 let sites = i.sites.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-                if markdown {
-                    println!(
-                        "| `{}` | {} | {sites} | {} | {} | {} | {} |",
-                        i.name,
-                        i.family,
-                        i.form.as_str(),
-                        i.scale.as_str(),
-                        i.formula,
-                        i.paper
-                    );
+                let (form, scale) = (i.form.as_str(), i.scale.as_str());
+                let line = if markdown {
+                    format!(
+                        "| `{}` | {} | {sites} | {form} | {scale} | {} | {} |",
+                        i.name, i.family, i.formula, i.paper
+                    )
                 } else {
-                    println!(
-                        "{:<10} {:<9} sites: {sites}; form: {}; scale: {}; params: {}; {}",
-                        i.name,
-                        i.family,
-                        i.form.as_str(),
-                        i.scale.as_str(),
-                        i.formula,
-                        i.paper
-                    );
-                }
+                    format!(
+                        "{:<10} {:<9} sites: {sites}; form: {form}; scale: {scale}; params: {}; {}",
+                        i.name, i.family, i.formula, i.paper
+                    )
+                };
+                println!("{line}");
             }
         }
     }

@@ -7,14 +7,7 @@ use pelt_core::{params::prepare_training, testkit, Backbone, Method, NoMethod};
 use tch::Device;
 
 fn bench(c: &mut Criterion) {
-    let config = BertConfig {
-        vocab_size: 30522,
-        hidden_size: 384,
-        num_hidden_layers: 6,
-        intermediate_size: 1536,
-        ..BertConfig::default()
-    };
-    let backbone = Bert::random(&config, 0, Device::Cpu);
+    let backbone = Bert::random(&BertConfig::minilm(), 0, Device::Cpu);
     let d = backbone.dims().clone();
     let d = &d;
     let inputs = testkit::bench_inputs(d, 8, 64);

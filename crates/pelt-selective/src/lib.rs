@@ -8,6 +8,8 @@
 //! Selective methods create no variables of their own: they name backbone variables through
 //! [`Method::trains_backbone`], so their trainable count is read off the backbone's store.
 
+#![warn(missing_docs)]
+
 pub mod config;
 
 use config::{BitFitConfig, NoConfig};
