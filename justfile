@@ -12,7 +12,7 @@ pelt := "cargo test --workspace --no-run --quiet && " + target + "/debug/pelt"
 
 # List the recipes.
 default:
-    @just --list
+    @{{just_executable()}} --justfile {{justfile()}} --list
 
 # Install the venv (torch 2.13.0 for tch), just, and the model and data assets (idempotent, cached).
 setup:
