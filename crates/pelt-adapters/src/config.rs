@@ -82,12 +82,7 @@ impl MethodConfig for HoulsbyConfig {
                 format!("`{s}` is not a sublayer output (attention_output, ffn_output)"),
             ));
         }
-        let mut unique = self.sites.clone();
-        unique.sort();
-        unique.dedup();
-        if unique.len() != self.sites.len() {
-            return Err(ConfigError::new("sites", "lists a site twice"));
-        }
+        pelt_core::config::check_unique_sites("sites", &self.sites, "site")?;
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(ConfigError::new("dropout", format!("must be in [0, 1), got {}", self.dropout)));
         }

@@ -28,6 +28,17 @@ pub trait MethodConfig: Serialize + DeserializeOwned + Default + Clone + std::fm
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError>;
 }
 
+/// Refuses a site list that names a site twice (`what` says what the list holds, for the message).
+pub fn check_unique_sites(field: &str, sites: &[crate::Site], what: &str) -> Result<(), ConfigError> {
+    let mut unique = sites.to_vec();
+    unique.sort();
+    unique.dedup();
+    if unique.len() != sites.len() {
+        return Err(ConfigError::new(field, format!("lists a {what} twice")));
+    }
+    Ok(())
+}
+
 /// Deserialises and validates a config from a YAML value (`null` means all defaults).
 pub fn parse_config<C: MethodConfig>(value: &serde_yaml::Value, dims: &BackboneDims) -> Result<C, ConfigError> {
     let config: C = if value.is_null() {

@@ -46,12 +46,7 @@ impl MethodConfig for LoraConfig {
                 ),
             ));
         }
-        let mut unique = self.targets.clone();
-        unique.sort();
-        unique.dedup();
-        if unique.len() != self.targets.len() {
-            return Err(ConfigError::new("targets", "lists a projection twice"));
-        }
+        pelt_core::config::check_unique_sites("targets", &self.targets, "projection")?;
         Ok(())
     }
 }
