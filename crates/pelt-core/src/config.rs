@@ -41,10 +41,31 @@ pub fn check_unique_sites(field: &str, sites: &[crate::Site], what: &str) -> Res
 
 /// Deserialises and validates a config from a YAML value (`null` means all defaults).
 pub fn parse_config<C: MethodConfig>(value: &serde_yaml::Value, dims: &BackboneDims) -> Result<C, ConfigError> {
+    parse_config_over(value, &C::default(), dims)
+}
+
+/// Like [`parse_config`], with the fields the YAML leaves out taken from `base` rather than from
+/// `C::default()`: one config type serves several registry entries with different defaults (Houlsby and
+/// Pfeiffer share the bottleneck adapter's config).
+pub fn parse_config_over<C: MethodConfig>(
+    value: &serde_yaml::Value,
+    base: &C,
+    dims: &BackboneDims,
+) -> Result<C, ConfigError> {
     let config: C = if value.is_null() {
-        C::default()
+        base.clone()
     } else {
-        serde_yaml::from_value(value.clone()).map_err(|e| {
+        let serde_yaml::Value::Mapping(given) = value else {
+            return Err(ConfigError::new("", "expected a mapping of settings (`field: value` lines)"));
+        };
+        let mut merged = match serde_yaml::to_value(base) {
+            Ok(serde_yaml::Value::Mapping(m)) => m,
+            _ => serde_yaml::Mapping::new(),
+        };
+        for (k, v) in given {
+            merged.insert(k.clone(), v.clone());
+        }
+        serde_yaml::from_value(serde_yaml::Value::Mapping(merged)).map_err(|e| {
             let message = e.to_string();
             ConfigError::new(field_of(&message).unwrap_or_default(), message)
         })?
@@ -115,5 +136,19 @@ mod tests {
         let e = parse_config::<Cfg>(&v, &dims()).unwrap_err();
         assert!(e.to_string().contains("invalid type"), "{e}");
         assert_eq!(parse_config::<Cfg>(&serde_yaml::Value::Null, &dims()).unwrap().r, 8);
+    }
+
+    #[test]
+    fn fields_left_out_come_from_the_base() {
+        let base = Cfg { r: 2 };
+        assert_eq!(parse_config_over::<Cfg>(&serde_yaml::Value::Null, &base, &dims()).unwrap().r, 2);
+        let v: serde_yaml::Value = serde_yaml::from_str("{}").unwrap();
+        assert_eq!(parse_config_over::<Cfg>(&v, &base, &dims()).unwrap().r, 2);
+        let v: serde_yaml::Value = serde_yaml::from_str("r: 5").unwrap();
+        assert_eq!(parse_config_over::<Cfg>(&v, &base, &dims()).unwrap().r, 5);
+        let v: serde_yaml::Value = serde_yaml::from_str("[1, 2]").unwrap();
+        assert!(parse_config_over::<Cfg>(&v, &base, &dims()).unwrap_err().message.contains("mapping"));
+        let v: serde_yaml::Value = serde_yaml::from_str("q: 1").unwrap();
+        assert_eq!(parse_config_over::<Cfg>(&v, &base, &dims()).unwrap_err().field, "q");
     }
 }

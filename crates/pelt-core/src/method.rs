@@ -111,6 +111,23 @@ pub trait Method: Attachment {
     /// Called after each backward pass, before the optimizer step (e.g. to mask gradients).
     fn after_backward(&self) {}
 
+    /// Masks of the method's variables that are held at zero (pruned methods): (variable name in the
+    /// method's store, boolean tensor of the kept entries). Pruned entries are not counted as
+    /// trainable, and the conformance suite checks that they stay zero through training.
+    fn masks(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+
+    /// Whether the method wants [`Method::calibrate`] called once before training, with the gradients
+    /// of one training batch's loss at init in its variables (SNIP pruning scores weights by them).
+    fn wants_calibration(&self) -> bool {
+        false
+    }
+
+    /// Uses the gradients left in the method's variables by one backward pass at init (see
+    /// [`Method::wants_calibration`]); the caller zeroes them afterwards.
+    fn calibrate(&self) {}
+
     /// Scalar diagnostics to record with a run's results (e.g. mean gate values).
     fn diagnostics(&self) -> Vec<(String, f64)> {
         Vec::new()

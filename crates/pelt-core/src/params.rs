@@ -57,6 +57,11 @@ pub fn numel<'a>(vars: impl IntoIterator<Item = &'a Tensor>) -> i64 {
 pub fn count(backbone: &dyn Backbone, method: &dyn Method, head: i64) -> ParamCount {
     let all = backbone.var_store().variables();
     let selected = numel(all.iter().filter(|(n, _)| method.trains_backbone(n)).map(|(_, v)| v));
-    let own = numel(method.var_store().trainable_variables().iter());
+    let own = numel(method.var_store().trainable_variables().iter()) - pruned(method);
     ParamCount { method: selected + own, head, backbone: numel(all.values()) }
+}
+
+/// Entries of the method's variables held at zero by its masks (see [`Method::masks`]).
+pub fn pruned(method: &dyn Method) -> i64 {
+    method.masks().iter().map(|(_, keep)| keep.numel() as i64 - keep.sum(tch::Kind::Int64).int64_value(&[])).sum()
 }

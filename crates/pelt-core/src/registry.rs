@@ -77,18 +77,26 @@ impl Registry {
 }
 
 /// Declares a [`MethodEntry`] for a method type with a config type, wiring parse → validate → build.
+///
+/// `defaults = expr` gives the entry its own defaults when several entries share one config type
+/// (fields a YAML file leaves out are taken from it).
 #[macro_export]
 macro_rules! method_entry {
     ($info:expr, $config:ty, $ctor:expr) => {
+        $crate::method_entry!($info, $config, $ctor, defaults = <$config as Default>::default())
+    };
+    ($info:expr, $config:ty, $ctor:expr, defaults = $defaults:expr) => {
         $crate::MethodEntry {
             info: $info,
             build: |value, dims, device| {
-                let config: $config = $crate::parse_config(value, dims)?;
+                let base: $config = $defaults;
+                let config: $config = $crate::config::parse_config_over(value, &base, dims)?;
                 let method = ($ctor)(config, dims, device)?;
                 Ok(Box::new(method) as Box<dyn $crate::Method>)
             },
             default_config: || {
-                $crate::serde_yaml::to_value(<$config as Default>::default()).unwrap_or($crate::serde_yaml::Value::Null)
+                let base: $config = $defaults;
+                $crate::serde_yaml::to_value(base).unwrap_or($crate::serde_yaml::Value::Null)
             },
         }
     };

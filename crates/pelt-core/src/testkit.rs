@@ -8,7 +8,7 @@ use crate::{
     backbone::{Backbone, BackboneDims, Inputs},
     config::{parse_config, MethodConfig},
     method::{Identity, Method, NoMethod},
-    params::{count, prepare_training},
+    params::{count, prepare_training, pruned},
     store::{load_trainable, save_trainable},
 };
 use tch::{Kind, Tensor};
@@ -50,6 +50,15 @@ fn assert_unique_names(what: &str, names: impl Iterator<Item = String>) {
     }
 }
 
+fn zero_grads(vars: &[(String, Tensor)]) {
+    for (_, var) in vars {
+        let mut g = var.grad();
+        if g.defined() {
+            let _ = g.zero_();
+        }
+    }
+}
+
 /// Runs the whole suite for one method. `expected_params` is the test's own hand-written formula.
 pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactory, expected_params: i64) {
     let backbone = make_backbone();
@@ -80,7 +89,7 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
     // Parameter count: stores == method formula == the test's formula.
     let trainable = prepare_training(backbone.as_ref(), method.as_ref());
     let counted = count(backbone.as_ref(), method.as_ref(), 0).method;
-    let from_vars: i64 = trainable.iter().map(|(_, t)| t.numel() as i64).sum();
+    let from_vars: i64 = trainable.iter().map(|(_, t)| t.numel() as i64).sum::<i64>() - pruned(method.as_ref());
     assert_eq!(counted, expected_params, "{}: counted parameters vs the test's formula", method.name());
     assert_eq!(from_vars, expected_params, "{}: requires_grad variables vs the test's formula", method.name());
     assert_eq!(method.formula_params(&dims), expected_params, "{}: method's own formula", method.name());
@@ -101,16 +110,18 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
         .collect();
     tch::manual_seed(99);
     let target = Tensor::randn(bare.hidden.size(), (Kind::Float, tch::Device::Cpu));
+    let loss_of = |out: &crate::backbone::Encoded| (real_positions(out, len) - &target).square().mean(Kind::Float);
+    if method.wants_calibration() {
+        loss_of(&backbone.forward(&inputs, method.as_ref(), false)).backward();
+        method.calibrate();
+        zero_grads(&trainable);
+        // Calibration may prune: the count must still hold afterwards.
+        let counted = count(backbone.as_ref(), method.as_ref(), 0).method;
+        assert_eq!(counted, expected_params, "{}: counted parameters after calibration", method.name());
+    }
     for step in 0..4 {
-        let out = backbone.forward(&inputs, method.as_ref(), false);
-        let hidden = real_positions(&out, len);
-        let loss = (hidden - &target).square().mean(Kind::Float);
-        for (_, var) in &trainable {
-            let mut g = var.grad();
-            if g.defined() {
-                let _ = g.zero_();
-            }
-        }
+        let loss = loss_of(&backbone.forward(&inputs, method.as_ref(), false));
+        zero_grads(&trainable);
         if trainable.is_empty() {
             assert!(!loss.requires_grad(), "{}: no trainable variables yet the loss has a graph", method.name());
             break;
@@ -128,6 +139,10 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
     }
     let backbone_vars = backbone.var_store().variables();
     let method_vars = method.var_store().variables();
+    for (name, keep) in method.masks() {
+        let leaked = method_vars[&name].abs().masked_select(&keep.logical_not()).sum(Kind::Float).double_value(&[]);
+        assert!(leaked == 0.0, "{}: pruned entries of `{name}` moved off zero ({leaked})", method.name());
+    }
     for (name, before, trains) in &snapshot {
         let now = match name.split_once('.') {
             Some(("backbone", n)) => &backbone_vars[n],

@@ -242,12 +242,24 @@ pub fn run(
     let method = (entry.build)(&spec.config, backbone.dims(), device)?;
     let head = ClassificationHead::new(backbone.dims().hidden, ds.labels.outputs(), Pooling::Mean, 0.1, device);
     let trainable = params::prepare_training(backbone, method.as_ref());
-    let counts = params::count(backbone, method.as_ref(), params::numel(head.var_store().trainable_variables().iter()));
     let mut all_params: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
     all_params.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
     all_params.sort_by(|a, b| a.0.cmp(&b.0));
     let ctx =
         Ctx { backbone, method: method.as_ref(), head: &head, task, training, device, frozen: trainable.is_empty() };
+
+    if method.wants_calibration() {
+        // SNIP-style pruning scores weights by the loss gradient at init: one training batch, with the
+        // freshly initialised head. The step loop zeroes these gradients before its first backward.
+        let first: Vec<usize> = (0..training.batch_size.min(train.enc.len())).collect();
+        let encs: Vec<&Encoding> = first.iter().map(|&i| train.enc[i]).collect();
+        let gold: Vec<Label> = first.iter().map(|&i| train.gold[i]).collect();
+        let logits = head.forward(&backbone.forward(&inputs(&encs, task.pad_id, device), method.as_ref(), true), true);
+        loss_of(&logits, &label_tensor(&gold, device), &ds.labels).backward();
+        method.calibrate();
+    }
+    // Calibration may prune: count after it.
+    let counts = params::count(backbone, method.as_ref(), params::numel(head.var_store().trainable_variables().iter()));
 
     // Head-only runs never change the backbone's output: encode each split once.
     let cache = ctx.frozen.then(|| (ctx.features(&train.enc), ctx.features(&dev.enc), ctx.features(&test.enc)));

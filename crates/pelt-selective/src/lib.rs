@@ -3,7 +3,12 @@
 //! - full fine-tuning: every backbone weight (the upper baseline);
 //! - head only (linear probe): nothing in the backbone, only the task head;
 //! - BitFit (Ben Zaken et al., "BitFit: Simple Parameter-efficient Fine-tuning for Transformer-based
-//!   Masked Language-models", ACL 2022): bias terms only.
+//!   Masked Language-models", ACL 2022): bias terms only;
+//! - LN-tuning (Qi et al., "Parameter-Efficient Tuning on Layer Normalization for Pre-trained Language
+//!   Models", 2022): LayerNorm gains and biases only;
+//! - RAFT (Fang et al., "Transformers with Learnable Activation Functions", 2022): the FFN activation
+//!   becomes a rational function per layer, initialised to fit GELU, and only its coefficients train
+//!   (the one method here with variables of its own).
 //!
 //! Selective methods create no variables of their own: they name backbone variables through
 //! [`Method::trains_backbone`], so their trainable count is read off the backbone's store.
@@ -11,8 +16,11 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod raft;
 
-use config::{BitFitConfig, NoConfig};
+pub use raft::Raft;
+
+use config::{BitFitConfig, LnTuningConfig, NoConfig, RaftConfig};
 use pelt_core::{
     method_entry, Attachment, BackboneDims, Form, Identity, Method, MethodEntry, MethodInfo, ScaleKind, Site,
 };
@@ -51,6 +59,50 @@ impl Method for Selective {
 /// Is `name` a bias term (linear biases and LayerNorm biases, as in BitFit's reference code)?
 pub fn is_bias(name: &str) -> bool {
     name.ends_with(".bias")
+}
+
+/// Is `name` a LayerNorm gain or bias (HF names: `LayerNorm` in BERT, `layernorm_*` in ViT,
+/// `layer_norm` in T5)?
+pub fn is_layer_norm(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.contains("layernorm") || lower.contains("layer_norm")
+}
+
+/// LN-tuning's count on a BERT encoder: two LayerNorms of gain and bias per layer, and the embeddings'.
+pub fn ln_tuning_params(d: &BackboneDims, embeddings: bool) -> i64 {
+    d.layers * 4 * d.hidden + if embeddings { 2 * d.hidden } else { 0 }
+}
+
+/// LN-tuning: the backbone's LayerNorm gains and biases train.
+#[derive(Debug)]
+pub struct LnTuning {
+    vs: VarStore,
+    config: LnTuningConfig,
+}
+
+impl Attachment for LnTuning {}
+
+impl Method for LnTuning {
+    fn name(&self) -> &str {
+        "ln_tuning"
+    }
+    fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+    fn trains_backbone(&self, name: &str) -> bool {
+        is_layer_norm(name) && (self.config.embeddings || !name.starts_with("embeddings."))
+    }
+    fn identity(&self) -> Identity {
+        Identity::Exact
+    }
+    fn formula_params(&self, dims: &BackboneDims) -> i64 {
+        ln_tuning_params(dims, self.config.embeddings)
+    }
+}
+
+/// LN-tuning.
+pub fn ln_tuning(config: LnTuningConfig, _: &BackboneDims, device: Device) -> pelt_core::Result<LnTuning> {
+    Ok(LnTuning { vs: VarStore::new(device), config })
 }
 
 /// Parameters of a BERT-family encoder from its sizes (embeddings with their LayerNorm, then per
@@ -134,6 +186,32 @@ pub fn methods() -> Vec<MethodEntry> {
             },
             BitFitConfig,
             bitfit
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "ln_tuning",
+                family: "selective",
+                paper: "Qi et al. 2022, Parameter-Efficient Tuning on Layer Normalization",
+                sites: &[Site::LayerNorm],
+                form: Form::Selective,
+                scale: ScaleKind::None,
+                formula: "4Ld + 2d (every LayerNorm's gain and bias, the embeddings' included)",
+            },
+            LnTuningConfig,
+            ln_tuning
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "raft",
+                family: "selective",
+                paper: "Fang et al. 2022, Transformers with Learnable Activation Functions",
+                sites: &[Site::Activation],
+                form: Form::Selective,
+                scale: ScaleKind::None,
+                formula: "10L (rational 5/4 coefficients per layer)",
+            },
+            RaftConfig,
+            Raft::new
         ),
     ]
 }

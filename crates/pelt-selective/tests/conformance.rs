@@ -2,7 +2,7 @@
 
 use pelt_backbone::{Bert, BertConfig};
 use pelt_core::{testkit, Backbone, BackboneDims, Method};
-use pelt_selective::config::{BitFitConfig, NoConfig};
+use pelt_selective::config::{BitFitConfig, LnTuningConfig, NoConfig, RaftConfig};
 use tch::Device;
 
 fn backbone() -> Box<dyn Backbone> {
@@ -48,8 +48,36 @@ fn bitfit_trains_biases_only() {
 }
 
 #[test]
+fn ln_tuning_trains_layer_norms_only() {
+    // d = 16, L = 2: two LayerNorms (gain + bias) per layer, 2·4·16 = 128, and the embeddings' 32.
+    for (embeddings, expected) in [(true, 128 + 32), (false, 128)] {
+        testkit::run_conformance(
+            &backbone,
+            &move |d: &BackboneDims| -> Box<dyn Method> {
+                Box::new(pelt_selective::ln_tuning(LnTuningConfig { embeddings }, d, Device::Cpu).unwrap())
+            },
+            expected,
+        );
+    }
+}
+
+#[test]
+fn raft_tunes_rational_coefficients() {
+    // Six numerator and four denominator coefficients per layer, L = 2.
+    testkit::run_conformance(
+        &backbone,
+        &|d: &BackboneDims| -> Box<dyn Method> {
+            Box::new(pelt_selective::Raft::new(RaftConfig::default(), d, Device::Cpu).unwrap())
+        },
+        2 * 10,
+    );
+}
+
+#[test]
 fn configs_refuse_unknown_fields() {
     let dims = Bert::random(&BertConfig::tiny(), 7, Device::Cpu).dims().clone();
     testkit::check_config::<NoConfig>(&dims, &[("lr: 3", "lr")]);
     testkit::check_config::<BitFitConfig>(&dims, &[("only: [query]", "only")]);
+    testkit::check_config::<LnTuningConfig>(&dims, &[("gain: 1", "gain")]);
+    testkit::check_config::<RaftConfig>(&dims, &[("fit_bound: 0", "fit_bound"), ("degree: 3", "degree")]);
 }
