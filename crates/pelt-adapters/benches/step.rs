@@ -12,7 +12,7 @@ fn bench(c: &mut Criterion) {
     let d = &d;
     let inputs = testkit::bench_inputs(d, 8, 64);
     let method: Box<dyn Method> =
-        Box::new(pelt_adapters::Houlsby::new(Default::default(), d, Device::Cpu).expect("build"));
+        Box::new(pelt_adapters::SequentialAdapter::houlsby(Default::default(), d, Device::Cpu).expect("build"));
     let mut group = c.benchmark_group("houlsby");
     group.sample_size(10);
     prepare_training(&backbone, method.as_ref());

@@ -26,11 +26,13 @@ impl Activation {
     }
 }
 
-/// Houlsby adapter settings; defaults follow the paper's reference code (adapter-bert): bottleneck
-/// 64, GELU, truncated-normal init with std 1e-3, adapters after attention and after the FFN.
+/// Sequential bottleneck adapter settings (Houlsby, Pfeiffer). `Default` is Houlsby's, following the
+/// paper's reference code (adapter-bert): bottleneck 64, GELU, truncated-normal init with std 1e-3,
+/// adapters after attention and after the FFN, LayerNorms trained; [`BottleneckConfig::pfeiffer`]
+/// gives Pfeiffer's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct HoulsbyConfig {
+pub struct BottleneckConfig {
     /// Bottleneck size m.
     pub bottleneck: i64,
     /// Nonlinearity between the projections.
@@ -46,9 +48,9 @@ pub struct HoulsbyConfig {
     pub dropout: f64,
 }
 
-impl Default for HoulsbyConfig {
+impl Default for BottleneckConfig {
     fn default() -> Self {
-        HoulsbyConfig {
+        BottleneckConfig {
             bottleneck: 64,
             activation: Activation::Gelu,
             init_std: 1e-3,
@@ -59,32 +61,180 @@ impl Default for HoulsbyConfig {
     }
 }
 
-impl MethodConfig for HoulsbyConfig {
-    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
-        if self.bottleneck < 1 || self.bottleneck > 4 * dims.hidden {
-            return Err(ConfigError::new(
-                "bottleneck",
-                format!("must be in 1..={}, got {}", 4 * dims.hidden, self.bottleneck),
-            ));
+impl BottleneckConfig {
+    /// Pfeiffer et al. 2021 (AdapterFusion's adapter, the `pfeiffer` config of adapter-transformers):
+    /// one adapter after the FFN only, ReLU, reduction factor 16 — 48 at BERT-base's d = 768, kept
+    /// absolute here so that budgets compare across backbones — and the LayerNorms frozen.
+    pub fn pfeiffer() -> BottleneckConfig {
+        BottleneckConfig {
+            bottleneck: 48,
+            activation: Activation::Relu,
+            sites: vec![Site::FfnOutput],
+            train_layer_norm: false,
+            ..BottleneckConfig::default()
         }
+    }
+}
+
+/// Checks a bottleneck size against the backbone.
+pub(crate) fn check_bottleneck(field: &str, m: i64, dims: &BackboneDims) -> Result<(), ConfigError> {
+    if m < 1 || m > 4 * dims.hidden {
+        return Err(ConfigError::new(field, format!("must be in 1..={}, got {m}", 4 * dims.hidden)));
+    }
+    Ok(())
+}
+
+/// Checks a list of sublayer sites (attention_output, ffn_output).
+pub(crate) fn check_sublayers(field: &str, sites: &[Site]) -> Result<(), ConfigError> {
+    if sites.is_empty() {
+        return Err(ConfigError::new(field, "must name at least one of attention_output, ffn_output"));
+    }
+    if let Some(s) = sites.iter().find(|s| !matches!(s, Site::AttentionOutput | Site::FfnOutput)) {
+        return Err(ConfigError::new(field, format!("`{s}` is not a sublayer output (attention_output, ffn_output)")));
+    }
+    pelt_core::config::check_unique_sites(field, sites, "site")
+}
+
+/// Checks a dropout probability.
+pub(crate) fn check_dropout(field: &str, p: f64) -> Result<(), ConfigError> {
+    if !(0.0..1.0).contains(&p) {
+        return Err(ConfigError::new(field, format!("must be in [0, 1), got {p}")));
+    }
+    Ok(())
+}
+
+impl MethodConfig for BottleneckConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        check_bottleneck("bottleneck", self.bottleneck, dims)?;
         if !(self.init_std >= 0.0 && self.init_std.is_finite()) {
             return Err(ConfigError::new(
                 "init_std",
                 format!("must be a finite non-negative number, got {}", self.init_std),
             ));
         }
-        if self.sites.is_empty() {
-            return Err(ConfigError::new("sites", "must name at least one of attention_output, ffn_output"));
+        check_sublayers("sites", &self.sites)?;
+        check_dropout("dropout", self.dropout)
+    }
+}
+
+/// Parallel adapter settings (He et al. 2022, "Towards a Unified View"): Δ = s·up(f(down(x))) from the
+/// sublayer's input x, added to its output. `Default` is the plain parallel adapter (s = 1);
+/// [`ParallelConfig::scaled`] is the scaled parallel adapter (s = 4, the paper's choice).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ParallelConfig {
+    /// Bottleneck size m.
+    pub bottleneck: i64,
+    /// The fixed scale s of Δ.
+    pub scale: f64,
+    /// Nonlinearity between the projections.
+    pub activation: Activation,
+    /// Sublayers the adapter runs beside: `ffn_output` (the paper's best placement), `attention_output`.
+    pub sites: Vec<Site>,
+    /// Dropout on the adapter's input during training.
+    pub dropout: f64,
+}
+
+impl Default for ParallelConfig {
+    fn default() -> Self {
+        ParallelConfig {
+            bottleneck: 64,
+            scale: 1.0,
+            activation: Activation::Relu,
+            sites: vec![Site::FfnOutput],
+            dropout: 0.0,
         }
-        if let Some(s) = self.sites.iter().find(|s| !matches!(s, Site::AttentionOutput | Site::FfnOutput)) {
-            return Err(ConfigError::new(
-                "sites",
-                format!("`{s}` is not a sublayer output (attention_output, ffn_output)"),
-            ));
+    }
+}
+
+impl ParallelConfig {
+    /// The scaled parallel adapter: s = 4.
+    pub fn scaled() -> ParallelConfig {
+        ParallelConfig { scale: 4.0, ..ParallelConfig::default() }
+    }
+}
+
+impl MethodConfig for ParallelConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        check_bottleneck("bottleneck", self.bottleneck, dims)?;
+        if !(self.scale > 0.0 && self.scale.is_finite()) {
+            return Err(ConfigError::new("scale", format!("must be a positive number, got {}", self.scale)));
         }
-        pelt_core::config::check_unique_sites("sites", &self.sites, "site")?;
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(ConfigError::new("dropout", format!("must be in [0, 1), got {}", self.dropout)));
+        check_sublayers("sites", &self.sites)?;
+        check_dropout("dropout", self.dropout)
+    }
+}
+
+/// AdapterBias settings (Fu et al. 2022).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdapterBiasConfig {
+    /// Sublayers whose output gets the token-dependent shift (the paper: after the FFN).
+    pub sites: Vec<Site>,
+    /// Also train the layers' LayerNorm gains and biases (the reference code does).
+    pub train_layer_norm: bool,
+}
+
+impl Default for AdapterBiasConfig {
+    fn default() -> Self {
+        AdapterBiasConfig { sites: vec![Site::FfnOutput], train_layer_norm: true }
+    }
+}
+
+impl MethodConfig for AdapterBiasConfig {
+    fn validate(&self, _: &BackboneDims) -> Result<(), ConfigError> {
+        check_sublayers("sites", &self.sites)
+    }
+}
+
+/// How SparseAdapter chooses the weights to prune at initialisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pruning {
+    /// SNIP (Lee et al. 2019): keep the weights with the largest |w · ∂L/∂w| on a training batch.
+    Snip,
+    /// Keep a uniformly random subset.
+    Random,
+    /// Keep the weights of largest |w| at init.
+    Magnitude,
+}
+
+/// SparseAdapter settings (He et al. 2022): a Houlsby-placed adapter whose projection weights are
+/// pruned at init to `sparsity`, the pruned entries held at zero through training. `Default` prunes a
+/// bottleneck of 64 by half with SNIP; [`SparseConfig::large`] is the Large-Sparse setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SparseConfig {
+    /// The adapter being pruned.
+    pub adapter: BottleneckConfig,
+    /// Fraction of each projection weight matrix pruned, in [0, 1).
+    pub sparsity: f64,
+    /// How pruned weights are chosen.
+    pub pruning: Pruning,
+}
+
+impl Default for SparseConfig {
+    fn default() -> Self {
+        SparseConfig { adapter: BottleneckConfig::default(), sparsity: 0.5, pruning: Pruning::Snip }
+    }
+}
+
+impl SparseConfig {
+    /// Large-Sparse: the bottleneck doubled (128) and half of it pruned, so about as many weights are
+    /// kept as in a dense adapter of 64.
+    pub fn large() -> SparseConfig {
+        SparseConfig {
+            adapter: BottleneckConfig { bottleneck: 128, ..BottleneckConfig::default() },
+            ..Default::default()
+        }
+    }
+}
+
+impl MethodConfig for SparseConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        self.adapter.validate(dims).map_err(|e| ConfigError::new(format!("adapter.{}", e.field), e.message))?;
+        if !(0.0..1.0).contains(&self.sparsity) {
+            return Err(ConfigError::new("sparsity", format!("must be in [0, 1), got {}", self.sparsity)));
         }
         Ok(())
     }

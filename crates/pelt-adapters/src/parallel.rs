@@ -1,0 +1,86 @@
+//! Parallel adapters (He et al. 2022, "Towards a Unified View of Parameter-Efficient Transfer
+//! Learning"): Δ = s·up(f(down(x))) computed from the sublayer's input x and added to its output,
+//! beside the sublayer rather than after it.
+
+use crate::{
+    config::ParallelConfig,
+    sequential::{Bottleneck, BottleneckInit},
+};
+use pelt_core::{Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
+use tch::{nn, Device, Tensor};
+
+/// Parallel (or scaled parallel) adapters in every layer.
+#[derive(Debug)]
+pub struct ParallelAdapter {
+    name: &'static str,
+    vs: nn::VarStore,
+    config: ParallelConfig,
+    /// adapters[layer][i] for config.sites[i].
+    adapters: Vec<Vec<Bottleneck>>,
+}
+
+impl ParallelAdapter {
+    /// The parallel adapter (`parallel_adapter`, s = 1 by default).
+    pub fn plain(config: ParallelConfig, dims: &BackboneDims, device: Device) -> Result<ParallelAdapter> {
+        ParallelAdapter::new("parallel_adapter", config, dims, device)
+    }
+
+    /// The scaled parallel adapter (`scaled_parallel_adapter`, s = 4 by default).
+    pub fn scaled(config: ParallelConfig, dims: &BackboneDims, device: Device) -> Result<ParallelAdapter> {
+        ParallelAdapter::new("scaled_parallel_adapter", config, dims, device)
+    }
+
+    /// Adapters registered under `name`; the up-projection starts at zero (the reference code's
+    /// "lora" init), so Δ = 0 at init.
+    pub fn new(
+        name: &'static str,
+        config: ParallelConfig,
+        dims: &BackboneDims,
+        device: Device,
+    ) -> Result<ParallelAdapter> {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let adapters = (0..dims.layers)
+            .map(|l| {
+                config
+                    .sites
+                    .iter()
+                    .map(|s| {
+                        Bottleneck::new(
+                            &root / "layer" / l / s.as_str(),
+                            dims.hidden,
+                            config.bottleneck,
+                            BottleneckInit::Lora,
+                            config.activation,
+                            config.dropout,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(ParallelAdapter { name, vs, config, adapters })
+    }
+}
+
+impl Attachment for ParallelAdapter {
+    fn sublayer(&self, layer: usize, site: Site, x: &Tensor, _h: &Tensor, train: bool) -> Option<Delta> {
+        let i = self.config.sites.iter().position(|s| *s == site)?;
+        Some(Delta::fixed(self.adapters[layer][i].forward(x, train), self.config.scale))
+    }
+}
+
+impl Method for ParallelAdapter {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    fn identity(&self) -> Identity {
+        Identity::Exact
+    }
+    fn formula_params(&self, d: &BackboneDims) -> i64 {
+        let (h, m) = (d.hidden, self.config.bottleneck);
+        d.layers * self.config.sites.len() as i64 * (2 * h * m + h + m)
+    }
+}

@@ -1,0 +1,161 @@
+//! Sequential bottleneck adapters: h ← h + up(f(down(h))) after each chosen sublayer (Houlsby et al.
+//! 2019 after attention and the FFN; Pfeiffer et al. 2021 after the FFN only).
+
+use crate::config::{Activation, BottleneckConfig};
+use pelt_core::{Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
+use tch::{nn, Device, Tensor};
+
+/// How a bottleneck's projection weights start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BottleneckInit {
+    /// Both from a ±2σ truncated normal with this std (Houlsby's near-identity init).
+    TruncatedNormal(f64),
+    /// Down Kaiming-uniform (a = √5, as nn.Linear), up zero: Δ = 0 exactly at init (He et al.'s
+    /// "lora" option for parallel adapters).
+    Lora,
+}
+
+/// One bottleneck: down (m × d), up (d × m), with biases.
+#[derive(Debug)]
+pub struct Bottleneck {
+    /// Down-projection weight (m × d).
+    pub down_w: Tensor,
+    down_b: Tensor,
+    /// Up-projection weight (d × m).
+    pub up_w: Tensor,
+    up_b: Tensor,
+    act: Activation,
+    dropout: f64,
+}
+
+impl Bottleneck {
+    /// A bottleneck d → m → d under `p`.
+    pub fn new(p: nn::Path, d: i64, m: i64, init: BottleneckInit, act: Activation, dropout: f64) -> Bottleneck {
+        let (down_w, up_w) = match init {
+            BottleneckInit::TruncatedNormal(std) => {
+                let trunc = |name: &str, dims: &[i64]| {
+                    let t = p.var(name, dims, nn::Init::Randn { mean: 0.0, stdev: std });
+                    tch::no_grad(|| {
+                        let _ = t.shallow_clone().clamp_(-2.0 * std, 2.0 * std);
+                    });
+                    t
+                };
+                (trunc("down_weight", &[m, d]), trunc("up_weight", &[d, m]))
+            }
+            BottleneckInit::Lora => {
+                let bound = 1.0 / (d as f64).sqrt();
+                (
+                    p.var("down_weight", &[m, d], nn::Init::Uniform { lo: -bound, up: bound }),
+                    p.var("up_weight", &[d, m], nn::Init::Const(0.0)),
+                )
+            }
+        };
+        Bottleneck {
+            down_b: p.var("down_bias", &[m], nn::Init::Const(0.0)),
+            up_b: p.var("up_bias", &[d], nn::Init::Const(0.0)),
+            down_w,
+            up_w,
+            act,
+            dropout,
+        }
+    }
+
+    /// up(f(down(x))).
+    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = x.dropout(self.dropout, train);
+        self.act.apply(&x.linear(&self.down_w, Some(&self.down_b))).linear(&self.up_w, Some(&self.up_b))
+    }
+}
+
+/// Sequential adapters in every layer at the configured sublayers.
+#[derive(Debug)]
+pub struct SequentialAdapter {
+    name: &'static str,
+    vs: nn::VarStore,
+    config: BottleneckConfig,
+    /// adapters[layer][i] for config.sites[i].
+    pub(crate) adapters: Vec<Vec<Bottleneck>>,
+}
+
+impl SequentialAdapter {
+    /// Houlsby adapters for a backbone of `dims`.
+    pub fn houlsby(config: BottleneckConfig, dims: &BackboneDims, device: Device) -> Result<SequentialAdapter> {
+        SequentialAdapter::new("houlsby", config, dims, device)
+    }
+
+    /// Pfeiffer adapters for a backbone of `dims`.
+    pub fn pfeiffer(config: BottleneckConfig, dims: &BackboneDims, device: Device) -> Result<SequentialAdapter> {
+        SequentialAdapter::new("pfeiffer", config, dims, device)
+    }
+
+    /// Adapters registered under `name`.
+    pub fn new(
+        name: &'static str,
+        config: BottleneckConfig,
+        dims: &BackboneDims,
+        device: Device,
+    ) -> Result<SequentialAdapter> {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let adapters = (0..dims.layers)
+            .map(|l| {
+                config
+                    .sites
+                    .iter()
+                    .map(|s| {
+                        Bottleneck::new(
+                            &root / "layer" / l / s.as_str(),
+                            dims.hidden,
+                            config.bottleneck,
+                            BottleneckInit::TruncatedNormal(config.init_std),
+                            config.activation,
+                            config.dropout,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(SequentialAdapter { name, vs, config, adapters })
+    }
+
+    /// The adapter's settings.
+    pub fn config(&self) -> &BottleneckConfig {
+        &self.config
+    }
+}
+
+/// Is `name` a LayerNorm of the transformer layers (not the embeddings')?
+pub(crate) fn is_layer_norm(name: &str) -> bool {
+    name.starts_with("encoder.layer.") && name.contains("LayerNorm")
+}
+
+impl Attachment for SequentialAdapter {
+    fn sublayer(&self, layer: usize, site: Site, _x: &Tensor, h: &Tensor, train: bool) -> Option<Delta> {
+        let i = self.config.sites.iter().position(|s| *s == site)?;
+        Some(Delta::fixed(self.adapters[layer][i].forward(h, train), 1.0))
+    }
+}
+
+impl Method for SequentialAdapter {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    fn trains_backbone(&self, name: &str) -> bool {
+        self.config.train_layer_norm && is_layer_norm(name)
+    }
+    fn identity(&self) -> Identity {
+        // Near-identity: Δ is of order init_std² · m · |h|; LayerNorm keeps it small downstream.
+        Identity::Approx(
+            1e-3_f64.max(100.0 * self.config.init_std * self.config.init_std * self.config.bottleneck as f64),
+        )
+    }
+    fn formula_params(&self, d: &BackboneDims) -> i64 {
+        let (h, m) = (d.hidden, self.config.bottleneck);
+        let adapters = d.layers * self.config.sites.len() as i64 * (2 * h * m + h + m);
+        let norms = if self.config.train_layer_norm { d.layers * 4 * h } else { 0 };
+        adapters + norms
+    }
+}
