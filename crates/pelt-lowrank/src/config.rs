@@ -29,25 +29,11 @@ impl MethodConfig for LoraConfig {
         if self.r < 1 || self.r > dims.hidden {
             return Err(ConfigError::new("r", format!("must be in 1..={}, got {}", dims.hidden, self.r)));
         }
-        if !(self.alpha > 0.0 && self.alpha.is_finite()) {
-            return Err(ConfigError::new("alpha", format!("must be a positive number, got {}", self.alpha)));
-        }
+        check_positive("alpha", self.alpha)?;
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(ConfigError::new("dropout", format!("must be in [0, 1), got {}", self.dropout)));
         }
-        if self.targets.is_empty() {
-            return Err(ConfigError::new("targets", "must name at least one projection"));
-        }
-        if let Some(s) = self.targets.iter().find(|s| !Site::PROJECTIONS.contains(s)) {
-            return Err(ConfigError::new(
-                "targets",
-                format!(
-                    "`{s}` is not a projection (query, key, value, attention_output, ffn_intermediate, ffn_output)"
-                ),
-            ));
-        }
-        pelt_core::config::check_unique_sites("targets", &self.targets, "projection")?;
-        Ok(())
+        check_targets("targets", &self.targets)
     }
 }
 
@@ -57,5 +43,203 @@ pub fn projection_shape(site: Site, dims: &BackboneDims) -> (i64, i64) {
         Site::FfnIntermediate => (dims.hidden, dims.intermediate),
         Site::FfnOutput => (dims.intermediate, dims.hidden),
         _ => (dims.hidden, dims.hidden),
+    }
+}
+
+fn check_targets(field: &str, targets: &[Site]) -> Result<(), ConfigError> {
+    if targets.is_empty() {
+        return Err(ConfigError::new(field, "must name at least one projection"));
+    }
+    if let Some(s) = targets.iter().find(|s| !Site::PROJECTIONS.contains(s)) {
+        return Err(ConfigError::new(
+            field,
+            format!("`{s}` is not a projection (query, key, value, attention_output, ffn_intermediate, ffn_output)"),
+        ));
+    }
+    pelt_core::config::check_unique_sites(field, targets, "projection")
+}
+
+fn check_positive(field: &str, v: f64) -> Result<(), ConfigError> {
+    if !(v > 0.0 && v.is_finite()) {
+        return Err(ConfigError::new(field, format!("must be a positive number, got {v}")));
+    }
+    Ok(())
+}
+
+fn check_divides(field: &str, n: i64, sizes: &[(&str, i64)]) -> Result<(), ConfigError> {
+    if n < 1 {
+        return Err(ConfigError::new(field, format!("must be at least 1, got {n}")));
+    }
+    if let Some((what, size)) = sizes.iter().find(|(_, size)| size % n != 0) {
+        return Err(ConfigError::new(field, format!("must divide {what} ({size}), got {n}")));
+    }
+    Ok(())
+}
+
+/// KronA settings (Edalati et al. 2022): ΔW = s·(A ⊗ B) with A of shape `a_shape` and B of shape
+/// (d_out / a_rows, d_in / a_cols); A starts Kaiming-uniform and B at zero, so ΔW = 0 at init.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KronaConfig {
+    /// (rows, cols) of the Kronecker factor A; they must divide each target's d_out and d_in.
+    pub a_shape: [i64; 2],
+    /// The fixed scale s.
+    pub scale: f64,
+    /// Dropout on the branch's input during training.
+    pub dropout: f64,
+    /// Projections to adapt.
+    pub targets: Vec<Site>,
+}
+
+impl Default for KronaConfig {
+    fn default() -> Self {
+        KronaConfig { a_shape: [32, 32], scale: 1.0, dropout: 0.0, targets: vec![Site::Query, Site::Value] }
+    }
+}
+
+impl MethodConfig for KronaConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        check_targets("targets", &self.targets)?;
+        for &t in &self.targets {
+            let (d_in, d_out) = projection_shape(t, dims);
+            check_divides("a_shape", self.a_shape[0], &[(&format!("{t} d_out"), d_out)])?;
+            check_divides("a_shape", self.a_shape[1], &[(&format!("{t} d_in"), d_in)])?;
+        }
+        check_positive("scale", self.scale)?;
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ConfigError::new("dropout", format!("must be in [0, 1), got {}", self.dropout)));
+        }
+        Ok(())
+    }
+}
+
+/// KronA^B_res settings: a Kronecker adapter (A ⊗ B, d × d) beside the FFN, its output scaled by a
+/// learned per-layer scalar that starts at `scale`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KronaResConfig {
+    /// (rows, cols) of A; both must divide d.
+    pub a_shape: [i64; 2],
+    /// Initial value of the learned scale.
+    pub scale: f64,
+}
+
+impl Default for KronaResConfig {
+    fn default() -> Self {
+        KronaResConfig { a_shape: [32, 32], scale: 1.0 }
+    }
+}
+
+impl MethodConfig for KronaResConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        check_divides("a_shape", self.a_shape[0], &[("d", dims.hidden)])?;
+        check_divides("a_shape", self.a_shape[1], &[("d", dims.hidden)])?;
+        check_positive("scale", self.scale)
+    }
+}
+
+/// Compacter settings (Karimi Mahabadi et al. 2021), defaults from the reference configs: n = 4
+/// Kronecker terms, rank-1 fast weights, the rule matrices shared by every PHM layer and drawn from
+/// N(0, 1e-4), GELU (tanh form), LayerNorms trained. `Default` is Compacter (after attention and the
+/// FFN); [`CompacterConfig::plus_plus`] is Compacter++ (after the FFN only). The bottleneck is 24 —
+/// the reference's reduction factor 32 at d = 768, kept absolute as for the other adapters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompacterConfig {
+    /// Bottleneck size k; n must divide it.
+    pub bottleneck: i64,
+    /// Number of Kronecker terms n (the hypercomplex division); must divide d and k.
+    pub n: i64,
+    /// Rank of each fast matrix B_i = s_i t_iᵀ.
+    pub rank: i64,
+    /// Std of the shared rule matrices' normal init.
+    pub rule_init_std: f64,
+    /// Sublayers that get an adapter.
+    pub sites: Vec<Site>,
+    /// Also train the layers' LayerNorms.
+    pub train_layer_norm: bool,
+}
+
+impl Default for CompacterConfig {
+    fn default() -> Self {
+        CompacterConfig {
+            bottleneck: 24,
+            n: 4,
+            rank: 1,
+            rule_init_std: 1e-4,
+            sites: vec![Site::AttentionOutput, Site::FfnOutput],
+            train_layer_norm: true,
+        }
+    }
+}
+
+impl CompacterConfig {
+    /// Compacter++: one adapter after the FFN.
+    pub fn plus_plus() -> CompacterConfig {
+        CompacterConfig { sites: vec![Site::FfnOutput], ..CompacterConfig::default() }
+    }
+}
+
+impl MethodConfig for CompacterConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        if self.bottleneck < 1 || self.bottleneck > 4 * dims.hidden {
+            return Err(ConfigError::new(
+                "bottleneck",
+                format!("must be in 1..={}, got {}", 4 * dims.hidden, self.bottleneck),
+            ));
+        }
+        check_divides("n", self.n, &[("d", dims.hidden), ("the bottleneck", self.bottleneck)])?;
+        let widest = (dims.hidden / self.n).min(self.bottleneck / self.n);
+        if self.rank < 1 || self.rank > widest {
+            return Err(ConfigError::new("rank", format!("must be in 1..={widest}, got {}", self.rank)));
+        }
+        check_positive("rule_init_std", self.rule_init_std)?;
+        if self.sites.is_empty() {
+            return Err(ConfigError::new("sites", "must name at least one of attention_output, ffn_output"));
+        }
+        if let Some(s) = self.sites.iter().find(|s| !matches!(s, Site::AttentionOutput | Site::FfnOutput)) {
+            return Err(ConfigError::new(
+                "sites",
+                format!("`{s}` is not a sublayer output (attention_output, ffn_output)"),
+            ));
+        }
+        pelt_core::config::check_unique_sites("sites", &self.sites, "site")
+    }
+}
+
+/// KAdaptation settings (He et al. 2023, "Parameter-efficient Model Adaptation for Vision
+/// Transformers"), defaults from the reference code (PEViT): n = 32 Kronecker terms, rank-1 shared
+/// A_i and rank-1 per-layer B_i, scale 160, on query and value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KAdaptationConfig {
+    /// Number of Kronecker terms n; must divide each target's d_in and d_out.
+    pub n: i64,
+    /// Rank of each per-layer factor B_i = u_i v_iᵀ.
+    pub rank: i64,
+    /// The fixed scale of ΔW.
+    pub scale: f64,
+    /// Projections to adapt.
+    pub targets: Vec<Site>,
+}
+
+impl Default for KAdaptationConfig {
+    fn default() -> Self {
+        KAdaptationConfig { n: 32, rank: 1, scale: 160.0, targets: vec![Site::Query, Site::Value] }
+    }
+}
+
+impl MethodConfig for KAdaptationConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        check_targets("targets", &self.targets)?;
+        for &t in &self.targets {
+            let (d_in, d_out) = projection_shape(t, dims);
+            check_divides("n", self.n, &[(&format!("{t} d_in"), d_in), (&format!("{t} d_out"), d_out)])?;
+            let widest = (d_in / self.n).min(d_out / self.n);
+            if self.rank < 1 || self.rank > widest {
+                return Err(ConfigError::new("rank", format!("must be in 1..={widest}, got {}", self.rank)));
+            }
+        }
+        check_positive("scale", self.scale)
     }
 }

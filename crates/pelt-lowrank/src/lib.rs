@@ -1,32 +1,114 @@
-//! pelt-lowrank: low-rank reparameterisations of the backbone's projections.
+//! pelt-lowrank: low-rank and Kronecker-structured updates of the backbone's projections, and the
+//! adapters built from them.
 //!
 //! - LoRA (Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models", ICLR 2022):
 //!   W x + (α/r)·B A x on chosen projections (query and value by default), A Kaiming-uniform, B zero, so
 //!   ΔW = 0 at init; mergeable into W for inference.
+//! - KronA (Edalati et al. 2022): W x + s·(A ⊗ B) x, mergeable; KronA^B_res: a Kronecker adapter beside
+//!   the FFN with a learned scale.
+//! - Compacter and Compacter++ (Karimi Mahabadi et al., NeurIPS 2021): adapters with PHM projections
+//!   Σ A_i ⊗ B_i, shared slow A_i and rank-1 fast B_i.
+//! - KAdaptation (He et al., AAAI 2023): ΔW = s·Σ A_i ⊗ u_i v_iᵀ on query and value, A_i shared across
+//!   layers; mergeable.
 
 #![warn(missing_docs)]
 
+pub mod compacter;
 pub mod config;
+pub mod kadaptation;
+pub mod kron;
+pub mod krona;
 pub mod lora;
 
+pub use compacter::Compacter;
+pub use kadaptation::KAdaptation;
+pub use krona::{Krona, KronaRes};
 pub use lora::Lora;
 
-use config::LoraConfig;
+use config::{CompacterConfig, KAdaptationConfig, KronaConfig, KronaResConfig, LoraConfig};
 use pelt_core::{method_entry, Form, MethodEntry, MethodInfo, ScaleKind, Site};
 
 /// Registry entries of this crate.
 pub fn methods() -> Vec<MethodEntry> {
-    vec![method_entry!(
-        MethodInfo {
-            name: "lora",
-            family: "low-rank",
-            paper: "Hu et al. 2022, LoRA: Low-Rank Adaptation of Large Language Models",
-            sites: &[Site::Query, Site::Value],
-            form: Form::Reparameterized,
-            scale: ScaleKind::Fixed,
-            formula: "L·Σ_targets r·(d_in + d_out) (query, value: 4Lrd)",
-        },
-        LoraConfig,
-        Lora::new
-    )]
+    vec![
+        method_entry!(
+            MethodInfo {
+                name: "lora",
+                family: "low-rank",
+                paper: "Hu et al. 2022, LoRA: Low-Rank Adaptation of Large Language Models",
+                sites: &[Site::Query, Site::Value],
+                form: Form::Reparameterized,
+                scale: ScaleKind::Fixed,
+                formula: "L·Σ_targets r·(d_in + d_out) (query, value: 4Lrd)",
+            },
+            LoraConfig,
+            Lora::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "krona",
+                family: "low-rank",
+                paper: "Edalati et al. 2022, KronA: Parameter Efficient Tuning with Kronecker Adapter",
+                sites: &[Site::Query, Site::Value],
+                form: Form::Reparameterized,
+                scale: ScaleKind::Fixed,
+                formula: "L·Σ_targets (a₁a₂ + (d_out/a₁)(d_in/a₂)) (A: a₁ × a₂)",
+            },
+            KronaConfig,
+            Krona::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "krona_res",
+                family: "low-rank",
+                paper: "Edalati et al. 2022, KronA (KronA^B_res, beside the FFN)",
+                sites: &[Site::FfnOutput],
+                form: Form::Parallel,
+                scale: ScaleKind::Learned,
+                formula: "L·(a₁a₂ + (d/a₁)(d/a₂) + 1)",
+            },
+            KronaResConfig,
+            KronaRes::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "compacter",
+                family: "low-rank",
+                paper: "Karimi Mahabadi et al. 2021, Compacter",
+                sites: &[Site::AttentionOutput, Site::FfnOutput, Site::LayerNorm],
+                form: Form::Sequential,
+                scale: ScaleKind::Fixed,
+                formula: "n³ + 2L·(2r(d + k) + d + k) + L·4d (n terms, rank r, bottleneck k)",
+            },
+            CompacterConfig,
+            Compacter::compacter
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "compacter_pp",
+                family: "low-rank",
+                paper: "Karimi Mahabadi et al. 2021, Compacter++",
+                sites: &[Site::FfnOutput, Site::LayerNorm],
+                form: Form::Sequential,
+                scale: ScaleKind::Fixed,
+                formula: "n³ + L·(2r(d + k) + d + k) + L·4d",
+            },
+            CompacterConfig,
+            Compacter::plus_plus,
+            defaults = CompacterConfig::plus_plus()
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "kadaptation",
+                family: "low-rank",
+                paper: "He et al. 2023, Parameter-efficient Model Adaptation for Vision Transformers",
+                sites: &[Site::Query, Site::Value],
+                form: Form::Reparameterized,
+                scale: ScaleKind::Fixed,
+                formula: "t·2n² + L·Σ_targets r·(d_in + d_out) (t targets, n terms)",
+            },
+            KAdaptationConfig,
+            KAdaptation::new
+        ),
+    ]
 }

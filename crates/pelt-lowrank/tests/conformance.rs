@@ -2,7 +2,10 @@
 
 use pelt_backbone::{Bert, BertConfig};
 use pelt_core::{testkit, Backbone, BackboneDims, Method, Site};
-use pelt_lowrank::{config::LoraConfig, Lora};
+use pelt_lowrank::{
+    config::{CompacterConfig, KAdaptationConfig, KronaConfig, KronaResConfig, LoraConfig},
+    Compacter, KAdaptation, Krona, KronaRes, Lora,
+};
 use tch::Device;
 
 fn backbone() -> Box<dyn Backbone> {
@@ -25,6 +28,80 @@ fn lora_on_ffn_projections_conforms_and_merges() {
     // intermediate 16 → 32 and output 32 → 16, r = 2: 2 · (2·48 + 2·48) = 384.
     let config = LoraConfig { r: 2, targets: vec![Site::FfnIntermediate, Site::FfnOutput], ..LoraConfig::default() };
     testkit::run_conformance(&backbone, &lora(config), 384);
+}
+
+fn build<C: Clone + 'static, M: Method + 'static>(
+    config: C,
+    ctor: fn(C, &BackboneDims, Device) -> pelt_core::Result<M>,
+) -> impl Fn(&BackboneDims) -> Box<dyn Method> {
+    move |d: &BackboneDims| -> Box<dyn Method> { Box::new(ctor(config.clone(), d, Device::Cpu).unwrap()) }
+}
+
+#[test]
+fn krona_conforms_and_merges() {
+    // d = 16, L = 2, A 4 × 4 and B 4 × 4 on query and value: 2 · 2 · (16 + 16) = 128.
+    let config = KronaConfig { a_shape: [4, 4], ..KronaConfig::default() };
+    testkit::run_conformance(&backbone, &build(config, Krona::new), 128);
+    // Rectangular factors on the FFN (16 → 32 and 32 → 16), A 2 × 4: B is 16 × 4, then 8 × 8.
+    let config = KronaConfig {
+        a_shape: [2, 4],
+        scale: 2.0,
+        targets: vec![Site::FfnIntermediate, Site::FfnOutput],
+        ..KronaConfig::default()
+    };
+    testkit::run_conformance(&backbone, &build(config, Krona::new), 2 * ((8 + 64) + (8 + 64)));
+}
+
+#[test]
+fn krona_res_conforms() {
+    // Per layer: A 4 × 4, B 4 × 4 and the learned scale.
+    let config = KronaResConfig { a_shape: [4, 4], ..KronaResConfig::default() };
+    testkit::run_conformance(&backbone, &build(config, KronaRes::new), 2 * (16 + 16 + 1));
+}
+
+#[test]
+fn compacter_and_compacter_pp_conform() {
+    // n = 4, r = 1, k = 8: each PHM adapter has down (16·1 + 1·8)… in all 2r(d + k) + d + k = 72;
+    // the shared rule n³ = 64; LayerNorms 2·4·16 = 128.
+    let config = CompacterConfig { bottleneck: 8, ..CompacterConfig::default() };
+    testkit::run_conformance(&backbone, &build(config, Compacter::compacter), 64 + 2 * 2 * 72 + 128);
+    let config = CompacterConfig { bottleneck: 8, ..CompacterConfig::plus_plus() };
+    testkit::run_conformance(&backbone, &build(config, Compacter::plus_plus), 64 + 2 * 72 + 128);
+}
+
+#[test]
+fn kadaptation_conforms_and_merges() {
+    // n = 4, rank 1 on query and value: shared A factors 2 targets · 2·16 = 64; per layer and target
+    // u (4·4·1) and v (4·1·4) = 32, so 2 · 2 · 32 = 128.
+    let config = KAdaptationConfig { n: 4, ..KAdaptationConfig::default() };
+    testkit::run_conformance(&backbone, &build(config, KAdaptation::new), 64 + 128);
+    let config = KAdaptationConfig { n: 4, rank: 2, targets: vec![Site::FfnOutput], ..KAdaptationConfig::default() };
+    // One target 32 → 16: shared 2·16; per layer 2·(32 + 16).
+    testkit::run_conformance(&backbone, &build(config, KAdaptation::new), 32 + 2 * 2 * 48);
+}
+
+#[test]
+fn kronecker_configs_refuse_bad_values() {
+    // The defaults are sized for real models (A 32 × 32, n = 32): check them against MiniLM's shape.
+    let dims = BertConfig::minilm().dims();
+    testkit::check_config::<KronaConfig>(
+        &dims,
+        &[
+            ("a_shape: [5, 4]", "a_shape"),
+            ("a_shape: [0, 4]", "a_shape"),
+            ("scale: 0", "scale"),
+            ("targets: [head]", "targets"),
+        ],
+    );
+    testkit::check_config::<KronaResConfig>(&dims, &[("a_shape: [7, 4]", "a_shape"), ("scale: -1", "scale")]);
+    testkit::check_config::<CompacterConfig>(
+        &dims,
+        &[("n: 5", "n"), ("bottleneck: 6", "n"), ("rank: 7", "rank"), ("sites: [query]", "sites"), ("phm: 1", "phm")],
+    );
+    testkit::check_config::<KAdaptationConfig>(
+        &dims,
+        &[("n: 5", "n"), ("rank: 13", "rank"), ("targets: []", "targets")],
+    );
 }
 
 #[test]

@@ -1,0 +1,151 @@
+//! KronA (Edalati et al. 2022, "KronA: Parameter Efficient Tuning with Kronecker Adapter"): the
+//! projection's update is a Kronecker product, h = W x + s·(A ⊗ B) x, mergeable into W; and KronA^B_res,
+//! a Kronecker adapter beside the FFN with a learned residual scale.
+
+use crate::{
+    config::{projection_shape, KronaConfig, KronaResConfig},
+    kron::kron_apply,
+};
+use pelt_core::{Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Scale, Site};
+use tch::{nn, Device, Tensor};
+
+/// One Kronecker pair.
+#[derive(Debug)]
+struct Pair {
+    a: Tensor,
+    b: Tensor,
+}
+
+/// A Kronecker pair for a (d_out × d_in) update, A of shape `a_shape` Kaiming-uniform (a = √5) and B
+/// zero, so the update is zero at init and B receives the first gradients (as LoRA's B does).
+fn pair(p: nn::Path, a_shape: [i64; 2], d_in: i64, d_out: i64) -> Pair {
+    let bound = 1.0 / (a_shape[1] as f64).sqrt();
+    Pair {
+        a: p.var("kron_a", &a_shape, nn::Init::Uniform { lo: -bound, up: bound }),
+        b: p.var("kron_b", &[d_out / a_shape[0], d_in / a_shape[1]], nn::Init::Const(0.0)),
+    }
+}
+
+/// KronA on the configured projections of every layer.
+#[derive(Debug)]
+pub struct Krona {
+    vs: nn::VarStore,
+    config: KronaConfig,
+    /// pairs[layer][i] for config.targets[i].
+    pairs: Vec<Vec<Pair>>,
+}
+
+impl Krona {
+    /// Builds the pairs for a backbone of `dims`.
+    pub fn new(config: KronaConfig, dims: &BackboneDims, device: Device) -> Result<Krona> {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let pairs = (0..dims.layers)
+            .map(|l| {
+                config
+                    .targets
+                    .iter()
+                    .map(|&site| {
+                        let (d_in, d_out) = projection_shape(site, dims);
+                        pair(&root / "layer" / l / site.as_str(), config.a_shape, d_in, d_out)
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Krona { vs, config, pairs })
+    }
+}
+
+impl Attachment for Krona {
+    fn projection(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
+        let i = self.config.targets.iter().position(|s| *s == site)?;
+        let pair = &self.pairs[layer][i];
+        let x = x.dropout(self.config.dropout, train);
+        Some(Delta::fixed(kron_apply(&x, &pair.a, &pair.b), self.config.scale))
+    }
+}
+
+impl Method for Krona {
+    fn name(&self) -> &str {
+        "krona"
+    }
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    fn identity(&self) -> Identity {
+        Identity::Exact
+    }
+    fn formula_params(&self, dims: &BackboneDims) -> i64 {
+        let [ar, ac] = self.config.a_shape;
+        let per_layer: i64 = self
+            .config
+            .targets
+            .iter()
+            .map(|&s| {
+                let (d_in, d_out) = projection_shape(s, dims);
+                ar * ac + (d_out / ar) * (d_in / ac)
+            })
+            .sum();
+        dims.layers * per_layer
+    }
+    fn merge_into(&self, backbone: &mut dyn Backbone) -> Result<bool> {
+        for (layer, pairs) in self.pairs.iter().enumerate() {
+            for (pair, &site) in pairs.iter().zip(&self.config.targets) {
+                let delta_w = tch::no_grad(|| pair.a.kron(&pair.b) * self.config.scale);
+                backbone.merge_projection(layer, site, &delta_w)?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// KronA^B_res: Δ = s_l·(A ⊗ B)·x beside each layer's FFN (x the FFN's input), s_l learned.
+#[derive(Debug)]
+pub struct KronaRes {
+    vs: nn::VarStore,
+    config: KronaResConfig,
+    /// (pair, learned scale) per layer.
+    layers: Vec<(Pair, Tensor)>,
+}
+
+impl KronaRes {
+    /// Builds one adapter per layer.
+    pub fn new(config: KronaResConfig, dims: &BackboneDims, device: Device) -> Result<KronaRes> {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let layers = (0..dims.layers)
+            .map(|l| {
+                let p = &root / "layer" / l / "ffn";
+                let scale = p.var("scale", &[1], nn::Init::Const(config.scale));
+                (pair(p, config.a_shape, dims.hidden, dims.hidden), scale)
+            })
+            .collect();
+        Ok(KronaRes { vs, config, layers })
+    }
+}
+
+impl Attachment for KronaRes {
+    fn sublayer(&self, layer: usize, site: Site, x: &Tensor, _h: &Tensor, _train: bool) -> Option<Delta> {
+        if site != Site::FfnOutput {
+            return None;
+        }
+        let (pair, scale) = &self.layers[layer];
+        Some(Delta { value: kron_apply(x, &pair.a, &pair.b), scale: Scale::Tensor(scale.shallow_clone()) })
+    }
+}
+
+impl Method for KronaRes {
+    fn name(&self) -> &str {
+        "krona_res"
+    }
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    fn identity(&self) -> Identity {
+        Identity::Exact
+    }
+    fn formula_params(&self, dims: &BackboneDims) -> i64 {
+        let [ar, ac] = self.config.a_shape;
+        dims.layers * (ar * ac + (dims.hidden / ar) * (dims.hidden / ac) + 1)
+    }
+}
