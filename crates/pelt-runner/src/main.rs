@@ -172,7 +172,12 @@ fn main() -> Result<()> {
                 println!("| method | family | sites | form | scale | trainable parameters | paper |");
                 println!("|---|---|---|---|---|---|---|");
             }
-            for e in registry.entries() {
+            // Families in the order of DESIGN.md, methods by name within each.
+            const FAMILIES: [&str; 5] = ["selective", "adapters", "low-rank", "prompts", "mixtures"];
+            let rank = |f: &str| FAMILIES.iter().position(|x| *x == f).unwrap_or(FAMILIES.len());
+            let mut entries: Vec<_> = registry.entries().collect();
+            entries.sort_by_key(|e| (rank(e.info.family), e.info.name));
+            for e in entries {
                 let i = &e.info;
                 let sites = i.sites.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
                 let (form, scale) = (i.form.as_str(), i.scale.as_str());
@@ -183,7 +188,7 @@ fn main() -> Result<()> {
                     )
                 } else {
                     format!(
-                        "{:<10} {:<9} sites: {sites}; form: {form}; scale: {scale}; params: {}; {}",
+                        "{:<24} {:<9} sites: {sites}; form: {form}; scale: {scale}; params: {}; {}",
                         i.name, i.family, i.formula, i.paper
                     )
                 };
