@@ -234,3 +234,42 @@ pub fn forward_backward(backbone: &dyn Backbone, method: &dyn crate::Attachment,
     }
     loss.double_value(&[])
 }
+
+/// Every entry built at its default configuration for `dims`, for benches that time a crate's methods.
+pub fn default_methods(entries: &[crate::MethodEntry], dims: &BackboneDims) -> Vec<(&'static str, Box<dyn Method>)> {
+    entries
+        .iter()
+        .map(|e| {
+            let method = (e.build)(&serde_yaml::Value::Null, dims, tch::Device::Cpu)
+                .unwrap_or_else(|err| panic!("{}: default config does not build: {err}", e.info.name));
+            (e.info.name, method)
+        })
+        .collect()
+}
+
+/// A method that trains nothing, to freeze a backbone again with [`prepare_training`].
+#[derive(Debug)]
+pub struct Frozen(tch::nn::VarStore);
+
+impl Default for Frozen {
+    fn default() -> Self {
+        Frozen(tch::nn::VarStore::new(tch::Device::Cpu))
+    }
+}
+
+impl crate::Attachment for Frozen {}
+
+impl Method for Frozen {
+    fn name(&self) -> &str {
+        "frozen"
+    }
+    fn var_store(&self) -> &tch::nn::VarStore {
+        &self.0
+    }
+    fn identity(&self) -> Identity {
+        Identity::Exact
+    }
+    fn formula_params(&self, _: &BackboneDims) -> i64 {
+        0
+    }
+}
