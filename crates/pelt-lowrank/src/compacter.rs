@@ -52,7 +52,7 @@ pub struct Compacter {
 
 impl Compacter {
     /// `compacter`.
-    pub fn compacter(config: CompacterConfig, dims: &BackboneDims, device: Device) -> Result<Compacter> {
+    pub fn plain(config: CompacterConfig, dims: &BackboneDims, device: Device) -> Result<Compacter> {
         Compacter::new("compacter", config, dims, device)
     }
 

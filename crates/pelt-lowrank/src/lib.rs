@@ -81,7 +81,7 @@ pub fn methods() -> Vec<MethodEntry> {
                 formula: "n³ + 2L·(2r(d + k) + d + k) + L·4d (n terms, rank r, bottleneck k)",
             },
             CompacterConfig,
-            Compacter::compacter
+            Compacter::plain
         ),
         method_entry!(
             MethodInfo {

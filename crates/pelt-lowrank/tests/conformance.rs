@@ -64,7 +64,7 @@ fn compacter_and_compacter_pp_conform() {
     // n = 4, r = 1, k = 8: each PHM adapter has down (16·1 + 1·8)… in all 2r(d + k) + d + k = 72;
     // the shared rule n³ = 64; LayerNorms 2·4·16 = 128.
     let config = CompacterConfig { bottleneck: 8, ..CompacterConfig::default() };
-    testkit::run_conformance(&backbone, &build(config, Compacter::compacter), 64 + 2 * 2 * 72 + 128);
+    testkit::run_conformance(&backbone, &build(config, Compacter::plain), 64 + 2 * 2 * 72 + 128);
     let config = CompacterConfig { bottleneck: 8, ..CompacterConfig::plus_plus() };
     testkit::run_conformance(&backbone, &build(config, Compacter::plus_plus), 64 + 2 * 72 + 128);
 }

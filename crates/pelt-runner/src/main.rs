@@ -4,6 +4,7 @@
 
 mod experiment;
 mod optim;
+mod plot;
 mod records;
 mod registry;
 mod sweep;
@@ -55,6 +56,9 @@ enum Command {
         /// Run only these seeds (comma-separated).
         #[arg(long, value_delimiter = ',')]
         seeds: Vec<u64>,
+        /// Run only these data sizes (comma-separated labels: `100`, `16-shot`, `all`).
+        #[arg(long, value_delimiter = ',')]
+        sizes: Vec<String>,
     },
     /// Print the comparison table of a suite from its records.
     Table {
@@ -63,6 +67,18 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "markdown")]
         format: table::Format,
+    },
+    /// Plot a suite's records: score against data size per method, and score against % trainable
+    /// parameters, as SVG and PNG.
+    Plot {
+        /// Suite folder (e.g. results/default) or its experiment file.
+        suite: PathBuf,
+        /// Where the plots go (default: the suite's `plots/` folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Folder of the assets installed by the set-up (holds the charts' font).
+        #[arg(long, env = "PELT_ASSETS", default_value = "assets")]
+        assets: PathBuf,
     },
     /// List registered methods with their sites, form, scale and parameter formula.
     List {
@@ -105,12 +121,41 @@ fn write_tables(suite_dir: &Path, exp: Option<&experiment::Experiment>) -> Resul
     Ok(t.render(table::Format::Markdown))
 }
 
+/// A suite's folder and experiment, from the folder or from its experiment file.
+fn locate_suite(
+    suite: &Path,
+    registry: &pelt_core::Registry,
+    root: &Path,
+) -> Result<(PathBuf, Option<experiment::Experiment>)> {
+    if suite.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+        let (exp, _) = experiment::Experiment::load(suite, registry, root, None)?;
+        Ok((PathBuf::from("results").join(&exp.name), Some(exp)))
+    } else {
+        let saved = suite.join("experiment.yaml");
+        let exp = std::fs::read_to_string(&saved).ok().and_then(|t| serde_yaml::from_str(&t).ok());
+        Ok((suite.to_path_buf(), exp))
+    }
+}
+
+/// Writes the suite's plots into `out` and returns their paths.
+fn write_plots(
+    suite_dir: &Path,
+    exp: Option<&experiment::Experiment>,
+    out: &Path,
+    assets: &Path,
+) -> Result<Vec<PathBuf>> {
+    let records = records::Store::open(suite_dir)?.load_all()?;
+    let t = table::build(&records, exp)?;
+    let name = exp.map(|e| e.name.clone()).unwrap_or_else(|| suite_dir.display().to_string());
+    plot::write(&t, &name, out, &assets.join("fonts/Roboto-Regular.ttf"))
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let root = std::env::current_dir()?;
     let registry = registry::registry();
     match cli.command {
-        Command::Sweep { file, glue_dir, results, assets, shard, device, dry_run, tasks, methods, seeds } => {
+        Command::Sweep { file, glue_dir, results, assets, shard, device, dry_run, tasks, methods, seeds, sizes } => {
             let shard = parse_shard(&shard)?;
             let device = parse_device(&device)?;
             let (exp, _dims) = experiment::Experiment::load(&file, &registry, &root, glue_dir.as_deref())?;
@@ -137,13 +182,27 @@ fn main() -> Result<()> {
                     bail!("--methods: `{m}` is not a method label of {}", file.display());
                 }
             }
-            let only = sweep::Only { tasks, methods, seeds };
+            let sizes = sizes
+                .iter()
+                .map(|s| match experiment::DataSize::parse(s) {
+                    Some(size) if exp.data_sizes.contains(&size) => Ok(size),
+                    _ => bail!("--sizes: `{s}` is not a data size of {}", file.display()),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let only = sweep::Only { tasks, methods, seeds, sizes };
             let opts =
                 sweep::SweepOptions { root: root.clone(), results: results.clone(), assets, shard, device, only };
             let (ran, skipped, failed) = sweep::sweep(&exp, &registry, &opts)?;
             let suite_dir = results.join(&exp.name);
             let md = write_tables(&suite_dir, Some(&exp))?;
             println!("{md}");
+            // A plot that cannot be drawn (no font installed) must not hide the finished sweep.
+            match write_plots(&suite_dir, Some(&exp), &suite_dir.join("plots"), &opts.assets) {
+                Ok(files) => {
+                    println!("plots: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))
+                }
+                Err(e) => eprintln!("warning: no plots: {e:#}"),
+            }
             println!(
                 "{}: {ran} runs in {:.1} min ({skipped} skipped as done, {failed} failed); tables in {}",
                 exp.name,
@@ -154,15 +213,17 @@ fn main() -> Result<()> {
                 bail!("{failed} runs failed; their records hold the errors, and a rerun retries them");
             }
         }
+        Command::Plot { suite, out, assets } => {
+            let (dir, exp) = locate_suite(&suite, &registry, &root)?;
+            let out = out.unwrap_or_else(|| dir.join("plots"));
+            let files = write_plots(&dir, exp.as_ref(), &out, &assets)
+                .with_context(|| format!("plotting {}", dir.display()))?;
+            for f in files {
+                println!("{}", f.display());
+            }
+        }
         Command::Table { suite, format } => {
-            let (dir, exp) = if suite.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                let (exp, _) = experiment::Experiment::load(&suite, &registry, &root, None)?;
-                (PathBuf::from("results").join(&exp.name), Some(exp))
-            } else {
-                let saved = suite.join("experiment.yaml");
-                let exp = std::fs::read_to_string(&saved).ok().and_then(|t| serde_yaml::from_str(&t).ok());
-                (suite.clone(), exp)
-            };
+            let (dir, exp) = locate_suite(&suite, &registry, &root)?;
             write_tables(&dir, exp.as_ref()).with_context(|| format!("building the table of {}", dir.display()))?;
             let records = records::Store::open(&dir)?.load_all()?;
             print!("{}", table::build(&records, exp.as_ref())?.render(format));

@@ -46,7 +46,7 @@ pub struct SweepOptions {
     pub only: Only,
 }
 
-/// Grid restrictions from `--tasks`, `--methods`, `--seeds`.
+/// Grid restrictions from `--tasks`, `--methods`, `--seeds`, `--sizes`.
 #[derive(Debug, Clone, Default)]
 pub struct Only {
     /// Task names.
@@ -55,6 +55,8 @@ pub struct Only {
     pub methods: Vec<String>,
     /// Seeds.
     pub seeds: Vec<u64>,
+    /// Data sizes.
+    pub sizes: Vec<DataSize>,
 }
 
 impl Only {
@@ -62,6 +64,7 @@ impl Only {
         (self.tasks.is_empty() || self.tasks.iter().any(|t| t == id.task))
             && (self.methods.is_empty() || self.methods.iter().any(|m| m == id.method.label()))
             && (self.seeds.is_empty() || self.seeds.contains(&id.seed))
+            && (self.sizes.is_empty() || self.sizes.contains(&id.size))
     }
 }
 

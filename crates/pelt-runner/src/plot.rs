@@ -1,0 +1,345 @@
+//! Plots generated from the records, as papers print them: test score against data size per method,
+//! and test score against the % of trainable parameters; each as SVG and PNG.
+//!
+//! Scores are averaged over the suite's tasks (each task's mean over seeds first), one panel per task
+//! beside the average for the data-size plot, one panel per data size for the parameter plot.
+
+use crate::{
+    experiment::DataSize,
+    table::{Cell, Table},
+};
+use anyhow::{anyhow, bail, Context, Result};
+use plotters::{coord::Shift, prelude::*, style::FontStyle};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Size of every chart in pixels.
+const SIZE: (u32, u32) = (1400, 900);
+const FONT: &str = "sans-serif";
+
+/// Registers the font the charts' text is drawn with (once per process; ab_glyph needs it even for
+/// SVG, to measure text).
+fn register(font: &Path) -> Result<()> {
+    static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    let done = DONE.get_or_init(|| {
+        let bytes = std::fs::read(font).map_err(|e| format!("{}: {e} (the set-up installs it)", font.display()))?;
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font(FONT, FontStyle::Normal, bytes)
+            .map_err(|_| format!("{}: not a TrueType font", font.display()))
+    });
+    done.clone().map_err(|e| anyhow!(e))
+}
+
+/// Mean over tasks of the cells of `row` at `size`, when every task has one.
+fn task_average(table: &Table, tasks: &[String], row: &str, size: &str) -> Option<f64> {
+    let cells: Vec<&Cell> =
+        tasks.iter().filter_map(|t| table.cells.get(&(row.to_owned(), (t.clone(), size.to_owned())))).collect();
+    (cells.len() == tasks.len() && !cells.is_empty())
+        .then(|| cells.iter().map(|c| c.mean).sum::<f64>() / cells.len() as f64)
+}
+
+/// The table's tasks and data sizes, in column order.
+fn axes(table: &Table) -> (Vec<String>, Vec<String>) {
+    let mut tasks: Vec<String> = Vec::new();
+    let mut sizes: Vec<String> = Vec::new();
+    for (t, z) in &table.columns {
+        if !tasks.contains(t) {
+            tasks.push(t.clone());
+        }
+        if !sizes.contains(z) {
+            sizes.push(z.clone());
+        }
+    }
+    sizes.sort_by_key(|z| DataSize::parse(z).map(DataSize::order).unwrap_or((9, 0)));
+    (tasks, sizes)
+}
+
+fn color(i: usize) -> RGBColor {
+    // Distinguishable colours for up to 20 methods, then the palette repeats with other markers.
+    const P: [(u8, u8, u8); 20] = [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+        (57, 59, 121),
+        (173, 73, 74),
+        (99, 121, 57),
+        (140, 109, 49),
+        (123, 65, 115),
+        (82, 84, 163),
+        (231, 150, 156),
+        (107, 110, 207),
+        (181, 207, 107),
+        (222, 158, 214),
+    ];
+    let (r, g, b) = P[i % P.len()];
+    RGBColor(r, g, b)
+}
+
+type Draw<'a, DB> = &'a DrawingArea<DB, Shift>;
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing: {e:?}")
+}
+
+/// The legend: one coloured line and name per method, down a side panel.
+fn legend<DB: DrawingBackend>(area: Draw<DB>, rows: &[(String, i64, f64)]) -> Result<()> {
+    let step = (area.dim_in_pixel().1 as i32 / (rows.len() as i32 + 1)).min(34);
+    for (i, (m, _, pc)) in rows.iter().enumerate() {
+        let y = 20 + i as i32 * step;
+        let c = color(i);
+        area.draw(&PathElement::new(vec![(8, y), (40, y)], c.stroke_width(3))).map_err(err)?;
+        area.draw(&Circle::new((24, y), 4, c.filled())).map_err(err)?;
+        let label = format!("{m} ({pc:.3}%)");
+        area.draw(&Text::new(label, (48, y - 9), (FONT, 17))).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// One panel of score against data size.
+fn size_panel<DB: DrawingBackend>(
+    area: Draw<DB>,
+    title: &str,
+    sizes: &[String],
+    series: &[(usize, Vec<(usize, f64)>)],
+) -> Result<()> {
+    let ys: Vec<f64> = series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)).collect();
+    let (lo, hi) = ys.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(*y), b.max(*y)));
+    let pad = ((hi - lo) * 0.08).max(1.0);
+    let n = sizes.len().max(1);
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(-0.3f64..(n as f64 - 0.7), (lo - pad)..(hi + pad))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                sizes.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .x_desc("training examples")
+        .y_desc("test score")
+        .label_style((FONT, 16))
+        .axis_desc_style((FONT, 17))
+        .draw()
+        .map_err(err)?;
+    for (i, points) in series {
+        let c = color(*i);
+        let pts: Vec<(f64, f64)> = points.iter().map(|(x, y)| (*x as f64, *y)).collect();
+        chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2))).map_err(err)?;
+        chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled()))).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Score against data size: the task average and each task, lines per method.
+fn draw_sizes<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, suite: &str) -> Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let (tasks, sizes) = axes(table);
+    let (plots, side) = root.split_horizontally(SIZE.0 as i32 * 3 / 4);
+    legend(&side.margin(40, 10, 10, 10), &table.rows)?;
+    let mut panels = vec![("average over tasks".to_owned(), None)];
+    panels.extend(tasks.iter().map(|t| (t.clone(), Some(t.clone()))));
+    let cols = if panels.len() > 4 { 3 } else { panels.len().min(2) };
+    let rows = panels.len().div_ceil(cols);
+    let areas = plots.titled(&format!("{suite}: test score against training data"), (FONT, 26)).map_err(err)?;
+    let areas = areas.split_evenly((rows, cols));
+    for ((title, task), area) in panels.iter().zip(&areas) {
+        let series: Vec<(usize, Vec<(usize, f64)>)> = table
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, (m, _, _))| {
+                let points = sizes
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(x, z)| {
+                        let y = match task {
+                            Some(t) => table.cells.get(&(m.clone(), (t.clone(), z.clone()))).map(|c| c.mean),
+                            None => task_average(table, &tasks, m, z),
+                        };
+                        y.map(|y| (x, y))
+                    })
+                    .collect();
+                (i, points)
+            })
+            .collect();
+        if series.iter().any(|(_, p)| !p.is_empty()) {
+            size_panel(area, title, &sizes, &series)?;
+        }
+    }
+    root.present().map_err(err)
+}
+
+/// Score against % trainable parameters (log scale), one panel per data size.
+fn draw_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, suite: &str) -> Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let (tasks, sizes) = axes(table);
+    let positive: Vec<f64> = table.rows.iter().map(|r| r.2).filter(|p| *p > 0.0).collect();
+    let min_pct = positive.iter().copied().fold(f64::INFINITY, f64::min);
+    let min_pct = if min_pct.is_finite() { min_pct } else { 0.01 };
+    // Methods with no trainable backbone parameters (head only) sit at the left edge, marked "0%".
+    let floor = min_pct / 4.0;
+    let areas = root
+        .titled(&format!("{suite}: test score (task average) against trainable parameters"), (FONT, 26))
+        .map_err(err)?;
+    let cols = sizes.len().clamp(1, 3);
+    let areas = areas.split_evenly((sizes.len().div_ceil(cols).max(1), cols));
+    for (z, area) in sizes.iter().zip(&areas) {
+        let points: Vec<(usize, f64, f64)> = table
+            .rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (m, _, pc))| task_average(table, &tasks, m, z).map(|y| (i, pc.max(floor), y)))
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        let (lo, hi) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.2), b.max(p.2)));
+        let pad = ((hi - lo) * 0.1).max(1.0);
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("{z} training examples"), (FONT, 22))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d((floor / 2.0..200.0).log_scale(), (lo - pad)..(hi + pad))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("% of backbone parameters trained (log scale; 0% at the left edge)")
+            .y_desc("test score, task average")
+            .x_label_formatter(&|x| if *x < floor * 1.01 { "0".into() } else { format!("{x}") })
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 16))
+            .draw()
+            .map_err(err)?;
+        for (i, x, y) in &points {
+            let c = color(*i);
+            let name = table.rows[*i].0.clone();
+            // The name sits beside its marker, offset in pixels so it never covers the point.
+            let marker = EmptyElement::at((*x, *y))
+                + Circle::new((0, 0), 6, c.filled())
+                + Text::new(name, (9, -7), (FONT, 15).into_font().color(&c));
+            chart.draw_series(std::iter::once(marker)).map_err(err)?;
+        }
+    }
+    root.present().map_err(err)
+}
+
+/// Writes `score_vs_size` and `score_vs_params`, each as SVG and PNG, into `out`; returns the files.
+pub fn write(table: &Table, suite: &str, out: &Path, font: &Path) -> Result<Vec<PathBuf>> {
+    if table.rows.is_empty() {
+        bail!("no finished runs to plot");
+    }
+    register(font)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut files = Vec::new();
+    for name in ["score_vs_size", "score_vs_params"] {
+        for ext in ["svg", "png"] {
+            let path = out.join(format!("{name}.{ext}"));
+            // Drawn to a temporary name and renamed, so a plot on disk is always whole.
+            let tmp = out.join(format!(".{name}.partial.{ext}"));
+            let result = match ext {
+                "svg" => {
+                    let root = SVGBackend::new(&tmp, SIZE).into_drawing_area();
+                    if name == "score_vs_size" {
+                        draw_sizes(root, table, suite)
+                    } else {
+                        draw_params(root, table, suite)
+                    }
+                }
+                _ => {
+                    let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
+                    if name == "score_vs_size" {
+                        draw_sizes(root, table, suite)
+                    } else {
+                        draw_params(root, table, suite)
+                    }
+                }
+            };
+            result.with_context(|| format!("plotting {}", path.display()))?;
+            std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn font() -> PathBuf {
+        let assets = std::env::var_os("PELT_ASSETS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
+        let f = assets.join("fonts/Roboto-Regular.ttf");
+        assert!(f.is_file(), "{} is missing: run scripts/setup.sh", f.display());
+        f
+    }
+
+    fn table() -> Table {
+        let rows =
+            vec![("lora".to_owned(), 100, 0.3), ("head_only".to_owned(), 0, 0.0), ("full".to_owned(), 1000, 100.0)];
+        let mut cells = BTreeMap::new();
+        let columns: Vec<(String, String)> = ["sst2", "rte"]
+            .iter()
+            .flat_map(|t| ["100", "1000"].iter().map(move |z| (t.to_string(), z.to_string())))
+            .collect();
+        for (i, (m, _, _)) in rows.iter().enumerate() {
+            for (j, c) in columns.iter().enumerate() {
+                cells.insert((m.clone(), c.clone()), Cell { mean: 50.0 + (i * 4 + j) as f64, std: 1.0, n: 3 });
+            }
+        }
+        Table { caption: String::new(), rows, columns, cells, notes: Vec::new() }
+    }
+
+    #[test]
+    fn task_average_needs_every_task() {
+        let mut t = table();
+        let tasks = vec!["sst2".to_owned(), "rte".to_owned()];
+        // lora: sst2 100 → 50, rte 100 → 52.
+        assert_eq!(task_average(&t, &tasks, "lora", "100"), Some(51.0));
+        t.cells.remove(&("lora".to_owned(), ("rte".to_owned(), "100".to_owned())));
+        assert_eq!(task_average(&t, &tasks, "lora", "100"), None);
+    }
+
+    #[test]
+    fn plots_are_written_as_svg_and_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write(&table(), "test-suite", dir.path(), &font()).unwrap();
+        assert_eq!(files.len(), 4);
+        let svg = std::fs::read_to_string(dir.path().join("score_vs_size.svg")).unwrap();
+        for text in ["test-suite", "lora (0.300%)", "head_only (0.000%)", "average over tasks", "rte", "1000"] {
+            assert!(svg.contains(text), "`{text}` missing from the size plot");
+        }
+        let svg = std::fs::read_to_string(dir.path().join("score_vs_params.svg")).unwrap();
+        assert!(svg.contains("1000 training examples"), "params plot lacks its panel titles");
+        for m in ["full", "lora", "head_only"] {
+            assert!(svg.lines().any(|l| l.trim() == m), "params plot lacks the label of {m}");
+        }
+        for name in ["score_vs_size.png", "score_vs_params.png"] {
+            let png = std::fs::read(dir.path().join(name)).unwrap();
+            assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+            assert!(png.len() > 20_000, "{name} is suspiciously small ({} bytes)", png.len());
+        }
+        // Nothing half-written is left behind.
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).collect();
+        assert_eq!(left.len(), 4);
+    }
+}
