@@ -47,6 +47,13 @@ table SUITE="results/default": setup
 plot SUITE="results/default": setup
     {{pelt}} plot {{SUITE}}
 
+# pelt against Python transformers + peft, side by side (installs the Python side's venv on first use);
+# writes results/bench/compare.md.
+bench-compare *ARGS: setup
+    cargo test --workspace --no-run --quiet
+    bash bench/compare/setup.sh
+    bench/compare/.venv/bin/python bench/compare/run.py --pelt {{target}}/debug/pelt --python bench/compare/.venv/bin/python --glue-dir {{glue_sample}} {{ARGS}}
+
 # List the registered methods.
 list: setup
     {{pelt}} list

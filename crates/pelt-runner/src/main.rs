@@ -2,6 +2,7 @@
 
 #![warn(missing_docs)]
 
+mod bench;
 mod experiment;
 mod optim;
 mod plot;
@@ -77,6 +78,39 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Folder of the assets installed by the set-up (holds the charts' font).
+        #[arg(long, env = "PELT_ASSETS", default_value = "assets")]
+        assets: PathBuf,
+    },
+    /// Time pelt's training step (the pelt side of `just bench-compare`); prints one JSON report.
+    Bench {
+        /// Registry name of the method.
+        #[arg(long, required_unless_present = "matmul")]
+        method: Option<String>,
+        /// Method config as YAML (`{r: 8}`); defaults when empty.
+        #[arg(long, default_value = "")]
+        config: String,
+        /// Rows per batch.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Tokens per row of the fixed batches.
+        #[arg(long, default_value_t = 128)]
+        len: usize,
+        /// Use real SST-2 batches from this GLUE folder (padded per batch, bucketed) instead.
+        #[arg(long)]
+        sst2: Option<PathBuf>,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Timed steps.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// libtorch intra-op threads (0 = libtorch's default).
+        #[arg(long, default_value_t = 2)]
+        threads: i32,
+        /// Measure the fp32 matmul rate (2048 × 2048) instead.
+        #[arg(long)]
+        matmul: bool,
+        /// Folder of the assets installed by the set-up.
         #[arg(long, env = "PELT_ASSETS", default_value = "assets")]
         assets: PathBuf,
     },
@@ -212,6 +246,28 @@ fn main() -> Result<()> {
             if failed > 0 {
                 bail!("{failed} runs failed; their records hold the errors, and a rerun retries them");
             }
+        }
+        Command::Bench { method, config, batch, len, sst2, warmup, steps, threads, matmul, assets } => {
+            if matmul {
+                let gflops = bench::matmul_gflops(2048, 20, threads);
+                println!(
+                    "{}",
+                    serde_json::json!({"side": "pelt", "matmul_gflops": gflops, "threads": tch::get_num_threads()})
+                );
+                return Ok(());
+            }
+            if steps == 0 {
+                bail!("--steps must be at least 1");
+            }
+            let batches = match sst2 {
+                Some(glue_dir) => bench::Batches::Sst2 { glue_dir, batch },
+                None => bench::Batches::Fixed { batch, len },
+            };
+            let method = method.unwrap_or_default();
+            let config = bench::parse_config(&config)?;
+            let report =
+                bench::run(&registry, &assets.join("minilm"), &method, &config, &batches, warmup, steps, threads)?;
+            println!("{}", serde_json::to_string(&report)?);
         }
         Command::Plot { suite, out, assets } => {
             let (dir, exp) = locate_suite(&suite, &registry, &root)?;

@@ -74,7 +74,7 @@ fn capped(n: usize, limit: usize) -> Vec<usize> {
     idx
 }
 
-fn inputs(batch: &[&Encoding], pad_id: i64, device: Device) -> Inputs {
+pub(crate) fn inputs(batch: &[&Encoding], pad_id: i64, device: Device) -> Inputs {
     let p = pad(batch, pad_id);
     let shape = [p.rows as i64, p.len as i64];
     Inputs {
@@ -86,7 +86,7 @@ fn inputs(batch: &[&Encoding], pad_id: i64, device: Device) -> Inputs {
 
 /// Batches of indices in which lengths are similar: shuffle, sort within windows of 50 batches, cut,
 /// shuffle the batches. Padding per batch then stays small without giving up randomness.
-fn bucketed_batches(lengths: &[usize], batch: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+pub(crate) fn bucketed_batches(lengths: &[usize], batch: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
     let mut idx: Vec<usize> = (0..lengths.len()).collect();
     idx.shuffle(rng);
     let mut batches: Vec<Vec<usize>> = Vec::new();
@@ -99,7 +99,7 @@ fn bucketed_batches(lengths: &[usize], batch: usize, rng: &mut ChaCha8Rng) -> Ve
 }
 
 /// Labels as a tensor: class indices (int64) or scores (float).
-fn label_tensor(gold: &[Label], device: Device) -> Tensor {
+pub(crate) fn label_tensor(gold: &[Label], device: Device) -> Tensor {
     match gold.first() {
         Some(Label::Score(_)) => {
             Tensor::from_slice(&gold.iter().map(|l| l.value() as f32).collect::<Vec<_>>()).to_device(device)
@@ -108,7 +108,7 @@ fn label_tensor(gold: &[Label], device: Device) -> Tensor {
     }
 }
 
-fn loss_of(logits: &Tensor, labels: &Tensor, space: &LabelSpace) -> Tensor {
+pub(crate) fn loss_of(logits: &Tensor, labels: &Tensor, space: &LabelSpace) -> Tensor {
     match space {
         LabelSpace::Regression => (logits.squeeze_dim(-1) - labels).square().mean(Kind::Float),
         LabelSpace::Classes(_) => logits.cross_entropy_for_logits(labels),

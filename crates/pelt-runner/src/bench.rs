@@ -1,0 +1,222 @@
+//! `pelt bench`: times pelt's training step on fixed batches, the pelt side of the side-by-side
+//! comparison with Python transformers + peft (`bench/compare`), and libtorch's fp32 matmul rate.
+//!
+//! The fixed-length batches are a formula of (row, position) that the Python side reproduces, so both
+//! sides see the same token ids without sharing a file; the SST-2 batches are the first examples of
+//! the official train split, tokenised with the same tokenizer, padded per batch and bucketed by length
+//! as `pelt sweep` trains.
+
+use crate::{optim::AdamW, records, train};
+use anyhow::{bail, Context, Result};
+use pelt_backbone::{Bert, ClassificationHead, Pooling};
+use pelt_core::{params, Backbone, Inputs, Registry};
+use pelt_data::{glue, tokenize::TextTokenizer, Encoding, LabelSpace};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+/// Where a benchmark's batches come from.
+#[derive(Debug, Clone)]
+pub enum Batches {
+    /// `batch` rows of `len` formula tokens, no padding.
+    Fixed {
+        /// Rows.
+        batch: usize,
+        /// Tokens per row.
+        len: usize,
+    },
+    /// The first `batch × steps` SST-2 training sentences, bucketed into batches of `batch`.
+    Sst2 {
+        /// The GLUE folder.
+        glue_dir: std::path::PathBuf,
+        /// Rows.
+        batch: usize,
+    },
+}
+
+/// What one benchmark measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// `pelt`.
+    pub side: &'static str,
+    /// Registry name.
+    pub method: String,
+    /// `fixed` or `sst2`.
+    pub batches: String,
+    /// Median seconds per step (forward, backward, clipping, AdamW) after warm-up.
+    pub median_step_s: f64,
+    /// Training examples per second over the timed steps.
+    pub examples_per_s: f64,
+    /// Peak resident memory of the process, MiB.
+    pub peak_rss_mib: f64,
+    /// Trainable parameters, head included.
+    pub trainable: i64,
+    /// (rows, padded length) of each timed batch, for the FLOP count.
+    pub shapes: Vec<(usize, usize)>,
+    /// libtorch intra-op threads.
+    pub threads: i32,
+}
+
+/// The token id at (row, position) of the fixed batches; the Python side computes the same.
+pub fn fixed_token(row: usize, pos: usize) -> i64 {
+    if pos == 0 {
+        return 101; // [CLS]
+    }
+    1000 + ((row * 7919 + pos * 104_729) % 20_000) as i64
+}
+
+fn fixed_batch(batch: usize, len: usize) -> (Inputs, Tensor) {
+    let ids: Vec<i64> = (0..batch).flat_map(|r| (0..len).map(move |p| fixed_token(r, p))).collect();
+    let input_ids = Tensor::from_slice(&ids).view([batch as i64, len as i64]);
+    let labels = Tensor::from_slice(&(0..batch).map(|r| (r % 2) as i64).collect::<Vec<_>>());
+    (Inputs { attention_mask: input_ids.ones_like(), token_type_ids: input_ids.zeros_like(), input_ids }, labels)
+}
+
+/// Times `steps` training steps after `warmup` untimed ones.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    registry: &Registry,
+    model_dir: &Path,
+    method: &str,
+    config: &serde_yaml::Value,
+    batches: &Batches,
+    warmup: usize,
+    steps: usize,
+    threads: i32,
+) -> Result<Report> {
+    if threads > 0 {
+        tch::set_num_threads(threads);
+    }
+    tch::manual_seed(0);
+    let device = Device::Cpu;
+    let backbone = Bert::load(model_dir, device)?;
+    let entry = registry.get(method)?;
+    let m = (entry.build)(config, backbone.dims(), device)?;
+    let head = ClassificationHead::new(backbone.dims().hidden, 2, Pooling::Mean, 0.1, device);
+    let mut trainable = params::prepare_training(&backbone, m.as_ref());
+    trainable.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
+    let n_trainable = params::numel(trainable.iter().map(|(_, t)| t));
+    let mut opt = AdamW::new(&trainable, 0.01);
+
+    // The batches, built before timing starts.
+    let total = warmup + steps;
+    let prepared: Vec<(Inputs, Tensor, (usize, usize))> = match batches {
+        Batches::Fixed { batch, len } => (0..total)
+            .map(|_| {
+                let (i, l) = fixed_batch(*batch, *len);
+                (i, l, (*batch, *len))
+            })
+            .collect(),
+        Batches::Sst2 { glue_dir, batch } => {
+            let ds = glue::load(glue_dir, glue::GlueTask::Sst2)?;
+            let n = (batch * total).min(ds.train.len());
+            let examples = &ds.train[..n];
+            let tok = TextTokenizer::load(&model_dir.join("tokenizer.json"), 128)?;
+            let enc: Vec<Encoding> = tok.encode(examples)?;
+            let lengths: Vec<usize> = enc.iter().map(|e| e.ids.len()).collect();
+            let order = train::bucketed_batches(&lengths, *batch, &mut ChaCha8Rng::seed_from_u64(0));
+            if order.len() < total {
+                bail!("SST-2 has too few examples for {total} batches of {batch}");
+            }
+            order
+                .iter()
+                .take(total)
+                .map(|idx| {
+                    let rows: Vec<&Encoding> = idx.iter().map(|&i| &enc[i]).collect();
+                    let inputs = train::inputs(&rows, tok.pad_id, device);
+                    let labels =
+                        Tensor::from_slice(&idx.iter().map(|&i| examples[i].label.value() as i64).collect::<Vec<_>>());
+                    let shape = (rows.len(), inputs.input_ids.size()[1] as usize);
+                    (inputs, labels, shape)
+                })
+                .collect()
+        }
+    };
+
+    // Peak memory is the whole process's, loading included, as the Python side's ru_maxrss.
+    let mut times = Vec::new();
+    let mut shapes = Vec::new();
+    for (i, (inputs, labels, shape)) in prepared.iter().enumerate() {
+        let started = std::time::Instant::now();
+        let logits = head.forward(&backbone.forward(inputs, m.as_ref(), true), true);
+        let loss = train::loss_of(&logits, labels, &LabelSpace::Classes(vec![]));
+        opt.zero_grad();
+        loss.backward();
+        m.after_backward();
+        opt.clip_grad_norm(1.0);
+        opt.step(1e-4);
+        // Reading the loss waits for the step to finish (a no-op on CPU, a sync on CUDA).
+        let _ = loss.double_value(&[]);
+        if i >= warmup {
+            times.push(started.elapsed().as_secs_f64());
+            shapes.push(*shape);
+        }
+    }
+    let examples: usize = shapes.iter().map(|s| s.0).sum();
+    let total_s: f64 = times.iter().sum();
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok(Report {
+        side: "pelt",
+        method: method.to_owned(),
+        batches: match batches {
+            Batches::Fixed { .. } => "fixed".into(),
+            Batches::Sst2 { .. } => "sst2".into(),
+        },
+        median_step_s: times[times.len() / 2],
+        examples_per_s: examples as f64 / total_s,
+        peak_rss_mib: records::peak_rss_mib(),
+        trainable: n_trainable,
+        shapes,
+        threads: tch::get_num_threads(),
+    })
+}
+
+/// Median fp32 matmul rate (GFLOP/s) of libtorch on n × n matrices.
+pub fn matmul_gflops(n: i64, reps: usize, threads: i32) -> f64 {
+    if threads > 0 {
+        tch::set_num_threads(threads);
+    }
+    let _guard = tch::no_grad_guard();
+    let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+    let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+    let _ = a.matmul(&b);
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            let c = a.matmul(&b);
+            let _ = c.double_value(&[0, 0]);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    2.0 * (n as f64).powi(3) / times[reps / 2] / 1e9
+}
+
+/// Loads a method config given on the command line as YAML (`{r: 8}`); empty means defaults.
+pub fn parse_config(text: &str) -> Result<serde_yaml::Value> {
+    if text.trim().is_empty() {
+        return Ok(serde_yaml::Value::Null);
+    }
+    serde_yaml::from_str(text).with_context(|| format!("--config `{text}`: not YAML"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_tokens_are_in_vocabulary_and_start_with_cls() {
+        assert_eq!(fixed_token(3, 0), 101);
+        for r in 0..32 {
+            for p in 1..128 {
+                let t = fixed_token(r, p);
+                assert!((1000..21_000).contains(&t));
+            }
+        }
+        // The Python side hard-codes these values of the formula.
+        assert_eq!(fixed_token(1, 1), 1000 + (7919 + 104_729) % 20_000);
+        assert_eq!(fixed_token(5, 7), 1000 + (5 * 7919 + 7 * 104_729) % 20_000);
+    }
+}
