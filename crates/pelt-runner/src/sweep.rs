@@ -268,7 +268,7 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
                 record.diagnostics = o.diagnostics;
                 match record.score {
                     Some(s) => format!(
-                        "{:<16} {:<14} {:>6} s{:<3} test {:6.2}  dev {:6.2}@{:<5} {:>5} steps {:7.1} ex/s {:6.1}s {:6.0} MiB",
+                        "{:<10} {:<24} {:>6} s{:<3} test {:6.2}  dev {:6.2}@{:<5} {:>5} steps {:7.1} ex/s {:6.1}s {:6.0} MiB",
                         id.task, id.method.label(), id.size.label(), id.seed, s, record.best_dev_score.unwrap_or(f64::NAN),
                         record.best_step.unwrap_or(0), record.steps, record.train_examples_per_second, wall, record.peak_rss_mib
                     ),
