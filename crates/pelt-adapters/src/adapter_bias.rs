@@ -8,7 +8,7 @@
 //! LayerNorm and every non-attention LayerNorm train too, as there.
 
 use crate::config::AdapterBiasConfig;
-use pelt_core::{Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
+use pelt_core::{is_layer_norm, per_site, Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
 use tch::{nn, Device, Tensor};
 
 /// One shift: v (d), α's weight (1 × d_in) and bias (1).
@@ -42,26 +42,14 @@ impl AdapterBias {
     pub fn new(config: AdapterBiasConfig, dims: &BackboneDims, device: Device) -> Result<AdapterBias> {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let shifts = (0..dims.layers)
-            .map(|l| {
-                config
-                    .sites
-                    .iter()
-                    .map(|&s| {
-                        let p = &root / "layer" / l / s.as_str();
-                        Shift {
-                            v: p.var("vector", &[dims.hidden], nn::Init::Const(0.0)),
-                            alpha_w: p.var(
-                                "alpha_weight",
-                                &[1, alpha_input(s, dims)],
-                                nn::Init::Randn { mean: 0.0, stdev: 0.02 },
-                            ),
-                            alpha_b: p.var("alpha_bias", &[1], nn::Init::Const(0.0)),
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
+        let shifts = per_site(dims.layers, &config.sites, |l, s| {
+            let p = &root / "layer" / l / s.as_str();
+            Shift {
+                v: p.var("vector", &[dims.hidden], nn::Init::Const(0.0)),
+                alpha_w: p.var("alpha_weight", &[1, alpha_input(s, dims)], nn::Init::Randn { mean: 0.0, stdev: 0.02 }),
+                alpha_b: p.var("alpha_bias", &[1], nn::Init::Const(0.0)),
+            }
+        });
         Ok(AdapterBias { vs, config, shifts })
     }
 }
@@ -83,7 +71,7 @@ impl Method for AdapterBias {
         &self.vs
     }
     fn trains_backbone(&self, name: &str) -> bool {
-        self.config.train_layer_norm && name.contains("LayerNorm") && !name.contains("attention")
+        self.config.train_layer_norm && is_layer_norm(name) && !name.contains("attention")
     }
     fn identity(&self) -> Identity {
         Identity::Exact

@@ -4,7 +4,7 @@
 
 use crate::{
     config::ParallelConfig,
-    sequential::{Bottleneck, BottleneckInit},
+    sequential::{bottlenecks, Bottleneck, BottleneckInit},
 };
 use pelt_core::{Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
 use tch::{nn, Device, Tensor};
@@ -39,25 +39,15 @@ impl ParallelAdapter {
         device: Device,
     ) -> Result<ParallelAdapter> {
         let vs = nn::VarStore::new(device);
-        let root = vs.root();
-        let adapters = (0..dims.layers)
-            .map(|l| {
-                config
-                    .sites
-                    .iter()
-                    .map(|s| {
-                        Bottleneck::new(
-                            &root / "layer" / l / s.as_str(),
-                            dims.hidden,
-                            config.bottleneck,
-                            BottleneckInit::Lora,
-                            config.activation,
-                            config.dropout,
-                        )
-                    })
-                    .collect()
-            })
-            .collect();
+        let adapters = bottlenecks(
+            &vs,
+            dims,
+            &config.sites,
+            config.bottleneck,
+            BottleneckInit::Lora,
+            config.activation,
+            config.dropout,
+        );
         Ok(ParallelAdapter { name, vs, config, adapters })
     }
 }

@@ -2,7 +2,7 @@
 //! 2019 after attention and the FFN; Pfeiffer et al. 2021 after the FFN only).
 
 use crate::config::{Activation, BottleneckConfig};
-use pelt_core::{Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
+use pelt_core::{is_layer_layer_norm, per_site, Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
 use tch::{nn, Device, Tensor};
 
 /// How a bottleneck's projection weights start.
@@ -96,25 +96,9 @@ impl SequentialAdapter {
         device: Device,
     ) -> Result<SequentialAdapter> {
         let vs = nn::VarStore::new(device);
-        let root = vs.root();
-        let adapters = (0..dims.layers)
-            .map(|l| {
-                config
-                    .sites
-                    .iter()
-                    .map(|s| {
-                        Bottleneck::new(
-                            &root / "layer" / l / s.as_str(),
-                            dims.hidden,
-                            config.bottleneck,
-                            BottleneckInit::TruncatedNormal(config.init_std),
-                            config.activation,
-                            config.dropout,
-                        )
-                    })
-                    .collect()
-            })
-            .collect();
+        let init = BottleneckInit::TruncatedNormal(config.init_std);
+        let adapters =
+            bottlenecks(&vs, dims, &config.sites, config.bottleneck, init, config.activation, config.dropout);
         Ok(SequentialAdapter { name, vs, config, adapters })
     }
 
@@ -124,9 +108,20 @@ impl SequentialAdapter {
     }
 }
 
-/// Is `name` a LayerNorm of the transformer layers (not the embeddings')?
-pub(crate) fn is_layer_norm(name: &str) -> bool {
-    name.starts_with("encoder.layer.") && name.contains("LayerNorm")
+/// One bottleneck per (layer, site), under `layer.{l}.{site}` of `vs`.
+pub(crate) fn bottlenecks(
+    vs: &nn::VarStore,
+    dims: &BackboneDims,
+    sites: &[Site],
+    m: i64,
+    init: BottleneckInit,
+    act: Activation,
+    dropout: f64,
+) -> Vec<Vec<Bottleneck>> {
+    let root = vs.root();
+    per_site(dims.layers, sites, |l, s| {
+        Bottleneck::new(&root / "layer" / l / s.as_str(), dims.hidden, m, init, act, dropout)
+    })
 }
 
 impl Attachment for SequentialAdapter {
@@ -144,7 +139,7 @@ impl Method for SequentialAdapter {
         &self.vs
     }
     fn trains_backbone(&self, name: &str) -> bool {
-        self.config.train_layer_norm && is_layer_norm(name)
+        self.config.train_layer_norm && is_layer_layer_norm(name)
     }
     fn identity(&self) -> Identity {
         // Near-identity: Δ is of order init_std² · m · |h|; LayerNorm keeps it small downstream.

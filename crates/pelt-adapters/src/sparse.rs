@@ -9,9 +9,9 @@
 
 use crate::{
     config::{Pruning, SparseConfig},
-    sequential::{is_layer_norm, SequentialAdapter},
+    sequential::SequentialAdapter,
 };
-use pelt_core::{Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
+use pelt_core::{is_layer_layer_norm, Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
 use tch::{nn, Device, Kind, Tensor};
 
 /// A pruned sequential adapter.
@@ -102,7 +102,7 @@ impl Method for SparseAdapter {
         self.inner.var_store()
     }
     fn trains_backbone(&self, name: &str) -> bool {
-        self.config.adapter.train_layer_norm && is_layer_norm(name)
+        self.config.adapter.train_layer_norm && is_layer_layer_norm(name)
     }
     fn identity(&self) -> Identity {
         self.inner.identity()

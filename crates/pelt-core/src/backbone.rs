@@ -75,3 +75,16 @@ pub trait Backbone {
     /// reparameterised method into the frozen weights).
     fn merge_projection(&mut self, layer: usize, site: Site, delta_w: &Tensor) -> Result<()>;
 }
+
+/// Is the backbone variable `name` a LayerNorm gain or bias? (HF names: `LayerNorm` in BERT,
+/// `layernorm_*` in ViT, `layer_norm` in T5.)
+pub fn is_layer_norm(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.contains("layernorm") || lower.contains("layer_norm")
+}
+
+/// Is `name` a LayerNorm inside the transformer layers (not the embeddings')? Adapter methods that
+/// train LayerNorms (Houlsby, Compacter, SparseAdapter) train these.
+pub fn is_layer_layer_norm(name: &str) -> bool {
+    name.starts_with("encoder.layer.") && is_layer_norm(name)
+}

@@ -22,10 +22,10 @@ pub mod site;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use backbone::{Backbone, BackboneDims, Encoded, Inputs};
+pub use backbone::{is_layer_layer_norm, is_layer_norm, Backbone, BackboneDims, Encoded, Inputs};
 pub use config::{parse_config, ConfigError, MethodConfig};
 pub use error::{PeltError, Result};
-pub use method::{Attachment, Delta, Identity, Method, NoMethod, Prefix};
+pub use method::{merge_per_site, per_site, Attachment, Delta, Identity, Method, NoMethod, Prefix};
 pub use params::{prepare_training, ParamCount};
 pub use registry::{MethodEntry, MethodInfo, Registry};
 pub use site::{compose, Form, Scale, ScaleKind, Site};

@@ -133,3 +133,25 @@ pub trait Method: Attachment {
         Vec::new()
     }
 }
+
+/// Builds one `T` per (layer, site) for `layers` layers: the `[layer][i]` table every method that
+/// attaches at a list of sites keeps, `i` indexing `sites`.
+pub fn per_site<T>(layers: i64, sites: &[Site], mut make: impl FnMut(usize, Site) -> T) -> Vec<Vec<T>> {
+    (0..layers as usize).map(|l| sites.iter().map(|&s| make(l, s)).collect()).collect()
+}
+
+/// Merges one ΔW per (layer, site) of a `per_site` table into the backbone.
+pub fn merge_per_site<T>(
+    backbone: &mut dyn Backbone,
+    table: &[Vec<T>],
+    sites: &[Site],
+    delta_w: impl Fn(&T) -> Tensor,
+) -> Result<()> {
+    for (layer, row) in table.iter().enumerate() {
+        for (item, &site) in row.iter().zip(sites) {
+            let dw = tch::no_grad(|| delta_w(item));
+            backbone.merge_projection(layer, site, &dw)?;
+        }
+    }
+    Ok(())
+}

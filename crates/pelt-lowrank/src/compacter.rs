@@ -8,7 +8,7 @@ use crate::{
     config::CompacterConfig,
     kron::{kron_sum, xavier_bound},
 };
-use pelt_core::{Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
+use pelt_core::{is_layer_layer_norm, per_site, Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
 use tch::{nn, Device, Tensor};
 
 /// One PHM layer in → out: y = x·(Σ A_i ⊗ s_i t_iᵀ) + b.
@@ -67,18 +67,10 @@ impl Compacter {
         let root = vs.root();
         let (n, r, d, k) = (config.n, config.rank, dims.hidden, config.bottleneck);
         let rule = root.var("phm_rule", &[n, n, n], nn::Init::Randn { mean: 0.0, stdev: config.rule_init_std });
-        let adapters = (0..dims.layers)
-            .map(|l| {
-                config
-                    .sites
-                    .iter()
-                    .map(|s| {
-                        let p = &root / "layer" / l / s.as_str();
-                        (Phm::new(&p / "down", n, r, d, k), Phm::new(&p / "up", n, r, k, d))
-                    })
-                    .collect()
-            })
-            .collect();
+        let adapters = per_site(dims.layers, &config.sites, |l, s| {
+            let p = &root / "layer" / l / s.as_str();
+            (Phm::new(&p / "down", n, r, d, k), Phm::new(&p / "up", n, r, k, d))
+        });
         Ok(Compacter { name, vs, config, rule, adapters })
     }
 }
@@ -100,7 +92,7 @@ impl Method for Compacter {
         &self.vs
     }
     fn trains_backbone(&self, name: &str) -> bool {
-        self.config.train_layer_norm && name.starts_with("encoder.layer.") && name.contains("LayerNorm")
+        self.config.train_layer_norm && is_layer_layer_norm(name)
     }
     fn identity(&self) -> Identity {
         // The rule matrices start at std 1e-4, so Δ is of order 1e-4·|h|.

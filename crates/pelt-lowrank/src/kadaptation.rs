@@ -10,7 +10,7 @@ use crate::{
     config::{projection_shape, KAdaptationConfig},
     kron::{kron_sum, xavier_bound},
 };
-use pelt_core::{Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Site};
+use pelt_core::{per_site, Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Site};
 use tch::{nn, Device, Tensor};
 
 /// KAdaptation on the configured projections.
@@ -39,23 +39,15 @@ impl KAdaptation {
                 (p.var("rule_left", &[n, n, 1], small), p.var("rule_right", &[n, 1, n], small))
             })
             .collect();
-        let fast = (0..dims.layers)
-            .map(|l| {
-                config
-                    .targets
-                    .iter()
-                    .map(|&s| {
-                        let p = &root / "layer" / l / s.as_str();
-                        let (d_in, d_out) = projection_shape(s, dims);
-                        let bound = xavier_bound(r, d_in / n, 1.0);
-                        (
-                            p.var("u", &[n, d_in / n, r], nn::Init::Uniform { lo: -bound, up: bound }),
-                            p.var("v", &[n, r, d_out / n], nn::Init::Const(0.0)),
-                        )
-                    })
-                    .collect()
-            })
-            .collect();
+        let fast = per_site(dims.layers, &config.targets, |l, s| {
+            let p = &root / "layer" / l / s.as_str();
+            let (d_in, d_out) = projection_shape(s, dims);
+            let bound = xavier_bound(r, d_in / n, 1.0);
+            (
+                p.var("u", &[n, d_in / n, r], nn::Init::Uniform { lo: -bound, up: bound }),
+                p.var("v", &[n, r, d_out / n], nn::Init::Const(0.0)),
+            )
+        });
         Ok(KAdaptation { vs, config, shared, fast })
     }
 

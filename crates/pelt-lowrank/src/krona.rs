@@ -6,7 +6,9 @@ use crate::{
     config::{projection_shape, KronaConfig, KronaResConfig},
     kron::kron_apply,
 };
-use pelt_core::{Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Scale, Site};
+use pelt_core::{
+    merge_per_site, per_site, Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Scale, Site,
+};
 use tch::{nn, Device, Tensor};
 
 /// One Kronecker pair.
@@ -40,18 +42,10 @@ impl Krona {
     pub fn new(config: KronaConfig, dims: &BackboneDims, device: Device) -> Result<Krona> {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let pairs = (0..dims.layers)
-            .map(|l| {
-                config
-                    .targets
-                    .iter()
-                    .map(|&site| {
-                        let (d_in, d_out) = projection_shape(site, dims);
-                        pair(&root / "layer" / l / site.as_str(), config.a_shape, d_in, d_out)
-                    })
-                    .collect()
-            })
-            .collect();
+        let pairs = per_site(dims.layers, &config.targets, |l, site| {
+            let (d_in, d_out) = projection_shape(site, dims);
+            pair(&root / "layer" / l / site.as_str(), config.a_shape, d_in, d_out)
+        });
         Ok(Krona { vs, config, pairs })
     }
 }
@@ -89,12 +83,7 @@ impl Method for Krona {
         dims.layers * per_layer
     }
     fn merge_into(&self, backbone: &mut dyn Backbone) -> Result<bool> {
-        for (layer, pairs) in self.pairs.iter().enumerate() {
-            for (pair, &site) in pairs.iter().zip(&self.config.targets) {
-                let delta_w = tch::no_grad(|| pair.a.kron(&pair.b) * self.config.scale);
-                backbone.merge_projection(layer, site, &delta_w)?;
-            }
-        }
+        merge_per_site(backbone, &self.pairs, &self.config.targets, |p| p.a.kron(&p.b) * self.config.scale)?;
         Ok(true)
     }
 }

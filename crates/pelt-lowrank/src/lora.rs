@@ -1,7 +1,7 @@
 //! LoRA (Hu et al. 2022): h = W x + (α/r)·B A x.
 
 use crate::config::{projection_shape, LoraConfig};
-use pelt_core::{Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Site};
+use pelt_core::{merge_per_site, per_site, Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Site};
 use tch::{nn, Device, Tensor};
 
 /// A low-rank pair A (r × d_in), B (d_out × r).
@@ -25,24 +25,16 @@ impl Lora {
     pub fn new(config: LoraConfig, dims: &BackboneDims, device: Device) -> Result<Lora> {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let pairs = (0..dims.layers)
-            .map(|l| {
-                config
-                    .targets
-                    .iter()
-                    .map(|&site| {
-                        let p = &root / "layer" / l / site.as_str();
-                        let (d_in, d_out) = projection_shape(site, dims);
-                        // Kaiming-uniform with a = √5 is U(-1/√fan_in, 1/√fan_in).
-                        let bound = 1.0 / (d_in as f64).sqrt();
-                        Pair {
-                            a: p.var("lora_a", &[config.r, d_in], nn::Init::Uniform { lo: -bound, up: bound }),
-                            b: p.var("lora_b", &[d_out, config.r], nn::Init::Const(0.0)),
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
+        let pairs = per_site(dims.layers, &config.targets, |l, site| {
+            let p = &root / "layer" / l / site.as_str();
+            let (d_in, d_out) = projection_shape(site, dims);
+            // Kaiming-uniform with a = √5 is U(-1/√fan_in, 1/√fan_in).
+            let bound = 1.0 / (d_in as f64).sqrt();
+            Pair {
+                a: p.var("lora_a", &[config.r, d_in], nn::Init::Uniform { lo: -bound, up: bound }),
+                b: p.var("lora_b", &[d_out, config.r], nn::Init::Const(0.0)),
+            }
+        });
         Ok(Lora { vs, config, pairs })
     }
 
@@ -83,12 +75,7 @@ impl Method for Lora {
         dims.layers * per_layer
     }
     fn merge_into(&self, backbone: &mut dyn Backbone) -> Result<bool> {
-        for (layer, pairs) in self.pairs.iter().enumerate() {
-            for (pair, &site) in pairs.iter().zip(&self.config.targets) {
-                let delta_w = tch::no_grad(|| pair.b.matmul(&pair.a) * self.scale());
-                backbone.merge_projection(layer, site, &delta_w)?;
-            }
-        }
+        merge_per_site(backbone, &self.pairs, &self.config.targets, |pair| pair.b.matmul(&pair.a) * self.scale())?;
         Ok(true)
     }
 }

@@ -22,7 +22,8 @@ pub use raft::Raft;
 
 use config::{BitFitConfig, LnTuningConfig, NoConfig, RaftConfig};
 use pelt_core::{
-    method_entry, Attachment, BackboneDims, Form, Identity, Method, MethodEntry, MethodInfo, ScaleKind, Site,
+    is_layer_norm, method_entry, Attachment, BackboneDims, Form, Identity, Method, MethodEntry, MethodInfo, ScaleKind,
+    Site,
 };
 use tch::{nn::VarStore, Device};
 
@@ -59,13 +60,6 @@ impl Method for Selective {
 /// Is `name` a bias term (linear biases and LayerNorm biases, as in BitFit's reference code)?
 pub fn is_bias(name: &str) -> bool {
     name.ends_with(".bias")
-}
-
-/// Is `name` a LayerNorm gain or bias (HF names: `LayerNorm` in BERT, `layernorm_*` in ViT,
-/// `layer_norm` in T5)?
-pub fn is_layer_norm(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    lower.contains("layernorm") || lower.contains("layer_norm")
 }
 
 /// LN-tuning's count on a BERT encoder: two LayerNorms of gain and bias per layer, and the embeddings'.
