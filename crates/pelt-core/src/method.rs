@@ -108,6 +108,10 @@ pub trait Method: Attachment {
         Ok(false)
     }
 
+    /// Initialises from the pretrained backbone's weights, once, right after construction (prompt tuning
+    /// starts its soft tokens from vocabulary embeddings). Default: nothing.
+    fn init_from(&self, _backbone: &dyn Backbone) {}
+
     /// Called after each backward pass, before the optimizer step (e.g. to mask gradients).
     fn after_backward(&self) {}
 

@@ -68,6 +68,7 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
         backbone.var_store().variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
     let dims = backbone.dims().clone();
     let method = make_method(&dims);
+    method.init_from(backbone.as_ref());
     let inputs = sample_inputs(&dims);
     let len = inputs.input_ids.size()[1];
 
@@ -96,6 +97,24 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
         method.calibrate();
         zero_grads(&trainable);
     }
+
+    // Padding never changes a real token's output: the padded row of the batch, run alone without its
+    // padding, gives the same hidden states at its real positions (prompt and prefix positions must be
+    // masked and placed right for this to hold).
+    tch::no_grad(|| {
+        let row = 2;
+        let real = inputs.attention_mask.get(row).sum(Kind::Int64).int64_value(&[]);
+        let alone = Inputs {
+            input_ids: inputs.input_ids.narrow(0, row, 1).narrow(1, 0, real),
+            attention_mask: inputs.attention_mask.narrow(0, row, 1).narrow(1, 0, real),
+            token_type_ids: inputs.token_type_ids.narrow(0, row, 1).narrow(1, 0, real),
+        };
+        let single = backbone.forward(&alone, method.as_ref(), false);
+        let extra = single.hidden.size()[1] - real;
+        let batched = real_positions(&with, len).narrow(0, row, 1).narrow(1, 0, real);
+        let diff = max_abs_diff(&single.hidden.narrow(1, extra, real), &batched);
+        assert!(diff < 1e-4, "{}: padding changes real tokens' outputs by {diff}", method.name());
+    });
 
     // Parameter count: stores == method formula == the test's formula.
     let counted = count(backbone.as_ref(), method.as_ref(), 0).method;
@@ -185,6 +204,7 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
     });
     tch::manual_seed(4321);
     let fresh = make_method(&dims);
+    fresh.init_from(fresh_backbone.as_ref());
     load_trainable(fresh_backbone.as_ref(), fresh.as_ref(), &file).expect("load");
     let reloaded = tch::no_grad(|| fresh_backbone.forward(&inputs, fresh.as_ref(), false));
     let diff = max_abs_diff(&trained.hidden, &reloaded.hidden);

@@ -94,6 +94,7 @@ pub fn run(
     let backbone = Bert::load(model_dir, device)?;
     let entry = registry.get(method)?;
     let m = (entry.build)(config, backbone.dims(), device)?;
+    m.init_from(&backbone);
     let head = ClassificationHead::new(backbone.dims().hidden, 2, Pooling::Mean, 0.1, device);
     let mut trainable = params::prepare_training(&backbone, m.as_ref());
     trainable.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));

@@ -8,5 +8,6 @@ pub fn registry() -> Registry {
     r.extend(pelt_selective::methods());
     r.extend(pelt_adapters::methods());
     r.extend(pelt_lowrank::methods());
+    r.extend(pelt_prompts::methods());
     r
 }

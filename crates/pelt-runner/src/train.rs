@@ -240,6 +240,7 @@ pub fn run(
     tch::manual_seed(seed as i64);
     let entry = registry.get(&spec.method)?;
     let method = (entry.build)(&spec.config, backbone.dims(), device)?;
+    method.init_from(backbone);
     let head = ClassificationHead::new(backbone.dims().hidden, ds.labels.outputs(), Pooling::Mean, 0.1, device);
     let trainable = params::prepare_training(backbone, method.as_ref());
     let mut all_params: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();

@@ -1,0 +1,100 @@
+//! Prompt-method configurations.
+
+use pelt_core::{BackboneDims, ConfigError, MethodConfig};
+use serde::{Deserialize, Serialize};
+
+/// How prompt tuning's soft tokens start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptInit {
+    /// Embeddings of vocabulary tokens drawn with the seed (Lester et al.'s best init), normalised by
+    /// the embeddings' LayerNorm.
+    Vocab,
+    /// Uniform in ±0.5 (Lester et al.'s random init).
+    Random,
+}
+
+/// Prompt tuning settings (Lester et al. 2021).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromptConfig {
+    /// Soft tokens P prepended to the input.
+    pub length: i64,
+    /// How they start.
+    pub init: PromptInit,
+}
+
+impl Default for PromptConfig {
+    fn default() -> Self {
+        PromptConfig { length: 20, init: PromptInit::Vocab }
+    }
+}
+
+fn check_length(field: &str, p: i64, dims: &BackboneDims) -> Result<(), ConfigError> {
+    let most = dims.positions / 2;
+    if p < 1 || p > most {
+        return Err(ConfigError::new(field, format!("must be in 1..={most} (half the backbone's positions), got {p}")));
+    }
+    Ok(())
+}
+
+impl MethodConfig for PromptConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        check_length("length", self.length, dims)
+    }
+}
+
+/// Prefix tuning settings (Li & Liang 2021): P key/value positions in every layer's attention,
+/// produced during training by an MLP from P embeddings (the reparameterisation), folded into plain
+/// keys and values for inference. Defaults: P = 10 (UniPELT's), hidden size 512 (Li & Liang's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrefixConfig {
+    /// Prefix positions P per layer.
+    pub length: i64,
+    /// Hidden width of the reparameterisation MLP.
+    pub mid_dim: i64,
+}
+
+impl Default for PrefixConfig {
+    fn default() -> Self {
+        PrefixConfig { length: 10, mid_dim: 512 }
+    }
+}
+
+impl MethodConfig for PrefixConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        check_length("length", self.length, dims)?;
+        if !(1..=8192).contains(&self.mid_dim) {
+            return Err(ConfigError::new("mid_dim", format!("must be in 1..=8192, got {}", self.mid_dim)));
+        }
+        Ok(())
+    }
+}
+
+/// Deep prompt settings (P-tuning v2, Liu et al. 2022): per-layer key/value positions trained
+/// directly, without reparameterisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeepPromptConfig {
+    /// Prompt positions P per layer.
+    pub length: i64,
+    /// Std of their normal init.
+    pub init_std: f64,
+}
+
+impl Default for DeepPromptConfig {
+    fn default() -> Self {
+        DeepPromptConfig { length: 10, init_std: 0.02 }
+    }
+}
+
+impl MethodConfig for DeepPromptConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        check_length("length", self.length, dims)?;
+        if !(self.init_std > 0.0 && self.init_std.is_finite()) {
+            return Err(ConfigError::new("init_std", format!("must be a positive number, got {}", self.init_std)));
+        }
+        Ok(())
+    }
+}

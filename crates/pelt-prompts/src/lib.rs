@@ -1,0 +1,67 @@
+//! pelt-prompts: methods that add positions rather than modules.
+//!
+//! - Prompt tuning (Lester et al., EMNLP 2021): soft tokens prepended to the embedded input.
+//! - Prefix tuning (Li & Liang, ACL 2021): key/value positions in every layer's attention, produced by
+//!   an MLP during training and folded into plain keys and values for inference.
+//! - Deep prompts (P-tuning v2, Liu et al., ACL 2022): the same positions trained directly.
+//!
+//! The backbone concatenates the positions and extends the attention mask so that they are visible to
+//! every token; padding stays masked (the conformance suite checks that padding never changes a real
+//! token's output).
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod prefix;
+pub mod prompt;
+
+pub use prefix::{DeepPrompt, PrefixTuning};
+pub use prompt::PromptTuning;
+
+use config::{DeepPromptConfig, PrefixConfig, PromptConfig};
+use pelt_core::{method_entry, Form, MethodEntry, MethodInfo, ScaleKind, Site};
+
+/// Registry entries of this crate.
+pub fn methods() -> Vec<MethodEntry> {
+    vec![
+        method_entry!(
+            MethodInfo {
+                name: "prompt_tuning",
+                family: "prompts",
+                paper: "Lester et al. 2021, The Power of Scale for Parameter-Efficient Prompt Tuning",
+                sites: &[Site::Embeddings],
+                form: Form::Concatenated,
+                scale: ScaleKind::None,
+                formula: "P·d (P soft tokens)",
+            },
+            PromptConfig,
+            PromptTuning::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "prefix_tuning",
+                family: "prompts",
+                paper: "Li & Liang 2021, Prefix-Tuning: Optimizing Continuous Prompts for Generation",
+                sites: &[Site::AttentionKv],
+                form: Form::Concatenated,
+                scale: ScaleKind::None,
+                formula: "P·d + (d·m + m) + (m·2Ld + 2Ld) while training (MLP width m); P·2Ld folded",
+            },
+            PrefixConfig,
+            PrefixTuning::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "deep_prompt",
+                family: "prompts",
+                paper: "Liu et al. 2022, P-Tuning v2",
+                sites: &[Site::AttentionKv],
+                form: Form::Concatenated,
+                scale: ScaleKind::None,
+                formula: "P·2Ld",
+            },
+            DeepPromptConfig,
+            DeepPrompt::new
+        ),
+    ]
+}

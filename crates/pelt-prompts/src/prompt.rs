@@ -1,0 +1,74 @@
+//! Prompt tuning (Lester et al., "The Power of Scale for Parameter-Efficient Prompt Tuning", EMNLP
+//! 2021): P trainable vectors prepended to the embedded input; the backbone attends to them as to
+//! real tokens and its mask covers them.
+//!
+//! pelt prepends them to the embedding block's output (after its LayerNorm), so they carry no position
+//! embedding; the vocabulary init therefore normalises the drawn word embeddings with the embeddings'
+//! LayerNorm, putting the soft tokens at the scale of real ones.
+
+use crate::config::{PromptConfig, PromptInit};
+use pelt_core::{Attachment, Backbone, BackboneDims, Identity, Method, Result};
+use tch::{nn, Device, Kind, Tensor};
+
+/// Soft tokens prepended to the input.
+#[derive(Debug)]
+pub struct PromptTuning {
+    vs: nn::VarStore,
+    config: PromptConfig,
+    prompt: Tensor,
+}
+
+impl PromptTuning {
+    /// Builds P soft tokens of width d (random until [`Method::init_from`] for the vocabulary init).
+    pub fn new(config: PromptConfig, dims: &BackboneDims, device: Device) -> Result<PromptTuning> {
+        let vs = nn::VarStore::new(device);
+        let prompt = vs.root().var("prompt", &[config.length, dims.hidden], nn::Init::Uniform { lo: -0.5, up: 0.5 });
+        Ok(PromptTuning { vs, config, prompt })
+    }
+}
+
+impl Attachment for PromptTuning {
+    fn prompt(&self, embeddings: &Tensor, _mask: &Tensor, _train: bool) -> Option<Tensor> {
+        let b = embeddings.size()[0];
+        Some(self.prompt.unsqueeze(0).expand([b, -1, -1], false))
+    }
+}
+
+impl Method for PromptTuning {
+    fn name(&self) -> &str {
+        "prompt_tuning"
+    }
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    fn identity(&self) -> Identity {
+        Identity::None
+    }
+    fn formula_params(&self, dims: &BackboneDims) -> i64 {
+        self.config.length * dims.hidden
+    }
+    fn init_from(&self, backbone: &dyn Backbone) {
+        if self.config.init != PromptInit::Vocab {
+            return;
+        }
+        let vars = backbone.var_store().variables();
+        let (Some(words), Some(gain), Some(bias)) = (
+            vars.get("embeddings.word_embeddings.weight"),
+            vars.get("embeddings.LayerNorm.weight"),
+            vars.get("embeddings.LayerNorm.bias"),
+        ) else {
+            return;
+        };
+        let vocab = words.size()[0];
+        // Lester et al. draw from the 5,000 most common tokens; WordPiece ids past the special and
+        // unused ones (~1,000 in BERT's vocabulary) stand in for them here.
+        let (lo, hi) = if vocab > 6000 { (1000, 6000) } else { (1, vocab) };
+        tch::no_grad(|| {
+            let ids = Tensor::randint_low(lo, hi, [self.config.length], (Kind::Int64, words.device()));
+            let rows = words.index_select(0, &ids);
+            let d = rows.size()[1];
+            let normed = rows.layer_norm([d], Some(gain), Some(bias), 1e-12, false);
+            self.prompt.shallow_clone().copy_(&normed);
+        });
+    }
+}
