@@ -23,7 +23,7 @@ pub mod sequential;
 pub mod sparse;
 
 pub use adapter_bias::AdapterBias;
-pub use parallel::ParallelAdapter;
+pub use parallel::{ParallelAdapter, ParallelModule};
 pub use sequential::SequentialAdapter;
 pub use sparse::SparseAdapter;
 

@@ -9,14 +9,50 @@ use crate::{
 use pelt_core::{Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
 use tch::{nn, Device, Tensor};
 
+/// Parallel adapters built under any path of a store (the parallel adapter methods own one; mixtures
+/// build it beside their other parts).
+#[derive(Debug)]
+pub struct ParallelModule {
+    config: ParallelConfig,
+    /// adapters[layer][i] for config.sites[i].
+    adapters: Vec<Vec<Bottleneck>>,
+}
+
+impl ParallelModule {
+    /// Adapters under `root`; the up-projection starts at zero (the reference code's "lora" init), so
+    /// Δ = 0 at init.
+    pub fn new(root: &nn::Path, config: ParallelConfig, dims: &BackboneDims) -> ParallelModule {
+        let adapters = bottlenecks(
+            root,
+            dims,
+            &config.sites,
+            config.bottleneck,
+            BottleneckInit::Lora,
+            config.activation,
+            config.dropout,
+        );
+        ParallelModule { config, adapters }
+    }
+
+    /// Δ for the sublayer at `site`, from its input `x`.
+    pub fn delta(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
+        let i = self.config.sites.iter().position(|s| *s == site)?;
+        Some(Delta::fixed(self.adapters[layer][i].forward(x, train), self.config.scale))
+    }
+
+    /// Trainable parameters.
+    pub fn params(&self, d: &BackboneDims) -> i64 {
+        let (h, m) = (d.hidden, self.config.bottleneck);
+        d.layers * self.config.sites.len() as i64 * (2 * h * m + h + m)
+    }
+}
+
 /// Parallel (or scaled parallel) adapters in every layer.
 #[derive(Debug)]
 pub struct ParallelAdapter {
     name: &'static str,
     vs: nn::VarStore,
-    config: ParallelConfig,
-    /// adapters[layer][i] for config.sites[i].
-    adapters: Vec<Vec<Bottleneck>>,
+    module: ParallelModule,
 }
 
 impl ParallelAdapter {
@@ -30,8 +66,7 @@ impl ParallelAdapter {
         ParallelAdapter::new("scaled_parallel_adapter", config, dims, device)
     }
 
-    /// Adapters registered under `name`; the up-projection starts at zero (the reference code's
-    /// "lora" init), so Δ = 0 at init.
+    /// Adapters registered under `name`, in their own store.
     pub fn new(
         name: &'static str,
         config: ParallelConfig,
@@ -39,23 +74,14 @@ impl ParallelAdapter {
         device: Device,
     ) -> Result<ParallelAdapter> {
         let vs = nn::VarStore::new(device);
-        let adapters = bottlenecks(
-            &vs,
-            dims,
-            &config.sites,
-            config.bottleneck,
-            BottleneckInit::Lora,
-            config.activation,
-            config.dropout,
-        );
-        Ok(ParallelAdapter { name, vs, config, adapters })
+        let module = ParallelModule::new(&vs.root(), config, dims);
+        Ok(ParallelAdapter { name, vs, module })
     }
 }
 
 impl Attachment for ParallelAdapter {
     fn sublayer(&self, layer: usize, site: Site, x: &Tensor, _h: &Tensor, train: bool) -> Option<Delta> {
-        let i = self.config.sites.iter().position(|s| *s == site)?;
-        Some(Delta::fixed(self.adapters[layer][i].forward(x, train), self.config.scale))
+        self.module.delta(layer, site, x, train)
     }
 }
 
@@ -70,7 +96,6 @@ impl Method for ParallelAdapter {
         Identity::Exact
     }
     fn formula_params(&self, d: &BackboneDims) -> i64 {
-        let (h, m) = (d.hidden, self.config.bottleneck);
-        d.layers * self.config.sites.len() as i64 * (2 * h * m + h + m)
+        self.module.params(d)
     }
 }

@@ -98,7 +98,7 @@ impl SequentialAdapter {
         let vs = nn::VarStore::new(device);
         let init = BottleneckInit::TruncatedNormal(config.init_std);
         let adapters =
-            bottlenecks(&vs, dims, &config.sites, config.bottleneck, init, config.activation, config.dropout);
+            bottlenecks(&vs.root(), dims, &config.sites, config.bottleneck, init, config.activation, config.dropout);
         Ok(SequentialAdapter { name, vs, config, adapters })
     }
 
@@ -108,9 +108,9 @@ impl SequentialAdapter {
     }
 }
 
-/// One bottleneck per (layer, site), under `layer.{l}.{site}` of `vs`.
+/// One bottleneck per (layer, site), under `layer.{l}.{site}` of `root`.
 pub(crate) fn bottlenecks(
-    vs: &nn::VarStore,
+    root: &nn::Path,
     dims: &BackboneDims,
     sites: &[Site],
     m: i64,
@@ -118,9 +118,8 @@ pub(crate) fn bottlenecks(
     act: Activation,
     dropout: f64,
 ) -> Vec<Vec<Bottleneck>> {
-    let root = vs.root();
     per_site(dims.layers, sites, |l, s| {
-        Bottleneck::new(&root / "layer" / l / s.as_str(), dims.hidden, m, init, act, dropout)
+        Bottleneck::new(root / "layer" / l / s.as_str(), dims.hidden, m, init, act, dropout)
     })
 }
 

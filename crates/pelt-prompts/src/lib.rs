@@ -15,7 +15,7 @@ pub mod config;
 pub mod prefix;
 pub mod prompt;
 
-pub use prefix::{DeepPrompt, PrefixTuning};
+pub use prefix::{DeepPrompt, PrefixModule, PrefixTuning};
 pub use prompt::PromptTuning;
 
 use config::{DeepPromptConfig, PrefixConfig, PromptConfig};

@@ -21,10 +21,10 @@ fn layer_kv(all: &Tensor, layer: usize, dims: &BackboneDims, batch: i64) -> Pref
     Prefix { keys: split(0), values: split(1) }
 }
 
-/// Prefix tuning with the MLP reparameterisation.
+/// The prefix and its reparameterisation, built under any path of a store (prefix tuning owns one;
+/// mixtures build it beside their other parts).
 #[derive(Debug)]
-pub struct PrefixTuning {
-    vs: nn::VarStore,
+pub struct PrefixModule {
     config: PrefixConfig,
     dims: BackboneDims,
     embedding: Tensor,
@@ -35,15 +35,14 @@ pub struct PrefixTuning {
     /// Every layer's keys and values (P, L·2·d), computed at layer 0 of each forward pass and reused by
     /// the other layers, so the MLP runs once per pass.
     cache: RefCell<Option<Tensor>>,
-    /// Set by [`PrefixTuning::fold`]: the MLP's output, used instead of running it.
+    /// Set by [`PrefixModule::fold`]: the MLP's output, used instead of running it.
     folded: RefCell<Option<Tensor>>,
 }
 
-impl PrefixTuning {
-    /// Builds the prefix embeddings and the MLP (nn.Linear's init; embeddings N(0, 1) as nn.Embedding).
-    pub fn new(config: PrefixConfig, dims: &BackboneDims, device: Device) -> Result<PrefixTuning> {
-        let vs = nn::VarStore::new(device);
-        let root = vs.root();
+impl PrefixModule {
+    /// Builds the prefix embeddings and the MLP under `root` (nn.Linear's init; embeddings N(0, 1) as
+    /// nn.Embedding).
+    pub fn new(root: nn::Path, config: PrefixConfig, dims: &BackboneDims) -> PrefixModule {
         let (d, m, out) = (dims.hidden, config.mid_dim, dims.layers * 2 * dims.hidden);
         let linear = |name: &str, i: i64, o: i64| {
             let bound = 1.0 / (i as f64).sqrt();
@@ -55,8 +54,7 @@ impl PrefixTuning {
         let embedding = root.var("embedding", &[config.length, d], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
         let (w1, b1) = linear("mlp_in", d, m);
         let (w2, b2) = linear("mlp_out", m, out);
-        Ok(PrefixTuning {
-            vs,
+        PrefixModule {
             config,
             dims: dims.clone(),
             embedding,
@@ -66,7 +64,7 @@ impl PrefixTuning {
             b2,
             cache: RefCell::new(None),
             folded: RefCell::new(None),
-        })
+        }
     }
 
     fn mlp(&self) -> Tensor {
@@ -78,10 +76,9 @@ impl PrefixTuning {
     pub fn fold(&self) {
         *self.folded.borrow_mut() = Some(tch::no_grad(|| self.mlp()));
     }
-}
 
-impl Attachment for PrefixTuning {
-    fn prefix(&self, layer: usize, x: &Tensor, _train: bool) -> Option<Prefix> {
+    /// Layer `layer`'s prefix for a batch shaped like `x`.
+    pub fn prefix(&self, layer: usize, x: &Tensor) -> Prefix {
         let all = match &*self.folded.borrow() {
             Some(f) => f.shallow_clone(),
             None => {
@@ -92,7 +89,41 @@ impl Attachment for PrefixTuning {
                 cache.as_ref().map(Tensor::shallow_clone).unwrap_or_else(|| self.mlp())
             }
         };
-        Some(layer_kv(&all, layer, &self.dims, x.size()[0]))
+        layer_kv(&all, layer, &self.dims, x.size()[0])
+    }
+
+    /// Trainable parameters of the prefix and its MLP.
+    pub fn params(&self) -> i64 {
+        let (p, h, m) = (self.config.length, self.dims.hidden, self.config.mid_dim);
+        let out = self.dims.layers * 2 * h;
+        p * h + (h * m + m) + (m * out + out)
+    }
+}
+
+/// Prefix tuning with the MLP reparameterisation.
+#[derive(Debug)]
+pub struct PrefixTuning {
+    vs: nn::VarStore,
+    module: PrefixModule,
+}
+
+impl PrefixTuning {
+    /// Builds the prefix in its own store.
+    pub fn new(config: PrefixConfig, dims: &BackboneDims, device: Device) -> Result<PrefixTuning> {
+        let vs = nn::VarStore::new(device);
+        let module = PrefixModule::new(vs.root(), config, dims);
+        Ok(PrefixTuning { vs, module })
+    }
+
+    /// See [`PrefixModule::fold`].
+    pub fn fold(&self) {
+        self.module.fold();
+    }
+}
+
+impl Attachment for PrefixTuning {
+    fn prefix(&self, layer: usize, x: &Tensor, _train: bool) -> Option<Prefix> {
+        Some(self.module.prefix(layer, x))
     }
 }
 
@@ -106,9 +137,8 @@ impl Method for PrefixTuning {
     fn identity(&self) -> Identity {
         Identity::None
     }
-    fn formula_params(&self, d: &BackboneDims) -> i64 {
-        let (p, h, m, out) = (self.config.length, d.hidden, self.config.mid_dim, d.layers * 2 * d.hidden);
-        p * h + (h * m + m) + (m * out + out)
+    fn formula_params(&self, _: &BackboneDims) -> i64 {
+        self.module.params()
     }
 }
 

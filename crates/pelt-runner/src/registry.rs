@@ -9,5 +9,6 @@ pub fn registry() -> Registry {
     r.extend(pelt_adapters::methods());
     r.extend(pelt_lowrank::methods());
     r.extend(pelt_prompts::methods());
+    r.extend(pelt_mixtures::methods());
     r
 }
