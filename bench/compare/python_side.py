@@ -86,6 +86,19 @@ def build(method: str, model_dir: str):
         )
     elif method == "houlsby":
         extra = add_houlsby(encoder, d)
+    elif method == "prefix_tuning":
+        from peft import PrefixTuningConfig, TaskType, get_peft_model
+
+        # pelt's defaults: 10 positions, reparameterised by an MLP of width 512.
+        encoder = get_peft_model(
+            encoder,
+            PrefixTuningConfig(
+                task_type=TaskType.FEATURE_EXTRACTION,
+                num_virtual_tokens=10,
+                prefix_projection=True,
+                encoder_hidden_size=512,
+            ),
+        )
     else:
         sys.exit(f"python side: unknown method {method}")
     model = Classifier(encoder, d)

@@ -25,6 +25,8 @@ TARGETS = {
     ("lora", "sst2"): 0.5,
     ("houlsby", "fixed"): 0.8,
     ("houlsby", "sst2"): 0.5,
+    ("prefix_tuning", "fixed"): 0.8,
+    ("prefix_tuning", "sst2"): 0.5,
 }
 
 
@@ -61,7 +63,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--methods", default="full,lora,houlsby")
+    ap.add_argument("--methods", default="full,lora,houlsby,prefix_tuning")
     args = ap.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
     model = os.path.join(args.assets, "minilm")
