@@ -15,8 +15,19 @@ fn assets() -> PathBuf {
 
 /// A tiny random BERT with MiniLM's vocabulary, written as an HF folder with the real tokenizer.
 fn tiny_model(dir: &Path) {
+    write_tiny_model(dir, false);
+}
+
+/// As [`tiny_model`]; `poisoned` puts a NaN into one FFN weight, so every run's loss is NaN.
+fn write_tiny_model(dir: &Path, poisoned: bool) {
     let config = BertConfig { vocab_size: 30522, ..BertConfig::tiny() };
     let model = Bert::random(&config, 1, Device::Cpu);
+    if poisoned {
+        let w = &model.var_store().variables()["encoder.layer.1.output.dense.weight"];
+        tch::no_grad(|| {
+            let _ = w.get(0).get(0).fill_(f64::NAN);
+        });
+    }
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("config.json"), serde_json::to_string(model.config()).unwrap()).unwrap();
     let tensors: Vec<(String, Tensor)> = model.var_store().variables().into_iter().collect();
@@ -121,6 +132,29 @@ fn a_sweep_records_every_run_and_a_rerun_skips_them() {
     assert!(out.contains("2 in this shard already done, 0 to run"), "{out}");
     let (ok, out) = pelt(&["table", "out/tiny", "--format", "csv"], d);
     assert!(ok && out.starts_with("method,params,percent,sst2 24 mean"), "{out}");
+}
+
+#[test]
+fn diverged_runs_are_recorded_and_the_sweep_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_tiny_model(&d.join("model"), true);
+    tiny_glue(&d.join("glue"));
+    std::fs::write(d.join("e.yaml"), GOOD).unwrap();
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
+    assert!(ok, "a diverged run must not fail the sweep: {out}");
+    let jsonl = std::fs::read_to_string(d.join("out/tiny/records.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // Both runs happened: the first one's divergence did not stop the second.
+    assert_eq!(records.len(), 2, "{jsonl}");
+    for r in &records {
+        assert_eq!(r["status"], "diverged", "{r}");
+        assert!(r["message"].as_str().unwrap().contains("NaN"), "{r}");
+        assert!(r["score"].is_null(), "a diverged run has no score: {r}");
+    }
+    // A rerun treats diverged runs as finished.
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
+    assert!(ok && out.contains("2 in this shard already done, 0 to run"), "{out}");
 }
 
 #[test]
