@@ -227,13 +227,22 @@ fn draw_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, 
             .axis_desc_style((FONT, 16))
             .draw()
             .map_err(err)?;
+        // Names sit beside their markers; where two would overlap (methods at the same budget and
+        // score), the later one moves down a line.
+        let mut placed: Vec<(i32, i32, i32)> = Vec::new();
         for (i, x, y) in &points {
             let c = color(*i);
             let name = table.rows[*i].0.clone();
-            // The name sits beside its marker, offset in pixels so it never covers the point.
+            let (px, py) = chart.backend_coord(&(*x, *y));
+            let width = 8 * name.len() as i32;
+            let mut dy = -7;
+            while placed.iter().any(|&(qx, qy, w)| (px - qx).abs() < w.max(width) && (py + dy - qy).abs() < 16) {
+                dy += 16;
+            }
+            placed.push((px, py + dy, width));
             let marker = EmptyElement::at((*x, *y))
                 + Circle::new((0, 0), 6, c.filled())
-                + Text::new(name, (9, -7), (FONT, 15).into_font().color(&c));
+                + Text::new(name, (9, dy), (FONT, 15).into_font().color(&c));
             chart.draw_series(std::iter::once(marker)).map_err(err)?;
         }
     }
