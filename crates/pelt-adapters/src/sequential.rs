@@ -108,8 +108,9 @@ impl SequentialAdapter {
     }
 }
 
-/// One bottleneck per (layer, site), under `layer.{l}.{site}` of `root`.
-pub(crate) fn bottlenecks(
+/// One bottleneck per (layer, site), under `layer.{l}.{site}` of `root` (also for mixtures that build
+/// adapters beside other parts).
+pub fn bottlenecks(
     root: &nn::Path,
     dims: &BackboneDims,
     sites: &[Site],

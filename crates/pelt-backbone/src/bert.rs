@@ -257,16 +257,31 @@ impl Attention {
         let mut k = split(self.key.forward(x, layer, Site::Key, m, train));
         let mut v = split(self.value.forward(x, layer, Site::Value, m, train));
         let mut keep = keep.shallow_clone();
+        let mut gate = None;
         if let Some(prefix) = m.prefix(layer, x, train) {
             let p = prefix.keys.size()[2];
             k = Tensor::cat(&[&prefix.keys, &k], 2);
             v = Tensor::cat(&[&prefix.values, &v], 2);
             // Prefix positions are visible to every token.
             keep = Tensor::cat(&[&Tensor::ones([b, p], (Kind::Bool, x.device())), &keep], 1);
+            gate = prefix.gate.map(|g| (p, g));
         }
         let mask = keep.view([b, 1, 1, -1]);
         let p_drop = if train { self.attn_dropout } else { 0.0 };
-        let ctx = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(&mask), p_drop, false, None, false);
+        let ctx = match gate {
+            None => Tensor::scaled_dot_product_attention(&q, &k, &v, Some(&mask), p_drop, false, None, false),
+            // A gated prefix scales its columns of the attention probabilities, which the fused kernel
+            // cannot do: the attention is spelled out.
+            Some((p, g)) => {
+                let hd = (d / self.heads) as f64;
+                let scores = q.matmul(&k.transpose(-2, -1)) / hd.sqrt();
+                let probs = scores.masked_fill(&mask.logical_not(), f64::NEG_INFINITY).softmax(-1, Kind::Float);
+                let total = probs.size()[3];
+                let g = g.view([b, 1, t, 1]);
+                let probs = Tensor::cat(&[probs.narrow(3, 0, p) * g, probs.narrow(3, p, total - p)], 3);
+                probs.dropout(p_drop, train).matmul(&v)
+            }
+        };
         let ctx = ctx.transpose(1, 2).reshape([b, t, d]);
         let h = self.output.forward(&ctx, layer, Site::AttentionOutput, m, train).dropout(self.dropout, train);
         let h = match m.sublayer(layer, Site::AttentionOutput, x, &h, train) {

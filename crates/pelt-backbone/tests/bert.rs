@@ -105,3 +105,46 @@ fn minilm_matches_hugging_face_sentence_embeddings() {
         assert!(max_diff < 1e-4, "sentence {i}: max abs diff {max_diff}");
     }
 }
+
+/// Fixed prefix keys and values with an optional gate, for the gated-attention checks.
+struct FixedPrefix {
+    keys: Tensor,
+    values: Tensor,
+    gate: Option<f64>,
+}
+
+impl pelt_core::Attachment for FixedPrefix {
+    fn prefix(&self, _layer: usize, x: &Tensor, _train: bool) -> Option<pelt_core::Prefix> {
+        let (b, t) = (x.size()[0], x.size()[1]);
+        let expand = |p: &Tensor| p.unsqueeze(0).expand([b, -1, -1, -1], false);
+        Some(pelt_core::Prefix {
+            keys: expand(&self.keys),
+            values: expand(&self.values),
+            gate: self.gate.map(|g| Tensor::full([b, t], g, (Kind::Float, Device::Cpu))),
+        })
+    }
+}
+
+#[test]
+fn gated_prefix_attention_matches_the_fused_path_and_closes() {
+    let c = BertConfig::tiny();
+    let model = Bert::random(&c, 3, Device::Cpu);
+    let x = inputs(&[5, 6, 7, 8, 9, 10, 11, 12, 13, 0, 0, 0], 2);
+    tch::manual_seed(0);
+    let hd = c.hidden_size / c.num_attention_heads;
+    let keys = Tensor::randn([c.num_attention_heads, 3, hd], (Kind::Float, Device::Cpu));
+    let values = Tensor::randn([c.num_attention_heads, 3, hd], (Kind::Float, Device::Cpu));
+    let run = |values: &Tensor, gate: Option<f64>| {
+        let m = FixedPrefix { keys: keys.shallow_clone(), values: values.shallow_clone(), gate };
+        tch::no_grad(|| model.forward(&x, &m, false)).hidden
+    };
+    // A gate of 1 is the ungated prefix: the spelled-out attention equals the fused kernel's.
+    let fused = run(&values, None);
+    let gated = run(&values, Some(1.0));
+    assert!((&fused - &gated).abs().max().double_value(&[]) < 1e-5);
+    // A gate of 0 removes the prefix's values from every context vector.
+    let closed = run(&values, Some(0.0));
+    let other = run(&(&values * 3.0 + 1.0), Some(0.0));
+    assert!((&closed - &other).abs().max().double_value(&[]) < 1e-6);
+    assert!((&closed - &fused).abs().max().double_value(&[]) > 1e-3);
+}

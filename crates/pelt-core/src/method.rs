@@ -30,6 +30,9 @@ pub struct Prefix {
     pub keys: Tensor,
     /// Extra values.
     pub values: Tensor,
+    /// A gate per query token, (batch, len) in [0, 1], scaling the attention probabilities of the
+    /// prefix positions (UniPELT's prefix gate); `None` leaves them as softmax made them.
+    pub gate: Option<Tensor>,
 }
 
 /// Hooks a backbone calls at its sites; every hook defaults to "no change".

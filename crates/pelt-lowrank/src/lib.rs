@@ -23,7 +23,7 @@ pub mod lora;
 pub use compacter::Compacter;
 pub use kadaptation::KAdaptation;
 pub use krona::{Krona, KronaRes};
-pub use lora::Lora;
+pub use lora::{Lora, LoraModule};
 
 use config::{CompacterConfig, KAdaptationConfig, KronaConfig, KronaResConfig, LoraConfig};
 use pelt_core::{method_entry, Form, MethodEntry, MethodInfo, ScaleKind, Site};

@@ -11,22 +11,19 @@ struct Pair {
     b: Tensor,
 }
 
-/// LoRA on the configured projections of every layer.
+/// LoRA pairs built under any path of a store (LoRA owns one; mixtures build them beside other parts).
 #[derive(Debug)]
-pub struct Lora {
-    vs: nn::VarStore,
+pub struct LoraModule {
     config: LoraConfig,
     /// pairs[layer][i] for config.targets[i].
     pairs: Vec<Vec<Pair>>,
 }
 
-impl Lora {
-    /// Builds A (Kaiming-uniform with a = √5, as nn.Linear and the reference code) and B = 0.
-    pub fn new(config: LoraConfig, dims: &BackboneDims, device: Device) -> Result<Lora> {
-        let vs = nn::VarStore::new(device);
-        let root = vs.root();
+impl LoraModule {
+    /// Builds A (Kaiming-uniform with a = √5, as nn.Linear and the reference code) and B = 0 under `root`.
+    pub fn new(root: &nn::Path, config: LoraConfig, dims: &BackboneDims) -> LoraModule {
         let pairs = per_site(dims.layers, &config.targets, |l, site| {
-            let p = &root / "layer" / l / site.as_str();
+            let p = root / "layer" / l / site.as_str();
             let (d_in, d_out) = projection_shape(site, dims);
             // Kaiming-uniform with a = √5 is U(-1/√fan_in, 1/√fan_in).
             let bound = 1.0 / (d_in as f64).sqrt();
@@ -35,20 +32,56 @@ impl Lora {
                 b: p.var("lora_b", &[d_out, config.r], nn::Init::Const(0.0)),
             }
         });
-        Ok(Lora { vs, config, pairs })
+        LoraModule { config, pairs }
     }
 
-    fn scale(&self) -> f64 {
+    /// The scale α/r.
+    pub fn scale(&self) -> f64 {
         self.config.alpha / self.config.r as f64
+    }
+
+    /// Δ = (α/r)·B A x for the projection at `site`, if it is a target.
+    pub fn delta(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
+        let i = self.config.targets.iter().position(|s| *s == site)?;
+        let pair = &self.pairs[layer][i];
+        let x = x.dropout(self.config.dropout, train);
+        Some(Delta::fixed(x.matmul(&pair.a.tr()).matmul(&pair.b.tr()), self.scale()))
+    }
+
+    /// Trainable parameters.
+    pub fn params(&self, dims: &BackboneDims) -> i64 {
+        let per_layer: i64 = self
+            .config
+            .targets
+            .iter()
+            .map(|&s| {
+                let (i, o) = projection_shape(s, dims);
+                self.config.r * (i + o)
+            })
+            .sum();
+        dims.layers * per_layer
+    }
+}
+
+/// LoRA on the configured projections of every layer.
+#[derive(Debug)]
+pub struct Lora {
+    vs: nn::VarStore,
+    module: LoraModule,
+}
+
+impl Lora {
+    /// Builds the pairs in their own store.
+    pub fn new(config: LoraConfig, dims: &BackboneDims, device: Device) -> Result<Lora> {
+        let vs = nn::VarStore::new(device);
+        let module = LoraModule::new(&vs.root(), config, dims);
+        Ok(Lora { vs, module })
     }
 }
 
 impl Attachment for Lora {
     fn projection(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
-        let i = self.config.targets.iter().position(|s| *s == site)?;
-        let pair = &self.pairs[layer][i];
-        let x = x.dropout(self.config.dropout, train);
-        Some(Delta::fixed(x.matmul(&pair.a.tr()).matmul(&pair.b.tr()), self.scale()))
+        self.module.delta(layer, site, x, train)
     }
 }
 
@@ -63,19 +96,11 @@ impl Method for Lora {
         Identity::Exact
     }
     fn formula_params(&self, dims: &BackboneDims) -> i64 {
-        let per_layer: i64 = self
-            .config
-            .targets
-            .iter()
-            .map(|&s| {
-                let (i, o) = projection_shape(s, dims);
-                self.config.r * (i + o)
-            })
-            .sum();
-        dims.layers * per_layer
+        self.module.params(dims)
     }
     fn merge_into(&self, backbone: &mut dyn Backbone) -> Result<bool> {
-        merge_per_site(backbone, &self.pairs, &self.config.targets, |pair| pair.b.matmul(&pair.a) * self.scale())?;
+        let m = &self.module;
+        merge_per_site(backbone, &m.pairs, &m.config.targets, |pair| pair.b.matmul(&pair.a) * m.scale())?;
         Ok(true)
     }
 }

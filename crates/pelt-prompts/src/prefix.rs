@@ -18,7 +18,7 @@ fn layer_kv(all: &Tensor, layer: usize, dims: &BackboneDims, batch: i64) -> Pref
     let hd = dims.hidden / dims.heads;
     let kv = all.view([p, dims.layers, 2, dims.heads, hd]).select(1, layer as i64);
     let split = |i: i64| kv.select(1, i).permute([1, 0, 2]).unsqueeze(0).expand([batch, -1, -1, -1], false);
-    Prefix { keys: split(0), values: split(1) }
+    Prefix { keys: split(0), values: split(1), gate: None }
 }
 
 /// The prefix and its reparameterisation, built under any path of a store (prefix tuning owns one;
