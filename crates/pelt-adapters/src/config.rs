@@ -1,6 +1,9 @@
 //! Adapter configurations.
 
-use pelt_core::{BackboneDims, ConfigError, MethodConfig, Site};
+use pelt_core::{
+    config::{check_bottleneck, check_dropout, check_positive, check_sublayers},
+    BackboneDims, ConfigError, MethodConfig, Site,
+};
 use serde::{Deserialize, Serialize};
 
 /// Nonlinearity inside a bottleneck.
@@ -76,33 +79,6 @@ impl BottleneckConfig {
     }
 }
 
-/// Checks a bottleneck size against the backbone.
-pub(crate) fn check_bottleneck(field: &str, m: i64, dims: &BackboneDims) -> Result<(), ConfigError> {
-    if m < 1 || m > 4 * dims.hidden {
-        return Err(ConfigError::new(field, format!("must be in 1..={}, got {m}", 4 * dims.hidden)));
-    }
-    Ok(())
-}
-
-/// Checks a list of sublayer sites (attention_output, ffn_output).
-pub(crate) fn check_sublayers(field: &str, sites: &[Site]) -> Result<(), ConfigError> {
-    if sites.is_empty() {
-        return Err(ConfigError::new(field, "must name at least one of attention_output, ffn_output"));
-    }
-    if let Some(s) = sites.iter().find(|s| !matches!(s, Site::AttentionOutput | Site::FfnOutput)) {
-        return Err(ConfigError::new(field, format!("`{s}` is not a sublayer output (attention_output, ffn_output)")));
-    }
-    pelt_core::config::check_unique_sites(field, sites, "site")
-}
-
-/// Checks a dropout probability.
-pub(crate) fn check_dropout(field: &str, p: f64) -> Result<(), ConfigError> {
-    if !(0.0..1.0).contains(&p) {
-        return Err(ConfigError::new(field, format!("must be in [0, 1), got {p}")));
-    }
-    Ok(())
-}
-
 impl MethodConfig for BottleneckConfig {
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
         check_bottleneck("bottleneck", self.bottleneck, dims)?;
@@ -157,9 +133,7 @@ impl ParallelConfig {
 impl MethodConfig for ParallelConfig {
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
         check_bottleneck("bottleneck", self.bottleneck, dims)?;
-        if !(self.scale > 0.0 && self.scale.is_finite()) {
-            return Err(ConfigError::new("scale", format!("must be a positive number, got {}", self.scale)));
-        }
+        check_positive("scale", self.scale)?;
         check_sublayers("sites", &self.sites)?;
         check_dropout("dropout", self.dropout)
     }

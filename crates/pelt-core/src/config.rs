@@ -39,6 +39,43 @@ pub fn check_unique_sites(field: &str, sites: &[crate::Site], what: &str) -> Res
     Ok(())
 }
 
+/// Refuses anything but a finite positive number (scales, α, init stds).
+pub fn check_positive(field: &str, v: f64) -> Result<(), ConfigError> {
+    if !(v > 0.0 && v.is_finite()) {
+        return Err(ConfigError::new(field, format!("must be a positive number, got {v}")));
+    }
+    Ok(())
+}
+
+/// Refuses a dropout probability outside [0, 1).
+pub fn check_dropout(field: &str, p: f64) -> Result<(), ConfigError> {
+    if !(0.0..1.0).contains(&p) {
+        return Err(ConfigError::new(field, format!("must be in [0, 1), got {p}")));
+    }
+    Ok(())
+}
+
+/// Refuses a bottleneck size outside 1..=4d.
+pub fn check_bottleneck(field: &str, m: i64, dims: &BackboneDims) -> Result<(), ConfigError> {
+    if m < 1 || m > 4 * dims.hidden {
+        return Err(ConfigError::new(field, format!("must be in 1..={}, got {m}", 4 * dims.hidden)));
+    }
+    Ok(())
+}
+
+/// Refuses a list of sublayer sites that is empty, names anything but `attention_output` and
+/// `ffn_output`, or names one twice.
+pub fn check_sublayers(field: &str, sites: &[crate::Site]) -> Result<(), ConfigError> {
+    use crate::Site;
+    if sites.is_empty() {
+        return Err(ConfigError::new(field, "must name at least one of attention_output, ffn_output"));
+    }
+    if let Some(s) = sites.iter().find(|s| !matches!(s, Site::AttentionOutput | Site::FfnOutput)) {
+        return Err(ConfigError::new(field, format!("`{s}` is not a sublayer output (attention_output, ffn_output)")));
+    }
+    check_unique_sites(field, sites, "site")
+}
+
 /// Deserialises and validates a config from a YAML value (`null` means all defaults).
 pub fn parse_config<C: MethodConfig>(value: &serde_yaml::Value, dims: &BackboneDims) -> Result<C, ConfigError> {
     parse_config_over(value, &C::default(), dims)

@@ -1,6 +1,9 @@
 //! Low-rank method configurations.
 
-use pelt_core::{BackboneDims, ConfigError, MethodConfig, Site};
+use pelt_core::{
+    config::{check_bottleneck, check_dropout, check_positive, check_sublayers},
+    BackboneDims, ConfigError, MethodConfig, Site,
+};
 use serde::{Deserialize, Serialize};
 
 /// LoRA settings; defaults follow the paper's GLUE setup for base models (r 8, α 16, query and value)
@@ -30,9 +33,7 @@ impl MethodConfig for LoraConfig {
             return Err(ConfigError::new("r", format!("must be in 1..={}, got {}", dims.hidden, self.r)));
         }
         check_positive("alpha", self.alpha)?;
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(ConfigError::new("dropout", format!("must be in [0, 1), got {}", self.dropout)));
-        }
+        check_dropout("dropout", self.dropout)?;
         check_targets("targets", &self.targets)
     }
 }
@@ -57,13 +58,6 @@ fn check_targets(field: &str, targets: &[Site]) -> Result<(), ConfigError> {
         ));
     }
     pelt_core::config::check_unique_sites(field, targets, "projection")
-}
-
-fn check_positive(field: &str, v: f64) -> Result<(), ConfigError> {
-    if !(v > 0.0 && v.is_finite()) {
-        return Err(ConfigError::new(field, format!("must be a positive number, got {v}")));
-    }
-    Ok(())
 }
 
 fn check_divides(field: &str, n: i64, sizes: &[(&str, i64)]) -> Result<(), ConfigError> {
@@ -106,10 +100,7 @@ impl MethodConfig for KronaConfig {
             check_divides("a_shape", self.a_shape[1], &[(&format!("{t} d_in"), d_in)])?;
         }
         check_positive("scale", self.scale)?;
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(ConfigError::new("dropout", format!("must be in [0, 1), got {}", self.dropout)));
-        }
-        Ok(())
+        check_dropout("dropout", self.dropout)
     }
 }
 
@@ -182,28 +173,14 @@ impl CompacterConfig {
 
 impl MethodConfig for CompacterConfig {
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
-        if self.bottleneck < 1 || self.bottleneck > 4 * dims.hidden {
-            return Err(ConfigError::new(
-                "bottleneck",
-                format!("must be in 1..={}, got {}", 4 * dims.hidden, self.bottleneck),
-            ));
-        }
+        check_bottleneck("bottleneck", self.bottleneck, dims)?;
         check_divides("n", self.n, &[("d", dims.hidden), ("the bottleneck", self.bottleneck)])?;
         let widest = (dims.hidden / self.n).min(self.bottleneck / self.n);
         if self.rank < 1 || self.rank > widest {
             return Err(ConfigError::new("rank", format!("must be in 1..={widest}, got {}", self.rank)));
         }
         check_positive("rule_init_std", self.rule_init_std)?;
-        if self.sites.is_empty() {
-            return Err(ConfigError::new("sites", "must name at least one of attention_output, ffn_output"));
-        }
-        if let Some(s) = self.sites.iter().find(|s| !matches!(s, Site::AttentionOutput | Site::FfnOutput)) {
-            return Err(ConfigError::new(
-                "sites",
-                format!("`{s}` is not a sublayer output (attention_output, ffn_output)"),
-            ));
-        }
-        pelt_core::config::check_unique_sites("sites", &self.sites, "site")
+        check_sublayers("sites", &self.sites)
     }
 }
 

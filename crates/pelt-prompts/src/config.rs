@@ -92,9 +92,6 @@ impl Default for DeepPromptConfig {
 impl MethodConfig for DeepPromptConfig {
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
         check_length("length", self.length, dims)?;
-        if !(self.init_std > 0.0 && self.init_std.is_finite()) {
-            return Err(ConfigError::new("init_std", format!("must be a positive number, got {}", self.init_std)));
-        }
-        Ok(())
+        pelt_core::config::check_positive("init_std", self.init_std)
     }
 }
