@@ -255,16 +255,26 @@ pub fn forward_backward(backbone: &dyn Backbone, method: &dyn crate::Attachment,
     loss.double_value(&[])
 }
 
-/// Every entry built at its default configuration for `dims`, for benches that time a crate's methods.
-pub fn default_methods(entries: &[crate::MethodEntry], dims: &BackboneDims) -> Vec<(&'static str, Box<dyn Method>)> {
-    entries
-        .iter()
-        .map(|e| {
-            let method = (e.build)(&serde_yaml::Value::Null, dims, tch::Device::Cpu)
-                .unwrap_or_else(|err| panic!("{}: default config does not build: {err}", e.info.name));
-            (e.info.name, method)
-        })
-        .collect()
+/// The step every crate's bench times: for each entry built at its default configuration, then for the
+/// bare backbone (a forward pass only, since it has nothing to train: the floor every method adds to),
+/// `register(name, step)` with a closure running one forward + backward on a batch of 8 × 64 random
+/// tokens. Benches hand `register` to criterion; `backbone` should have a real model's shape.
+pub fn bench_steps(
+    backbone: &dyn Backbone,
+    entries: &[crate::MethodEntry],
+    mut register: impl FnMut(&str, &mut dyn FnMut() -> f64),
+) {
+    let dims = backbone.dims().clone();
+    let inputs = bench_inputs(&dims, 8, 64);
+    for e in entries {
+        let method = (e.build)(&serde_yaml::Value::Null, &dims, tch::Device::Cpu)
+            .unwrap_or_else(|err| panic!("{}: default config does not build: {err}", e.info.name));
+        // Also resets requires_grad on the backbone left by the previous method.
+        prepare_training(backbone, method.as_ref());
+        register(e.info.name, &mut || forward_backward(backbone, method.as_ref(), &inputs));
+    }
+    prepare_training(backbone, &Frozen::default());
+    register("bare_forward", &mut || forward_backward(backbone, &NoMethod, &inputs));
 }
 
 /// A method that trains nothing, to freeze a backbone again with [`prepare_training`].
