@@ -95,16 +95,28 @@ pub fn parse_config_over<C: MethodConfig>(
         let serde_yaml::Value::Mapping(given) = value else {
             return Err(ConfigError::new("", "expected a mapping of settings (`field: value` lines)"));
         };
-        let mut merged = match serde_yaml::to_value(base) {
+        let base_map = match serde_yaml::to_value(base) {
             Ok(serde_yaml::Value::Mapping(m)) => m,
             _ => serde_yaml::Mapping::new(),
         };
-        for (k, v) in given {
-            merged.insert(k.clone(), v.clone());
-        }
-        serde_yaml::from_value(serde_yaml::Value::Mapping(merged)).map_err(|e| {
+        let over = |pairs: &mut dyn Iterator<Item = (&serde_yaml::Value, &serde_yaml::Value)>| {
+            let mut merged = base_map.clone();
+            for (k, v) in pairs {
+                merged.insert(k.clone(), v.clone());
+            }
+            serde_yaml::from_value::<C>(serde_yaml::Value::Mapping(merged))
+        };
+        over(&mut given.iter()).map_err(|e| {
             let message = e.to_string();
-            ConfigError::new(field_of(&message).unwrap_or_default(), message)
+            // Serde names the field for unknown or missing ones only; otherwise the first given field
+            // that fails alone over the defaults is the culprit (e.g. an unknown enum variant).
+            let field = field_of(&message).or_else(|| {
+                given
+                    .iter()
+                    .find(|(k, v)| over(&mut std::iter::once((*k, *v))).is_err())
+                    .and_then(|(k, _)| k.as_str().map(str::to_owned))
+            });
+            ConfigError::new(field.unwrap_or_default(), message)
         })?
     };
     config.validate(dims)?;

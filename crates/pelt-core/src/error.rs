@@ -27,6 +27,9 @@ pub enum PeltError {
     /// A tensor shape or site that does not fit the backbone.
     #[error("shape mismatch: {0}")]
     Shape(String),
+    /// A multi-task method's protocol steps called out of order (e.g. a target before any sources).
+    #[error("protocol: {0}")]
+    Protocol(String),
     /// An error raised inside libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

@@ -139,6 +139,30 @@ pub trait Method: Attachment {
     fn diagnostics(&self) -> Vec<(String, f64)> {
         Vec::new()
     }
+
+    /// Whether the method routes each example by its task (Polytropon, Poly-S, ATTEMPT). Such a method
+    /// is built for one task, its target (id 0); the two-stage protocol calls
+    /// [`Method::begin_sources`] before source training and [`Method::begin_target`] after it.
+    fn routes_tasks(&self) -> bool {
+        false
+    }
+
+    /// Switches to training on `n` source tasks (ids 0..n), before any training. Methods that share
+    /// all their parameters across tasks keep the default: nothing changes.
+    fn begin_sources(&mut self, _n: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// Ends source training and starts adaptation to one new target task: freezes or folds what the
+    /// target must not change and adds the target's own parameters. Later passes without task ids
+    /// belong to the target.
+    fn begin_target(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The task of each example of the following forward passes, (batch,) int64; `None` means every
+    /// example belongs to the current target task.
+    fn set_task_ids(&self, _ids: Option<&Tensor>) {}
 }
 
 /// Builds one `T` per (layer, site) for `layers` layers: the `[layer][i]` table every method that

@@ -57,7 +57,9 @@ pub fn numel<'a>(vars: impl IntoIterator<Item = &'a Tensor>) -> i64 {
 pub fn count(backbone: &dyn Backbone, method: &dyn Method, head: i64) -> ParamCount {
     let all = backbone.var_store().variables();
     let selected = numel(all.iter().filter(|(n, _)| method.trains_backbone(n)).map(|(_, v)| v));
-    let own = numel(method.var_store().trainable_variables().iter()) - pruned(method);
+    // requires_grad, not the store's trainable flag: multi-task methods freeze parts between stages.
+    let own_vars: Vec<Tensor> = method.var_store().variables().into_values().filter(Tensor::requires_grad).collect();
+    let own = numel(own_vars.iter()) - pruned(method);
     ParamCount { method: selected + own, head, backbone: numel(all.values()) }
 }
 

@@ -47,7 +47,8 @@ pub fn projection_shape(site: Site, dims: &BackboneDims) -> (i64, i64) {
     }
 }
 
-fn check_targets(field: &str, targets: &[Site]) -> Result<(), ConfigError> {
+/// Checks a list of LoRA-style targets: non-empty, projections only, no repeats.
+pub fn check_targets(field: &str, targets: &[Site]) -> Result<(), ConfigError> {
     if targets.is_empty() {
         return Err(ConfigError::new(field, "must name at least one projection"));
     }
@@ -60,7 +61,8 @@ fn check_targets(field: &str, targets: &[Site]) -> Result<(), ConfigError> {
     pelt_core::config::check_unique_sites(field, targets, "projection")
 }
 
-fn check_divides(field: &str, n: i64, sizes: &[(&str, i64)]) -> Result<(), ConfigError> {
+/// Checks that `n` is at least 1 and divides every named size.
+pub fn check_divides(field: &str, n: i64, sizes: &[(&str, i64)]) -> Result<(), ConfigError> {
     if n < 1 {
         return Err(ConfigError::new(field, format!("must be at least 1, got {n}")));
     }

@@ -7,19 +7,34 @@
 //! - UniPELT (Mao et al., ACL 2022): adapter, prefix and LoRA in every layer, each scaled by a gate
 //!   computed from the hidden state; the gates' means are reported with the results.
 //!
+//! - Polytropon, Poly-S and Poly-μ (Ponti et al. 2022; Caccia et al. 2023): an inventory of LoRA modules
+//!   per projection and a learned task-to-module routing, single- or multi-head; Poly-μ averages the
+//!   inventory before adapting to a new task.
+//!
+//! - ATTEMPT (Asai et al. 2022): frozen source prompts and a target prompt, mixed per input by attention.
+//!
+//! The last two route examples by task and follow the two-stage protocol (source tasks, then a target)
+//! through `Method::begin_sources` / `Method::begin_target`.
+//!
 //! A mixture holds its parts and forwards each hook to the part that owns that site; composition still
 //! happens once, in the backbone, through `pelt_core::compose`.
 
 #![warn(missing_docs)]
 
+pub mod attempt;
 pub mod mam;
+pub mod poly;
 pub mod unipelt;
 
+pub use attempt::Attempt;
 pub use mam::Mam;
+pub use poly::Poly;
 pub use unipelt::UniPelt;
 
+use attempt::AttemptConfig;
 use mam::MamConfig;
 use pelt_core::{method_entry, Form, MethodEntry, MethodInfo, ScaleKind, Site};
+use poly::PolyConfig;
 use unipelt::UniPeltConfig;
 
 /// Registry entries of this crate.
@@ -50,6 +65,60 @@ pub fn methods() -> Vec<MethodEntry> {
             },
             UniPeltConfig,
             UniPelt::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "polytropon",
+                family: "mixtures",
+                paper: "Ponti et al. 2022, Combining Modular Skills in Multitask Learning (Polytropon)",
+                sites: &[Site::Query, Site::Value],
+                form: Form::Reparameterized,
+                scale: ScaleKind::Fixed,
+                formula: "Σ_targets L·(skills·r·(d_in + d_out) + tasks·skills) (inventory + routing logits)",
+            },
+            PolyConfig,
+            |c, d, dev| Poly::named("polytropon", c, d, dev)
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "poly_s",
+                family: "mixtures",
+                paper: "Caccia et al. 2023, Multi-Head Adapter Routing for Cross-Task Generalization (Poly-S / MHR)",
+                sites: &[Site::Query, Site::Value],
+                form: Form::Reparameterized,
+                scale: ScaleKind::Fixed,
+                formula: "Σ_targets L·(skills·r·(d_in + d_out) + tasks·splits·skills), splits = 4",
+            },
+            PolyConfig,
+            |c, d, dev| Poly::named("poly_s", c, d, dev),
+            defaults = PolyConfig::poly_s()
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "poly_mu",
+                family: "mixtures",
+                paper: "Caccia et al. 2023, Multi-Head Adapter Routing for Cross-Task Generalization (Poly-μ)",
+                sites: &[Site::Query, Site::Value],
+                form: Form::Reparameterized,
+                scale: ScaleKind::Fixed,
+                formula: "sources: as polytropon; target: Σ_targets L·r·(d_in + d_out) (the averaged module)",
+            },
+            PolyConfig,
+            |c, d, dev| Poly::named("poly_mu", c, d, dev),
+            defaults = PolyConfig::poly_mu()
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "attempt",
+                family: "mixtures",
+                paper: "Asai et al. 2022, ATTEMPT: Parameter-Efficient Multi-task Tuning via Attentional Mixtures of Soft Prompts",
+                sites: &[Site::Embeddings],
+                form: Form::Concatenated,
+                scale: ScaleKind::Gated,
+                formula: "sources: S·P·d; target: P·d + 2·d·k + 2·d (k = 100)",
+            },
+            AttemptConfig,
+            Attempt::new
         ),
     ]
 }

@@ -51,24 +51,35 @@ impl Method for PromptTuning {
         if self.config.init != PromptInit::Vocab {
             return;
         }
-        let vars = backbone.var_store().variables();
-        let (Some(words), Some(gain), Some(bias)) = (
-            vars.get("embeddings.word_embeddings.weight"),
-            vars.get("embeddings.LayerNorm.weight"),
-            vars.get("embeddings.LayerNorm.bias"),
-        ) else {
-            return;
-        };
-        let vocab = words.size()[0];
-        // Lester et al. draw from the 5,000 most common tokens; WordPiece ids past the special and
-        // unused ones (~1,000 in BERT's vocabulary) stand in for them here.
-        let (lo, hi) = if vocab > 6000 { (1000, 6000) } else { (1, vocab) };
-        tch::no_grad(|| {
-            let ids = Tensor::randint_low(lo, hi, [self.config.length], (Kind::Int64, words.device()));
-            let rows = words.index_select(0, &ids);
-            let d = rows.size()[1];
-            let normed = rows.layer_norm([d], Some(gain), Some(bias), 1e-12, false);
-            self.prompt.shallow_clone().copy_(&normed);
-        });
+        if let Some(pool) = vocab_pool(backbone) {
+            tch::no_grad(|| self.prompt.shallow_clone().copy_(&draw(&pool, self.config.length)));
+        }
     }
+}
+
+/// Candidate soft-token inits: word embeddings normalised by the embeddings' LayerNorm, so that soft
+/// tokens prepended after that LayerNorm sit at the scale of real ones. `None` when the backbone has
+/// no BERT-style embedding block.
+pub fn vocab_pool(backbone: &dyn Backbone) -> Option<Tensor> {
+    let vars = backbone.var_store().variables();
+    let (words, gain, bias) = (
+        vars.get("embeddings.word_embeddings.weight")?,
+        vars.get("embeddings.LayerNorm.weight")?,
+        vars.get("embeddings.LayerNorm.bias")?,
+    );
+    let vocab = words.size()[0];
+    // Lester et al. draw from the 5,000 most common tokens; WordPiece ids past the special and unused
+    // ones (~1,000 in BERT's vocabulary) stand in for them here.
+    let (lo, hi) = if vocab > 6000 { (1000, 6000) } else { (1, vocab) };
+    tch::no_grad(|| {
+        let rows = words.narrow(0, lo, hi - lo);
+        let d = rows.size()[1];
+        Some(rows.layer_norm([d], Some(gain), Some(bias), 1e-12, false))
+    })
+}
+
+/// `n` rows drawn from a [`vocab_pool`] with the global torch generator (so the run's seed decides).
+pub fn draw(pool: &Tensor, n: i64) -> Tensor {
+    let ids = Tensor::randint(pool.size()[0], [n], (Kind::Int64, pool.device()));
+    tch::no_grad(|| pool.index_select(0, &ids))
 }
