@@ -35,9 +35,14 @@ sweep-glue-sample *ARGS: setup
 sweep-lowres DIR *ARGS: setup
     {{pelt}} sweep experiments/unipelt-lowres.yaml --glue-dir {{DIR}} {{ARGS}}
 
-# The short GLUE sweep CI runs on the four-task sample.
+# Multi-task transfer on the GLUE sample and the shipped sets: source training, then RTE few-shot.
+sweep-transfer *ARGS: setup
+    {{pelt}} sweep experiments/transfer.yaml --glue-dir {{glue_sample}} {{ARGS}}
+
+# The short GLUE and transfer sweeps CI runs on the four-task sample.
 sweep-ci: setup
     {{pelt}} sweep experiments/ci-glue.yaml --glue-dir {{glue_sample}}
+    {{pelt}} sweep experiments/ci-transfer.yaml --glue-dir {{glue_sample}}
 
 # Print the table of a suite (e.g. `just table results/default`).
 table SUITE="results/default": setup

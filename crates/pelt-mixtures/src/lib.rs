@@ -74,7 +74,7 @@ pub fn methods() -> Vec<MethodEntry> {
                 sites: &[Site::Query, Site::Value],
                 form: Form::Reparameterized,
                 scale: ScaleKind::Fixed,
-                formula: "Σ_targets L·(skills·r·(d_in + d_out) + tasks·skills) (inventory + routing logits)",
+                formula: "Σ_targets L·(skills·r·(d_in + d_out) + T·skills); T trained routing rows (sources: one per task; target: 1)",
             },
             PolyConfig,
             |c, d, dev| Poly::named("polytropon", c, d, dev)
@@ -87,7 +87,7 @@ pub fn methods() -> Vec<MethodEntry> {
                 sites: &[Site::Query, Site::Value],
                 form: Form::Reparameterized,
                 scale: ScaleKind::Fixed,
-                formula: "Σ_targets L·(skills·r·(d_in + d_out) + tasks·splits·skills), splits = 4",
+                formula: "Σ_targets L·(skills·r·(d_in + d_out) + T·splits·skills), splits = 4; T as polytropon",
             },
             PolyConfig,
             |c, d, dev| Poly::named("poly_s", c, d, dev),

@@ -170,6 +170,44 @@ pub struct MethodSpec {
     /// Method configuration; omitted fields take the method's defaults.
     #[serde(default)]
     pub config: serde_yaml::Value,
+    /// In an experiment with a `transfer` section: whether this method trains on the source tasks
+    /// first (default) or only on the target (`false`: the single-task baseline row).
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub transfer: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How source training picks the task of each step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// With probability proportional to the task's training examples.
+    #[default]
+    Proportional,
+    /// Every task equally often.
+    Uniform,
+}
+
+/// The two-stage protocol (Polytropon, ATTEMPT): train on the source tasks together, each step one
+/// task's batch with its own head and task id, then adapt to each target task of `tasks` as in a
+/// single-task run. Source training is the same for every target, size and seed of a method, so it
+/// runs once per (method, seed) and is kept in `<suite>/sources/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    /// Source task names (GLUE or shipped); none of them may be a target.
+    pub sources: Vec<String>,
+    /// How each step's task is drawn.
+    #[serde(default)]
+    pub sampling: Sampling,
+    /// Training examples per source, drawn with the seed (0 = all of its training pool).
+    #[serde(default)]
+    pub examples_per_source: usize,
+    /// Optimizer steps of source training (warm-up and linear decay as in `training`).
+    pub steps: usize,
 }
 
 impl MethodSpec {
@@ -205,6 +243,9 @@ pub struct Experiment {
     pub training: Training,
     /// Methods to compare.
     pub methods: Vec<MethodSpec>,
+    /// Source training before each run (multi-task transfer); absent for single-task sweeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<Transfer>,
 }
 
 fn default_backbone() -> PathBuf {
@@ -299,7 +340,26 @@ impl Experiment {
             let line = text.lines().position(|l| l.trim_start().starts_with(&format!("{leaf}:"))).map_or(0, |i| i + 1);
             bail!("{shown}:{line}: field `{key}`: {msg}");
         }
-        for task in &exp.tasks {
+        if let Some(tr) = &exp.transfer {
+            let line = text.lines().position(|l| l.trim_start().starts_with("sources:")).map_or(0, |i| i + 1);
+            if tr.sources.is_empty() {
+                bail!("{shown}:{line}: field `transfer.sources`: list at least one source task");
+            }
+            if let Some(t) = tr.sources.iter().find(|s| exp.tasks.contains(s)) {
+                bail!("{shown}:{line}: field `transfer.sources`: `{t}` is also a target in `tasks`; a target must be held out");
+            }
+            if tr.steps == 0 {
+                let line = text.lines().position(|l| l.trim_start().starts_with("steps:")).map_or(0, |i| i + 1);
+                bail!("{shown}:{line}: field `transfer.steps`: must be at least 1");
+            }
+        } else if let Some(i) = exp.methods.iter().position(|m| !m.transfer) {
+            bail!(
+                "{shown}:{}: methods[{i}] field `transfer`: only meaningful in an experiment with a `transfer` section",
+                locate_method(&text, i, Some("transfer")).unwrap_or(0)
+            );
+        }
+        let sources = exp.transfer.as_ref().map(|t| t.sources.clone()).unwrap_or_default();
+        for task in exp.tasks.iter().chain(&sources) {
             if SHIPPED.contains(&task.as_str()) {
                 continue;
             }

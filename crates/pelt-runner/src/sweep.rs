@@ -70,12 +70,16 @@ impl Only {
 
 /// Hash of everything that defines a run's result apart from task, size and seed.
 pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Value) -> String {
-    let text = serde_json::json!({
+    let mut value = serde_json::json!({
         "method": m.method, "config": resolved, "lr": m.lr,
         "training": serde_json::to_value(&exp.training).unwrap_or_default(),
         "backbone": exp.backbone.file_name().map(|f| f.to_string_lossy().into_owned()),
-    })
-    .to_string();
+    });
+    // Only transfer runs carry the key, so single-task suites keep their hashes (and records).
+    if let (Some(t), true, Some(map)) = (&exp.transfer, m.transfer, value.as_object_mut()) {
+        map.insert("transfer".into(), serde_json::to_value(t).unwrap_or_default());
+    }
+    let text = value.to_string();
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
@@ -92,9 +96,12 @@ fn resolved_config(registry: &Registry, m: &MethodSpec) -> Result<serde_json::Va
     Ok(serde_json::to_value(merged)?)
 }
 
+/// A name part safe in file names.
+fn clean(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
+
 fn run_key(id: &RunId, hash: &str) -> String {
-    let clean =
-        |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>();
     format!("{}__{}__{}__s{}__{hash}", clean(id.task), clean(id.method.label()), clean(&id.size.label()), id.seed)
 }
 
@@ -180,7 +187,19 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
     let pristine: Vec<(Tensor, Tensor)> =
         backbone.var_store().variables().into_values().map(|t| (t.shallow_clone(), t.detach().copy())).collect();
     let tokenizer = TextTokenizer::load(&exp.backbone.join("tokenizer.json"), exp.training.max_len)?;
+    // Every task this shard needs (its targets and any sources), tokenised once.
     let mut tasks: std::collections::HashMap<String, TaskData> = Default::default();
+    let sources_needed = exp.transfer.iter().flat_map(|t| t.sources.iter().map(String::as_str));
+    for name in todo.iter().map(|(id, ..)| id.task).chain(sources_needed) {
+        if !tasks.contains_key(name) {
+            tasks.insert(name.to_owned(), prepare(name, exp, &opts.assets, &tokenizer)?);
+        }
+    }
+    let sources = exp.transfer.as_ref().map(|t| train::Sources {
+        transfer: t,
+        tasks: t.sources.iter().map(|n| &tasks[n]).collect(),
+        cache: store.dir().join("sources"),
+    });
     let revision = records::revision(&opts.root);
     let machine = records::machine();
 
@@ -198,10 +217,6 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
 
     let (mut ran, mut failed) = (0, 0);
     for (id, key, hash, resolved) in todo {
-        if !tasks.contains_key(id.task) {
-            let data = prepare(id.task, exp, &opts.assets, &tokenizer)?;
-            tasks.insert(id.task.to_owned(), data);
-        }
         let task = &tasks[id.task];
         runs_bar.set_message(format!("{} {} {} s{}", id.task, id.method.label(), id.size.label(), id.seed));
         tch::no_grad(|| {
@@ -211,8 +226,19 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
         });
         records::reset_peak_rss();
         let started = std::time::Instant::now();
-        let result =
-            train::run(registry, &backbone, id.method, task, id.size, id.seed, &exp.training, opts.device, &steps_bar);
+        let source_key = format!("{}__s{}__{hash}", clean(id.method.label()), id.seed);
+        let result = train::run(
+            registry,
+            &backbone,
+            id.method,
+            task,
+            id.size,
+            id.seed,
+            &exp.training,
+            sources.as_ref().map(|s| (s, source_key.as_str())),
+            opts.device,
+            &steps_bar,
+        );
         let wall = started.elapsed().as_secs_f64();
         let mut record = Record {
             key: key.clone(),

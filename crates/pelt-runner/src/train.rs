@@ -2,7 +2,7 @@
 //! linear-decay schedule and gradient clipping, select the best dev checkpoint, evaluate on test.
 
 use crate::{
-    experiment::{DataSize, EvalEvery, MethodSpec, Training},
+    experiment::{DataSize, EvalEvery, MethodSpec, Sampling, Training, Transfer},
     optim::AdamW,
 };
 use anyhow::{anyhow, Context, Result};
@@ -10,9 +10,9 @@ use indicatif::ProgressBar;
 use pelt_backbone::{head::pool, Bert, ClassificationHead, Pooling};
 use pelt_core::{params, Backbone, Inputs, Method, ParamCount, Registry};
 use pelt_data::{sampler, tokenize::pad, Dataset, Encoding, Label, LabelSpace};
-use rand::{seq::SliceRandom, SeedableRng};
+use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::PathBuf};
 use tch::{Device, Kind, Tensor};
 
 /// A task with its tokenised splits, prepared once per sweep.
@@ -190,6 +190,148 @@ fn mean(values: &BTreeMap<String, f64>) -> f64 {
     values.values().sum::<f64>() / values.len().max(1) as f64
 }
 
+/// Source tasks of a transfer experiment, prepared once per sweep.
+#[derive(Debug)]
+pub struct Sources<'a> {
+    /// The protocol's settings.
+    pub transfer: &'a Transfer,
+    /// The source tasks, in the order of `transfer.sources` (task id = index).
+    pub tasks: Vec<&'a TaskData>,
+    /// Folder for source-trained checkpoints, one per (method, seed).
+    pub cache: PathBuf,
+}
+
+/// The learning rate at `step` of `total`: linear warm-up over `warmup` steps, then linear decay to 0.
+fn schedule(peak: f64, step: usize, warmup: usize, total: usize) -> f64 {
+    if step < warmup {
+        peak * (step + 1) as f64 / warmup as f64
+    } else {
+        peak * (total - step) as f64 / (total - warmup).max(1) as f64
+    }
+}
+
+/// Stage one of the transfer protocol: trains the method on every source task (each step one task's
+/// batch, with that task's own head and task id), or loads the result of an earlier run with the same
+/// method, seed and settings. Returns diagnostics (`source_steps`, `source_loss_<task>`: mean loss of
+/// each source over the last quarter of its steps), or an error message when the loss diverged.
+#[allow(clippy::too_many_arguments)]
+fn train_sources(
+    backbone: &Bert,
+    method: &mut dyn Method,
+    sources: &Sources,
+    key: &str,
+    lr: f64,
+    seed: u64,
+    training: &Training,
+    device: Device,
+    bar: &ProgressBar,
+) -> Result<std::result::Result<BTreeMap<String, f64>, String>> {
+    let tr = sources.transfer;
+    method.begin_sources(sources.tasks.len())?;
+    let checkpoint = sources.cache.join(format!("{key}.safetensors"));
+    let summary = sources.cache.join(format!("{key}.json"));
+    if checkpoint.is_file() && summary.is_file() {
+        pelt_core::store::load_trainable(backbone, method, &checkpoint)?;
+        let text = std::fs::read_to_string(&summary).with_context(|| format!("reading {}", summary.display()))?;
+        let diagnostics = serde_json::from_str(&text).with_context(|| format!("parsing {}", summary.display()))?;
+        bar.suspend(|| eprintln!("{key}: source stage loaded from {}", checkpoint.display()));
+        return Ok(Ok(diagnostics));
+    }
+
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x50_75_72_63_65);
+    // Each source's examples: a seeded sample of `examples_per_source`, or all of its training pool.
+    let pools: Vec<Vec<usize>> = sources
+        .tasks
+        .iter()
+        .map(|t| {
+            let mut idx: Vec<usize> = (0..t.train.len()).collect();
+            idx.shuffle(&mut rng);
+            if tr.examples_per_source > 0 {
+                idx.truncate(tr.examples_per_source);
+            }
+            idx
+        })
+        .collect();
+    let weights: Vec<f64> = pools
+        .iter()
+        .map(|p| match tr.sampling {
+            Sampling::Proportional => p.len() as f64,
+            Sampling::Uniform => 1.0,
+        })
+        .collect();
+    let heads: Vec<ClassificationHead> = sources
+        .tasks
+        .iter()
+        .map(|t| {
+            ClassificationHead::new(backbone.dims().hidden, t.dataset.labels.outputs(), Pooling::Mean, 0.1, device)
+        })
+        .collect();
+    let mut params = params::prepare_training(backbone, method);
+    for (i, h) in heads.iter().enumerate() {
+        params.extend(h.var_store().variables().into_iter().map(|(n, t)| (format!("head{i}.{n}"), t)));
+    }
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut opt = AdamW::new(&params, training.weight_decay);
+    let warmup = (training.warmup_ratio * tr.steps as f64).round() as usize;
+    // Each task's batches come length-bucketed, as in target training, and are redrawn once used up.
+    let mut queues: Vec<Vec<Vec<usize>>> = vec![Vec::new(); pools.len()];
+    let mut late_loss = vec![(0.0, 0usize); pools.len()];
+    bar.set_length(tr.steps as u64);
+    bar.set_position(0);
+    let total_weight: f64 = weights.iter().sum();
+    for step in 0..tr.steps {
+        // Draw the step's task, then its next batch (reshuffling a task's pool when it runs out).
+        let mut pick = rng.random::<f64>() * total_weight;
+        let task = weights.iter().position(|w| {
+            pick -= w;
+            pick < 0.0
+        });
+        let task = task.unwrap_or(pools.len() - 1);
+        let pool = &pools[task];
+        let data = sources.tasks[task];
+        if queues[task].is_empty() {
+            let lengths: Vec<usize> = pool.iter().map(|&i| data.train[i].ids.len()).collect();
+            queues[task] = bucketed_batches(&lengths, training.batch_size, &mut rng);
+        }
+        let batch: Vec<usize> = queues[task].pop().unwrap_or_default().into_iter().map(|j| pool[j]).collect();
+        let encs: Vec<&Encoding> = batch.iter().map(|&i| &data.train[i]).collect();
+        let gold: Vec<Label> = batch.iter().map(|&i| data.dataset.train[i].label).collect();
+        let ids = Tensor::full([batch.len() as i64], task as i64, (Kind::Int64, device));
+        method.set_task_ids(Some(&ids));
+        let logits = heads[task].forward(&backbone.forward(&inputs(&encs, data.pad_id, device), &*method, true), true);
+        let loss = loss_of(&logits, &label_tensor(&gold, device), &data.dataset.labels);
+        let value = loss.double_value(&[]);
+        if !value.is_finite() {
+            method.set_task_ids(None);
+            return Ok(Err(format!("source training loss became {value} at step {step} ({})", tr.sources[task])));
+        }
+        if step >= tr.steps * 3 / 4 {
+            late_loss[task].0 += value;
+            late_loss[task].1 += 1;
+        }
+        opt.zero_grad();
+        loss.backward();
+        method.after_backward();
+        opt.clip_grad_norm(training.max_grad_norm);
+        opt.step(schedule(lr, step, warmup, tr.steps));
+        bar.set_position(step as u64 + 1);
+    }
+    method.set_task_ids(None);
+    let mut diagnostics = BTreeMap::from([("source_steps".to_owned(), tr.steps as f64)]);
+    for (name, (sum, n)) in tr.sources.iter().zip(&late_loss) {
+        if *n > 0 {
+            diagnostics.insert(format!("source_loss_{name}"), sum / *n as f64);
+        }
+    }
+    std::fs::create_dir_all(&sources.cache).with_context(|| format!("creating {}", sources.cache.display()))?;
+    pelt_core::store::save_trainable(backbone, method, &checkpoint)?;
+    let tmp = summary.with_extension("json.partial");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&diagnostics)?)?;
+    std::fs::rename(&tmp, &summary)?;
+    bar.suspend(|| eprintln!("{key}: source stage trained, {} steps on {}", tr.steps, tr.sources.join(", ")));
+    Ok(Ok(diagnostics))
+}
+
 /// Trains and evaluates one (method, task, size, seed). The backbone must hold its pretrained
 /// weights on entry; selective methods change them, and the caller restores them afterwards.
 #[allow(clippy::too_many_arguments)]
@@ -201,6 +343,7 @@ pub fn run(
     size: DataSize,
     seed: u64,
     training: &Training,
+    sources: Option<(&Sources, &str)>,
     device: Device,
     bar: &ProgressBar,
 ) -> Result<Outcome> {
@@ -239,8 +382,32 @@ pub fn run(
     // Method and head, seeded.
     tch::manual_seed(seed as i64);
     let entry = registry.get(&spec.method)?;
-    let method = (entry.build)(&spec.config, backbone.dims(), device)?;
+    let mut method = (entry.build)(&spec.config, backbone.dims(), device)?;
     method.init_from(backbone);
+    let mut source_diagnostics = BTreeMap::new();
+    if let Some((src, key)) = sources.filter(|_| spec.transfer) {
+        match train_sources(backbone, method.as_mut(), src, key, spec.lr, seed, training, device, bar)? {
+            Ok(d) => source_diagnostics = d,
+            Err(message) => {
+                let counts = params::count(backbone, method.as_ref(), 0);
+                return Ok(Outcome {
+                    diverged: Some(message),
+                    metrics: BTreeMap::new(),
+                    score: None,
+                    best_dev: None,
+                    steps: 0,
+                    sizes: (0, 0, 0),
+                    params: counts,
+                    train_eps: 0.0,
+                    diagnostics: BTreeMap::new(),
+                });
+            }
+        }
+        // The target's fresh parameters are drawn from a generator state that does not depend on
+        // whether source training ran now or was loaded from an earlier run.
+        tch::manual_seed(seed as i64 ^ 0x7a);
+        method.begin_target()?;
+    }
     let head = ClassificationHead::new(backbone.dims().hidden, ds.labels.outputs(), Pooling::Mean, 0.1, device);
     let trainable = params::prepare_training(backbone, method.as_ref());
     let mut all_params: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
@@ -315,12 +482,7 @@ pub fn run(
             loss.backward();
             method.after_backward();
             opt.clip_grad_norm(training.max_grad_norm);
-            let lr = if step < warmup {
-                spec.lr * (step + 1) as f64 / warmup as f64
-            } else {
-                spec.lr * (total - step) as f64 / (total - warmup).max(1) as f64
-            };
-            opt.step(lr);
+            opt.step(schedule(spec.lr, step, warmup, total));
             step += 1;
             examples_seen += batch.len();
             train_seconds += started.elapsed().as_secs_f64();
@@ -341,7 +503,8 @@ pub fn run(
         }
     }
 
-    let diagnostics = method.diagnostics().into_iter().collect();
+    let mut diagnostics: BTreeMap<String, f64> = method.diagnostics().into_iter().collect();
+    diagnostics.extend(source_diagnostics);
     let sizes = (train.enc.len(), dev.enc.len(), test.enc.len());
     let train_eps = examples_seen as f64 / train_seconds.max(1e-9);
     if diverged.is_some() {

@@ -176,3 +176,121 @@ fn readme_method_table_is_what_list_prints() {
         .collect();
     assert_eq!(table, out, "README's method table is stale: paste `pelt list --markdown` into it");
 }
+
+/// A tiny CoLA (no header; source, label, original label, sentence) beside [`tiny_glue`]'s SST-2.
+fn tiny_cola(dir: &Path) {
+    let cola = dir.join("CoLA");
+    std::fs::create_dir_all(&cola).unwrap();
+    let words = ["the cat sat", "cat the sat", "we left early", "left we early"];
+    let rows = |n: usize| {
+        (0..n).map(|i| format!("src\t{}\t\t{} {i}\n", usize::from(i % 2 == 0), words[i % 4])).collect::<String>()
+    };
+    std::fs::write(cola.join("train.tsv"), rows(40)).unwrap();
+    std::fs::write(cola.join("dev.tsv"), rows(12)).unwrap();
+}
+
+const TRANSFER: &str = "name: tr
+backbone: model
+tasks: [sst2]
+glue_dir: glue
+data_sizes: [24, 36]
+seeds: [1]
+training:
+  epochs: 2
+  batch_size: 8
+  max_len: 16
+transfer:
+  sources: [cola]
+  steps: 6
+methods:
+  - method: polytropon
+    lr: 1.0e-3
+    config: {r: 2, skills: 2}
+  - method: attempt
+    lr: 1.0e-2
+    config: {length: 2, attention_dim: 4}
+  - method: lora
+    label: lora-target-only
+    lr: 1.0e-3
+    transfer: false
+    config: {r: 2}
+";
+
+fn scores(d: &Path) -> std::collections::BTreeMap<String, (f64, serde_json::Value)> {
+    let jsonl = std::fs::read_to_string(d.join("out/tr/records.jsonl")).unwrap();
+    jsonl
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|r| (r["key"].as_str().unwrap().to_owned(), (r["score"].as_f64().unwrap(), r)))
+        .collect()
+}
+
+#[test]
+fn transfer_trains_sources_once_per_method_and_reuses_them_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_model(&d.join("model"));
+    tiny_glue(&d.join("glue"));
+    tiny_cola(&d.join("glue"));
+    std::fs::write(d.join("e.yaml"), TRANSFER).unwrap();
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
+    assert!(ok, "{out}");
+    let first = scores(d);
+    assert_eq!(first.len(), 6, "3 methods × 2 sizes");
+    for (key, (_, r)) in &first {
+        assert_eq!(r["status"], "ok", "{r}");
+        let target_only = r["method"] == "lora-target-only";
+        assert_eq!(r["diagnostics"]["source_steps"].as_f64(), (!target_only).then_some(6.0), "{key}");
+        if r["method"] == "attempt" {
+            // One source and the target share the attention.
+            let (a, t) = (r["diagnostics"]["attn_source_0"].as_f64(), r["diagnostics"]["attn_target"].as_f64());
+            assert!((a.unwrap() + t.unwrap() - 1.0).abs() < 1e-4, "{r}");
+            assert_eq!(r["method_params"], 2 * 16 + 2 * 16 * 4 + 2 * 16, "target prompt + attention");
+        }
+        if r["method"] == "polytropon" {
+            // Inventory 2·2·32 per projection + the target's routing row of 2; sources' rows are frozen.
+            assert_eq!(r["method_params"], 2 * 2 * (2 * 2 * 32 + 2), "{r}");
+        }
+    }
+    // Source training ran once per transfer method (not per size), and not for the target-only row.
+    let cached: Vec<String> = std::fs::read_dir(d.join("out/tr/sources"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".safetensors"))
+        .collect();
+    assert_eq!(cached.len(), 2, "{cached:?}");
+    assert_eq!(out.matches("source stage trained").count(), 2, "{out}");
+    assert_eq!(out.matches("source stage loaded").count(), 2, "the second size reuses it: {out}");
+
+    // Rerun the target stage from the kept source checkpoints: the same results, bit for bit.
+    std::fs::remove_dir_all(d.join("out/tr/records")).unwrap();
+    std::fs::remove_file(d.join("out/tr/records.jsonl")).unwrap();
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("source stage loaded").count(), 4, "{out}");
+    let again = scores(d);
+    for (key, (score, _)) in &first {
+        assert_eq!(again[key].0, *score, "{key}: a loaded source stage must give the same target result");
+    }
+}
+
+#[test]
+fn malformed_transfer_sections_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_model(&d.join("model"));
+    tiny_glue(&d.join("glue"));
+    tiny_cola(&d.join("glue"));
+    let cases = [
+        (TRANSFER.replace("sources: [cola]", "sources: [sst2]"), "must be held out", "e.yaml:12"),
+        (TRANSFER.replace("steps: 6", "steps: 0"), "transfer.steps", "e.yaml:13"),
+        (TRANSFER.replace("sources: [cola]", "sources: [qnli]"), "no train.tsv for `qnli`", "e.yaml"),
+        (GOOD.replace("    lr: 1.0e-2", "    lr: 1.0e-2\n    transfer: false"), "`transfer` section", "e.yaml:18"),
+    ];
+    for (text, what, line) in cases {
+        std::fs::write(d.join("e.yaml"), &text).unwrap();
+        let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
+        assert!(!ok, "accepted:\n{text}");
+        assert!(out.contains(what) && out.contains(line), "for `{what}` got: {out}");
+    }
+}
