@@ -95,3 +95,30 @@ impl MethodConfig for DeepPromptConfig {
         pelt_core::config::check_positive("init_std", self.init_std)
     }
 }
+
+/// PCG settings: the task prefix (prefix tuning's config; P = 10, MLP width 512), P_x generated
+/// positions per input (5) and the generator's bottleneck width (64).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PcgConfig {
+    /// The task prefix and the shared reparameterisation MLP.
+    pub prefix: PrefixConfig,
+    /// Positions generated from each input, P_x.
+    pub input_length: i64,
+    /// Hidden width of the generator.
+    pub generator_dim: i64,
+}
+
+impl Default for PcgConfig {
+    fn default() -> Self {
+        PcgConfig { prefix: PrefixConfig::default(), input_length: 5, generator_dim: 64 }
+    }
+}
+
+impl MethodConfig for PcgConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        self.prefix.validate(dims).map_err(|e| ConfigError::new(format!("prefix.{}", e.field), e.message))?;
+        check_length("input_length", self.input_length, dims)?;
+        pelt_core::config::check_bottleneck("generator_dim", self.generator_dim, dims)
+    }
+}

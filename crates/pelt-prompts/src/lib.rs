@@ -4,6 +4,7 @@
 //! - Prefix tuning (Li & Liang, ACL 2021): key/value positions in every layer's attention, produced by
 //!   an MLP during training and folded into plain keys and values for inference.
 //! - Deep prompts (P-tuning v2, Liu et al., ACL 2022): the same positions trained directly.
+//! - PCG, the input-dependent prefix: a task prefix plus positions generated from each input.
 //!
 //! The backbone concatenates the positions and extends the attention mask so that they are visible to
 //! every token; padding stays masked (the conformance suite checks that padding never changes a real
@@ -12,13 +13,15 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod pcg;
 pub mod prefix;
 pub mod prompt;
 
+pub use pcg::Pcg;
 pub use prefix::{DeepPrompt, PrefixModule, PrefixTuning};
 pub use prompt::PromptTuning;
 
-use config::{DeepPromptConfig, PrefixConfig, PromptConfig};
+use config::{DeepPromptConfig, PcgConfig, PrefixConfig, PromptConfig};
 use pelt_core::{method_entry, Form, MethodEntry, MethodInfo, ScaleKind, Site};
 
 /// Registry entries of this crate.
@@ -62,6 +65,19 @@ pub fn methods() -> Vec<MethodEntry> {
             },
             DeepPromptConfig,
             DeepPrompt::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "pcg",
+                family: "prompts",
+                paper: "input-dependent prefix: a task prefix plus one generated from the input (after Wu et al. 2022, IDPG)",
+                sites: &[Site::Embeddings, Site::AttentionKv],
+                form: Form::Concatenated,
+                scale: ScaleKind::None,
+                formula: "prefix_tuning (P = 10) + (d·k + k) + (k·P_x·d + P_x·d) (generator width k = 64, P_x = 5)",
+            },
+            PcgConfig,
+            Pcg::new
         ),
     ]
 }

@@ -12,8 +12,18 @@ use pelt_core::{Attachment, BackboneDims, Identity, Method, Prefix, Result};
 use std::cell::RefCell;
 use tch::{nn, Device, Tensor};
 
+/// Splits a (batch, P, L·2·d) block of per-example keys and values into layer `layer`'s
+/// (batch, heads, P, d/heads) pair.
+pub fn batched_layer_kv(all: &Tensor, layer: usize, dims: &BackboneDims) -> (Tensor, Tensor) {
+    let (b, p, _) = all.size3().expect("(batch, P, L·2·d)");
+    let hd = dims.hidden / dims.heads;
+    let kv = all.view([b, p, dims.layers, 2, dims.heads, hd]).select(2, layer as i64);
+    let split = |i: i64| kv.select(2, i).permute([0, 2, 1, 3]);
+    (split(0), split(1))
+}
+
 /// Splits a (P, L·2·d) block of keys and values into layer `layer`'s (batch, heads, P, d/heads) pair.
-fn layer_kv(all: &Tensor, layer: usize, dims: &BackboneDims, batch: i64) -> Prefix {
+pub fn layer_kv(all: &Tensor, layer: usize, dims: &BackboneDims, batch: i64) -> Prefix {
     let p = all.size()[0];
     let hd = dims.hidden / dims.heads;
     let kv = all.view([p, dims.layers, 2, dims.heads, hd]).select(1, layer as i64);
@@ -68,7 +78,13 @@ impl PrefixModule {
     }
 
     fn mlp(&self) -> Tensor {
-        self.embedding.linear(&self.w1, Some(&self.b1)).tanh().linear(&self.w2, Some(&self.b2))
+        self.reparameterise(&self.embedding)
+    }
+
+    /// The reparameterisation MLP applied to any embeddings (…, d) → (…, L·2·d): the input-dependent
+    /// prefix (PCG) maps its generated embeddings through the same MLP as the task prefix.
+    pub fn reparameterise(&self, e: &Tensor) -> Tensor {
+        e.linear(&self.w1, Some(&self.b1)).tanh().linear(&self.w2, Some(&self.b2))
     }
 
     /// Replaces the reparameterisation by its output (for inference): P·L·2·d values instead of the
@@ -90,6 +106,11 @@ impl PrefixModule {
             }
         };
         layer_kv(&all, layer, &self.dims, x.size()[0])
+    }
+
+    /// The P prefix embeddings the MLP reads.
+    pub fn embedding(&self) -> Tensor {
+        self.embedding.shallow_clone()
     }
 
     /// Trainable parameters of the prefix and its MLP.

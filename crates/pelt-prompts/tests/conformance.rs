@@ -4,8 +4,8 @@
 use pelt_backbone::{Bert, BertConfig};
 use pelt_core::{testkit, Backbone, BackboneDims, Method, NoMethod};
 use pelt_prompts::{
-    config::{DeepPromptConfig, PrefixConfig, PromptConfig, PromptInit},
-    DeepPrompt, PrefixTuning, PromptTuning,
+    config::{DeepPromptConfig, PcgConfig, PrefixConfig, PromptConfig, PromptInit},
+    DeepPrompt, Pcg, PrefixTuning, PromptTuning,
 };
 use tch::Device;
 
@@ -73,4 +73,51 @@ fn prompt_configs_refuse_bad_values() {
     );
     testkit::check_config::<PrefixConfig>(&dims, &[("length: 0", "length"), ("mid_dim: 0", "mid_dim")]);
     testkit::check_config::<DeepPromptConfig>(&dims, &[("length: -1", "length"), ("init_std: 0", "init_std")]);
+}
+
+#[test]
+fn pcg_conforms() {
+    // Task prefix as prefix_tuning_conforms (776); generator k = 4, P_x = 2: (16·4 + 4) + (4·2·16 + 2·16).
+    let config = PcgConfig { prefix: PrefixConfig { length: 4, mid_dim: 8 }, input_length: 2, generator_dim: 4 };
+    testkit::run_conformance(
+        &backbone,
+        &|d: &BackboneDims| -> Box<dyn Method> { Box::new(Pcg::new(config.clone(), d, Device::Cpu).unwrap()) },
+        776 + 68 + 160,
+    );
+}
+
+#[test]
+fn pcg_prefix_depends_on_the_input() {
+    // Cutting the generator off its input (zero input weights: every input generates the same
+    // positions) must change the outputs; padding invariance is the conformance suite's.
+    let b = backbone();
+    let d = b.dims().clone();
+    let config = PcgConfig { prefix: PrefixConfig { length: 2, mid_dim: 8 }, input_length: 2, generator_dim: 4 };
+    let m = Pcg::new(config, &d, Device::Cpu).unwrap();
+    let inputs = testkit::sample_inputs(&d);
+    let out = tch::no_grad(|| b.forward(&inputs, &m, false));
+    // Zero the generator's input weights: every input then generates the same positions.
+    tch::no_grad(|| {
+        for (name, t) in m.var_store().variables() {
+            if name.ends_with("generator.down_weight") {
+                let _ = t.shallow_clone().fill_(0.0);
+            }
+        }
+    });
+    let blind = tch::no_grad(|| b.forward(&inputs, &m, false));
+    let diff = (out.hidden - blind.hidden).abs().max().double_value(&[]);
+    assert!(diff > 1e-4, "the generated prefix does not depend on the input ({diff})");
+}
+
+#[test]
+fn pcg_config_names_nested_fields() {
+    let dims = BertConfig::minilm().dims();
+    testkit::check_config::<PcgConfig>(
+        &dims,
+        &[
+            ("prefix: {mid_dim: 0}", "prefix.mid_dim"),
+            ("input_length: 0", "input_length"),
+            ("generator_dim: 0", "generator_dim"),
+        ],
+    );
 }
