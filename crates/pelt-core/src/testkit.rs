@@ -272,6 +272,15 @@ pub fn bench_steps(
         // Also resets requires_grad on the backbone left by the previous method.
         prepare_training(backbone, method.as_ref());
         register(e.info.name, &mut || forward_backward(backbone, method.as_ref(), &inputs));
+        if method.routes_tasks() {
+            // Multi-task methods also as they adapt to a target after four source tasks.
+            let mut method = (e.build)(&serde_yaml::Value::Null, &dims, tch::Device::Cpu)
+                .unwrap_or_else(|err| panic!("{}: default config does not build: {err}", e.info.name));
+            method.begin_sources(4).and_then(|()| method.begin_target()).unwrap_or_else(|err| panic!("{err}"));
+            prepare_training(backbone, method.as_ref());
+            let name = format!("{}_target_after_4_sources", e.info.name);
+            register(&name, &mut || forward_backward(backbone, method.as_ref(), &inputs));
+        }
     }
     prepare_training(backbone, &Frozen::default());
     register("bare_forward", &mut || forward_backward(backbone, &NoMethod, &inputs));
