@@ -122,6 +122,7 @@ impl BertConfig {
             vocab: self.vocab_size,
             positions: self.max_position_embeddings,
             type_vocab: self.type_vocab_size,
+            image: None,
         }
     }
 }
@@ -136,7 +137,7 @@ pub struct Linear {
 }
 
 impl Linear {
-    fn new(p: nn::Path, input: i64, output: i64, std: f64) -> Linear {
+    pub(crate) fn new(p: nn::Path, input: i64, output: i64, std: f64) -> Linear {
         Linear {
             weight: p.var("weight", &[output, input], nn::Init::Randn { mean: 0.0, stdev: std }),
             bias: p.var("bias", &[output], nn::Init::Const(0.0)),
@@ -144,12 +145,37 @@ impl Linear {
     }
 
     /// The projection plus whatever Δ `method` attaches at `site`.
-    fn forward(&self, x: &Tensor, layer: usize, site: Site, method: &dyn Attachment, train: bool) -> Tensor {
+    pub(crate) fn forward(&self, x: &Tensor, layer: usize, site: Site, method: &dyn Attachment, train: bool) -> Tensor {
         let h = x.linear(&self.weight, Some(&self.bias));
         match method.projection(layer, site, x, train) {
             Some(d) => compose(&h, &d.value, &d.scale),
             None => h,
         }
+    }
+}
+
+/// Adds ΔW to a projection's weight (the shared body of the backbones' `merge_projection`).
+pub(crate) fn merge_linear(lin: Option<&mut Linear>, layer: usize, site: Site, delta_w: &Tensor) -> Result<()> {
+    let lin = lin.ok_or_else(|| PeltError::Shape(format!("no projection `{site}` in layer {layer}")))?;
+    if lin.weight.size() != delta_w.size() {
+        return Err(PeltError::Shape(format!(
+            "ΔW for {site} of layer {layer} is {:?}, the weight is {:?}",
+            delta_w.size(),
+            lin.weight.size()
+        )));
+    }
+    tch::no_grad(|| {
+        let _ = lin.weight.f_add_(delta_w)?;
+        Ok(())
+    })
+}
+
+/// The FFN activation named by a config's `hidden_act` (checked when the config is read).
+pub(crate) fn activate(act: &str, x: &Tensor) -> Tensor {
+    match act {
+        "relu" => x.relu(),
+        "gelu" => x.gelu("none"),
+        _ => x.gelu("tanh"),
     }
 }
 
@@ -163,7 +189,7 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    fn new(p: nn::Path, size: i64, eps: f64) -> LayerNorm {
+    pub(crate) fn new(p: nn::Path, size: i64, eps: f64) -> LayerNorm {
         LayerNorm {
             weight: p.var("weight", &[size], nn::Init::Const(1.0)),
             bias: p.var("bias", &[size], nn::Init::Const(0.0)),
@@ -172,7 +198,7 @@ impl LayerNorm {
         }
     }
 
-    fn forward(&self, x: &Tensor) -> Tensor {
+    pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
         x.layer_norm([self.size], Some(&self.weight), Some(&self.bias), self.eps, true)
     }
 }
@@ -219,38 +245,22 @@ impl Embeddings {
     }
 }
 
-/// Multi-head self-attention with its output projection (`attention.self` + `attention.output`).
+/// Query, key and value projections and the scaled dot-product attention over them, shared by the BERT
+/// and ViT layers (which differ in where their LayerNorms sit).
 #[derive(Debug)]
-pub struct Attention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    output: Linear,
-    norm: LayerNorm,
-    heads: i64,
-    attn_dropout: f64,
-    dropout: f64,
+pub(crate) struct SelfAttention {
+    pub(crate) query: Linear,
+    pub(crate) key: Linear,
+    pub(crate) value: Linear,
+    pub(crate) heads: i64,
+    pub(crate) attn_dropout: f64,
 }
 
-impl Attention {
-    fn new(p: nn::Path, c: &BertConfig) -> Attention {
-        let (d, std) = (c.hidden_size, c.initializer_range);
-        let s = &p / "self";
-        let o = &p / "output";
-        Attention {
-            query: Linear::new(&s / "query", d, d, std),
-            key: Linear::new(&s / "key", d, d, std),
-            value: Linear::new(&s / "value", d, d, std),
-            output: Linear::new(&o / "dense", d, d, std),
-            norm: LayerNorm::new(&o / "LayerNorm", d, c.layer_norm_eps),
-            heads: c.num_attention_heads,
-            attn_dropout: c.attention_probs_dropout_prob,
-            dropout: c.hidden_dropout_prob,
-        }
-    }
-
-    /// `keep` is the (batch, len) boolean mask of real positions.
-    fn forward(&self, x: &Tensor, keep: &Tensor, layer: usize, m: &dyn Attachment, train: bool) -> Tensor {
+impl SelfAttention {
+    /// The attention context (batch, len, d) of `x` before the output projection; `keep` is the
+    /// (batch, len) boolean mask of real positions. Prefix positions a method adds are visible to every
+    /// token.
+    pub(crate) fn context(&self, x: &Tensor, keep: &Tensor, layer: usize, m: &dyn Attachment, train: bool) -> Tensor {
         let (b, t, d) = x.size3().expect("hidden is (batch, len, d)");
         let split = |h: Tensor| h.view([b, t, self.heads, d / self.heads]).transpose(1, 2);
         let q = split(self.query.forward(x, layer, Site::Query, m, train));
@@ -282,7 +292,41 @@ impl Attention {
                 probs.dropout(p_drop, train).matmul(&v)
             }
         };
-        let ctx = ctx.transpose(1, 2).reshape([b, t, d]);
+        ctx.transpose(1, 2).reshape([b, t, d])
+    }
+}
+
+/// Multi-head self-attention with its output projection (`attention.self` + `attention.output`).
+#[derive(Debug)]
+pub struct Attention {
+    core: SelfAttention,
+    output: Linear,
+    norm: LayerNorm,
+    dropout: f64,
+}
+
+impl Attention {
+    fn new(p: nn::Path, c: &BertConfig) -> Attention {
+        let (d, std) = (c.hidden_size, c.initializer_range);
+        let s = &p / "self";
+        let o = &p / "output";
+        Attention {
+            core: SelfAttention {
+                query: Linear::new(&s / "query", d, d, std),
+                key: Linear::new(&s / "key", d, d, std),
+                value: Linear::new(&s / "value", d, d, std),
+                heads: c.num_attention_heads,
+                attn_dropout: c.attention_probs_dropout_prob,
+            },
+            output: Linear::new(&o / "dense", d, d, std),
+            norm: LayerNorm::new(&o / "LayerNorm", d, c.layer_norm_eps),
+            dropout: c.hidden_dropout_prob,
+        }
+    }
+
+    /// `keep` is the (batch, len) boolean mask of real positions.
+    fn forward(&self, x: &Tensor, keep: &Tensor, layer: usize, m: &dyn Attachment, train: bool) -> Tensor {
+        let ctx = self.core.context(x, keep, layer, m, train);
         let h = self.output.forward(&ctx, layer, Site::AttentionOutput, m, train).dropout(self.dropout, train);
         let h = match m.sublayer(layer, Site::AttentionOutput, x, &h, train) {
             Some(delta) => compose(&h, &delta.value, &delta.scale),
@@ -317,14 +361,7 @@ impl FeedForward {
 
     fn forward(&self, x: &Tensor, layer: usize, m: &dyn Attachment, train: bool) -> Tensor {
         let i = self.intermediate.forward(x, layer, Site::FfnIntermediate, m, train);
-        let a = match m.activation(layer, &i, train) {
-            Some(a) => a,
-            None => match self.act.as_str() {
-                "relu" => i.relu(),
-                "gelu" => i.gelu("none"),
-                _ => i.gelu("tanh"),
-            },
-        };
+        let a = m.activation(layer, &i, train).unwrap_or_else(|| activate(&self.act, &i));
         let h = self.output.forward(&a, layer, Site::FfnOutput, m, train).dropout(self.dropout, train);
         let h = match m.sublayer(layer, Site::FfnOutput, x, &h, train) {
             Some(delta) => compose(&h, &delta.value, &delta.scale),
@@ -383,9 +420,9 @@ impl Bert {
     fn projection_mut(&mut self, layer: usize, site: Site) -> Option<&mut Linear> {
         let l = self.layers.get_mut(layer)?;
         Some(match site {
-            Site::Query => &mut l.attention.query,
-            Site::Key => &mut l.attention.key,
-            Site::Value => &mut l.attention.value,
+            Site::Query => &mut l.attention.core.query,
+            Site::Key => &mut l.attention.core.key,
+            Site::Value => &mut l.attention.core.value,
             Site::AttentionOutput => &mut l.attention.output,
             Site::FfnIntermediate => &mut l.ffn.intermediate,
             Site::FfnOutput => &mut l.ffn.output,
@@ -406,33 +443,29 @@ impl Backbone for Bert {
     fn forward(&self, inputs: &Inputs, method: &dyn Attachment, train: bool) -> Encoded {
         let mut h = self.embeddings.forward(inputs, train);
         let mut mask = inputs.attention_mask.shallow_clone();
+        let mut p = 0;
         if let Some(prompt) = method.prompt(&h, &mask, train) {
-            let (b, p, _) = prompt.size3().expect("prompt is (batch, positions, d)");
+            let b;
+            (b, p, _) = prompt.size3().expect("prompt is (batch, positions, d)");
             h = Tensor::cat(&[&prompt, &h], 1);
             mask = Tensor::cat(&[&Tensor::ones([b, p], (Kind::Int64, h.device())), &mask], 1);
         }
         let keep = mask.ne(0);
         for (i, layer) in self.layers.iter().enumerate() {
+            if i > 0 && p > 0 {
+                if let Some(next) = method.layer_prompt(i, h.size()[0], train) {
+                    // Deep prompts: fresh positions replace the prompt's outputs of the layer below.
+                    let len = h.size()[1];
+                    h = Tensor::cat(&[next.shallow_clone(), h.narrow(1, p, len - p)], 1);
+                }
+            }
             h = layer.attention.forward(&h, &keep, i, method, train);
             h = layer.ffn.forward(&h, i, method, train);
         }
-        Encoded { hidden: h, mask }
+        Encoded { hidden: h, mask, inserted: (0, p) }
     }
 
     fn merge_projection(&mut self, layer: usize, site: Site, delta_w: &Tensor) -> Result<()> {
-        let lin = self
-            .projection_mut(layer, site)
-            .ok_or_else(|| PeltError::Shape(format!("no projection `{site}` in layer {layer}")))?;
-        if lin.weight.size() != delta_w.size() {
-            return Err(PeltError::Shape(format!(
-                "ΔW for {site} of layer {layer} is {:?}, the weight is {:?}",
-                delta_w.size(),
-                lin.weight.size()
-            )));
-        }
-        tch::no_grad(|| {
-            let _ = lin.weight.f_add_(delta_w)?;
-            Ok(())
-        })
+        merge_linear(self.projection_mut(layer, site), layer, site, delta_w)
     }
 }

@@ -8,6 +8,8 @@
 pub mod bert;
 pub mod head;
 pub mod loader;
+pub mod vit;
 
 pub use bert::{Bert, BertConfig};
 pub use head::{ClassificationHead, Pooling};
+pub use vit::{Vit, VitConfig};

@@ -7,7 +7,7 @@ use tch::{nn::VarStore, Kind, Tensor};
 /// Maps a checkpoint tensor name onto pelt's: drops the model-class prefix that task checkpoints add
 /// (`bert.`, `roberta.`) and renames old TF-era LayerNorm names (`gamma`, `beta`).
 fn canonical(name: &str) -> String {
-    let name = ["bert.", "roberta.", "model."].iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name);
+    let name = ["bert.", "roberta.", "vit.", "model."].iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name);
     if let Some(stem) = name.strip_suffix(".gamma") {
         format!("{stem}.weight")
     } else if let Some(stem) = name.strip_suffix(".beta") {

@@ -14,7 +14,7 @@ fn assets() -> PathBuf {
 
 fn inputs(ids: &[i64], rows: i64) -> Inputs {
     let input_ids = Tensor::from_slice(ids).view([rows, -1]);
-    Inputs { attention_mask: input_ids.ne(0).to_kind(Kind::Int64), token_type_ids: input_ids.zeros_like(), input_ids }
+    Inputs::text(input_ids.shallow_clone(), input_ids.ne(0).to_kind(Kind::Int64), input_ids.zeros_like())
 }
 
 /// Writes `model` as an HF folder (config.json + model.safetensors), optionally with the `bert.`
@@ -85,11 +85,11 @@ fn minilm_matches_hugging_face_sentence_embeddings() {
     let refs: Vec<&pelt_data::Encoding> = encodings.iter().collect();
     let padded = pelt_data::tokenize::pad(&refs, tokenizer.pad_id);
     let shape = [padded.rows as i64, padded.len as i64];
-    let batch = Inputs {
-        input_ids: Tensor::from_slice(&padded.ids).view(shape),
-        attention_mask: Tensor::from_slice(&padded.mask).view(shape),
-        token_type_ids: Tensor::from_slice(&padded.type_ids).view(shape),
-    };
+    let batch = Inputs::text(
+        Tensor::from_slice(&padded.ids).view(shape),
+        Tensor::from_slice(&padded.mask).view(shape),
+        Tensor::from_slice(&padded.type_ids).view(shape),
+    );
     let model = Bert::load(&dir, Device::Cpu).unwrap();
     let encoded = tch::no_grad(|| model.forward(&batch, &NoMethod, false));
     let emb = pool(&encoded, Pooling::Mean);

@@ -23,6 +23,27 @@ pub struct BackboneDims {
     pub positions: i64,
     /// Segment (token type) vocabulary.
     pub type_vocab: i64,
+    /// Image input of vision backbones (`None` for text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageDims>,
+}
+
+/// The image a vision backbone takes: square, `size` pixels a side, cut into `patch`-pixel patches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageDims {
+    /// Height and width in pixels.
+    pub size: i64,
+    /// Patch height and width in pixels.
+    pub patch: i64,
+    /// Colour channels.
+    pub channels: i64,
+}
+
+impl ImageDims {
+    /// Patches per image.
+    pub fn patches(&self) -> i64 {
+        (self.size / self.patch).pow(2)
+    }
 }
 
 impl BackboneDims {
@@ -32,24 +53,38 @@ impl BackboneDims {
     }
 }
 
-/// A batch of token inputs, padded to a common length.
+/// A batch of inputs: tokens padded to a common length, or images for vision backbones.
 #[derive(Debug)]
 pub struct Inputs {
-    /// Token ids, (batch, len), int64.
+    /// Token ids, (batch, len), int64 (empty for images).
     pub input_ids: Tensor,
-    /// 1 for real tokens, 0 for padding, (batch, len), int64.
+    /// 1 for real tokens, 0 for padding, (batch, len), int64 (empty for images).
     pub attention_mask: Tensor,
-    /// Segment ids, (batch, len), int64.
+    /// Segment ids, (batch, len), int64 (empty for images).
     pub token_type_ids: Tensor,
+    /// Images, (batch, channels, height, width) float, normalised as the backbone expects.
+    pub pixels: Option<Tensor>,
 }
 
 impl Inputs {
+    /// A batch of token inputs.
+    pub fn text(input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Inputs {
+        Inputs { input_ids, attention_mask, token_type_ids, pixels: None }
+    }
+
+    /// A batch of images.
+    pub fn images(pixels: Tensor) -> Inputs {
+        let none = || Tensor::zeros([0], (tch::Kind::Int64, pixels.device()));
+        Inputs { input_ids: none(), attention_mask: none(), token_type_ids: none(), pixels: Some(pixels) }
+    }
+
     /// Moves the batch to `device`.
     pub fn to_device(&self, device: tch::Device) -> Inputs {
         Inputs {
             input_ids: self.input_ids.to_device(device),
             attention_mask: self.attention_mask.to_device(device),
             token_type_ids: self.token_type_ids.to_device(device),
+            pixels: self.pixels.as_ref().map(|p| p.to_device(device)),
         }
     }
 }
@@ -61,6 +96,21 @@ pub struct Encoded {
     pub hidden: Tensor,
     /// Mask matching `hidden`'s positions, (batch, len'), int64.
     pub mask: Tensor,
+    /// Where the positions a method inserted sit: (first index, count); BERT prepends them (0, P),
+    /// ViT puts them after the class token (1, P), as VPT does.
+    pub inserted: (i64, i64),
+}
+
+impl Encoded {
+    /// Hidden states of the input's own positions, without any a method inserted.
+    pub fn own_positions(&self) -> Tensor {
+        let (start, count) = self.inserted;
+        if count == 0 {
+            return self.hidden.shallow_clone();
+        }
+        let len = self.hidden.size()[1];
+        Tensor::cat(&[self.hidden.narrow(1, 0, start), self.hidden.narrow(1, start + count, len - start - count)], 1)
+    }
 }
 
 /// A frozen pretrained network exposing sites to an [`Attachment`].

@@ -169,6 +169,7 @@ mod tests {
             vocab: 50,
             positions: 64,
             type_vocab: 2,
+            image: None,
         }
     }
 

@@ -22,7 +22,7 @@ pub mod site;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use backbone::{is_layer_layer_norm, is_layer_norm, Backbone, BackboneDims, Encoded, Inputs};
+pub use backbone::{is_layer_layer_norm, is_layer_norm, Backbone, BackboneDims, Encoded, ImageDims, Inputs};
 pub use config::{parse_config, ConfigError, MethodConfig};
 pub use error::{PeltError, Result};
 pub use method::{merge_per_site, per_site, Attachment, Delta, Identity, Method, NoMethod, Prefix};

@@ -63,6 +63,13 @@ pub trait Attachment {
         None
     }
 
+    /// Replacement positions (batch, P, d) for the P prompt positions at the input of `layer` ≥ 1 (deep
+    /// prompts as VPT-deep: every layer gets fresh prompt tokens instead of the layer below's outputs).
+    /// Called only when [`Attachment::prompt`] inserted positions.
+    fn layer_prompt(&self, _layer: usize, _batch: i64, _train: bool) -> Option<Tensor> {
+        None
+    }
+
     /// A replacement for the FFN activation of `layer`.
     fn activation(&self, _layer: usize, _x: &Tensor, _train: bool) -> Option<Tensor> {
         None

@@ -18,16 +18,20 @@ pub type BackboneFactory<'a> = &'a dyn Fn() -> Box<dyn Backbone>;
 /// Builds the method under test for a backbone.
 pub type MethodFactory<'a> = &'a dyn Fn(&BackboneDims) -> Box<dyn Method>;
 
-/// A small padded batch: 3 sequences of length 7, the last one with 2 padding positions.
+/// A small batch: for text, 3 sequences of length 7, the last one with 2 padding positions; for a
+/// vision backbone, 3 random images.
 pub fn sample_inputs(dims: &BackboneDims) -> Inputs {
     let _guard = tch::no_grad_guard();
     tch::manual_seed(1234);
+    if let Some(img) = dims.image {
+        return Inputs::images(Tensor::randn([3, img.channels, img.size, img.size], (Kind::Float, tch::Device::Cpu)));
+    }
     let input_ids = Tensor::randint_low(1, dims.vocab, [3, 7], (Kind::Int64, tch::Device::Cpu));
     let attention_mask = Tensor::ones([3, 7], (Kind::Int64, tch::Device::Cpu));
     let _ = attention_mask.get(2).narrow(0, 5, 2).fill_(0);
     let _ = input_ids.get(2).narrow(0, 5, 2).fill_(0);
     let token_type_ids = Tensor::zeros([3, 7], (Kind::Int64, tch::Device::Cpu));
-    Inputs { input_ids, attention_mask, token_type_ids }
+    Inputs::text(input_ids, attention_mask, token_type_ids)
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -35,11 +39,10 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
 }
 
-/// Hidden states at real (non-padding) positions only, so that methods which prepend positions still
-/// compare on the tokens both runs share.
-fn real_positions(out: &crate::backbone::Encoded, len: i64) -> Tensor {
-    let extra = out.hidden.size()[1] - len;
-    out.hidden.narrow(1, extra, len)
+/// Hidden states of the input's own positions, so that methods which insert positions still compare on
+/// the positions both runs share.
+fn real_positions(out: &crate::backbone::Encoded) -> Tensor {
+    out.own_positions()
 }
 
 fn assert_unique_names(what: &str, names: impl Iterator<Item = String>) {
@@ -70,7 +73,6 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
     let method = make_method(&dims);
     method.init_from(backbone.as_ref());
     let inputs = sample_inputs(&dims);
-    let len = inputs.input_ids.size()[1];
 
     assert_unique_names("backbone", backbone.var_store().variables().into_keys());
     assert_unique_names(method.name(), method.var_store().variables().into_keys());
@@ -78,7 +80,7 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
     // Identity at init, in eval mode (dropout off).
     let bare = tch::no_grad(|| backbone.forward(&inputs, &NoMethod, false));
     let with = tch::no_grad(|| backbone.forward(&inputs, method.as_ref(), false));
-    let diff = max_abs_diff(&real_positions(&bare, len), &real_positions(&with, len));
+    let diff = max_abs_diff(&real_positions(&bare), &real_positions(&with));
     match method.identity() {
         Identity::Exact => assert!(diff < 1e-5, "{}: claims identity at init but differs by {diff}", method.name()),
         Identity::Approx(tol) => {
@@ -91,7 +93,7 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
     let trainable = prepare_training(backbone.as_ref(), method.as_ref());
     tch::manual_seed(99);
     let target = Tensor::randn(bare.hidden.size(), (Kind::Float, tch::Device::Cpu));
-    let loss_of = |out: &crate::backbone::Encoded| (real_positions(out, len) - &target).square().mean(Kind::Float);
+    let loss_of = |out: &crate::backbone::Encoded| (real_positions(out) - &target).square().mean(Kind::Float);
     if method.wants_calibration() {
         loss_of(&backbone.forward(&inputs, method.as_ref(), false)).backward();
         method.calibrate();
@@ -103,16 +105,18 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
     // masked and placed right for this to hold).
     tch::no_grad(|| {
         let row = 2;
-        let real = inputs.attention_mask.get(row).sum(Kind::Int64).int64_value(&[]);
-        let alone = Inputs {
-            input_ids: inputs.input_ids.narrow(0, row, 1).narrow(1, 0, real),
-            attention_mask: inputs.attention_mask.narrow(0, row, 1).narrow(1, 0, real),
-            token_type_ids: inputs.token_type_ids.narrow(0, row, 1).narrow(1, 0, real),
+        let (alone, real) = match &inputs.pixels {
+            // Images have no padding: the row alone must still match the row in the batch.
+            Some(pixels) => (Inputs::images(pixels.narrow(0, row, 1)), real_positions(&with).size()[1]),
+            None => {
+                let real = inputs.attention_mask.get(row).sum(Kind::Int64).int64_value(&[]);
+                let cut = |t: &Tensor| t.narrow(0, row, 1).narrow(1, 0, real);
+                (Inputs::text(cut(&inputs.input_ids), cut(&inputs.attention_mask), cut(&inputs.token_type_ids)), real)
+            }
         };
-        let single = backbone.forward(&alone, method.as_ref(), false);
-        let extra = single.hidden.size()[1] - real;
-        let batched = real_positions(&with, len).narrow(0, row, 1).narrow(1, 0, real);
-        let diff = max_abs_diff(&single.hidden.narrow(1, extra, real), &batched);
+        let single = real_positions(&backbone.forward(&alone, method.as_ref(), false));
+        let batched = real_positions(&with).narrow(0, row, 1).narrow(1, 0, real);
+        let diff = max_abs_diff(&single, &batched);
         assert!(diff < 1e-4, "{}: padding changes real tokens' outputs by {diff}", method.name());
     });
 
@@ -241,7 +245,7 @@ pub fn check_config<C: MethodConfig + PartialEq>(dims: &BackboneDims, bad: &[(&s
 pub fn bench_inputs(dims: &BackboneDims, batch: i64, len: i64) -> Inputs {
     tch::manual_seed(5);
     let input_ids = Tensor::randint_low(1, dims.vocab, [batch, len], (Kind::Int64, tch::Device::Cpu));
-    Inputs { attention_mask: input_ids.ones_like(), token_type_ids: input_ids.zeros_like(), input_ids }
+    Inputs::text(input_ids.shallow_clone(), input_ids.ones_like(), input_ids.zeros_like())
 }
 
 /// One training step's forward and backward through `backbone` with `method` attached (after

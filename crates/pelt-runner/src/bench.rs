@@ -71,7 +71,7 @@ fn fixed_batch(batch: usize, len: usize) -> (Inputs, Tensor) {
     let ids: Vec<i64> = (0..batch).flat_map(|r| (0..len).map(move |p| fixed_token(r, p))).collect();
     let input_ids = Tensor::from_slice(&ids).view([batch as i64, len as i64]);
     let labels = Tensor::from_slice(&(0..batch).map(|r| (r % 2) as i64).collect::<Vec<_>>());
-    (Inputs { attention_mask: input_ids.ones_like(), token_type_ids: input_ids.zeros_like(), input_ids }, labels)
+    (Inputs::text(input_ids.shallow_clone(), input_ids.ones_like(), input_ids.zeros_like()), labels)
 }
 
 /// Times `steps` training steps after `warmup` untimed ones.

@@ -77,11 +77,11 @@ fn capped(n: usize, limit: usize) -> Vec<usize> {
 pub(crate) fn inputs(batch: &[&Encoding], pad_id: i64, device: Device) -> Inputs {
     let p = pad(batch, pad_id);
     let shape = [p.rows as i64, p.len as i64];
-    Inputs {
-        input_ids: Tensor::from_slice(&p.ids).view(shape).to_device(device),
-        attention_mask: Tensor::from_slice(&p.mask).view(shape).to_device(device),
-        token_type_ids: Tensor::from_slice(&p.type_ids).view(shape).to_device(device),
-    }
+    Inputs::text(
+        Tensor::from_slice(&p.ids).view(shape).to_device(device),
+        Tensor::from_slice(&p.mask).view(shape).to_device(device),
+        Tensor::from_slice(&p.type_ids).view(shape).to_device(device),
+    )
 }
 
 /// Batches of indices in which lengths are similar: shuffle, sort within windows of 50 batches, cut,
