@@ -71,7 +71,12 @@ impl Method for AdapterBias {
         &self.vs
     }
     fn trains_backbone(&self, name: &str) -> bool {
-        self.config.train_layer_norm && is_layer_norm(name) && !name.contains("attention")
+        // The attention's LayerNorm stays frozen: BERT's `attention.output.LayerNorm`, a pre-norm ViT's
+        // `layernorm_before`; the FFN's and the one outside the layers (embeddings or final) train.
+        self.config.train_layer_norm
+            && is_layer_norm(name)
+            && !name.contains("attention")
+            && !name.contains("layernorm_before")
     }
     fn identity(&self) -> Identity {
         Identity::Exact

@@ -122,3 +122,27 @@ impl MethodConfig for PcgConfig {
         pelt_core::config::check_bottleneck("generator_dim", self.generator_dim, dims)
     }
 }
+
+/// VPT settings (Jia et al. 2022): P prompt tokens (10 by default; the paper searches 1–200) and the
+/// dropout on them during training (0, the reference code's default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VptConfig {
+    /// Prompt tokens P (per layer for VPT-deep).
+    pub length: i64,
+    /// Dropout on the prompt tokens during training.
+    pub dropout: f64,
+}
+
+impl Default for VptConfig {
+    fn default() -> Self {
+        VptConfig { length: 10, dropout: 0.0 }
+    }
+}
+
+impl MethodConfig for VptConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        check_length("length", self.length, dims)?;
+        pelt_core::config::check_dropout("dropout", self.dropout)
+    }
+}

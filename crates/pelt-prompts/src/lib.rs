@@ -5,6 +5,8 @@
 //!   an MLP during training and folded into plain keys and values for inference.
 //! - Deep prompts (P-tuning v2, Liu et al., ACL 2022): the same positions trained directly.
 //! - PCG, the input-dependent prefix: a task prefix plus positions generated from each input.
+//! - VPT shallow and deep (Jia et al., ECCV 2022): prompt tokens after a ViT's class token, once or in
+//!   every layer.
 //!
 //! The backbone concatenates the positions and extends the attention mask so that they are visible to
 //! every token; padding stays masked (the conformance suite checks that padding never changes a real
@@ -16,12 +18,14 @@ pub mod config;
 pub mod pcg;
 pub mod prefix;
 pub mod prompt;
+pub mod vpt;
 
 pub use pcg::Pcg;
 pub use prefix::{DeepPrompt, PrefixModule, PrefixTuning};
 pub use prompt::PromptTuning;
+pub use vpt::Vpt;
 
-use config::{DeepPromptConfig, PcgConfig, PrefixConfig, PromptConfig};
+use config::{DeepPromptConfig, PcgConfig, PrefixConfig, PromptConfig, VptConfig};
 use pelt_core::{method_entry, Form, MethodEntry, MethodInfo, ScaleKind, Site};
 
 /// Registry entries of this crate.
@@ -78,6 +82,32 @@ pub fn methods() -> Vec<MethodEntry> {
             },
             PcgConfig,
             Pcg::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "vpt_shallow",
+                family: "prompts",
+                paper: "Jia et al. 2022, Visual Prompt Tuning (VPT-shallow)",
+                sites: &[Site::Embeddings],
+                form: Form::Concatenated,
+                scale: ScaleKind::None,
+                formula: "P·d (P tokens after the class token)",
+            },
+            VptConfig,
+            Vpt::shallow
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "vpt_deep",
+                family: "prompts",
+                paper: "Jia et al. 2022, Visual Prompt Tuning (VPT-deep)",
+                sites: &[Site::Embeddings],
+                form: Form::Concatenated,
+                scale: ScaleKind::None,
+                formula: "L·P·d (P fresh tokens at every layer's input)",
+            },
+            VptConfig,
+            Vpt::deep
         ),
     ]
 }

@@ -4,8 +4,8 @@
 use pelt_backbone::{Bert, BertConfig};
 use pelt_core::{testkit, Backbone, BackboneDims, Method, NoMethod};
 use pelt_prompts::{
-    config::{DeepPromptConfig, PcgConfig, PrefixConfig, PromptConfig, PromptInit},
-    DeepPrompt, Pcg, PrefixTuning, PromptTuning,
+    config::{DeepPromptConfig, PcgConfig, PrefixConfig, PromptConfig, PromptInit, VptConfig},
+    DeepPrompt, Pcg, PrefixTuning, PromptTuning, Vpt,
 };
 use tch::Device;
 
@@ -120,4 +120,50 @@ fn pcg_config_names_nested_fields() {
             ("generator_dim: 0", "generator_dim"),
         ],
     );
+}
+
+fn vit() -> Box<dyn Backbone> {
+    Box::new(pelt_backbone::Vit::random(&pelt_backbone::VitConfig::tiny(), 7, Device::Cpu))
+}
+
+#[test]
+fn vpt_conforms_on_vit_and_bert() {
+    // P = 2 tokens of d = 16: shallow once, deep in each of the 2 layers.
+    let config = VptConfig { length: 2, dropout: 0.0 };
+    for make in [&vit as &dyn Fn() -> Box<dyn Backbone>, &backbone] {
+        testkit::run_conformance(
+            make,
+            &|d: &BackboneDims| -> Box<dyn Method> { Box::new(Vpt::shallow(config.clone(), d, Device::Cpu).unwrap()) },
+            2 * 16,
+        );
+        testkit::run_conformance(
+            make,
+            &|d: &BackboneDims| -> Box<dyn Method> { Box::new(Vpt::deep(config.clone(), d, Device::Cpu).unwrap()) },
+            2 * 2 * 16,
+        );
+    }
+}
+
+#[test]
+fn vpt_sits_after_the_class_token_and_deep_prompts_reach_every_layer() {
+    let b = vit();
+    let d = b.dims().clone();
+    let inputs = testkit::sample_inputs(&d);
+    let config = VptConfig { length: 3, dropout: 0.0 };
+    let deep = Vpt::deep(config.clone(), &d, Device::Cpu).unwrap();
+    let out = tch::no_grad(|| b.forward(&inputs, &deep, false));
+    assert_eq!(out.inserted, (1, 3), "class token first, then the prompt");
+    assert_eq!(out.hidden.size()[1], 1 + 3 + 4);
+    // Changing only layer 1's prompts changes the class token's output: deep prompts are used there.
+    let before = out.hidden.select(1, 0);
+    tch::no_grad(|| {
+        let p = &deep.var_store().variables()["prompts"];
+        let _ = p.get(1).shallow_clone().fill_(0.3);
+    });
+    let after = tch::no_grad(|| b.forward(&inputs, &deep, false)).hidden.select(1, 0);
+    let diff = (before - after).abs().max().double_value(&[]);
+    assert!(diff > 1e-4, "layer 1's prompts have no effect ({diff})");
+    // The bare ViT's class token is untouched by a method that inserts nothing.
+    let bare = tch::no_grad(|| b.forward(&inputs, &NoMethod, false));
+    assert_eq!(bare.inserted, (1, 0));
 }

@@ -64,7 +64,9 @@ pub fn is_bias(name: &str) -> bool {
 
 /// LN-tuning's count on a BERT encoder: two LayerNorms of gain and bias per layer, and the embeddings'.
 pub fn ln_tuning_params(d: &BackboneDims, embeddings: bool) -> i64 {
-    d.layers * 4 * d.hidden + if embeddings { 2 * d.hidden } else { 0 }
+    // BERT's extra LayerNorm is the embeddings'; a ViT's is the final one, after the last layer.
+    let extra = d.image.is_some() || embeddings;
+    d.layers * 4 * d.hidden + if extra { 2 * d.hidden } else { 0 }
 }
 
 /// LN-tuning: the backbone's LayerNorm gains and biases train.
@@ -99,20 +101,27 @@ pub fn ln_tuning(config: LnTuningConfig, _: &BackboneDims, device: Device) -> pe
     Ok(LnTuning { vs: VarStore::new(device), config })
 }
 
-/// Parameters of a BERT-family encoder from its sizes (embeddings with their LayerNorm, then per
-/// layer: q, k, v, attention output, two FFN projections, two LayerNorms). The pooler is not loaded.
+/// Parameters of a BERT-family encoder or a ViT from its sizes (embeddings with their LayerNorm, or a
+/// ViT's class token, positions, patch projection and final LayerNorm; then per layer: q, k, v,
+/// attention output, two FFN projections, two LayerNorms). The pooler is not loaded.
 pub fn bert_params(d: &BackboneDims) -> i64 {
     let (h, i, l) = (d.hidden, d.intermediate, d.layers);
-    let embeddings = (d.vocab + d.positions + d.type_vocab) * h + 2 * h;
     let layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
-    embeddings + l * layer
+    let outside = match d.image {
+        // Class token, positions, patch projection (c·p²·d + d), final LayerNorm.
+        Some(img) => h + d.positions * h + (img.channels * img.patch * img.patch * h + h) + 2 * h,
+        None => (d.vocab + d.positions + d.type_vocab) * h + 2 * h,
+    };
+    outside + l * layer
 }
 
 /// BitFit's count on a BERT encoder: per layer q, k, v, attention-output, intermediate and output
-/// biases plus two LayerNorm biases, and the embedding LayerNorm bias.
+/// biases plus two LayerNorm biases, and the embedding LayerNorm bias (on a ViT: the patch projection's
+/// and the final LayerNorm's biases instead).
 pub fn bitfit_params(d: &BackboneDims) -> i64 {
     let (h, i) = (d.hidden, d.intermediate);
-    h + d.layers * (4 * h + i + h + 2 * h)
+    let outside = if d.image.is_some() { 2 * h } else { h };
+    outside + d.layers * (4 * h + i + h + 2 * h)
 }
 
 fn selective(
