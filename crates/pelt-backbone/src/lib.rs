@@ -13,3 +13,33 @@ pub mod vit;
 pub use bert::{Bert, BertConfig};
 pub use head::{ClassificationHead, Pooling};
 pub use vit::{Vit, VitConfig};
+
+use pelt_core::{Backbone, BackboneDims, PeltError, Result};
+use std::path::Path;
+
+/// The `model_type` of an HF model folder's `config.json`.
+fn model_type(dir: &Path) -> Result<String> {
+    let path = dir.join("config.json");
+    let text =
+        std::fs::read_to_string(&path).map_err(|source| PeltError::Io { path: path.display().to_string(), source })?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| PeltError::Weights { path: path.display().to_string(), message: format!("not JSON: {e}") })?;
+    Ok(value.get("model_type").and_then(|v| v.as_str()).unwrap_or("bert").to_owned())
+}
+
+/// The sizes of the model in an HF folder, from its `config.json` (ViT or a BERT-family encoder).
+pub fn dims_of(dir: &Path) -> Result<BackboneDims> {
+    let config = dir.join("config.json");
+    Ok(match model_type(dir)?.as_str() {
+        "vit" => VitConfig::from_file(&config)?.dims(),
+        _ => BertConfig::from_file(&config)?.dims(),
+    })
+}
+
+/// Loads an HF model folder as the backbone its `config.json` names: ViT, or a BERT-family encoder.
+pub fn load(dir: &Path, device: tch::Device) -> Result<Box<dyn Backbone>> {
+    Ok(match model_type(dir)?.as_str() {
+        "vit" => Box::new(Vit::load(dir, device)?),
+        _ => Box::new(Bert::load(dir, device)?),
+    })
+}

@@ -285,8 +285,11 @@ pub fn locate_method(text: &str, index: usize, field: Option<&str>) -> Option<us
     entry_line.map(|l| l + 1)
 }
 
-/// Known shipped task names.
+/// Known shipped text task names.
 pub const SHIPPED: [&str; 2] = ["rotten_tomatoes", "bbc_news"];
+
+/// Known shipped image task names (they need a ViT backbone).
+pub const VISION: [&str; 3] = ["fashion_mnist", "digits", "mnist_5k"];
 
 impl Experiment {
     /// Reads and validates an experiment file. Every error names the file, and the line and field
@@ -359,12 +362,20 @@ impl Experiment {
             );
         }
         let sources = exp.transfer.as_ref().map(|t| t.sources.clone()).unwrap_or_default();
+        let config = exp.backbone.join("config.json");
+        let dims = pelt_backbone::dims_of(&exp.backbone)
+            .map_err(|e| fail("backbone", format!("{e} (run the set-up: scripts/setup.sh)")))?;
         for task in exp.tasks.iter().chain(&sources) {
-            if SHIPPED.contains(&task.as_str()) {
+            let image_task = VISION.contains(&task.as_str());
+            if image_task != dims.image.is_some() {
+                let kind = if image_task { "an image task" } else { "a text task" };
+                return Err(fail("tasks", format!("`{task}` is {kind}, but {} is not", config.display())));
+            }
+            if SHIPPED.contains(&task.as_str()) || image_task {
                 continue;
             }
             if pelt_data::glue::GlueTask::parse(task).is_none() {
-                return Err(fail("tasks", format!("unknown task `{task}` (GLUE: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli; shipped: rotten_tomatoes, bbc_news)")));
+                return Err(fail("tasks", format!("unknown task `{task}` (GLUE: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli; shipped: rotten_tomatoes, bbc_news; images: fashion_mnist, digits, mnist_5k)")));
             }
             let Some(glue) = &exp.glue_dir else {
                 return Err(fail("glue_dir", format!("task `{task}` is a GLUE task: set glue_dir or pass --glue-dir")));
@@ -374,10 +385,6 @@ impl Experiment {
                 return Err(fail("glue_dir", format!("{} has no train.tsv for `{task}`", folder.display())));
             }
         }
-        let config = exp.backbone.join("config.json");
-        let dims = pelt_backbone::BertConfig::from_file(&config)
-            .map(|c| c.dims())
-            .map_err(|e| fail("backbone", format!("{e} (run the set-up: scripts/setup.sh)")))?;
         let mut labels = std::collections::HashSet::new();
         for (i, m) in exp.methods.iter().enumerate() {
             let at = |field: Option<&str>| locate_method(&text, i, field).unwrap_or(0);

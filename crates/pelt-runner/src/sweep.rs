@@ -2,14 +2,13 @@
 //! record saved as soon as its run ends.
 
 use crate::{
-    experiment::{DataSize, Experiment, MethodSpec, SHIPPED},
+    experiment::{DataSize, Experiment, MethodSpec, SHIPPED, VISION},
     records::{self, Record, Status, Store},
     train::{self, TaskData},
 };
 use anyhow::{anyhow, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use pelt_backbone::Bert;
-use pelt_core::{Backbone, Registry};
+use pelt_core::Registry;
 use pelt_data::{glue, shipped, Dataset, TextTokenizer};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -127,12 +126,52 @@ pub fn load_task(name: &str, exp: &Experiment, assets: &Path) -> Result<Dataset>
     Ok(data)
 }
 
-fn prepare(name: &str, exp: &Experiment, assets: &Path, tokenizer: &TextTokenizer) -> Result<TaskData> {
+/// Loads a shipped image set (installed by the set-up) as a task: its examples carry only labels, the
+/// images travel beside them.
+fn load_vision(name: &str, assets: &Path) -> Result<TaskData> {
+    use pelt_data::vision;
+    let ds = match name {
+        "fashion_mnist" => vision::idx_folder(name, &assets.join("fashion_mnist"), &vision::FASHION_CLASSES),
+        "digits" => vision::csv_images(name, &assets.join("vision/digits.csv.gz"), 8, 16),
+        "mnist_5k" => vision::csv_images(name, &assets.join("vision/mnist_5k.csv.gz"), 28, 255),
+        other => return Err(anyhow!("unknown image task `{other}`")),
+    }
+    .map_err(|e| anyhow!("{e} (run the set-up: scripts/setup.sh)"))?;
+    let examples = |set: &pelt_data::vision::ImageSet| -> Vec<pelt_data::Example> {
+        set.labels
+            .iter()
+            .map(|&c| pelt_data::Example { text_a: String::new(), text_b: None, label: pelt_data::Label::Class(c) })
+            .collect()
+    };
+    let dataset = Dataset {
+        name: name.to_owned(),
+        labels: pelt_data::LabelSpace::Classes(ds.classes.clone()),
+        metrics: vec![pelt_data::Metric::Accuracy],
+        train: examples(&ds.train),
+        dev: ds.dev.as_ref().map(examples),
+        test: examples(&ds.test),
+        skipped_rows: 0,
+    };
+    Ok(TaskData {
+        dataset,
+        train: Vec::new(),
+        dev: None,
+        test: Vec::new(),
+        pad_id: 0,
+        images: Some((ds.train, ds.dev, ds.test)),
+    })
+}
+
+fn prepare(name: &str, exp: &Experiment, assets: &Path, tokenizer: Option<&TextTokenizer>) -> Result<TaskData> {
+    if VISION.contains(&name) {
+        return load_vision(name, assets);
+    }
+    let tokenizer = tokenizer.ok_or_else(|| anyhow!("task `{name}` is text: the backbone has no tokenizer.json"))?;
     let dataset = load_task(name, exp, assets)?;
     let train = tokenizer.encode(&dataset.train)?;
     let dev = dataset.dev.as_ref().map(|d| tokenizer.encode(d)).transpose()?;
     let test = tokenizer.encode(&dataset.test)?;
-    Ok(TaskData { dataset, train, dev, test, pad_id: tokenizer.pad_id })
+    Ok(TaskData { dataset, train, dev, test, pad_id: tokenizer.pad_id, images: None })
 }
 
 /// Runs a validated experiment; returns (ran, skipped, failed) counts.
@@ -181,18 +220,23 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
         return Ok((0, skipped, 0));
     }
 
-    let backbone = Bert::load(&exp.backbone, opts.device)
+    let backbone = pelt_backbone::load(&exp.backbone, opts.device)
         .with_context(|| format!("loading backbone {}", exp.backbone.display()))?;
+    let backbone = backbone.as_ref();
     // Selective methods move backbone weights; each run starts from this pristine copy.
     let pristine: Vec<(Tensor, Tensor)> =
         backbone.var_store().variables().into_values().map(|t| (t.shallow_clone(), t.detach().copy())).collect();
-    let tokenizer = TextTokenizer::load(&exp.backbone.join("tokenizer.json"), exp.training.max_len)?;
+    // Vision backbones have no tokenizer.
+    let tokenizer = match backbone.dims().image {
+        None => Some(TextTokenizer::load(&exp.backbone.join("tokenizer.json"), exp.training.max_len)?),
+        Some(_) => None,
+    };
     // Every task this shard needs (its targets and any sources), tokenised once.
     let mut tasks: std::collections::HashMap<String, TaskData> = Default::default();
     let sources_needed = exp.transfer.iter().flat_map(|t| t.sources.iter().map(String::as_str));
     for name in todo.iter().map(|(id, ..)| id.task).chain(sources_needed) {
         if !tasks.contains_key(name) {
-            tasks.insert(name.to_owned(), prepare(name, exp, &opts.assets, &tokenizer)?);
+            tasks.insert(name.to_owned(), prepare(name, exp, &opts.assets, tokenizer.as_ref())?);
         }
     }
     let sources = exp.transfer.as_ref().map(|t| train::Sources {
@@ -229,7 +273,7 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
         let source_key = format!("{}__s{}__{hash}", clean(id.method.label()), id.seed);
         let result = train::run(
             registry,
-            &backbone,
+            backbone,
             id.method,
             task,
             id.size,

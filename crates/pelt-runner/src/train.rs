@@ -7,9 +7,9 @@ use crate::{
 };
 use anyhow::{anyhow, Context, Result};
 use indicatif::ProgressBar;
-use pelt_backbone::{head::pool, Bert, ClassificationHead, Pooling};
-use pelt_core::{params, Backbone, Inputs, Method, ParamCount, Registry};
-use pelt_data::{sampler, tokenize::pad, Dataset, Encoding, Label, LabelSpace};
+use pelt_backbone::{ClassificationHead, Pooling};
+use pelt_core::{params, Backbone, ImageDims, Inputs, Method, ParamCount, Registry};
+use pelt_data::{sampler, tokenize::pad, vision::ImageSet, Dataset, Encoding, Label, LabelSpace};
 use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::{collections::BTreeMap, path::PathBuf};
@@ -28,6 +28,72 @@ pub struct TaskData {
     pub test: Vec<Encoding>,
     /// The tokenizer's padding id.
     pub pad_id: i64,
+    /// For an image task, its images (train, dev if fixed, test), parallel to `dataset`'s examples,
+    /// whose texts are then empty; the encodings above are empty too.
+    pub images: Option<(ImageSet, Option<ImageSet>, ImageSet)>,
+}
+
+/// Which split of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SplitName {
+    Train,
+    Dev,
+    Test,
+}
+
+impl TaskData {
+    /// A split as the backbone takes it: token encodings, or images resized to `image`.
+    pub(crate) fn source(&self, split: SplitName, image: Option<ImageDims>) -> Option<Source<'_>> {
+        if let (Some((train, dev, test)), Some(dims)) = (&self.images, image) {
+            let set = match split {
+                SplitName::Train => train,
+                SplitName::Dev => dev.as_ref()?,
+                SplitName::Test => test,
+            };
+            return Some(Source::Images { set, dims });
+        }
+        let enc = match split {
+            SplitName::Train => &self.train,
+            SplitName::Dev => self.dev.as_ref()?,
+            SplitName::Test => &self.test,
+        };
+        Some(Source::Text { enc, pad_id: self.pad_id })
+    }
+}
+
+/// The examples of one split as a backbone takes them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source<'a> {
+    /// Token encodings, padded per batch.
+    Text { enc: &'a [Encoding], pad_id: i64 },
+    /// Images, resized and normalised per batch to the backbone's input.
+    Images { set: &'a ImageSet, dims: ImageDims },
+}
+
+impl Source<'_> {
+    /// Inputs for the examples `rows` of the split.
+    pub(crate) fn batch(&self, rows: &[usize], device: Device) -> Inputs {
+        match self {
+            Source::Text { enc, pad_id } => {
+                let batch: Vec<&Encoding> = rows.iter().map(|&i| &enc[i]).collect();
+                inputs(&batch, *pad_id, device)
+            }
+            Source::Images { set, dims } => {
+                let (c, s) = (dims.channels as usize, dims.size as usize);
+                let pixels: Vec<f32> = rows.iter().flat_map(|&i| set.input(i, c, s)).collect();
+                let shape = [rows.len() as i64, dims.channels, dims.size, dims.size];
+                Inputs::images(Tensor::from_slice(&pixels).view(shape).to_device(device))
+            }
+        }
+    }
+
+    /// Example `i`'s length in tokens (images all count as one length: nothing to bucket).
+    pub(crate) fn length(&self, i: usize) -> usize {
+        match self {
+            Source::Text { enc, .. } => enc[i].ids.len(),
+            Source::Images { .. } => 0,
+        }
+    }
 }
 
 /// What a run produced.
@@ -53,14 +119,30 @@ pub struct Outcome {
     pub diagnostics: BTreeMap<String, f64>,
 }
 
-/// One labelled example set, as indices into a split's encodings plus gold labels.
+/// One labelled example set: indices into a split plus their gold labels.
 struct Subset<'a> {
-    enc: Vec<&'a Encoding>,
+    source: Source<'a>,
+    idx: Vec<usize>,
     gold: Vec<Label>,
 }
 
-fn subset<'a>(enc: &'a [Encoding], examples: &[pelt_data::Example], idx: &[usize]) -> Subset<'a> {
-    Subset { enc: idx.iter().map(|&i| &enc[i]).collect(), gold: idx.iter().map(|&i| examples[i].label).collect() }
+impl Subset<'_> {
+    fn len(&self) -> usize {
+        self.idx.len()
+    }
+
+    /// Inputs for the subset's members at positions `rows`.
+    fn batch(&self, rows: &[usize], device: Device) -> Inputs {
+        self.source.batch(&rows.iter().map(|&r| self.idx[r]).collect::<Vec<_>>(), device)
+    }
+
+    fn lengths(&self) -> Vec<usize> {
+        self.idx.iter().map(|&i| self.source.length(i)).collect()
+    }
+}
+
+fn subset<'a>(source: Source<'a>, examples: &[pelt_data::Example], idx: &[usize]) -> Subset<'a> {
+    Subset { source, idx: idx.to_vec(), gold: idx.iter().map(|&i| examples[i].label).collect() }
 }
 
 /// First `limit` indices of a fixed (seed 0) shuffle of 0..n: a reproducible cap on a fixed split.
@@ -125,7 +207,7 @@ fn predictions(logits: &Tensor, space: &LabelSpace) -> Vec<f64> {
 
 /// Everything the loop needs that does not change between steps.
 struct Ctx<'a> {
-    backbone: &'a Bert,
+    backbone: &'a dyn Backbone,
     method: &'a dyn Method,
     head: &'a ClassificationHead,
     task: &'a TaskData,
@@ -137,16 +219,15 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Pooled features for `enc` in eval mode (for the frozen fast path), in `enc` order.
-    fn features(&self, enc: &[&Encoding]) -> Tensor {
+    /// Pooled features of a subset in eval mode (for the frozen fast path), in subset order.
+    fn features(&self, set: &Subset) -> Tensor {
         let bs = self.training.eval_batch_size;
-        let order = by_length(enc);
-        let mut parts: Vec<Tensor> = (0..enc.len()).map(|_| Tensor::new()).collect();
+        let order = by_length(set);
+        let mut parts: Vec<Tensor> = (0..set.len()).map(|_| Tensor::new()).collect();
         tch::no_grad(|| {
             for chunk in order.chunks(bs) {
-                let batch: Vec<&Encoding> = chunk.iter().map(|&i| enc[i]).collect();
-                let out = self.backbone.forward(&inputs(&batch, self.task.pad_id, self.device), self.method, false);
-                let pooled = pool(&out, Pooling::Mean);
+                let out = self.backbone.forward(&set.batch(chunk, self.device), self.method, false);
+                let pooled = self.head.pool(&out);
                 for (row, &i) in chunk.iter().enumerate() {
                     parts[i] = pooled.get(row as i64);
                 }
@@ -158,16 +239,15 @@ impl Ctx<'_> {
     /// Metrics (0–100) of the current weights on a subset.
     fn evaluate(&self, set: &Subset, cached: Option<&Tensor>) -> BTreeMap<String, f64> {
         let space = &self.task.dataset.labels;
-        let mut pred = vec![0.0; set.enc.len()];
+        let mut pred = vec![0.0; set.len()];
         tch::no_grad(|| match cached {
             Some(features) => {
                 let logits = self.head.forward_pooled(features, false);
                 pred = predictions(&logits, space);
             }
             None => {
-                for chunk in by_length(&set.enc).chunks(self.training.eval_batch_size) {
-                    let batch: Vec<&Encoding> = chunk.iter().map(|&i| set.enc[i]).collect();
-                    let out = self.backbone.forward(&inputs(&batch, self.task.pad_id, self.device), self.method, false);
+                for chunk in by_length(set).chunks(self.training.eval_batch_size) {
+                    let out = self.backbone.forward(&set.batch(chunk, self.device), self.method, false);
                     for (&i, p) in chunk.iter().zip(predictions(&self.head.forward(&out, false), space)) {
                         pred[i] = p;
                     }
@@ -179,11 +259,19 @@ impl Ctx<'_> {
     }
 }
 
-/// Indices of `enc` sorted by length, so evaluation batches carry little padding.
-fn by_length(enc: &[&Encoding]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..enc.len()).collect();
-    order.sort_by_key(|&i| enc[i].ids.len());
+/// Positions of a subset sorted by length, so evaluation batches carry little padding.
+fn by_length(set: &Subset) -> Vec<usize> {
+    let lengths = set.lengths();
+    let mut order: Vec<usize> = (0..set.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
     order
+}
+
+/// The classification head for a backbone: mean pooling over tokens for text encoders (how
+/// all-MiniLM-L6-v2 was trained to embed), the class token for a ViT (as ViT classifiers are trained).
+pub(crate) fn head_for(backbone: &dyn Backbone, outputs: i64, device: Device) -> ClassificationHead {
+    let pooling = if backbone.dims().image.is_some() { Pooling::Cls } else { Pooling::Mean };
+    ClassificationHead::new(backbone.dims().hidden, outputs, pooling, 0.1, device)
 }
 
 fn mean(values: &BTreeMap<String, f64>) -> f64 {
@@ -216,7 +304,7 @@ fn schedule(peak: f64, step: usize, warmup: usize, total: usize) -> f64 {
 /// each source over the last quarter of its steps), or an error message when the loss diverged.
 #[allow(clippy::too_many_arguments)]
 fn train_sources(
-    backbone: &Bert,
+    backbone: &dyn Backbone,
     method: &mut dyn Method,
     sources: &Sources,
     key: &str,
@@ -244,7 +332,7 @@ fn train_sources(
         .tasks
         .iter()
         .map(|t| {
-            let mut idx: Vec<usize> = (0..t.train.len()).collect();
+            let mut idx: Vec<usize> = (0..t.dataset.train.len()).collect();
             idx.shuffle(&mut rng);
             if tr.examples_per_source > 0 {
                 idx.truncate(tr.examples_per_source);
@@ -259,13 +347,8 @@ fn train_sources(
             Sampling::Uniform => 1.0,
         })
         .collect();
-    let heads: Vec<ClassificationHead> = sources
-        .tasks
-        .iter()
-        .map(|t| {
-            ClassificationHead::new(backbone.dims().hidden, t.dataset.labels.outputs(), Pooling::Mean, 0.1, device)
-        })
-        .collect();
+    let heads: Vec<ClassificationHead> =
+        sources.tasks.iter().map(|t| head_for(backbone, t.dataset.labels.outputs(), device)).collect();
     let mut params = params::prepare_training(backbone, method);
     for (i, h) in heads.iter().enumerate() {
         params.extend(h.var_store().variables().into_iter().map(|(n, t)| (format!("head{i}.{n}"), t)));
@@ -289,16 +372,18 @@ fn train_sources(
         let task = task.unwrap_or(pools.len() - 1);
         let pool = &pools[task];
         let data = sources.tasks[task];
+        let source = data
+            .source(SplitName::Train, backbone.dims().image)
+            .ok_or_else(|| anyhow!("{}: no training split", tr.sources[task]))?;
         if queues[task].is_empty() {
-            let lengths: Vec<usize> = pool.iter().map(|&i| data.train[i].ids.len()).collect();
+            let lengths: Vec<usize> = pool.iter().map(|&i| source.length(i)).collect();
             queues[task] = bucketed_batches(&lengths, training.batch_size, &mut rng);
         }
         let batch: Vec<usize> = queues[task].pop().unwrap_or_default().into_iter().map(|j| pool[j]).collect();
-        let encs: Vec<&Encoding> = batch.iter().map(|&i| &data.train[i]).collect();
         let gold: Vec<Label> = batch.iter().map(|&i| data.dataset.train[i].label).collect();
         let ids = Tensor::full([batch.len() as i64], task as i64, (Kind::Int64, device));
         method.set_task_ids(Some(&ids));
-        let logits = heads[task].forward(&backbone.forward(&inputs(&encs, data.pad_id, device), &*method, true), true);
+        let logits = heads[task].forward(&backbone.forward(&source.batch(&batch, device), &*method, true), true);
         let loss = loss_of(&logits, &label_tensor(&gold, device), &data.dataset.labels);
         let value = loss.double_value(&[]);
         if !value.is_finite() {
@@ -337,7 +422,7 @@ fn train_sources(
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     registry: &Registry,
-    backbone: &Bert,
+    backbone: &dyn Backbone,
     spec: &MethodSpec,
     task: &TaskData,
     size: DataSize,
@@ -363,19 +448,21 @@ pub fn run(
         }
     }
     .with_context(|| format!("sampling {} examples of {}", size.label(), ds.name))?;
-    let train = subset(&task.train, &ds.train, &split.train);
-    let dev = match (&ds.dev, &task.dev, size) {
-        (Some(examples), Some(enc), DataSize::Examples(_) | DataSize::All) => {
-            subset(enc, examples, &capped(examples.len(), training.dev_limit))
+    let image = backbone.dims().image;
+    let source = |split| task.source(split, image).ok_or_else(|| anyhow!("{}: no {split:?} split", ds.name));
+    let train = subset(source(SplitName::Train)?, &ds.train, &split.train);
+    let dev = match (&ds.dev, size) {
+        (Some(examples), DataSize::Examples(_) | DataSize::All) => {
+            subset(source(SplitName::Dev)?, examples, &capped(examples.len(), training.dev_limit))
         }
         _ => {
             let mut idx = split.dev_from_train.clone();
             idx.truncate(training.dev_limit);
-            subset(&task.train, &ds.train, &idx)
+            subset(source(SplitName::Train)?, &ds.train, &idx)
         }
     };
-    let test = subset(&task.test, &ds.test, &capped(ds.test.len(), training.test_limit));
-    if dev.enc.is_empty() {
+    let test = subset(source(SplitName::Test)?, &ds.test, &capped(ds.test.len(), training.test_limit));
+    if dev.len() == 0 {
         return Err(anyhow!("{}: no dev examples left for model selection at size {}", ds.name, size.label()));
     }
 
@@ -408,7 +495,7 @@ pub fn run(
         tch::manual_seed(seed as i64 ^ 0x7a);
         method.begin_target()?;
     }
-    let head = ClassificationHead::new(backbone.dims().hidden, ds.labels.outputs(), Pooling::Mean, 0.1, device);
+    let head = head_for(backbone, ds.labels.outputs(), device);
     let trainable = params::prepare_training(backbone, method.as_ref());
     let mut all_params: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
     all_params.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
@@ -419,10 +506,9 @@ pub fn run(
     if method.wants_calibration() {
         // SNIP-style pruning scores weights by the loss gradient at init: one training batch, with the
         // freshly initialised head. The step loop zeroes these gradients before its first backward.
-        let first: Vec<usize> = (0..training.batch_size.min(train.enc.len())).collect();
-        let encs: Vec<&Encoding> = first.iter().map(|&i| train.enc[i]).collect();
+        let first: Vec<usize> = (0..training.batch_size.min(train.len())).collect();
         let gold: Vec<Label> = first.iter().map(|&i| train.gold[i]).collect();
-        let logits = head.forward(&backbone.forward(&inputs(&encs, task.pad_id, device), method.as_ref(), true), true);
+        let logits = head.forward(&backbone.forward(&train.batch(&first, device), method.as_ref(), true), true);
         loss_of(&logits, &label_tensor(&gold, device), &ds.labels).backward();
         method.calibrate();
     }
@@ -430,16 +516,16 @@ pub fn run(
     let counts = params::count(backbone, method.as_ref(), params::numel(head.var_store().trainable_variables().iter()));
 
     // Head-only runs never change the backbone's output: encode each split once.
-    let cache = ctx.frozen.then(|| (ctx.features(&train.enc), ctx.features(&dev.enc), ctx.features(&test.enc)));
+    let cache = ctx.frozen.then(|| (ctx.features(&train), ctx.features(&dev), ctx.features(&test)));
 
-    let per_epoch = train.enc.len().div_ceil(training.batch_size);
+    let per_epoch = train.len().div_ceil(training.batch_size);
     let mut total = (training.epochs * per_epoch).max(training.min_steps);
     if training.max_steps > 0 {
         total = total.min(training.max_steps);
     }
     let warmup = (training.warmup_ratio * total as f64).round() as usize;
     let mut opt = AdamW::new(&all_params, training.weight_decay);
-    let lengths: Vec<usize> = train.enc.iter().map(|e| e.ids.len()).collect();
+    let lengths = train.lengths();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     bar.set_length(total as u64);
     bar.set_position(0);
@@ -467,10 +553,7 @@ pub fn run(
                         Tensor::from_slice(&batch.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
                     head.forward_pooled(&features.index_select(0, &idx), true)
                 }
-                None => {
-                    let encs: Vec<&Encoding> = batch.iter().map(|&i| train.enc[i]).collect();
-                    head.forward(&backbone.forward(&inputs(&encs, task.pad_id, device), method.as_ref(), true), true)
-                }
+                None => head.forward(&backbone.forward(&train.batch(&batch, device), method.as_ref(), true), true),
             };
             let loss = loss_of(&logits, &labels, &ds.labels);
             let value = loss.double_value(&[]);
@@ -505,7 +588,7 @@ pub fn run(
 
     let mut diagnostics: BTreeMap<String, f64> = method.diagnostics().into_iter().collect();
     diagnostics.extend(source_diagnostics);
-    let sizes = (train.enc.len(), dev.enc.len(), test.enc.len());
+    let sizes = (train.len(), dev.len(), test.len());
     let train_eps = examples_seen as f64 / train_seconds.max(1e-9);
     if diverged.is_some() {
         return Ok(Outcome {
