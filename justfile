@@ -39,10 +39,17 @@ sweep-lowres DIR *ARGS: setup
 sweep-transfer *ARGS: setup
     {{pelt}} sweep experiments/transfer.yaml --glue-dir {{glue_sample}} {{ARGS}}
 
-# The short GLUE and transfer sweeps CI runs on the four-task sample.
+# Few-shot Fashion-MNIST on a small ViT that pelt pretrains on MNIST 5k first (kept in assets/).
+sweep-vision *ARGS: setup
+    {{pelt}} pretrain-vit --out assets/vit-mnist5k
+    {{target}}/debug/pelt sweep experiments/vision.yaml {{ARGS}}
+
+# The short GLUE, transfer and vision sweeps CI runs (the GLUE ones on the four-task sample).
 sweep-ci: setup
     {{pelt}} sweep experiments/ci-glue.yaml --glue-dir {{glue_sample}}
-    {{pelt}} sweep experiments/ci-transfer.yaml --glue-dir {{glue_sample}}
+    {{target}}/debug/pelt sweep experiments/ci-transfer.yaml --glue-dir {{glue_sample}}
+    {{target}}/debug/pelt pretrain-vit --out assets/vit-mnist5k-ci --epochs 3
+    {{target}}/debug/pelt sweep experiments/ci-vision.yaml
 
 # Print the table of a suite (e.g. `just table results/default`).
 table SUITE="results/default": setup

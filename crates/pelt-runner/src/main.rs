@@ -6,6 +6,7 @@ mod bench;
 mod experiment;
 mod optim;
 mod plot;
+mod pretrain;
 mod records;
 mod registry;
 mod sweep;
@@ -110,6 +111,19 @@ enum Command {
         /// Measure the fp32 matmul rate (2048 × 2048) instead.
         #[arg(long)]
         matmul: bool,
+        /// Folder of the assets installed by the set-up.
+        #[arg(long, env = "PELT_ASSETS", default_value = "assets")]
+        assets: PathBuf,
+    },
+    /// Pretrain the vision sweeps' small ViT on a shipped image set and save it as an HF ViT folder
+    /// (skipped when the folder already holds one made with the same settings).
+    PretrainVit {
+        /// Output folder.
+        #[arg(long, default_value = "assets/vit-mnist5k")]
+        out: PathBuf,
+        /// Epochs over the training pool.
+        #[arg(long)]
+        epochs: Option<usize>,
         /// Folder of the assets installed by the set-up.
         #[arg(long, env = "PELT_ASSETS", default_value = "assets")]
         assets: PathBuf,
@@ -283,6 +297,13 @@ fn main() -> Result<()> {
             write_tables(&dir, exp.as_ref()).with_context(|| format!("building the table of {}", dir.display()))?;
             let records = records::Store::open(&dir)?.load_all()?;
             print!("{}", table::build(&records, exp.as_ref())?.render(format));
+        }
+        Command::PretrainVit { out, epochs, assets } => {
+            let mut settings = pretrain::default_settings();
+            if let Some(e) = epochs {
+                settings.training.epochs = e;
+            }
+            pretrain::pretrain(&settings, &registry, &assets, &out)?;
         }
         Command::List { markdown } => {
             if markdown {

@@ -128,7 +128,7 @@ pub fn load_task(name: &str, exp: &Experiment, assets: &Path) -> Result<Dataset>
 
 /// Loads a shipped image set (installed by the set-up) as a task: its examples carry only labels, the
 /// images travel beside them.
-fn load_vision(name: &str, assets: &Path) -> Result<TaskData> {
+pub(crate) fn load_vision(name: &str, assets: &Path) -> Result<TaskData> {
     use pelt_data::vision;
     let ds = match name {
         "fashion_mnist" => vision::idx_folder(name, &assets.join("fashion_mnist"), &vision::FASHION_CLASSES),
