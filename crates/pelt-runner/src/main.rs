@@ -166,7 +166,13 @@ fn write_tables(suite_dir: &Path, exp: Option<&experiment::Experiment>) -> Resul
     for (format, ext) in [(table::Format::Markdown, "md"), (table::Format::Csv, "csv"), (table::Format::Latex, "tex")] {
         records::write_atomic(&suite_dir.join(format!("table.{ext}")), t.render(format).as_bytes())?;
     }
-    Ok(t.render(table::Format::Markdown))
+    let mut text = t.render(table::Format::Markdown);
+    if let Some(d) = table::diagnostics(&records, exp) {
+        records::write_atomic(&suite_dir.join("diagnostics.md"), d.as_bytes())?;
+        text.push('\n');
+        text.push_str(&d);
+    }
+    Ok(text)
 }
 
 /// A suite's folder and experiment, from the folder or from its experiment file.
@@ -297,6 +303,9 @@ fn main() -> Result<()> {
             write_tables(&dir, exp.as_ref()).with_context(|| format!("building the table of {}", dir.display()))?;
             let records = records::Store::open(&dir)?.load_all()?;
             print!("{}", table::build(&records, exp.as_ref())?.render(format));
+            if let (table::Format::Markdown, Some(d)) = (format, table::diagnostics(&records, exp.as_ref())) {
+                print!("\n{d}");
+            }
         }
         Command::PretrainVit { out, epochs, assets } => {
             let mut settings = pretrain::default_settings();

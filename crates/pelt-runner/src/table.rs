@@ -203,3 +203,43 @@ impl Table {
         out
     }
 }
+
+/// The methods' own diagnostics (UniPELT's gate means, ATTEMPT's attention over source prompts,
+/// Polytropon's routing concentration, source-training losses), mean ± std over the seeds of each
+/// (method, task, data size), as a Markdown table in long form; `None` when no record has any.
+pub fn diagnostics(records: &[Record], exp: Option<&Experiment>) -> Option<String> {
+    let mut groups: BTreeMap<(usize, String, String, (u8, usize), String, String), Vec<f64>> = BTreeMap::new();
+    let method_rank = |m: &str| exp.and_then(|e| e.methods.iter().position(|s| s.label() == m)).unwrap_or(usize::MAX);
+    for r in records.iter().filter(|r| r.status == Status::Ok) {
+        let size = DataSize::parse(&r.data_size).map(DataSize::order).unwrap_or((9, 0));
+        for (k, v) in &r.diagnostics {
+            // The step count is a setting, not a measurement.
+            if k == "source_steps" {
+                continue;
+            }
+            let key = (method_rank(&r.method), r.method.clone(), r.task.clone(), size, r.data_size.clone(), k.clone());
+            groups.entry(key).or_default().push(*v);
+        }
+    }
+    if groups.is_empty() {
+        return None;
+    }
+    let mut out = String::from("| method | task | size | diagnostic | value |\n|---|---|---|---|---:|\n");
+    for ((_, method, task, _, size, name), values) in &groups {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let std = if values.len() > 1 {
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
+        out.push_str(&format!("| {method} | {task} | {size} | {name} | {mean:.3} ± {std:.3} ({}) |\n", values.len()));
+    }
+    out.push_str(
+        "\nDiagnostics the methods report with each run (mean ± std over seeds, seed count): gate_* are UniPELT's \
+         mean gate values, attn_* ATTEMPT's mean attention on each source prompt and on the target's own, \
+         routing_max_weight the mean largest skill weight of a Poly target's routing (1/skills = uniform), \
+         source_loss_* the mean loss on each source task over the last quarter of source training.\n",
+    );
+    Some(out)
+}

@@ -586,7 +586,20 @@ pub fn run(
         }
     }
 
-    let mut diagnostics: BTreeMap<String, f64> = method.diagnostics().into_iter().collect();
+    let names: &[String] = sources.filter(|_| spec.transfer).map_or(&[], |(s, _)| &s.transfer.sources);
+    let mut diagnostics: BTreeMap<String, f64> = method
+        .diagnostics()
+        .into_iter()
+        .map(|(k, v)| {
+            // Methods number their source tasks; the record names them.
+            let named = k
+                .strip_prefix("attn_source_")
+                .and_then(|j| j.parse::<usize>().ok())
+                .and_then(|j| names.get(j))
+                .map_or(k.clone(), |name| format!("attn_{name}"));
+            (named, v)
+        })
+        .collect();
     diagnostics.extend(source_diagnostics);
     let sizes = (train.len(), dev.len(), test.len());
     let train_eps = examples_seen as f64 / train_seconds.max(1e-9);

@@ -243,7 +243,7 @@ fn transfer_trains_sources_once_per_method_and_reuses_them_exactly() {
         assert_eq!(r["diagnostics"]["source_steps"].as_f64(), (!target_only).then_some(6.0), "{key}");
         if r["method"] == "attempt" {
             // One source and the target share the attention.
-            let (a, t) = (r["diagnostics"]["attn_source_0"].as_f64(), r["diagnostics"]["attn_target"].as_f64());
+            let (a, t) = (r["diagnostics"]["attn_cola"].as_f64(), r["diagnostics"]["attn_target"].as_f64());
             assert!((a.unwrap() + t.unwrap() - 1.0).abs() < 1e-4, "{r}");
             assert_eq!(r["method_params"], 2 * 16 + 2 * 16 * 4 + 2 * 16, "target prompt + attention");
         }
@@ -260,6 +260,8 @@ fn transfer_trains_sources_once_per_method_and_reuses_them_exactly() {
         .collect();
     assert_eq!(cached.len(), 2, "{cached:?}");
     assert_eq!(out.matches("source stage trained").count(), 2, "{out}");
+    let diag = std::fs::read_to_string(d.join("out/tr/diagnostics.md")).unwrap();
+    assert!(diag.contains("| attempt | sst2 | 24 | attn_cola |") && diag.contains("source_loss_cola"), "{diag}");
     assert_eq!(out.matches("source stage loaded").count(), 2, "the second size reuses it: {out}");
 
     // Rerun the target stage from the kept source checkpoints: the same results, bit for bit.
