@@ -245,6 +245,62 @@ impl Embeddings {
     }
 }
 
+/// Attention of queries `q` (batch, heads, t, hd) over keys and values (batch, heads, s, hd): scores
+/// scaled by `scale`, plus an additive `bias` broadcast to (batch, heads, t, s) (T5's relative positions,
+/// a causal mask), positions where `keep` (batch, s) is false masked out. A method's `prefix` positions
+/// go in front of the keys and values, visible to every query with no bias; a gated prefix scales its
+/// columns of the attention probabilities (UniPELT), which the fused kernel cannot do, so that case is
+/// spelled out. Returns (batch, heads, t, hd).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend(
+    q: &Tensor,
+    mut k: Tensor,
+    mut v: Tensor,
+    keep: &Tensor,
+    bias: Option<&Tensor>,
+    scale: f64,
+    prefix: Option<pelt_core::Prefix>,
+    p_drop: f64,
+    train: bool,
+) -> Tensor {
+    let (b, t) = (q.size()[0], q.size()[2]);
+    let mut keep = keep.shallow_clone();
+    let mut bias = bias.map(Tensor::shallow_clone);
+    let mut gate = None;
+    if let Some(prefix) = prefix {
+        let p = prefix.keys.size()[2];
+        k = Tensor::cat(&[&prefix.keys, &k], 2);
+        v = Tensor::cat(&[&prefix.values, &v], 2);
+        keep = Tensor::cat(&[&Tensor::ones([b, p], (Kind::Bool, q.device())), &keep], 1);
+        bias = bias.map(|bias| {
+            let shape = bias.size();
+            let zeros = Tensor::zeros([shape[0], shape[1], shape[2], p], (bias.kind(), bias.device()));
+            Tensor::cat(&[zeros, bias], 3)
+        });
+        gate = prefix.gate.map(|g| (p, g));
+    }
+    let keep = keep.view([b, 1, 1, -1]);
+    // The fused kernel takes one mask: boolean alone, or additive when there is a bias.
+    let mask = match &bias {
+        None => keep.shallow_clone(),
+        Some(bias) => bias.masked_fill(&keep.logical_not(), f64::NEG_INFINITY),
+    };
+    match gate {
+        None => Tensor::scaled_dot_product_attention(q, &k, &v, Some(&mask), p_drop, false, Some(scale), false),
+        Some((p, g)) => {
+            let mut scores = q.matmul(&k.transpose(-2, -1)) * scale;
+            if let Some(bias) = &bias {
+                scores += bias;
+            }
+            let probs = scores.masked_fill(&keep.logical_not(), f64::NEG_INFINITY).softmax(-1, Kind::Float);
+            let total = probs.size()[3];
+            let g = g.view([b, 1, t, 1]);
+            let probs = Tensor::cat(&[probs.narrow(3, 0, p) * g, probs.narrow(3, p, total - p)], 3);
+            probs.dropout(p_drop, train).matmul(&v)
+        }
+    }
+}
+
 /// Query, key and value projections and the scaled dot-product attention over them, shared by the BERT
 /// and ViT layers (which differ in where their LayerNorms sit).
 #[derive(Debug)]
@@ -264,34 +320,11 @@ impl SelfAttention {
         let (b, t, d) = x.size3().expect("hidden is (batch, len, d)");
         let split = |h: Tensor| h.view([b, t, self.heads, d / self.heads]).transpose(1, 2);
         let q = split(self.query.forward(x, layer, Site::Query, m, train));
-        let mut k = split(self.key.forward(x, layer, Site::Key, m, train));
-        let mut v = split(self.value.forward(x, layer, Site::Value, m, train));
-        let mut keep = keep.shallow_clone();
-        let mut gate = None;
-        if let Some(prefix) = m.prefix(layer, x, train) {
-            let p = prefix.keys.size()[2];
-            k = Tensor::cat(&[&prefix.keys, &k], 2);
-            v = Tensor::cat(&[&prefix.values, &v], 2);
-            // Prefix positions are visible to every token.
-            keep = Tensor::cat(&[&Tensor::ones([b, p], (Kind::Bool, x.device())), &keep], 1);
-            gate = prefix.gate.map(|g| (p, g));
-        }
-        let mask = keep.view([b, 1, 1, -1]);
+        let k = split(self.key.forward(x, layer, Site::Key, m, train));
+        let v = split(self.value.forward(x, layer, Site::Value, m, train));
         let p_drop = if train { self.attn_dropout } else { 0.0 };
-        let ctx = match gate {
-            None => Tensor::scaled_dot_product_attention(&q, &k, &v, Some(&mask), p_drop, false, None, false),
-            // A gated prefix scales its columns of the attention probabilities, which the fused kernel
-            // cannot do: the attention is spelled out.
-            Some((p, g)) => {
-                let hd = (d / self.heads) as f64;
-                let scores = q.matmul(&k.transpose(-2, -1)) / hd.sqrt();
-                let probs = scores.masked_fill(&mask.logical_not(), f64::NEG_INFINITY).softmax(-1, Kind::Float);
-                let total = probs.size()[3];
-                let g = g.view([b, 1, t, 1]);
-                let probs = Tensor::cat(&[probs.narrow(3, 0, p) * g, probs.narrow(3, p, total - p)], 3);
-                probs.dropout(p_drop, train).matmul(&v)
-            }
-        };
+        let scale = 1.0 / ((d / self.heads) as f64).sqrt();
+        let ctx = attend(&q, k, v, keep, None, scale, m.prefix(layer, x, train), p_drop, train);
         ctx.transpose(1, 2).reshape([b, t, d])
     }
 }

@@ -8,10 +8,12 @@
 pub mod bert;
 pub mod head;
 pub mod loader;
+pub mod t5;
 pub mod vit;
 
 pub use bert::{Bert, BertConfig};
 pub use head::{ClassificationHead, Pooling};
+pub use t5::{Generation, T5Config, T5};
 pub use vit::{Vit, VitConfig};
 
 use pelt_core::{Backbone, BackboneDims, PeltError, Result};
@@ -27,19 +29,23 @@ fn model_type(dir: &Path) -> Result<String> {
     Ok(value.get("model_type").and_then(|v| v.as_str()).unwrap_or("bert").to_owned())
 }
 
-/// The sizes of the model in an HF folder, from its `config.json` (ViT or a BERT-family encoder).
+/// The sizes of the model in an HF folder, from its `config.json` (ViT, T5 / mT5 or a BERT-family
+/// encoder).
 pub fn dims_of(dir: &Path) -> Result<BackboneDims> {
     let config = dir.join("config.json");
     Ok(match model_type(dir)?.as_str() {
         "vit" => VitConfig::from_file(&config)?.dims(),
+        "t5" | "mt5" => T5Config::from_file(&config)?.dims(),
         _ => BertConfig::from_file(&config)?.dims(),
     })
 }
 
-/// Loads an HF model folder as the backbone its `config.json` names: ViT, or a BERT-family encoder.
+/// Loads an HF model folder as the backbone its `config.json` names: ViT, T5 / mT5 (its encoder as the
+/// [`Backbone`]; [`T5::load`] gives the whole encoder-decoder), or a BERT-family encoder.
 pub fn load(dir: &Path, device: tch::Device) -> Result<Box<dyn Backbone>> {
     Ok(match model_type(dir)?.as_str() {
         "vit" => Box::new(Vit::load(dir, device)?),
+        "t5" | "mt5" => Box::new(T5::load(dir, device)?),
         _ => Box::new(Bert::load(dir, device)?),
     })
 }

@@ -365,6 +365,14 @@ impl Experiment {
         let config = exp.backbone.join("config.json");
         let dims = pelt_backbone::dims_of(&exp.backbone)
             .map_err(|e| fail("backbone", format!("{e} (run the set-up: scripts/setup.sh)")))?;
+        if matches!(dims.arch.as_str(), "t5" | "mt5") {
+            // Classification runs use an encoder only; a T5's decoder layers would hold method
+            // parameters that never train. Seq2seq training (the summarization suite) is not built yet.
+            return Err(fail(
+                "backbone",
+                format!("{} is a T5 encoder-decoder: pelt sweeps do not train seq2seq models yet", config.display()),
+            ));
+        }
         for task in exp.tasks.iter().chain(&sources) {
             let image_task = VISION.contains(&task.as_str());
             if image_task != dims.image.is_some() {

@@ -1,0 +1,624 @@
+//! T5 (Raffel et al. 2020, "Exploring the Limits of Transfer Learning with a Unified Text-to-Text
+//! Transformer"), T5 v1.1 and mT5 (Xue et al. 2021): an encoder-decoder with RMS LayerNorms before every
+//! sublayer, no biases, relative position buckets shared by a stack's layers instead of absolute
+//! positions, unscaled dot-product attention, and a ReLU FFN (T5) or a gated-GELU one (v1.1, mT5).
+//!
+//! Variable names mirror Hugging Face's `T5ForConditionalGeneration` (`encoder.block.0.layer.0.
+//! SelfAttention.q.weight`), so an HF T5 / mT5 folder loads by name. Sites: the encoder's layers are
+//! layers 0..L_enc and the decoder's L_enc..L_enc + L_dec of [`BackboneDims::layers`], each with the
+//! BERT encoder's sites on its self-attention (q, k, v, o; prefix positions; the sublayer) and FFN (its
+//! first projection — `wi`, or `wi_0`, the gate's input, in the gated FFN — the activation and `wo`).
+//! Cross-attention takes no method yet. Prompt positions go in front of the encoder's input.
+
+use crate::{
+    bert::{attend, merge_linear, Linear},
+    loader,
+};
+use pelt_core::{compose, Attachment, Backbone, BackboneDims, Encoded, Inputs, PeltError, Result, Site};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tch::{nn, Device, Kind, Tensor};
+
+/// `config.json` of an HF T5 / mT5, with Hugging Face's defaults (t5-small).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct T5Config {
+    /// `t5` or `mt5`.
+    pub model_type: String,
+    /// Vocabulary size.
+    pub vocab_size: i64,
+    /// Hidden size d.
+    pub d_model: i64,
+    /// Size of one attention head (heads · d_kv need not equal d).
+    pub d_kv: i64,
+    /// FFN inner size.
+    pub d_ff: i64,
+    /// Encoder layers.
+    pub num_layers: i64,
+    /// Decoder layers (`None`: as many as the encoder).
+    pub num_decoder_layers: Option<i64>,
+    /// Attention heads.
+    pub num_heads: i64,
+    /// Relative position buckets.
+    pub relative_attention_num_buckets: i64,
+    /// Distance beyond which relative positions share a bucket.
+    pub relative_attention_max_distance: i64,
+    /// Dropout everywhere.
+    pub dropout_rate: f64,
+    /// RMS LayerNorm epsilon.
+    pub layer_norm_epsilon: f64,
+    /// `relu` (T5) or `gated-gelu` (v1.1, mT5).
+    pub feed_forward_proj: String,
+    /// Whether the LM head is the shared embedding matrix.
+    pub tie_word_embeddings: bool,
+    /// Whether decoder outputs are scaled by d^-0.5 before the LM head (written by transformers ≥ 5;
+    /// older files imply it from `tie_word_embeddings`, as the original T5 did).
+    pub scale_decoder_outputs: Option<bool>,
+    /// First decoder input.
+    pub decoder_start_token_id: i64,
+    /// Padding id.
+    pub pad_token_id: i64,
+    /// End of sequence.
+    pub eos_token_id: i64,
+}
+
+impl Default for T5Config {
+    fn default() -> Self {
+        T5Config {
+            model_type: "t5".into(),
+            vocab_size: 32128,
+            d_model: 512,
+            d_kv: 64,
+            d_ff: 2048,
+            num_layers: 6,
+            num_decoder_layers: None,
+            num_heads: 8,
+            relative_attention_num_buckets: 32,
+            relative_attention_max_distance: 128,
+            dropout_rate: 0.1,
+            layer_norm_epsilon: 1e-6,
+            feed_forward_proj: "relu".into(),
+            tie_word_embeddings: true,
+            scale_decoder_outputs: None,
+            decoder_start_token_id: 0,
+            pad_token_id: 0,
+            eos_token_id: 1,
+        }
+    }
+}
+
+impl T5Config {
+    /// Reads and checks `config.json`.
+    pub fn from_file(path: &Path) -> Result<T5Config> {
+        let err = |message: String| PeltError::Weights { path: path.display().to_string(), message };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PeltError::Io { path: path.display().to_string(), source })?;
+        let c: T5Config = serde_json::from_str(&text).map_err(|e| err(format!("not a T5 config.json: {e}")))?;
+        if !matches!(c.model_type.as_str(), "t5" | "mt5") {
+            return Err(err(format!("model_type `{}` is not t5 or mt5", c.model_type)));
+        }
+        if !matches!(c.feed_forward_proj.as_str(), "relu" | "gated-gelu") {
+            return Err(err(format!(
+                "feed_forward_proj `{}` is not supported (relu, gated-gelu)",
+                c.feed_forward_proj
+            )));
+        }
+        Ok(c)
+    }
+
+    fn decoder_layers(&self) -> i64 {
+        self.num_decoder_layers.unwrap_or(self.num_layers)
+    }
+
+    fn gated(&self) -> bool {
+        self.feed_forward_proj == "gated-gelu"
+    }
+
+    /// The sizes methods are built for: `layers` counts encoder and decoder layers.
+    pub fn dims(&self) -> BackboneDims {
+        BackboneDims {
+            arch: self.model_type.clone(),
+            hidden: self.d_model,
+            layers: self.num_layers + self.decoder_layers(),
+            heads: self.num_heads,
+            intermediate: self.d_ff,
+            vocab: self.vocab_size,
+            // Relative positions put no hard limit on length; this bounds prompt lengths.
+            positions: 512,
+            type_vocab: 0,
+            image: None,
+        }
+    }
+}
+
+/// T5's LayerNorm: scale only, by the root mean square, no mean subtracted, no bias.
+#[derive(Debug)]
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn new(p: nn::Path, d: i64, eps: f64) -> RmsNorm {
+        RmsNorm { weight: p.var("weight", &[d], nn::Init::Const(1.0)), eps }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let variance = x.square().mean_dim([-1].as_slice(), true, Kind::Float);
+        x * (variance + self.eps).rsqrt() * &self.weight
+    }
+}
+
+/// A bias-free projection (T5 has no biases): a [`Linear`] whose bias is a zero buffer, so that merging
+/// and the site hooks are shared with the other backbones.
+fn projection(p: nn::Path, input: i64, output: i64) -> Linear {
+    let linear = Linear {
+        weight: p.var("weight", &[output, input], nn::Init::Randn { mean: 0.0, stdev: (input as f64).powf(-0.5) }),
+        bias: Tensor::zeros([output], (Kind::Float, p.device())),
+    };
+    let _ = linear.bias.shallow_clone().set_requires_grad(false);
+    linear
+}
+
+/// Self- or cross-attention with optional relative position buckets.
+#[derive(Debug)]
+struct T5Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    heads: i64,
+    d_kv: i64,
+    relative: Option<Tensor>,
+}
+
+impl T5Attention {
+    fn new(p: nn::Path, c: &T5Config, relative: bool) -> T5Attention {
+        let inner = c.num_heads * c.d_kv;
+        T5Attention {
+            q: projection(&p / "q", c.d_model, inner),
+            k: projection(&p / "k", c.d_model, inner),
+            v: projection(&p / "v", c.d_model, inner),
+            o: projection(&p / "o", inner, c.d_model),
+            heads: c.num_heads,
+            d_kv: c.d_kv,
+            relative: relative.then(|| {
+                (&p / "relative_attention_bias").var(
+                    "weight",
+                    &[c.relative_attention_num_buckets, c.num_heads],
+                    nn::Init::Randn { mean: 0.0, stdev: (c.d_model as f64).powf(-0.5) },
+                )
+            }),
+        }
+    }
+
+    /// Attention of `x` over `kv` (itself for self-attention); `hooks` = the layer index when the
+    /// method attaches here (self-attention), `None` for cross-attention.
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        x: &Tensor,
+        kv: &Tensor,
+        keep: &Tensor,
+        bias: Option<&Tensor>,
+        hooks: Option<usize>,
+        m: &dyn Attachment,
+        p_drop: f64,
+        train: bool,
+    ) -> Tensor {
+        let (b, t, _) = x.size3().expect("(batch, len, d)");
+        let s = kv.size()[1];
+        let split = |h: Tensor, n: i64| h.view([b, n, self.heads, self.d_kv]).transpose(1, 2);
+        let proj = |lin: &Linear, input: &Tensor, site: Site| match hooks {
+            Some(layer) => lin.forward(input, layer, site, m, train),
+            None => input.matmul(&lin.weight.tr()),
+        };
+        let q = split(proj(&self.q, x, Site::Query), t);
+        let k = split(proj(&self.k, kv, Site::Key), s);
+        let v = split(proj(&self.v, kv, Site::Value), s);
+        let prefix = hooks.and_then(|layer| m.prefix(layer, x, train));
+        if let Some(p) = &prefix {
+            assert_eq!(
+                p.keys.size()[3],
+                self.d_kv,
+                "prefix positions need heads · d_kv = d_model (this T5 has d_kv {} with d_model {})",
+                self.d_kv,
+                self.heads * self.d_kv
+            );
+        }
+        let ctx = attend(&q, k, v, keep, bias, 1.0, prefix, p_drop, train);
+        let ctx = ctx.transpose(1, 2).reshape([b, t, self.heads * self.d_kv]);
+        proj(&self.o, &ctx, Site::AttentionOutput)
+    }
+}
+
+/// T5's relative position bucket of `relative` = key position − query position (Mesh TensorFlow's).
+fn bucket(relative: i64, bidirectional: bool, buckets: i64, max_distance: i64) -> i64 {
+    let (mut n, mut out, mut r) = (buckets, 0, relative);
+    if bidirectional {
+        n /= 2;
+        if r > 0 {
+            out += n;
+        }
+        r = r.abs();
+    } else {
+        r = -r.min(0);
+    }
+    let exact = n / 2;
+    if r < exact {
+        return out + r;
+    }
+    let large = exact
+        + ((r as f64 / exact as f64).ln() / (max_distance as f64 / exact as f64).ln() * (n - exact) as f64) as i64;
+    out + large.min(n - 1)
+}
+
+/// The (1, heads, t, s) position bias of a stack from its first layer's bucket table.
+fn position_bias(table: &Tensor, t: i64, s: i64, bidirectional: bool, c: &T5Config) -> Tensor {
+    let ids: Vec<i64> = (0..t)
+        .flat_map(|i| {
+            (0..s).map(move |j| {
+                bucket(j - i, bidirectional, c.relative_attention_num_buckets, c.relative_attention_max_distance)
+            })
+        })
+        .collect();
+    let ids = Tensor::from_slice(&ids).view([t, s]).to_device(table.device());
+    Tensor::embedding(table, &ids, -1, false, false).permute([2, 0, 1]).unsqueeze(0)
+}
+
+/// The FFN: ReLU (T5) or gated GELU (v1.1, mT5).
+#[derive(Debug)]
+struct T5Ffn {
+    wi: Linear,
+    wi_1: Option<Linear>,
+    wo: Linear,
+}
+
+impl T5Ffn {
+    fn new(p: nn::Path, c: &T5Config) -> T5Ffn {
+        let dr = &p / "DenseReluDense";
+        if c.gated() {
+            T5Ffn {
+                wi: projection(&dr / "wi_0", c.d_model, c.d_ff),
+                wi_1: Some(projection(&dr / "wi_1", c.d_model, c.d_ff)),
+                wo: projection(&dr / "wo", c.d_ff, c.d_model),
+            }
+        } else {
+            T5Ffn {
+                wi: projection(&dr / "wi", c.d_model, c.d_ff),
+                wi_1: None,
+                wo: projection(&dr / "wo", c.d_ff, c.d_model),
+            }
+        }
+    }
+
+    fn forward(&self, x: &Tensor, layer: usize, m: &dyn Attachment, p_drop: f64, train: bool) -> Tensor {
+        let inner = self.wi.forward(x, layer, Site::FfnIntermediate, m, train);
+        let act = m.activation(layer, &inner, train).unwrap_or_else(|| match &self.wi_1 {
+            Some(_) => inner.gelu("tanh"),
+            None => inner.relu(),
+        });
+        let h = match &self.wi_1 {
+            Some(wi_1) => act * x.matmul(&wi_1.weight.tr()),
+            None => act,
+        };
+        self.wo.forward(&h.dropout(p_drop, train), layer, Site::FfnOutput, m, train)
+    }
+}
+
+/// One encoder (no cross-attention) or decoder layer.
+#[derive(Debug)]
+struct Block {
+    self_norm: RmsNorm,
+    self_attn: T5Attention,
+    cross: Option<(RmsNorm, T5Attention)>,
+    ff_norm: RmsNorm,
+    ff: T5Ffn,
+}
+
+impl Block {
+    fn new(p: nn::Path, c: &T5Config, first: bool, decoder: bool) -> Block {
+        let l = &p / "layer";
+        let eps = c.layer_norm_epsilon;
+        let ff_index = if decoder { 2 } else { 1 };
+        Block {
+            self_norm: RmsNorm::new(&l / 0 / "layer_norm", c.d_model, eps),
+            self_attn: T5Attention::new(&l / 0 / "SelfAttention", c, first),
+            cross: decoder.then(|| {
+                (
+                    RmsNorm::new(&l / 1 / "layer_norm", c.d_model, eps),
+                    T5Attention::new(&l / 1 / "EncDecAttention", c, false),
+                )
+            }),
+            ff_norm: RmsNorm::new(&l / ff_index / "layer_norm", c.d_model, eps),
+            ff: T5Ffn::new(&l / ff_index, c),
+        }
+    }
+
+    /// `memory`: the encoder's output and mask, for a decoder layer.
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        h: &Tensor,
+        keep: &Tensor,
+        bias: &Tensor,
+        memory: Option<(&Tensor, &Tensor)>,
+        layer: usize,
+        m: &dyn Attachment,
+        p_drop: f64,
+        train: bool,
+    ) -> Tensor {
+        let sublayer = |x: &Tensor, out: Tensor, site: Site| match m.sublayer(layer, site, x, &out, train) {
+            Some(delta) => compose(&out, &delta.value, &delta.scale),
+            None => out,
+        };
+        let x = self.self_norm.forward(h);
+        let a = self.self_attn.forward(&x, &x, keep, Some(bias), Some(layer), m, p_drop, train).dropout(p_drop, train);
+        let mut h = sublayer(&x, a, Site::AttentionOutput) + h;
+        if let (Some((norm, attn)), Some((enc, enc_keep))) = (&self.cross, memory) {
+            let x = norm.forward(&h);
+            h = attn.forward(&x, enc, enc_keep, None, None, m, p_drop, train).dropout(p_drop, train) + h;
+        }
+        let x = self.ff_norm.forward(&h);
+        let f = self.ff.forward(&x, layer, m, p_drop, train).dropout(p_drop, train);
+        sublayer(&x, f, Site::FfnOutput) + h
+    }
+}
+
+/// Decoding settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Generation {
+    /// Tokens to generate at most after the start token.
+    pub max_new_tokens: usize,
+    /// 1: greedy; more: beam search with that many beams.
+    pub num_beams: usize,
+    /// Beam scores are divided by length^length_penalty.
+    pub length_penalty: f64,
+}
+
+/// A T5 / mT5 encoder-decoder with its weights in a [`nn::VarStore`].
+#[derive(Debug)]
+pub struct T5 {
+    vs: nn::VarStore,
+    config: T5Config,
+    dims: BackboneDims,
+    shared: Tensor,
+    encoder: Vec<Block>,
+    encoder_norm: RmsNorm,
+    decoder: Vec<Block>,
+    decoder_norm: RmsNorm,
+    lm_head: Option<Tensor>,
+}
+
+impl T5 {
+    /// Builds a randomly initialised model from `seed`.
+    pub fn random(config: &T5Config, seed: i64, device: Device) -> T5 {
+        tch::manual_seed(seed);
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let c = config;
+        let shared =
+            (&root / "shared").var("weight", &[c.vocab_size, c.d_model], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
+        let stack = |name: &str, n: i64, decoder: bool| -> Vec<Block> {
+            (0..n).map(|i| Block::new(&root / name / "block" / i, c, i == 0, decoder)).collect()
+        };
+        let encoder = stack("encoder", c.num_layers, false);
+        let decoder = stack("decoder", c.decoder_layers(), true);
+        let encoder_norm = RmsNorm::new(&root / "encoder" / "final_layer_norm", c.d_model, c.layer_norm_epsilon);
+        let decoder_norm = RmsNorm::new(&root / "decoder" / "final_layer_norm", c.d_model, c.layer_norm_epsilon);
+        let lm_head = (!c.tie_word_embeddings).then(|| {
+            (&root / "lm_head").var("weight", &[c.vocab_size, c.d_model], nn::Init::Randn { mean: 0.0, stdev: 1.0 })
+        });
+        T5 { dims: c.dims(), config: c.clone(), vs, shared, encoder, encoder_norm, decoder, decoder_norm, lm_head }
+    }
+
+    /// Loads a Hugging Face T5 / mT5 folder: `config.json` + `model.safetensors`.
+    pub fn load(dir: &Path, device: Device) -> Result<T5> {
+        let config = T5Config::from_file(&dir.join("config.json"))?;
+        let model = T5::random(&config, 0, device);
+        loader::load_safetensors(&model.vs, &dir.join("model.safetensors"))?;
+        Ok(model)
+    }
+
+    /// The parsed `config.json`.
+    pub fn config(&self) -> &T5Config {
+        &self.config
+    }
+
+    fn p_drop(&self, train: bool) -> f64 {
+        if train {
+            self.config.dropout_rate
+        } else {
+            0.0
+        }
+    }
+
+    /// Next-token logits (batch, t, vocab) for `decoder_ids` (batch, t) given the encoder's output.
+    pub fn decode(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment, train: bool) -> Tensor {
+        let (b, t) = decoder_ids.size2().expect("decoder ids are (batch, len)");
+        let p_drop = self.p_drop(train);
+        let mut h = Tensor::embedding(&self.shared, decoder_ids, -1, false, false).dropout(p_drop, train);
+        let keep = Tensor::ones([b, t], (Kind::Bool, h.device()));
+        let table = self.decoder[0].self_attn.relative.as_ref().expect("the first decoder layer holds the buckets");
+        let causal = Tensor::ones([t, t], (Kind::Bool, h.device())).tril(0);
+        let bias = position_bias(table, t, t, false, &self.config)
+            .masked_fill(&causal.logical_not().view([1, 1, t, t]), f64::NEG_INFINITY);
+        let enc_keep = encoded.mask.ne(0);
+        let offset = self.encoder.len();
+        for (i, block) in self.decoder.iter().enumerate() {
+            h = block.forward(&h, &keep, &bias, Some((&encoded.hidden, &enc_keep)), offset + i, m, p_drop, train);
+        }
+        let mut out = self.decoder_norm.forward(&h).dropout(p_drop, train);
+        let scale = self.config.scale_decoder_outputs.unwrap_or(self.config.tie_word_embeddings);
+        if scale {
+            out *= (self.config.d_model as f64).powf(-0.5);
+        }
+        out.matmul(&self.lm_head.as_ref().unwrap_or(&self.shared).tr())
+    }
+
+    /// Generated sequences, each starting with the decoder start token as Hugging Face's `generate`
+    /// returns them: greedy (`num_beams` 1, finished rows padded) or beam search (best finished
+    /// hypothesis by score / length^length_penalty, or the best running beam at the length limit).
+    pub fn generate(&self, inputs: &Inputs, m: &dyn Attachment, g: &Generation) -> Vec<Vec<i64>> {
+        tch::no_grad(|| {
+            let encoded = self.forward(inputs, m, false);
+            if g.num_beams <= 1 {
+                self.greedy(&encoded, m, g)
+            } else {
+                let b = encoded.hidden.size()[0];
+                (0..b)
+                    .map(|i| {
+                        let one = Encoded {
+                            hidden: encoded.hidden.narrow(0, i, 1),
+                            mask: encoded.mask.narrow(0, i, 1),
+                            inserted: encoded.inserted,
+                        };
+                        self.beam(&one, m, g)
+                    })
+                    .collect()
+            }
+        })
+    }
+
+    fn last_log_probs(&self, encoded: &Encoded, seqs: &[Vec<i64>], m: &dyn Attachment) -> Tensor {
+        let t = seqs[0].len() as i64;
+        let flat: Vec<i64> = seqs.iter().flatten().copied().collect();
+        let ids = Tensor::from_slice(&flat).view([seqs.len() as i64, t]).to_device(encoded.hidden.device());
+        self.decode(encoded, &ids, m, false).select(1, t - 1).log_softmax(-1, Kind::Float)
+    }
+
+    fn greedy(&self, encoded: &Encoded, m: &dyn Attachment, g: &Generation) -> Vec<Vec<i64>> {
+        let b = encoded.hidden.size()[0] as usize;
+        let c = &self.config;
+        let mut seqs = vec![vec![c.decoder_start_token_id]; b];
+        let mut done = vec![false; b];
+        for _ in 0..g.max_new_tokens {
+            let next =
+                Vec::<i64>::try_from(self.last_log_probs(encoded, &seqs, m).argmax(-1, false)).unwrap_or_default();
+            for (i, seq) in seqs.iter_mut().enumerate() {
+                seq.push(if done[i] { c.pad_token_id } else { next[i] });
+                done[i] |= next[i] == c.eos_token_id;
+            }
+            if done.iter().all(|&d| d) {
+                break;
+            }
+        }
+        seqs
+    }
+
+    fn beam(&self, encoded: &Encoded, m: &dyn Attachment, g: &Generation) -> Vec<i64> {
+        let c = &self.config;
+        let k = g.num_beams;
+        let mut beams: Vec<(Vec<i64>, f64)> = vec![(vec![c.decoder_start_token_id], 0.0)];
+        let mut finished: Vec<(Vec<i64>, f64)> = Vec::new();
+        let norm = |len: usize, score: f64| score / (len as f64).powf(g.length_penalty);
+        for _ in 0..g.max_new_tokens {
+            let n = beams.len() as i64;
+            let memory = Encoded {
+                hidden: encoded.hidden.expand([n, -1, -1], false),
+                mask: encoded.mask.expand([n, -1], false),
+                inserted: encoded.inserted,
+            };
+            let seqs: Vec<Vec<i64>> = beams.iter().map(|(s, _)| s.clone()).collect();
+            let lp = self.last_log_probs(&memory, &seqs, m);
+            let scores = lp + Tensor::from_slice(&beams.iter().map(|b| b.1 as f32).collect::<Vec<_>>()).unsqueeze(1);
+            let vocab = scores.size()[1];
+            // 2k candidates, so that k survive even when some end the sequence.
+            let (top, idx) = scores.view([-1]).topk(2 * k as i64, -1, true, true);
+            let top = Vec::<f64>::try_from(top.to_kind(Kind::Double)).unwrap_or_default();
+            let idx = Vec::<i64>::try_from(idx).unwrap_or_default();
+            let mut next = Vec::new();
+            for (score, flat) in top.into_iter().zip(idx) {
+                let (from, token) = ((flat / vocab) as usize, flat % vocab);
+                let mut seq = beams[from].0.clone();
+                seq.push(token);
+                if token == c.eos_token_id {
+                    finished.push((seq.clone(), norm(seq.len() - 1, score)));
+                } else {
+                    next.push((seq, score));
+                }
+                if next.len() == k {
+                    break;
+                }
+            }
+            beams = next;
+            // Stop once k hypotheses are finished and no running beam can beat the worst of them.
+            finished.sort_by(|a, b| b.1.total_cmp(&a.1));
+            finished.truncate(k);
+            if finished.len() == k {
+                let worst = finished[k - 1].1;
+                let best_running = beams.iter().map(|(s, sc)| norm(s.len() - 1, *sc)).fold(f64::NEG_INFINITY, f64::max);
+                if best_running <= worst {
+                    break;
+                }
+            }
+        }
+        let running = beams.into_iter().map(|(s, sc)| (norm(s.len() - 1, sc), s));
+        let done = finished.into_iter().map(|(s, sc)| (sc, s));
+        done.chain(running).max_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, s)| s).unwrap_or_default()
+    }
+}
+
+impl Backbone for T5 {
+    fn dims(&self) -> &BackboneDims {
+        &self.dims
+    }
+
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    /// The encoder: its final hidden states, with any prompt positions in front.
+    fn forward(&self, inputs: &Inputs, method: &dyn Attachment, train: bool) -> Encoded {
+        let p_drop = self.p_drop(train);
+        let mut h = Tensor::embedding(&self.shared, &inputs.input_ids, -1, false, false).dropout(p_drop, train);
+        let mut mask = inputs.attention_mask.shallow_clone();
+        let mut p = 0;
+        if let Some(prompt) = method.prompt(&h, &mask, train) {
+            let b;
+            (b, p, _) = prompt.size3().expect("prompt is (batch, positions, d)");
+            h = Tensor::cat(&[&prompt, &h], 1);
+            mask = Tensor::cat(&[&Tensor::ones([b, p], (Kind::Int64, h.device())), &mask], 1);
+        }
+        let keep = mask.ne(0);
+        let t = h.size()[1];
+        let table = self.encoder[0].self_attn.relative.as_ref().expect("the first encoder layer holds the buckets");
+        let bias = position_bias(table, t, t, true, &self.config);
+        for (i, block) in self.encoder.iter().enumerate() {
+            h = block.forward(&h, &keep, &bias, None, i, method, p_drop, train);
+        }
+        Encoded { hidden: self.encoder_norm.forward(&h).dropout(p_drop, train), mask, inserted: (0, p) }
+    }
+
+    fn merge_projection(&mut self, layer: usize, site: Site, delta_w: &Tensor) -> Result<()> {
+        let l_enc = self.encoder.len();
+        let block = if layer < l_enc { self.encoder.get_mut(layer) } else { self.decoder.get_mut(layer - l_enc) };
+        let lin = block.and_then(|b| match site {
+            Site::Query => Some(&mut b.self_attn.q),
+            Site::Key => Some(&mut b.self_attn.k),
+            Site::Value => Some(&mut b.self_attn.v),
+            Site::AttentionOutput => Some(&mut b.self_attn.o),
+            Site::FfnIntermediate => Some(&mut b.ff.wi),
+            Site::FfnOutput => Some(&mut b.ff.wo),
+            _ => None,
+        });
+        merge_linear(lin, layer, site, delta_w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket;
+
+    #[test]
+    fn relative_buckets_match_mesh_tensorflow() {
+        // Bidirectional, 32 buckets, max distance 128 (T5's defaults): exact for |r| < 8, log-spaced
+        // after, the sign in the upper half.
+        let b = |r| bucket(r, true, 32, 128);
+        assert_eq!((b(0), b(1), b(7), b(-1), b(-7)), (0, 17, 23, 1, 7));
+        assert_eq!((b(8), b(-8), b(-127), b(127), b(-1000)), (24, 8, 15, 31, 15));
+        // Unidirectional (decoder): future positions share bucket 0.
+        let u = |r| bucket(r, false, 32, 128);
+        assert_eq!((u(3), u(0), u(-1), u(-15), u(-16), u(-1000)), (0, 0, 1, 15, 16, 31));
+    }
+}
