@@ -208,7 +208,9 @@ impl Table {
 /// Polytropon's routing concentration, source-training losses), mean ± std over the seeds of each
 /// (method, task, data size), as a Markdown table in long form; `None` when no record has any.
 pub fn diagnostics(records: &[Record], exp: Option<&Experiment>) -> Option<String> {
-    let mut groups: BTreeMap<(usize, String, String, (u8, usize), String, String), Vec<f64>> = BTreeMap::new();
+    // Sorted by the experiment's method order, then task, size (in data-size order) and diagnostic.
+    type Key = (usize, String, String, (u8, usize), String, String);
+    let mut groups: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
     let method_rank = |m: &str| exp.and_then(|e| e.methods.iter().position(|s| s.label() == m)).unwrap_or(usize::MAX);
     for r in records.iter().filter(|r| r.status == Status::Ok) {
         let size = DataSize::parse(&r.data_size).map(DataSize::order).unwrap_or((9, 0));
