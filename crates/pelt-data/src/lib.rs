@@ -9,6 +9,7 @@ pub mod glue;
 pub mod metrics;
 pub mod sampler;
 pub mod shipped;
+pub mod summarization;
 pub mod task;
 pub mod tokenize;
 pub mod vision;
