@@ -143,7 +143,10 @@ if ! fm_ok; then
   if [ ! -f "$deb" ] || [ "$(sha "$deb")" != "$fm_deb_sha" ]; then
     log "downloading Fashion-MNIST ($fm_deb)"
     tmp="$(mktemp -d "$cache/downloads/.partial.XXXXXX")"
-    (cd "$tmp" && apt-get download "dataset-fashion-mnist=0.0~git20200523.55506a9-1" >/dev/null 2>&1) || true
+    # Straight from the Debian archive's pool; apt-get download (which needs the apt lists) if that fails.
+    curl -fsS --retry 3 -o "$tmp/$fm_deb" \
+      "http://deb.debian.org/debian/pool/main/d/dataset-fashion-mnist/dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb" \
+      || (cd "$tmp" && apt-get download "dataset-fashion-mnist=0.0~git20200523.55506a9-1" >/dev/null 2>&1) || true
     if [ -f "$tmp/$fm_deb" ] && [ "$(sha "$tmp/$fm_deb")" = "$fm_deb_sha" ]; then
       mv "$tmp/$fm_deb" "$deb"
     fi
