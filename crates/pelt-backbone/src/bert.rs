@@ -170,6 +170,19 @@ pub(crate) fn merge_linear(lin: Option<&mut Linear>, layer: usize, site: Site, d
     })
 }
 
+/// Puts a method's prompt positions (if any) in front of the embedded input and extends the mask over
+/// them: (hidden, mask, number of prompt positions).
+pub(crate) fn prepend_prompt(h: Tensor, mask: &Tensor, method: &dyn Attachment, train: bool) -> (Tensor, Tensor, i64) {
+    match method.prompt(&h, mask, train) {
+        Some(prompt) => {
+            let (b, p, _) = prompt.size3().expect("prompt is (batch, positions, d)");
+            let ones = Tensor::ones([b, p], (Kind::Int64, h.device()));
+            (Tensor::cat(&[&prompt, &h], 1), Tensor::cat(&[&ones, mask], 1), p)
+        }
+        None => (h, mask.shallow_clone(), 0),
+    }
+}
+
 /// The FFN activation named by a config's `hidden_act` (checked when the config is read).
 pub(crate) fn activate(act: &str, x: &Tensor) -> Tensor {
     match act {
@@ -474,15 +487,8 @@ impl Backbone for Bert {
     }
 
     fn forward(&self, inputs: &Inputs, method: &dyn Attachment, train: bool) -> Encoded {
-        let mut h = self.embeddings.forward(inputs, train);
-        let mut mask = inputs.attention_mask.shallow_clone();
-        let mut p = 0;
-        if let Some(prompt) = method.prompt(&h, &mask, train) {
-            let b;
-            (b, p, _) = prompt.size3().expect("prompt is (batch, positions, d)");
-            h = Tensor::cat(&[&prompt, &h], 1);
-            mask = Tensor::cat(&[&Tensor::ones([b, p], (Kind::Int64, h.device())), &mask], 1);
-        }
+        let embedded = self.embeddings.forward(inputs, train);
+        let (mut h, mask, p) = prepend_prompt(embedded, &inputs.attention_mask, method, train);
         let keep = mask.ne(0);
         for (i, layer) in self.layers.iter().enumerate() {
             if i > 0 && p > 0 {

@@ -11,7 +11,7 @@
 //! Cross-attention takes no method yet. Prompt positions go in front of the encoder's input.
 
 use crate::{
-    bert::{attend, merge_linear, Linear},
+    bert::{attend, merge_linear, prepend_prompt, Linear},
     loader,
 };
 use pelt_core::{compose, Attachment, Backbone, BackboneDims, Encoded, Inputs, PeltError, Result, Site};
@@ -571,15 +571,8 @@ impl Backbone for T5 {
     /// The encoder: its final hidden states, with any prompt positions in front.
     fn forward(&self, inputs: &Inputs, method: &dyn Attachment, train: bool) -> Encoded {
         let p_drop = self.p_drop(train);
-        let mut h = Tensor::embedding(&self.shared, &inputs.input_ids, -1, false, false).dropout(p_drop, train);
-        let mut mask = inputs.attention_mask.shallow_clone();
-        let mut p = 0;
-        if let Some(prompt) = method.prompt(&h, &mask, train) {
-            let b;
-            (b, p, _) = prompt.size3().expect("prompt is (batch, positions, d)");
-            h = Tensor::cat(&[&prompt, &h], 1);
-            mask = Tensor::cat(&[&Tensor::ones([b, p], (Kind::Int64, h.device())), &mask], 1);
-        }
+        let embedded = Tensor::embedding(&self.shared, &inputs.input_ids, -1, false, false).dropout(p_drop, train);
+        let (mut h, mask, p) = prepend_prompt(embedded, &inputs.attention_mask, method, train);
         let keep = mask.ne(0);
         let t = h.size()[1];
         let table = self.encoder[0].self_attn.relative.as_ref().expect("the first encoder layer holds the buckets");
