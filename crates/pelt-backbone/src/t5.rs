@@ -435,6 +435,16 @@ impl T5 {
 
     /// Next-token logits (batch, t, vocab) for `decoder_ids` (batch, t) given the encoder's output.
     pub fn decode(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment, train: bool) -> Tensor {
+        let mut out = self.decoder_states(encoded, decoder_ids, m, train);
+        let scale = self.config.scale_decoder_outputs.unwrap_or(self.config.tie_word_embeddings);
+        if scale {
+            out *= (self.config.d_model as f64).powf(-0.5);
+        }
+        out.matmul(&self.lm_head.as_ref().unwrap_or(&self.shared).tr())
+    }
+
+    /// The decoder's final hidden states (batch, t, d) for `decoder_ids` given the encoder's output.
+    pub fn decoder_states(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment, train: bool) -> Tensor {
         let (b, t) = decoder_ids.size2().expect("decoder ids are (batch, len)");
         let p_drop = self.p_drop(train);
         let mut h = Tensor::embedding(&self.shared, decoder_ids, -1, false, false).dropout(p_drop, train);
@@ -448,12 +458,7 @@ impl T5 {
         for (i, block) in self.decoder.iter().enumerate() {
             h = block.forward(&h, &keep, &bias, Some((&encoded.hidden, &enc_keep)), offset + i, m, p_drop, train);
         }
-        let mut out = self.decoder_norm.forward(&h).dropout(p_drop, train);
-        let scale = self.config.scale_decoder_outputs.unwrap_or(self.config.tie_word_embeddings);
-        if scale {
-            out *= (self.config.d_model as f64).powf(-0.5);
-        }
-        out.matmul(&self.lm_head.as_ref().unwrap_or(&self.shared).tr())
+        self.decoder_norm.forward(&h).dropout(p_drop, train)
     }
 
     /// Generated sequences, each starting with the decoder start token as Hugging Face's `generate`
@@ -581,6 +586,14 @@ impl Backbone for T5 {
             h = block.forward(&h, &keep, &bias, None, i, method, p_drop, train);
         }
         Encoded { hidden: self.encoder_norm.forward(&h).dropout(p_drop, train), mask, inserted: (0, p) }
+    }
+
+    /// The decoder's states with the inputs teacher-forced as decoder inputs, so that the encoder's and
+    /// the decoder's layers are all on the path; the mask is the inputs' own.
+    fn probe(&self, inputs: &Inputs, method: &dyn Attachment, train: bool) -> Encoded {
+        let encoded = self.forward(inputs, method, train);
+        let hidden = self.decoder_states(&encoded, &inputs.input_ids, method, train);
+        Encoded { hidden, mask: inputs.attention_mask.shallow_clone(), inserted: (0, 0) }
     }
 
     fn merge_projection(&mut self, layer: usize, site: Site, delta_w: &Tensor) -> Result<()> {

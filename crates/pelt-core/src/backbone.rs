@@ -124,6 +124,13 @@ pub trait Backbone {
     /// Adds a weight update ΔW (out × in) to the projection at `site` of `layer` (merging a
     /// reparameterised method into the frozen weights).
     fn merge_projection(&mut self, layer: usize, site: Site, delta_w: &Tensor) -> Result<()>;
+
+    /// The output the conformance suite checks, which must pass through every layer a method attaches
+    /// to: an encoder's [`Backbone::forward`]; an encoder-decoder's decoder states, with the inputs
+    /// teacher-forced as decoder inputs over the encoder's output.
+    fn probe(&self, inputs: &Inputs, method: &dyn Attachment, train: bool) -> Encoded {
+        self.forward(inputs, method, train)
+    }
 }
 
 /// Is the backbone variable `name` a LayerNorm gain or bias? (HF names: `LayerNorm` in BERT,

@@ -78,8 +78,8 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
     assert_unique_names(method.name(), method.var_store().variables().into_keys());
 
     // Identity at init, in eval mode (dropout off).
-    let bare = tch::no_grad(|| backbone.forward(&inputs, &NoMethod, false));
-    let with = tch::no_grad(|| backbone.forward(&inputs, method.as_ref(), false));
+    let bare = tch::no_grad(|| backbone.probe(&inputs, &NoMethod, false));
+    let with = tch::no_grad(|| backbone.probe(&inputs, method.as_ref(), false));
     let diff = max_abs_diff(&real_positions(&bare), &real_positions(&with));
     match method.identity() {
         Identity::Exact => assert!(diff < 1e-5, "{}: claims identity at init but differs by {diff}", method.name()),
@@ -95,7 +95,7 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
     let target = Tensor::randn(bare.hidden.size(), (Kind::Float, tch::Device::Cpu));
     let loss_of = |out: &crate::backbone::Encoded| (real_positions(out) - &target).square().mean(Kind::Float);
     if method.wants_calibration() {
-        loss_of(&backbone.forward(&inputs, method.as_ref(), false)).backward();
+        loss_of(&backbone.probe(&inputs, method.as_ref(), false)).backward();
         method.calibrate();
         zero_grads(&trainable);
     }
@@ -114,7 +114,7 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
                 (Inputs::text(cut(&inputs.input_ids), cut(&inputs.attention_mask), cut(&inputs.token_type_ids)), real)
             }
         };
-        let single = real_positions(&backbone.forward(&alone, method.as_ref(), false));
+        let single = real_positions(&backbone.probe(&alone, method.as_ref(), false));
         let batched = real_positions(&with).narrow(0, row, 1).narrow(1, 0, real);
         let diff = max_abs_diff(&single, &batched);
         assert!(diff < 1e-4, "{}: padding changes real tokens' outputs by {diff}", method.name());
@@ -146,7 +146,7 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
     // so "trains" is checked on the gradient, and "frozen" on both gradient and value.
     let mut signal: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
     for step in 0..4 {
-        let loss = loss_of(&backbone.forward(&inputs, method.as_ref(), false));
+        let loss = loss_of(&backbone.probe(&inputs, method.as_ref(), false));
         zero_grads(&trainable);
         if trainable.is_empty() {
             assert!(!loss.requires_grad(), "{}: no trainable variables yet the loss has a graph", method.name());
@@ -192,7 +192,7 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
     }
 
     // Save/load round trip into a fresh backbone and a freshly initialised method.
-    let trained = tch::no_grad(|| backbone.forward(&inputs, method.as_ref(), false));
+    let trained = tch::no_grad(|| backbone.probe(&inputs, method.as_ref(), false));
     // Tests of one crate run in parallel threads of one process: each call needs its own folder.
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -210,7 +210,7 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
     let fresh = make_method(&dims);
     fresh.init_from(fresh_backbone.as_ref());
     load_trainable(fresh_backbone.as_ref(), fresh.as_ref(), &file).expect("load");
-    let reloaded = tch::no_grad(|| fresh_backbone.forward(&inputs, fresh.as_ref(), false));
+    let reloaded = tch::no_grad(|| fresh_backbone.probe(&inputs, fresh.as_ref(), false));
     let diff = max_abs_diff(&trained.hidden, &reloaded.hidden);
     assert!(diff < 1e-6, "{}: reloaded weights give output differing by {diff}", method.name());
     let _ = std::fs::remove_dir_all(&dir);
@@ -219,7 +219,7 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
     let mut merged_backbone = fresh_backbone;
     let merged = fresh.merge_into(merged_backbone.as_mut()).expect("merge");
     if merged {
-        let out = tch::no_grad(|| merged_backbone.forward(&inputs, &NoMethod, false));
+        let out = tch::no_grad(|| merged_backbone.probe(&inputs, &NoMethod, false));
         let diff = max_abs_diff(&reloaded.hidden, &out.hidden);
         assert!(diff < 1e-4, "{}: merged output differs from unmerged by {diff}", method.name());
     }
@@ -251,7 +251,7 @@ pub fn bench_inputs(dims: &BackboneDims, batch: i64, len: i64) -> Inputs {
 /// One training step's forward and backward through `backbone` with `method` attached (after
 /// [`prepare_training`]), as benches time it; returns the loss.
 pub fn forward_backward(backbone: &dyn Backbone, method: &dyn crate::Attachment, inputs: &Inputs) -> f64 {
-    let out = backbone.forward(inputs, method, true);
+    let out = backbone.probe(inputs, method, true);
     let loss = out.hidden.square().mean(Kind::Float);
     if loss.requires_grad() {
         loss.backward();
