@@ -58,8 +58,23 @@ impl ImageSet {
         let img = &self.pixels[i * per..(i + 1) * per];
         let scale = s_in as f32 / size as f32;
         let mut out = Vec::with_capacity(channels * size * size);
+        // A grey backbone reads colour images as their luminance (ITU-R 601 weights, as PIL's "L").
+        let plane = s_in * s_in;
+        let grey: Vec<u8>;
+        let planes: &[u8] = if channels == 1 && c_in == 3 {
+            grey = (0..plane)
+                .map(|i| {
+                    let (r, g, b) = (img[i] as f32, img[plane + i] as f32, img[2 * plane + i] as f32);
+                    (0.299 * r + 0.587 * g + 0.114 * b).round() as u8
+                })
+                .collect();
+            &grey
+        } else {
+            img
+        };
+        let c_in = if channels == 1 { 1 } else { c_in };
         for c in 0..channels {
-            let src = &img[(c % c_in) * s_in * s_in..(c % c_in + 1) * s_in * s_in];
+            let src = &planes[(c % c_in) * plane..(c % c_in + 1) * plane];
             for y in 0..size {
                 let fy = ((y as f32 + 0.5) * scale - 0.5).clamp(0.0, (s_in - 1) as f32);
                 let (y0, wy) = (fy.floor() as usize, fy - fy.floor());
@@ -273,6 +288,88 @@ pub fn cifar10(dir: &Path) -> Result<VisionDataset> {
     })
 }
 
+/// A user's image folder, one subfolder per class (`dir/<class>/*.png|jpg`), or `train/` and `test/`
+/// each laid out so. Classes are the subfolder names in sorted order; images are decoded, converted to
+/// RGB and resized to `size` × `size` (bilinear) on reading. Without `train/` and `test/`, a stratified
+/// fixed (seed 0) quarter is held out as test.
+pub fn image_folder(name: &str, dir: &Path, size: usize) -> Result<VisionDataset> {
+    let (train_dir, test_dir) = (dir.join("train"), dir.join("test"));
+    let split = train_dir.is_dir() && test_dir.is_dir();
+    let classes = class_folders(if split { &train_dir } else { dir })?;
+    let read = |root: &Path| -> Result<ImageSet> {
+        let mut set = ImageSet { pixels: Vec::new(), labels: Vec::new(), channels: 3, size, max_value: 255 };
+        for (c, class) in classes.iter().enumerate() {
+            let folder = root.join(class);
+            let io = |source| DataError::Io { path: folder.display().to_string(), source };
+            let mut files: Vec<_> =
+                std::fs::read_dir(&folder).map_err(io)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            files.retain(|f| {
+                f.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+            });
+            files.sort();
+            for f in files {
+                let img =
+                    image::open(&f).map_err(|e| malformed(&f, 0, format!("not a readable PNG or JPEG image: {e}")))?;
+                let rgb = image::imageops::resize(
+                    &img.to_rgb8(),
+                    size as u32,
+                    size as u32,
+                    image::imageops::FilterType::Triangle,
+                );
+                for ch in 0..3 {
+                    set.pixels.extend(rgb.pixels().map(|p| p.0[ch]));
+                }
+                set.labels.push(c);
+            }
+        }
+        if set.is_empty() {
+            return Err(malformed(root, 0, "no .png or .jpg images in its class folders"));
+        }
+        Ok(set)
+    };
+    let (train, test) = if split {
+        (read(&train_dir)?, read(&test_dir)?)
+    } else {
+        let all = read(dir)?;
+        let [train, _, test] = stratified_split(&all.labels, 0.0, 0.25, 0);
+        (all.select(&train), all.select(&test))
+    };
+    Ok(VisionDataset { name: name.into(), train, dev: None, test, classes })
+}
+
+fn class_folders(dir: &Path) -> Result<Vec<String>> {
+    let io = |source| DataError::Io { path: dir.display().to_string(), source };
+    let mut classes: Vec<String> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    classes.sort();
+    if classes.len() < 2 {
+        return Err(malformed(
+            dir,
+            0,
+            format!("expected one subfolder per class (at least 2), found {}", classes.len()),
+        ));
+    }
+    Ok(classes)
+}
+
+/// Reads a user's image set from a folder: CIFAR-10's binary batches when `data_batch_1.bin` is there,
+/// else an [`image_folder`] resized to `size`.
+pub fn user_folder(name: &str, dir: &Path, size: usize) -> Result<VisionDataset> {
+    if dir.join("data_batch_1.bin").is_file() {
+        let mut ds = cifar10(dir)?;
+        ds.name = name.into();
+        Ok(ds)
+    } else {
+        image_folder(name, dir, size)
+    }
+}
+
 /// k images per class for training and another k per class for dev, drawn with `seed` (the few-shot
 /// protocol: no more labelled data than the shots themselves). Errors when a class has fewer than 2k.
 pub fn k_shot(labels: &[usize], classes: usize, k: usize, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
@@ -384,6 +481,44 @@ mod tests {
         assert_eq!(&x[..16], &x[16..32]);
         // Same size: only normalisation.
         assert_eq!(set.input(0, 1, 2), vec![-1.0, 1.0, 1.0, -1.0]);
+    }
+
+    #[test]
+    fn image_folders_decode_resize_and_split() {
+        let dir = tempfile::tempdir().unwrap();
+        for (class, shade) in [("cat", 40u8), ("dog", 200u8)] {
+            let folder = dir.path().join(class);
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..4u8 {
+                let img = image::RgbImage::from_pixel(6, 5, image::Rgb([shade, shade + i, 0]));
+                img.save(folder.join(format!("{i}.png"))).unwrap();
+            }
+        }
+        std::fs::write(dir.path().join("cat/notes.txt"), "not an image").unwrap();
+        let ds = user_folder("pets", dir.path(), 4).unwrap();
+        assert_eq!(ds.classes, ["cat", "dog"]);
+        assert_eq!((ds.train.len(), ds.test.len(), ds.train.size, ds.train.channels), (6, 2, 4, 3));
+        // A flat colour stays flat through the resize; grey backbones read its luminance.
+        let first = ds.train.input(0, 1, 4);
+        let lum = |r: f32, g: f32, b: f32| ((0.299 * r + 0.587 * g + 0.114 * b).round() / 255.0 - 0.5) / 0.5;
+        let label = ds.train.labels[0];
+        let shade = if label == 0 { 40.0 } else { 200.0 };
+        assert!(first.iter().all(|&v| (v - first[0]).abs() < 1e-6));
+        assert!((first[0] - lum(shade, shade + ds_index_of(&ds, 0) as f32, 0.0)).abs() < 0.02, "{}", first[0]);
+        std::fs::write(dir.path().join("dog/broken.png"), b"\x89PNG not really").unwrap();
+        let err = user_folder("pets", dir.path(), 4).unwrap_err().to_string();
+        assert!(err.contains("broken.png") && err.contains("not a readable"), "{err}");
+        let lonely = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(lonely.path().join("only")).unwrap();
+        let err = user_folder("x", lonely.path(), 4).unwrap_err().to_string();
+        assert!(err.contains("at least 2"), "{err}");
+    }
+
+    /// The green offset (the file's index) of a training image, read back from its pixels.
+    fn ds_index_of(ds: &VisionDataset, i: usize) -> u8 {
+        let plane = ds.train.size * ds.train.size;
+        let per = 3 * plane;
+        ds.train.pixels[i * per + plane] - ds.train.pixels[i * per]
     }
 
     #[test]

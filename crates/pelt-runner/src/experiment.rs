@@ -234,6 +234,10 @@ pub struct Experiment {
     /// GLUE folder in the official layout (overridden by `--glue-dir`).
     #[serde(default)]
     pub glue_dir: Option<PathBuf>,
+    /// Image tasks from a user's folders, by task name: CIFAR-10's binary batches, or one subfolder
+    /// per class (optionally under `train/` and `test/`); they need a ViT backbone.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub image_dirs: std::collections::BTreeMap<String, PathBuf>,
     /// Training-set sizes.
     pub data_sizes: Vec<DataSize>,
     /// Seeds; each (method, task, size) runs once per seed.
@@ -374,10 +378,16 @@ impl Experiment {
             ));
         }
         for task in exp.tasks.iter().chain(&sources) {
-            let image_task = VISION.contains(&task.as_str());
+            let user_images = exp.image_dirs.get(task);
+            let image_task = VISION.contains(&task.as_str()) || user_images.is_some();
             if image_task != dims.image.is_some() {
                 let kind = if image_task { "an image task" } else { "a text task" };
                 return Err(fail("tasks", format!("`{task}` is {kind}, but {} is not", config.display())));
+            }
+            if let Some(dir) = user_images {
+                if !dir.is_dir() {
+                    return Err(fail("image_dirs", format!("{}: no such folder for task `{task}`", dir.display())));
+                }
             }
             if SHIPPED.contains(&task.as_str()) || image_task {
                 continue;

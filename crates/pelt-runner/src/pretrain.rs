@@ -40,7 +40,7 @@ pub fn pretrain(settings: &Pretrain, registry: &Registry, assets: &Path, out: &P
             return Ok(());
         }
     }
-    let task = load_vision(&settings.task, assets)?;
+    let task = load_vision(&settings.task, assets, None)?;
     let backbone = Vit::random(&settings.vit, settings.seed as i64, tch::Device::Cpu);
     let spec = MethodSpec {
         method: "full".into(),

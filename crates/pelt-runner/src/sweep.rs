@@ -128,15 +128,19 @@ pub fn load_task(name: &str, exp: &Experiment, assets: &Path) -> Result<Dataset>
 
 /// Loads a shipped image set (installed by the set-up) as a task: its examples carry only labels, the
 /// images travel beside them.
-pub(crate) fn load_vision(name: &str, assets: &Path) -> Result<TaskData> {
+pub(crate) fn load_vision(name: &str, assets: &Path, user: Option<(&Path, usize)>) -> Result<TaskData> {
     use pelt_data::vision;
-    let ds = match name {
-        "fashion_mnist" => vision::idx_folder(name, &assets.join("fashion_mnist"), &vision::FASHION_CLASSES),
-        "digits" => vision::csv_images(name, &assets.join("vision/digits.csv.gz"), 8, 16),
-        "mnist_5k" => vision::csv_images(name, &assets.join("vision/mnist_5k.csv.gz"), 28, 255),
-        other => return Err(anyhow!("unknown image task `{other}`")),
-    }
-    .map_err(|e| anyhow!("{e} (run the set-up: scripts/setup.sh)"))?;
+    let ds = match (name, user) {
+        // A user's folder, read at the backbone's image size.
+        (_, Some((dir, size))) => vision::user_folder(name, dir, size).map_err(|e| anyhow!("{e}"))?,
+        ("fashion_mnist", _) => vision::idx_folder(name, &assets.join("fashion_mnist"), &vision::FASHION_CLASSES)
+            .map_err(|e| anyhow!("{e} (run the set-up: scripts/setup.sh)"))?,
+        ("digits", _) => vision::csv_images(name, &assets.join("vision/digits.csv.gz"), 8, 16)
+            .map_err(|e| anyhow!("{e} (run the set-up: scripts/setup.sh)"))?,
+        ("mnist_5k", _) => vision::csv_images(name, &assets.join("vision/mnist_5k.csv.gz"), 28, 255)
+            .map_err(|e| anyhow!("{e} (run the set-up: scripts/setup.sh)"))?,
+        (other, None) => return Err(anyhow!("unknown image task `{other}`")),
+    };
     let examples = |set: &pelt_data::vision::ImageSet| -> Vec<pelt_data::Example> {
         set.labels
             .iter()
@@ -162,9 +166,16 @@ pub(crate) fn load_vision(name: &str, assets: &Path) -> Result<TaskData> {
     })
 }
 
-fn prepare(name: &str, exp: &Experiment, assets: &Path, tokenizer: Option<&TextTokenizer>) -> Result<TaskData> {
-    if VISION.contains(&name) {
-        return load_vision(name, assets);
+fn prepare(
+    name: &str,
+    exp: &Experiment,
+    assets: &Path,
+    tokenizer: Option<&TextTokenizer>,
+    image_size: Option<i64>,
+) -> Result<TaskData> {
+    let user = exp.image_dirs.get(name).map(|d| (d.as_path(), image_size.unwrap_or(224) as usize));
+    if VISION.contains(&name) || user.is_some() {
+        return load_vision(name, assets, user);
     }
     let tokenizer = tokenizer.ok_or_else(|| anyhow!("task `{name}` is text: the backbone has no tokenizer.json"))?;
     let dataset = load_task(name, exp, assets)?;
@@ -236,7 +247,8 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
     let sources_needed = exp.transfer.iter().flat_map(|t| t.sources.iter().map(String::as_str));
     for name in todo.iter().map(|(id, ..)| id.task).chain(sources_needed) {
         if !tasks.contains_key(name) {
-            tasks.insert(name.to_owned(), prepare(name, exp, &opts.assets, tokenizer.as_ref())?);
+            let size = backbone.dims().image.map(|i| i.size);
+            tasks.insert(name.to_owned(), prepare(name, exp, &opts.assets, tokenizer.as_ref(), size)?);
         }
     }
     let sources = exp.transfer.as_ref().map(|t| train::Sources {

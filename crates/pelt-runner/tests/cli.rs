@@ -296,3 +296,74 @@ fn malformed_transfer_sections_are_refused() {
         assert!(out.contains(what) && out.contains(line), "for `{what}` got: {out}");
     }
 }
+
+/// A tiny random ViT (8 × 8 RGB in 4 × 4 patches) written as an HF folder.
+fn tiny_vit(dir: &Path) {
+    let config = pelt_backbone::VitConfig { num_channels: 3, ..pelt_backbone::VitConfig::tiny() };
+    let model = pelt_backbone::Vit::random(&config, 1, Device::Cpu);
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("config.json"), serde_json::to_string(&config).unwrap()).unwrap();
+    let tensors: Vec<(String, Tensor)> = model.var_store().variables().into_iter().collect();
+    Tensor::write_safetensors(&tensors, dir.join("model.safetensors")).unwrap();
+}
+
+/// Two classes of flat-coloured 12 × 10 PNGs, 10 images each.
+fn tiny_images(dir: &Path) {
+    for (class, colour) in [("red", [220u8, 30, 30]), ("blue", [30, 30, 220])] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for i in 0..10u8 {
+            let px = image::Rgb([colour[0], colour[1] + i, colour[2]]);
+            image::RgbImage::from_pixel(12, 10, px).save(dir.join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+}
+
+const IMAGES: &str = "name: img
+backbone: vit
+tasks: [colours]
+image_dirs:
+  colours: pictures
+data_sizes: [2-shot]
+seeds: [1]
+training:
+  epochs: 3
+  batch_size: 4
+methods:
+  - method: vpt_deep
+    lr: 1.0e-2
+    config: {length: 2}
+  - method: lora
+    lr: 1.0e-3
+    config: {r: 2}
+";
+
+#[test]
+fn image_folders_train_on_a_vit_and_modality_mismatches_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_vit(&d.join("vit"));
+    tiny_model(&d.join("model"));
+    tiny_images(&d.join("pictures"));
+    std::fs::write(d.join("e.yaml"), IMAGES).unwrap();
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
+    assert!(ok, "{out}");
+    let jsonl = std::fs::read_to_string(d.join("out/img/records.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 2);
+    for r in &records {
+        assert_eq!(r["status"], "ok", "{r}");
+        // 2 per class for train and again for dev; the held-out quarter (3 per class, rounded) as test.
+        assert_eq!((r["train_examples"].as_i64(), r["dev_examples"].as_i64()), (Some(4), Some(4)), "{r}");
+        assert_eq!(r["test_examples"], 6, "{r}");
+    }
+    let cases = [
+        (IMAGES.replace("backbone: vit", "backbone: model"), "is an image task"),
+        (IMAGES.replace("colours: pictures", "colours: nowhere"), "no such folder"),
+        (GOOD.replace("backbone: model", "backbone: vit"), "is a text task"),
+    ];
+    for (text, what) in cases {
+        std::fs::write(d.join("e.yaml"), &text).unwrap();
+        let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out2"], d);
+        assert!(!ok && out.contains(what) && out.contains("e.yaml"), "for `{what}` got: {out}");
+    }
+}
