@@ -8,12 +8,14 @@
 pub mod bert;
 pub mod head;
 pub mod loader;
+pub mod seq2seq;
 pub mod t5;
 pub mod vit;
 
 pub use bert::{Bert, BertConfig};
 pub use head::{ClassificationHead, Pooling};
-pub use t5::{Generation, T5Config, T5};
+pub use seq2seq::{Generation, Seq2Seq};
+pub use t5::{T5Config, T5};
 pub use vit::{Vit, VitConfig};
 
 use pelt_core::{Backbone, BackboneDims, PeltError, Result};

@@ -13,6 +13,7 @@
 use crate::{
     bert::{attend, merge_linear, prepend_prompt, Linear},
     loader,
+    seq2seq::{Seq2Seq, SpecialIds},
 };
 use pelt_core::{compose, Attachment, Backbone, BackboneDims, Encoded, Inputs, PeltError, Result, Site};
 use serde::{Deserialize, Serialize};
@@ -365,17 +366,6 @@ impl Block {
     }
 }
 
-/// Decoding settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Generation {
-    /// Tokens to generate at most after the start token.
-    pub max_new_tokens: usize,
-    /// 1: greedy; more: beam search with that many beams.
-    pub num_beams: usize,
-    /// Beam scores are divided by length^length_penalty.
-    pub length_penalty: f64,
-}
-
 /// A T5 / mT5 encoder-decoder with its weights in a [`nn::VarStore`].
 #[derive(Debug)]
 pub struct T5 {
@@ -460,107 +450,15 @@ impl T5 {
         }
         self.decoder_norm.forward(&h).dropout(p_drop, train)
     }
+}
 
-    /// Generated sequences, each starting with the decoder start token as Hugging Face's `generate`
-    /// returns them: greedy (`num_beams` 1, finished rows padded) or beam search (best finished
-    /// hypothesis by score / length^length_penalty, or the best running beam at the length limit).
-    pub fn generate(&self, inputs: &Inputs, m: &dyn Attachment, g: &Generation) -> Vec<Vec<i64>> {
-        tch::no_grad(|| {
-            let encoded = self.forward(inputs, m, false);
-            if g.num_beams <= 1 {
-                self.greedy(&encoded, m, g)
-            } else {
-                let b = encoded.hidden.size()[0];
-                (0..b)
-                    .map(|i| {
-                        let one = Encoded {
-                            hidden: encoded.hidden.narrow(0, i, 1),
-                            mask: encoded.mask.narrow(0, i, 1),
-                            inserted: encoded.inserted,
-                        };
-                        self.beam(&one, m, g)
-                    })
-                    .collect()
-            }
-        })
+impl Seq2Seq for T5 {
+    fn logits(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment, train: bool) -> Tensor {
+        self.decode(encoded, decoder_ids, m, train)
     }
-
-    fn last_log_probs(&self, encoded: &Encoded, seqs: &[Vec<i64>], m: &dyn Attachment) -> Tensor {
-        let t = seqs[0].len() as i64;
-        let flat: Vec<i64> = seqs.iter().flatten().copied().collect();
-        let ids = Tensor::from_slice(&flat).view([seqs.len() as i64, t]).to_device(encoded.hidden.device());
-        self.decode(encoded, &ids, m, false).select(1, t - 1).log_softmax(-1, Kind::Float)
-    }
-
-    fn greedy(&self, encoded: &Encoded, m: &dyn Attachment, g: &Generation) -> Vec<Vec<i64>> {
-        let b = encoded.hidden.size()[0] as usize;
+    fn special_ids(&self) -> SpecialIds {
         let c = &self.config;
-        let mut seqs = vec![vec![c.decoder_start_token_id]; b];
-        let mut done = vec![false; b];
-        for _ in 0..g.max_new_tokens {
-            let next =
-                Vec::<i64>::try_from(self.last_log_probs(encoded, &seqs, m).argmax(-1, false)).unwrap_or_default();
-            for (i, seq) in seqs.iter_mut().enumerate() {
-                seq.push(if done[i] { c.pad_token_id } else { next[i] });
-                done[i] |= next[i] == c.eos_token_id;
-            }
-            if done.iter().all(|&d| d) {
-                break;
-            }
-        }
-        seqs
-    }
-
-    fn beam(&self, encoded: &Encoded, m: &dyn Attachment, g: &Generation) -> Vec<i64> {
-        let c = &self.config;
-        let k = g.num_beams;
-        let mut beams: Vec<(Vec<i64>, f64)> = vec![(vec![c.decoder_start_token_id], 0.0)];
-        let mut finished: Vec<(Vec<i64>, f64)> = Vec::new();
-        let norm = |len: usize, score: f64| score / (len as f64).powf(g.length_penalty);
-        for _ in 0..g.max_new_tokens {
-            let n = beams.len() as i64;
-            let memory = Encoded {
-                hidden: encoded.hidden.expand([n, -1, -1], false),
-                mask: encoded.mask.expand([n, -1], false),
-                inserted: encoded.inserted,
-            };
-            let seqs: Vec<Vec<i64>> = beams.iter().map(|(s, _)| s.clone()).collect();
-            let lp = self.last_log_probs(&memory, &seqs, m);
-            let scores = lp + Tensor::from_slice(&beams.iter().map(|b| b.1 as f32).collect::<Vec<_>>()).unsqueeze(1);
-            let vocab = scores.size()[1];
-            // 2k candidates, so that k survive even when some end the sequence.
-            let (top, idx) = scores.view([-1]).topk(2 * k as i64, -1, true, true);
-            let top = Vec::<f64>::try_from(top.to_kind(Kind::Double)).unwrap_or_default();
-            let idx = Vec::<i64>::try_from(idx).unwrap_or_default();
-            let mut next = Vec::new();
-            for (score, flat) in top.into_iter().zip(idx) {
-                let (from, token) = ((flat / vocab) as usize, flat % vocab);
-                let mut seq = beams[from].0.clone();
-                seq.push(token);
-                if token == c.eos_token_id {
-                    finished.push((seq.clone(), norm(seq.len() - 1, score)));
-                } else {
-                    next.push((seq, score));
-                }
-                if next.len() == k {
-                    break;
-                }
-            }
-            beams = next;
-            // Stop once k hypotheses are finished and no running beam can beat the worst of them.
-            finished.sort_by(|a, b| b.1.total_cmp(&a.1));
-            finished.truncate(k);
-            if finished.len() == k {
-                let worst = finished[k - 1].1;
-                let best_running = beams.iter().map(|(s, sc)| norm(s.len() - 1, *sc)).fold(f64::NEG_INFINITY, f64::max);
-                if best_running <= worst {
-                    break;
-                }
-            }
-        }
-        let running = beams.into_iter().map(|(s, sc)| (norm(s.len() - 1, sc), s));
-        let done = finished.into_iter().map(|(s, sc)| (sc, s));
-        done.chain(running).max_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, s)| s).unwrap_or_default()
+        SpecialIds { start: c.decoder_start_token_id, eos: c.eos_token_id, pad: c.pad_token_id }
     }
 }
 

@@ -2,7 +2,7 @@
 //! layout: gated-GELU FFN; made once by scripts/reference/tiny_t5.py): logits, greedy decoding and beam
 //! search.
 
-use pelt_backbone::{Generation, T5};
+use pelt_backbone::{seq2seq, Generation, T5};
 use pelt_core::{Backbone, Inputs, NoMethod};
 use std::path::Path;
 use tch::{Device, Tensor};
@@ -44,12 +44,20 @@ fn tiny_t5_logits_match_transformers() {
 #[test]
 fn tiny_t5_decodes_as_transformers_greedy_and_beam() {
     let (model, r) = reference();
-    let greedy =
-        model.generate(&inputs(&r), &NoMethod, &Generation { max_new_tokens: 8, num_beams: 1, length_penalty: 1.0 });
+    let greedy = seq2seq::generate(
+        &model,
+        &inputs(&r),
+        &NoMethod,
+        &Generation { max_new_tokens: 8, num_beams: 1, length_penalty: 1.0 },
+    );
     let want: Vec<Vec<i64>> = serde_json::from_value(r["greedy"].clone()).unwrap();
     assert_eq!(greedy, want);
-    let beam =
-        model.generate(&inputs(&r), &NoMethod, &Generation { max_new_tokens: 8, num_beams: 3, length_penalty: 1.0 });
+    let beam = seq2seq::generate(
+        &model,
+        &inputs(&r),
+        &NoMethod,
+        &Generation { max_new_tokens: 8, num_beams: 3, length_penalty: 1.0 },
+    );
     let want: Vec<Vec<i64>> = serde_json::from_value(r["beam3"].clone()).unwrap();
     assert_eq!(beam, want);
 }

@@ -1,0 +1,164 @@
+//! Sequence-to-sequence models: what an encoder-decoder offers on top of [`Backbone`] (next-token
+//! logits over the encoder's output, its special token ids), and what pelt builds on it once for every
+//! such model: the teacher-forced training loss, greedy decoding and beam search with length limits.
+
+use pelt_core::{Attachment, Backbone, Encoded, Inputs};
+use tch::{Kind, Tensor};
+
+/// The decoder's special tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpecialIds {
+    /// The first decoder input.
+    pub start: i64,
+    /// End of sequence.
+    pub eos: i64,
+    /// Padding.
+    pub pad: i64,
+}
+
+/// An encoder-decoder: [`Backbone::forward`] is its encoder.
+pub trait Seq2Seq: Backbone {
+    /// Next-token logits (batch, t, vocab) for decoder inputs (batch, t) given the encoder's output.
+    fn logits(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment, train: bool) -> Tensor;
+    /// The decoder's special tokens.
+    fn special_ids(&self) -> SpecialIds;
+}
+
+/// Decoding settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Generation {
+    /// Tokens to generate at most after the start token.
+    pub max_new_tokens: usize,
+    /// 1: greedy; more: beam search with that many beams.
+    pub num_beams: usize,
+    /// Beam scores are divided by length^length_penalty.
+    pub length_penalty: f64,
+}
+
+/// The teacher-forced loss of `targets` (token ids, without start or end tokens) given `inputs`: the
+/// decoder reads [start, y₁, …, y_n] and predicts [y₁, …, y_n, eos]; mean cross-entropy over the real
+/// target positions of the batch (padding never counts).
+pub fn loss(model: &dyn Seq2Seq, inputs: &Inputs, targets: &[Vec<i64>], m: &dyn Attachment, train: bool) -> Tensor {
+    let ids = model.special_ids();
+    let t = targets.iter().map(Vec::len).max().unwrap_or(0) + 1;
+    let (mut dec, mut labels) = (Vec::new(), Vec::new());
+    for y in targets {
+        let mut d = vec![ids.start];
+        d.extend_from_slice(y);
+        d.resize(t, ids.pad);
+        let mut l = y.clone();
+        l.push(ids.eos);
+        l.resize(t, -100);
+        dec.extend(d);
+        labels.extend(l);
+    }
+    let device = inputs.input_ids.device();
+    let b = targets.len() as i64;
+    let dec = Tensor::from_slice(&dec).view([b, t as i64]).to_device(device);
+    let labels = Tensor::from_slice(&labels).view([-1]).to_device(device);
+    let encoded = model.forward(inputs, m, train);
+    let logits = model.logits(&encoded, &dec, m, train);
+    let vocab = logits.size()[2];
+    logits.view([-1, vocab]).cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::Mean, -100, 0.0)
+}
+
+/// Generated sequences, each starting with the decoder start token as Hugging Face's `generate`
+/// returns them: greedy (`num_beams` 1, finished rows padded) or beam search (best finished
+/// hypothesis by score / length^length_penalty, or the best running beam at the length limit).
+pub fn generate(model: &dyn Seq2Seq, inputs: &Inputs, m: &dyn Attachment, g: &Generation) -> Vec<Vec<i64>> {
+    tch::no_grad(|| {
+        let encoded = model.forward(inputs, m, false);
+        if g.num_beams <= 1 {
+            greedy(model, &encoded, m, g)
+        } else {
+            let b = encoded.hidden.size()[0];
+            (0..b)
+                .map(|i| {
+                    let one = Encoded {
+                        hidden: encoded.hidden.narrow(0, i, 1),
+                        mask: encoded.mask.narrow(0, i, 1),
+                        inserted: encoded.inserted,
+                    };
+                    beam(model, &one, m, g)
+                })
+                .collect()
+        }
+    })
+}
+
+fn last_log_probs(model: &dyn Seq2Seq, encoded: &Encoded, seqs: &[Vec<i64>], m: &dyn Attachment) -> Tensor {
+    let t = seqs[0].len() as i64;
+    let flat: Vec<i64> = seqs.iter().flatten().copied().collect();
+    let ids = Tensor::from_slice(&flat).view([seqs.len() as i64, t]).to_device(encoded.hidden.device());
+    model.logits(encoded, &ids, m, false).select(1, t - 1).log_softmax(-1, Kind::Float)
+}
+
+fn greedy(model: &dyn Seq2Seq, encoded: &Encoded, m: &dyn Attachment, g: &Generation) -> Vec<Vec<i64>> {
+    let b = encoded.hidden.size()[0] as usize;
+    let c = model.special_ids();
+    let mut seqs = vec![vec![c.start]; b];
+    let mut done = vec![false; b];
+    for _ in 0..g.max_new_tokens {
+        let next = Vec::<i64>::try_from(last_log_probs(model, encoded, &seqs, m).argmax(-1, false)).unwrap_or_default();
+        for (i, seq) in seqs.iter_mut().enumerate() {
+            seq.push(if done[i] { c.pad } else { next[i] });
+            done[i] |= next[i] == c.eos;
+        }
+        if done.iter().all(|&d| d) {
+            break;
+        }
+    }
+    seqs
+}
+
+fn beam(model: &dyn Seq2Seq, encoded: &Encoded, m: &dyn Attachment, g: &Generation) -> Vec<i64> {
+    let c = model.special_ids();
+    let k = g.num_beams;
+    let mut beams: Vec<(Vec<i64>, f64)> = vec![(vec![c.start], 0.0)];
+    let mut finished: Vec<(Vec<i64>, f64)> = Vec::new();
+    let norm = |len: usize, score: f64| score / (len as f64).powf(g.length_penalty);
+    for _ in 0..g.max_new_tokens {
+        let n = beams.len() as i64;
+        let memory = Encoded {
+            hidden: encoded.hidden.expand([n, -1, -1], false),
+            mask: encoded.mask.expand([n, -1], false),
+            inserted: encoded.inserted,
+        };
+        let seqs: Vec<Vec<i64>> = beams.iter().map(|(s, _)| s.clone()).collect();
+        let lp = last_log_probs(model, &memory, &seqs, m);
+        let scores = lp + Tensor::from_slice(&beams.iter().map(|b| b.1 as f32).collect::<Vec<_>>()).unsqueeze(1);
+        let vocab = scores.size()[1];
+        // 2k candidates, so that k survive even when some end the sequence.
+        let (top, idx) = scores.view([-1]).topk(2 * k as i64, -1, true, true);
+        let top = Vec::<f64>::try_from(top.to_kind(Kind::Double)).unwrap_or_default();
+        let idx = Vec::<i64>::try_from(idx).unwrap_or_default();
+        let mut next = Vec::new();
+        for (score, flat) in top.into_iter().zip(idx) {
+            let (from, token) = ((flat / vocab) as usize, flat % vocab);
+            let mut seq = beams[from].0.clone();
+            seq.push(token);
+            if token == c.eos {
+                finished.push((seq.clone(), norm(seq.len() - 1, score)));
+            } else {
+                next.push((seq, score));
+            }
+            if next.len() == k {
+                break;
+            }
+        }
+        beams = next;
+        // Stop once k hypotheses are finished and no running beam can beat the worst of them.
+        finished.sort_by(|a, b| b.1.total_cmp(&a.1));
+        finished.truncate(k);
+        if finished.len() == k {
+            let worst = finished[k - 1].1;
+            let best_running = beams.iter().map(|(s, sc)| norm(s.len() - 1, *sc)).fold(f64::NEG_INFINITY, f64::max);
+            if best_running <= worst {
+                break;
+            }
+        }
+    }
+    let running = beams.into_iter().map(|(s, sc)| (norm(s.len() - 1, sc), s));
+    let done = finished.into_iter().map(|(s, sc)| (sc, s));
+    done.chain(running).max_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, s)| s).unwrap_or_default()
+}
