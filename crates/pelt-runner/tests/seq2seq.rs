@@ -41,10 +41,8 @@ fn padding_never_enters_the_loss() {
     let (a, b) = (vec![5, 6, 7, 8, 9], vec![10, 11]);
     let lora = pelt_lowrank::Lora::new(pelt_lowrank::config::LoraConfig::default(), m.dims(), Device::Cpu).unwrap();
     // Mean over the 6 + 3 real target positions of the batch = the same weighted mean of each alone.
-    let both =
-        seq2seq::loss(&m, &batch(&[a.clone(), b.clone()]), &[a.clone(), b.clone()], &lora, false).double_value(&[]);
-    let alone_a = seq2seq::loss(&m, &batch(&[a.clone()]), &[a.clone()], &lora, false).double_value(&[]);
-    let alone_b = seq2seq::loss(&m, &batch(&[b.clone()]), &[b.clone()], &lora, false).double_value(&[]);
+    let loss = |rows: &[Vec<i64>]| seq2seq::loss(&m, &batch(rows), rows, &lora, false).double_value(&[]);
+    let (both, alone_a, alone_b) = (loss(&[a.clone(), b.clone()]), loss(&[a]), loss(&[b]));
     let want = (6.0 * alone_a + 3.0 * alone_b) / 9.0;
     assert!((both - want).abs() < 1e-5, "batched {both} vs per-example {want}");
 }
