@@ -5,6 +5,10 @@ use pelt_backbone::{seq2seq, T5Config, T5};
 use pelt_core::{prepare_training, Backbone, Inputs, Method};
 use tch::{nn::OptimizerConfig, Device, Tensor};
 
+/// libtorch's generator is global and tests run in parallel threads: one test at a time, so that each
+/// draws its model and LoRA the same way on every run.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn model() -> T5 {
     let config = T5Config {
         vocab_size: 40,
@@ -37,6 +41,7 @@ fn batch(rows: &[Vec<i64>]) -> Inputs {
 
 #[test]
 fn padding_never_enters_the_loss() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let m = model();
     let (a, b) = (vec![5, 6, 7, 8, 9], vec![10, 11]);
     let lora = pelt_lowrank::Lora::new(pelt_lowrank::config::LoraConfig::default(), m.dims(), Device::Cpu).unwrap();
@@ -49,6 +54,7 @@ fn padding_never_enters_the_loss() {
 
 #[test]
 fn lora_learns_to_copy_on_a_frozen_t5() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let m = model();
     tch::manual_seed(0);
     let lora = pelt_lowrank::Lora::new(
