@@ -204,6 +204,31 @@ fn write_plots(
     plot::write(&t, &name, out, &assets.join("fonts/Roboto-Regular.ttf"))
 }
 
+/// Writes to stdout; a closed pipe (`pelt table … | head`) ends the program quietly instead of
+/// panicking, as command-line tools do.
+fn emit(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `print!` through [`emit`].
+macro_rules! out {
+    ($($t:tt)*) => { emit(format_args!($($t)*)) };
+}
+
+/// `println!` through [`emit`].
+macro_rules! outln {
+    () => { emit(format_args!("\n")) };
+    ($($t:tt)*) => {{ emit(format_args!($($t)*)); emit(format_args!("\n")); }};
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let root = std::env::current_dir()?;
@@ -215,7 +240,7 @@ fn main() -> Result<()> {
             let (exp, _dims) = experiment::Experiment::load(&file, &registry, &root, glue_dir.as_deref())?;
             let cells = exp.methods.len() * exp.tasks.len() * exp.data_sizes.len() * exp.seeds.len();
             if dry_run {
-                println!(
+                outln!(
                     "{}: valid; {cells} runs ({} methods × {} tasks × {} sizes × {} seeds)",
                     file.display(),
                     exp.methods.len(),
@@ -249,15 +274,15 @@ fn main() -> Result<()> {
             let (ran, skipped, failed) = sweep::sweep(&exp, &registry, &opts)?;
             let suite_dir = results.join(&exp.name);
             let md = write_tables(&suite_dir, Some(&exp))?;
-            println!("{md}");
+            outln!("{md}");
             // A plot that cannot be drawn (no font installed) must not hide the finished sweep.
             match write_plots(&suite_dir, Some(&exp), &suite_dir.join("plots"), &opts.assets) {
                 Ok(files) => {
-                    println!("plots: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))
+                    outln!("plots: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))
                 }
                 Err(e) => eprintln!("warning: no plots: {e:#}"),
             }
-            println!(
+            outln!(
                 "{}: {ran} runs in {:.1} min ({skipped} skipped as done, {failed} failed); tables in {}",
                 exp.name,
                 started.elapsed().as_secs_f64() / 60.0,
@@ -270,7 +295,7 @@ fn main() -> Result<()> {
         Command::Bench { method, config, batch, len, sst2, warmup, steps, threads, matmul, assets } => {
             if matmul {
                 let gflops = bench::matmul_gflops(2048, 20, threads);
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"side": "pelt", "matmul_gflops": gflops, "threads": tch::get_num_threads()})
                 );
@@ -287,7 +312,7 @@ fn main() -> Result<()> {
             let config = bench::parse_config(&config)?;
             let report =
                 bench::run(&registry, &assets.join("minilm"), &method, &config, &batches, warmup, steps, threads)?;
-            println!("{}", serde_json::to_string(&report)?);
+            outln!("{}", serde_json::to_string(&report)?);
         }
         Command::Plot { suite, out, assets } => {
             let (dir, exp) = locate_suite(&suite, &registry, &root)?;
@@ -295,16 +320,16 @@ fn main() -> Result<()> {
             let files = write_plots(&dir, exp.as_ref(), &out, &assets)
                 .with_context(|| format!("plotting {}", dir.display()))?;
             for f in files {
-                println!("{}", f.display());
+                outln!("{}", f.display());
             }
         }
         Command::Table { suite, format } => {
             let (dir, exp) = locate_suite(&suite, &registry, &root)?;
             write_tables(&dir, exp.as_ref()).with_context(|| format!("building the table of {}", dir.display()))?;
             let records = records::Store::open(&dir)?.load_all()?;
-            print!("{}", table::build(&records, exp.as_ref())?.render(format));
+            out!("{}", table::build(&records, exp.as_ref())?.render(format));
             if let (table::Format::Markdown, Some(d)) = (format, table::diagnostics(&records, exp.as_ref())) {
-                print!("\n{d}");
+                out!("\n{d}");
             }
         }
         Command::PretrainVit { out, epochs, assets } => {
@@ -316,8 +341,8 @@ fn main() -> Result<()> {
         }
         Command::List { markdown } => {
             if markdown {
-                println!("| method | family | sites | form | scale | trainable parameters | paper |");
-                println!("|---|---|---|---|---|---|---|");
+                outln!("| method | family | sites | form | scale | trainable parameters | paper |");
+                outln!("|---|---|---|---|---|---|---|");
             }
             // Families in the order of DESIGN.md, methods by name within each.
             const FAMILIES: [&str; 5] = ["selective", "adapters", "low-rank", "prompts", "mixtures"];
@@ -339,7 +364,7 @@ fn main() -> Result<()> {
                         i.name, i.family, i.formula, i.paper
                     )
                 };
-                println!("{line}");
+                outln!("{line}");
             }
         }
     }

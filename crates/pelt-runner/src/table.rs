@@ -126,7 +126,7 @@ pub fn build(records: &[Record], exp: Option<&Experiment>) -> Result<Table> {
         caption.push('\n');
     }
     caption.push_str(&format!(
-        "Cells: test score (task metric ×100; mean of a task's two metrics where it has two, as GLUE does), mean ± std over seeds, seed count in parentheses. \
+        "Cells: test score (task metric ×100; mean of a task's two metrics where it has two, as GLUE does), mean ± std over seeds, seed count in parentheses; the best mean of each column in bold (Markdown). \
          Params: trainable method parameters excluding the task head; % of the backbone's {backbone} parameters."
     ));
     Ok(Table { caption, rows, columns, cells, notes })
@@ -155,9 +155,34 @@ impl Table {
             Format::Markdown => {
                 out.push_str(&format!("| method | params | % | {} | avg |\n", header.join(" | ")));
                 out.push_str(&format!("|---|---:|---:|{}---:|\n", "---:|".repeat(header.len())));
+                // The best mean of each column (and of the averages) in bold, as papers mark it.
+                let best: Vec<f64> = self
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        self.rows
+                            .iter()
+                            .filter_map(|(m, ..)| self.cells.get(&(m.clone(), c.clone())).map(|x| x.mean))
+                            .fold(f64::NEG_INFINITY, f64::max)
+                    })
+                    .collect();
+                let best_avg = self.rows.iter().filter_map(|(m, ..)| self.average(m)).fold(f64::NEG_INFINITY, f64::max);
+                let bold = |text: String, v: Option<f64>, top: f64| match v {
+                    Some(v) if self.rows.len() > 1 && v == top => format!("**{text}**"),
+                    _ => text,
+                };
                 for (m, p, pc) in &self.rows {
-                    let cells: Vec<String> = self.columns.iter().map(|c| self.cell_text(m, c, "±")).collect();
-                    let avg = self.average(m).map_or("–".into(), |a| format!("{a:.1}"));
+                    let cells: Vec<String> = self
+                        .columns
+                        .iter()
+                        .zip(&best)
+                        .map(|(c, &top)| {
+                            let mean = self.cells.get(&(m.clone(), c.clone())).map(|x| x.mean);
+                            bold(self.cell_text(m, c, "±"), mean, top)
+                        })
+                        .collect();
+                    let avg = self.average(m);
+                    let avg = bold(avg.map_or("–".into(), |a| format!("{a:.1}")), avg, best_avg);
                     out.push_str(&format!("| {m} | {p} | {pc:.3} | {} | {avg} |\n", cells.join(" | ")));
                 }
                 out.push_str(&format!("\n{}\n", self.caption));
