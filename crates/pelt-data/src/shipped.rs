@@ -69,10 +69,11 @@ pub fn rotten_tomatoes(file: &Path) -> Result<Dataset> {
 /// The five BBC News topics, in label order.
 pub const BBC_TOPICS: [&str; 5] = ["business", "entertainment", "politics", "sports", "tech"];
 
-/// Reads `<dir>/<topic>/NNN.txt` (first line the headline, then the article). The text classified is
-/// the headline and the body; the tokenizer truncates it.
-pub fn bbc_news(dir: &Path) -> Result<Dataset> {
-    let mut examples = Vec::new();
+/// The raw BBC News files: (topic index, `topic/NNN` id, text) in topic then file order. A few articles
+/// of the corpus are Latin-1 (a bare £ byte), not UTF-8; every byte of Latin-1 is the code point of the
+/// same number, so those are read as such.
+pub(crate) fn bbc_files(dir: &Path) -> Result<Vec<(usize, String, String)>> {
+    let mut out = Vec::new();
     for (label, topic) in BBC_TOPICS.iter().enumerate() {
         let folder = dir.join(topic);
         let read_dir = std::fs::read_dir(&folder)
@@ -85,20 +86,29 @@ pub fn bbc_news(dir: &Path) -> Result<Dataset> {
         for path in files {
             let bytes =
                 std::fs::read(&path).map_err(|source| DataError::Io { path: path.display().to_string(), source })?;
-            // A few articles of the corpus are Latin-1 (a bare £ byte), not UTF-8; every byte of
-            // Latin-1 is the code point of the same number.
             let text =
                 String::from_utf8(bytes).unwrap_or_else(|e| e.into_bytes().iter().map(|&b| char::from(b)).collect());
-            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            if text.is_empty() {
-                return Err(DataError::Malformed {
-                    path: path.display().to_string(),
-                    line: 1,
-                    message: "empty article".into(),
-                });
-            }
-            examples.push(Example { text_a: text, text_b: None, label: Label::Class(label) });
+            let id = format!("{topic}/{}", path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default());
+            out.push((label, id, text));
         }
+    }
+    Ok(out)
+}
+
+/// Reads `<dir>/<topic>/NNN.txt` (first line the headline, then the article). The text classified is
+/// the headline and the body; the tokenizer truncates it.
+pub fn bbc_news(dir: &Path) -> Result<Dataset> {
+    let mut examples = Vec::new();
+    for (label, id, text) in bbc_files(dir)? {
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() {
+            return Err(DataError::Malformed {
+                path: dir.join(format!("{id}.txt")).display().to_string(),
+                line: 1,
+                message: "empty article".into(),
+            });
+        }
+        examples.push(Example { text_a: text, text_b: None, label: Label::Class(label) });
     }
     if examples.is_empty() {
         return Err(DataError::Malformed {

@@ -73,33 +73,18 @@ pub fn xlsum(dir: &Path) -> Result<SummarySplits> {
 pub fn bbc_headlines(dir: &Path) -> Result<SummarySplits> {
     use rand::{seq::SliceRandom, SeedableRng};
     let mut articles = Vec::new();
-    for topic in crate::shipped::BBC_TOPICS {
-        let folder = dir.join(topic);
-        let io = |source| DataError::Io { path: folder.display().to_string(), source };
-        let mut files: Vec<_> = std::fs::read_dir(&folder)
-            .map_err(io)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-            .collect();
-        files.sort();
-        for path in files {
-            let bytes =
-                std::fs::read(&path).map_err(|source| DataError::Io { path: path.display().to_string(), source })?;
-            let text =
-                String::from_utf8(bytes).unwrap_or_else(|e| e.into_bytes().iter().map(|&b| char::from(b)).collect());
-            let mut lines = text.lines();
-            let title = lines.next().unwrap_or("").trim().to_owned();
-            let body = lines.collect::<Vec<_>>().join(" ").split_whitespace().collect::<Vec<_>>().join(" ");
-            if title.is_empty() || body.is_empty() {
-                return Err(DataError::Malformed {
-                    path: path.display().to_string(),
-                    line: 1,
-                    message: "expected a headline line, then the article".into(),
-                });
-            }
-            let id = format!("{topic}/{}", path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default());
-            articles.push(Article { id, url: String::new(), summary: title.clone(), title, text: body });
+    for (_, id, text) in crate::shipped::bbc_files(dir)? {
+        let mut lines = text.lines();
+        let title = lines.next().unwrap_or("").trim().to_owned();
+        let body = lines.collect::<Vec<_>>().join(" ").split_whitespace().collect::<Vec<_>>().join(" ");
+        if title.is_empty() || body.is_empty() {
+            return Err(DataError::Malformed {
+                path: dir.join(format!("{id}.txt")).display().to_string(),
+                line: 1,
+                message: "expected a headline line, then the article".into(),
+            });
         }
+        articles.push(Article { id, url: String::new(), summary: title.clone(), title, text: body });
     }
     articles.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
     let (n_val, n_test) = (articles.len() / 10, articles.len() / 10);
