@@ -183,6 +183,13 @@ pub(crate) fn prepend_prompt(h: Tensor, mask: &Tensor, method: &dyn Attachment, 
     }
 }
 
+/// `h` with `new` (batch, P, d) put at position `at`, in place of the `replaced` positions there (0 to
+/// insert): where prompt positions enter a sequence and where deep prompts replace them.
+pub(crate) fn splice(h: &Tensor, at: i64, replaced: i64, new: &Tensor) -> Tensor {
+    let len = h.size()[1];
+    Tensor::cat(&[h.narrow(1, 0, at), new.shallow_clone(), h.narrow(1, at + replaced, len - at - replaced)], 1)
+}
+
 /// The FFN activation named by a config's `hidden_act` (checked when the config is read).
 pub(crate) fn activate(act: &str, x: &Tensor) -> Tensor {
     match act {
@@ -494,8 +501,7 @@ impl Backbone for Bert {
             if i > 0 && p > 0 {
                 if let Some(next) = method.layer_prompt(i, h.size()[0], train) {
                     // Deep prompts: fresh positions replace the prompt's outputs of the layer below.
-                    let len = h.size()[1];
-                    h = Tensor::cat(&[next.shallow_clone(), h.narrow(1, p, len - p)], 1);
+                    h = splice(&h, 0, p, &next);
                 }
             }
             h = layer.attention.forward(&h, &keep, i, method, train);

@@ -12,7 +12,7 @@
 //! at position 0; [`Attachment::layer_prompt`] replaces them at the input of later layers (VPT-deep).
 
 use crate::{
-    bert::{activate, merge_linear, LayerNorm, Linear, SelfAttention},
+    bert::{activate, merge_linear, splice, LayerNorm, Linear, SelfAttention},
     loader,
 };
 use pelt_core::{compose, Attachment, Backbone, BackboneDims, Encoded, ImageDims, Inputs, PeltError, Result, Site};
@@ -277,12 +277,6 @@ impl Vit {
     }
 }
 
-/// Puts `prompt` (batch, P, d) at positions 1..1 + P of `h`, replacing `replaced` positions there.
-fn insert_after_cls(h: &Tensor, prompt: &Tensor, replaced: i64) -> Tensor {
-    let len = h.size()[1];
-    Tensor::cat(&[h.narrow(1, 0, 1), prompt.shallow_clone(), h.narrow(1, 1 + replaced, len - 1 - replaced)], 1)
-}
-
 impl Backbone for Vit {
     fn dims(&self) -> &BackboneDims {
         &self.dims
@@ -300,14 +294,14 @@ impl Backbone for Vit {
         let mut p = 0;
         if let Some(prompt) = method.prompt(&h, &ones(h.size()[1]), train) {
             p = prompt.size()[1];
-            h = insert_after_cls(&h, &prompt, 0);
+            h = splice(&h, 1, 0, &prompt);
         }
         let mask = ones(h.size()[1]);
         let keep = mask.ne(0);
         for i in 0..self.layers.len() {
             if i > 0 && p > 0 {
                 if let Some(next) = method.layer_prompt(i, b, train) {
-                    h = insert_after_cls(&h, &next, p);
+                    h = splice(&h, 1, p, &next);
                 }
             }
             h = self.layer(i, &h, &keep, method, train);
