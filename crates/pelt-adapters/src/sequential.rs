@@ -2,7 +2,7 @@
 //! 2019 after attention and the FFN; Pfeiffer et al. 2021 after the FFN only).
 
 use crate::config::{Activation, BottleneckConfig};
-use pelt_core::{is_layer_layer_norm, per_site, Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
+use pelt_core::{is_layer_layer_norm, Attachment, BackboneDims, Delta, Identity, Method, Result, Site, SiteTable};
 use tch::{nn, Device, Tensor};
 
 /// How a bottleneck's projection weights start.
@@ -73,8 +73,8 @@ pub struct SequentialAdapter {
     name: &'static str,
     vs: nn::VarStore,
     config: BottleneckConfig,
-    /// adapters[layer][i] for config.sites[i].
-    pub(crate) adapters: Vec<Vec<Bottleneck>>,
+    /// One bottleneck per (layer, configured site).
+    pub(crate) adapters: SiteTable<Bottleneck>,
 }
 
 impl SequentialAdapter {
@@ -118,16 +118,21 @@ pub fn bottlenecks(
     init: BottleneckInit,
     act: Activation,
     dropout: f64,
-) -> Vec<Vec<Bottleneck>> {
-    per_site(dims.layers, sites, |l, s| {
+) -> SiteTable<Bottleneck> {
+    SiteTable::new(dims, sites, |l, s| {
         Bottleneck::new(root / "layer" / l / s.as_str(), dims.hidden, m, init, act, dropout)
     })
 }
 
+/// Parameters of one d → m → d bottleneck with biases at each of `sites` in every layer that has it.
+pub fn bottleneck_params(d: &BackboneDims, sites: &[Site], m: i64) -> i64 {
+    let h = d.hidden;
+    sites.iter().map(|&s| d.layers_with(s)).sum::<i64>() * (2 * h * m + h + m)
+}
+
 impl Attachment for SequentialAdapter {
     fn sublayer(&self, layer: usize, site: Site, _x: &Tensor, h: &Tensor, train: bool) -> Option<Delta> {
-        let i = self.config.sites.iter().position(|s| *s == site)?;
-        Some(Delta::fixed(self.adapters[layer][i].forward(h, train), 1.0))
+        Some(Delta::fixed(self.adapters.get(layer, site)?.forward(h, train), 1.0))
     }
 }
 
@@ -148,9 +153,8 @@ impl Method for SequentialAdapter {
         )
     }
     fn formula_params(&self, d: &BackboneDims) -> i64 {
-        let (h, m) = (d.hidden, self.config.bottleneck);
-        let adapters = d.layers * self.config.sites.len() as i64 * (2 * h * m + h + m);
-        let norms = if self.config.train_layer_norm { d.layers * 4 * h } else { 0 };
+        let adapters = bottleneck_params(d, &self.config.sites, self.config.bottleneck);
+        let norms = if self.config.train_layer_norm { d.layer_norm_params() } else { 0 };
         adapters + norms
     }
 }

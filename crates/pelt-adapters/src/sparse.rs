@@ -40,12 +40,10 @@ impl SparseAdapter {
     pub fn new(name: &'static str, config: SparseConfig, dims: &BackboneDims, device: Device) -> Result<SparseAdapter> {
         let inner = SequentialAdapter::new(name, config.adapter.clone(), dims, device)?;
         let mut masks = Vec::new();
-        for (l, layer) in inner.adapters.iter().enumerate() {
-            for (b, site) in layer.iter().zip(&config.adapter.sites) {
-                for (which, w) in [("down_weight", &b.down_w), ("up_weight", &b.up_w)] {
-                    let keep = Tensor::ones(w.size(), (Kind::Bool, device));
-                    masks.push((format!("layer.{l}.{site}.{which}"), w.shallow_clone(), keep));
-                }
+        for (l, site, b) in inner.adapters.iter() {
+            for (which, w) in [("down_weight", &b.down_w), ("up_weight", &b.up_w)] {
+                let keep = Tensor::ones(w.size(), (Kind::Bool, device));
+                masks.push((format!("layer.{l}.{site}.{which}"), w.shallow_clone(), keep));
             }
         }
         let method = SparseAdapter { name, inner, config, masks };
@@ -109,9 +107,9 @@ impl Method for SparseAdapter {
     }
     fn formula_params(&self, d: &BackboneDims) -> i64 {
         let (h, m) = (d.hidden, self.config.adapter.bottleneck);
-        let adapters = d.layers * self.config.adapter.sites.len() as i64;
+        let adapters: i64 = self.config.adapter.sites.iter().map(|&s| d.layers_with(s)).sum();
         let weights = Self::kept(adapters * 2 * h * m, self.config.sparsity);
-        let norms = if self.config.adapter.train_layer_norm { d.layers * 4 * h } else { 0 };
+        let norms = if self.config.adapter.train_layer_norm { d.layer_norm_params() } else { 0 };
         weights + adapters * (h + m) + norms
     }
     fn after_backward(&self) {

@@ -123,6 +123,9 @@ impl BertConfig {
             positions: self.max_position_embeddings,
             type_vocab: self.type_vocab_size,
             image: None,
+            decoder_layers: 0,
+            activation: self.hidden_act.clone(),
+            ..BackboneDims::default()
         }
     }
 }
@@ -236,7 +239,7 @@ pub struct Embeddings {
 }
 
 impl Embeddings {
-    fn new(p: nn::Path, c: &BertConfig) -> Embeddings {
+    pub(crate) fn new(p: nn::Path, c: &BertConfig) -> Embeddings {
         let init = nn::Init::Randn { mean: 0.0, stdev: c.initializer_range };
         Embeddings {
             word: (&p / "word_embeddings").var("weight", &[c.vocab_size, c.hidden_size], init),
@@ -249,7 +252,12 @@ impl Embeddings {
         }
     }
 
-    fn forward(&self, inputs: &Inputs, train: bool) -> Tensor {
+    /// The word-embedding matrix (vocab, d).
+    pub(crate) fn word_embeddings(&self) -> &Tensor {
+        &self.word
+    }
+
+    pub(crate) fn forward(&self, inputs: &Inputs, train: bool) -> Tensor {
         let (_, len) = inputs.input_ids.size2().expect("input_ids is (batch, len)");
         let positions = if self.roberta_positions {
             // RoBERTa numbers real tokens from pad + 1 and gives padding the pad index.
@@ -337,14 +345,35 @@ impl SelfAttention {
     /// (batch, len) boolean mask of real positions. Prefix positions a method adds are visible to every
     /// token.
     pub(crate) fn context(&self, x: &Tensor, keep: &Tensor, layer: usize, m: &dyn Attachment, train: bool) -> Tensor {
+        self.context_over(x, x, keep, None, (layer, SELF_SITES), m, train)
+    }
+
+    /// The context of queries from `x` over keys and values from `kv` (`x` itself for self-attention,
+    /// the encoder's output for cross-attention), with an additive `bias` (a causal mask); `hooks` =
+    /// the layer and the sites of the q, k, v and o projections. Prefix positions go into
+    /// self-attention only.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn context_over(
+        &self,
+        x: &Tensor,
+        kv: &Tensor,
+        keep: &Tensor,
+        bias: Option<&Tensor>,
+        hooks: (usize, [Site; 4]),
+        m: &dyn Attachment,
+        train: bool,
+    ) -> Tensor {
+        let (layer, sites) = hooks;
         let (b, t, d) = x.size3().expect("hidden is (batch, len, d)");
-        let split = |h: Tensor| h.view([b, t, self.heads, d / self.heads]).transpose(1, 2);
-        let q = split(self.query.forward(x, layer, Site::Query, m, train));
-        let k = split(self.key.forward(x, layer, Site::Key, m, train));
-        let v = split(self.value.forward(x, layer, Site::Value, m, train));
+        let s = kv.size()[1];
+        let split = |h: Tensor, n: i64| h.view([b, n, self.heads, d / self.heads]).transpose(1, 2);
+        let q = split(self.query.forward(x, layer, sites[0], m, train), t);
+        let k = split(self.key.forward(kv, layer, sites[1], m, train), s);
+        let v = split(self.value.forward(kv, layer, sites[2], m, train), s);
         let p_drop = if train { self.attn_dropout } else { 0.0 };
         let scale = 1.0 / ((d / self.heads) as f64).sqrt();
-        let ctx = attend(&q, k, v, keep, None, scale, m.prefix(layer, x, train), p_drop, train);
+        let prefix = if sites == SELF_SITES { m.prefix(layer, x, train) } else { None };
+        let ctx = attend(&q, k, v, keep, bias, scale, prefix, p_drop, train);
         ctx.transpose(1, 2).reshape([b, t, d])
     }
 }
@@ -359,7 +388,7 @@ pub struct Attention {
 }
 
 impl Attention {
-    fn new(p: nn::Path, c: &BertConfig) -> Attention {
+    pub(crate) fn new(p: nn::Path, c: &BertConfig) -> Attention {
         let (d, std) = (c.hidden_size, c.initializer_range);
         let s = &p / "self";
         let o = &p / "output";
@@ -377,11 +406,34 @@ impl Attention {
         }
     }
 
-    /// `keep` is the (batch, len) boolean mask of real positions.
-    fn forward(&self, x: &Tensor, keep: &Tensor, layer: usize, m: &dyn Attachment, train: bool) -> Tensor {
-        let ctx = self.core.context(x, keep, layer, m, train);
-        let h = self.output.forward(&ctx, layer, Site::AttentionOutput, m, train).dropout(self.dropout, train);
-        let h = match m.sublayer(layer, Site::AttentionOutput, x, &h, train) {
+    /// The projection at `site`: q, k, v or output, named by the self- or the cross-attention's site.
+    pub(crate) fn projection_mut(&mut self, site: Site) -> Option<&mut Linear> {
+        match site {
+            Site::Query | Site::CrossQuery => Some(&mut self.core.query),
+            Site::Key | Site::CrossKey => Some(&mut self.core.key),
+            Site::Value | Site::CrossValue => Some(&mut self.core.value),
+            Site::AttentionOutput | Site::CrossOutput => Some(&mut self.output),
+            _ => None,
+        }
+    }
+
+    /// Attention of `x` over `kv` (see [`SelfAttention::context_over`]), output projection, the
+    /// sublayer hook at the output site, residual and LayerNorm.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn forward_over(
+        &self,
+        x: &Tensor,
+        kv: &Tensor,
+        keep: &Tensor,
+        bias: Option<&Tensor>,
+        hooks: (usize, [Site; 4]),
+        m: &dyn Attachment,
+        train: bool,
+    ) -> Tensor {
+        let (layer, sites) = hooks;
+        let ctx = self.core.context_over(x, kv, keep, bias, hooks, m, train);
+        let h = self.output.forward(&ctx, layer, sites[3], m, train).dropout(self.dropout, train);
+        let h = match m.sublayer(layer, sites[3], x, &h, train) {
             Some(delta) => compose(&h, &delta.value, &delta.scale),
             None => h,
         };
@@ -400,7 +452,7 @@ pub struct FeedForward {
 }
 
 impl FeedForward {
-    fn new(p: nn::Path, c: &BertConfig) -> FeedForward {
+    pub(crate) fn new(p: nn::Path, c: &BertConfig) -> FeedForward {
         let std = c.initializer_range;
         let o = &p / "output";
         FeedForward {
@@ -412,7 +464,7 @@ impl FeedForward {
         }
     }
 
-    fn forward(&self, x: &Tensor, layer: usize, m: &dyn Attachment, train: bool) -> Tensor {
+    pub(crate) fn forward(&self, x: &Tensor, layer: usize, m: &dyn Attachment, train: bool) -> Tensor {
         let i = self.intermediate.forward(x, layer, Site::FfnIntermediate, m, train);
         let a = m.activation(layer, &i, train).unwrap_or_else(|| activate(&self.act, &i));
         let h = self.output.forward(&a, layer, Site::FfnOutput, m, train).dropout(self.dropout, train);
@@ -427,9 +479,45 @@ impl FeedForward {
 /// One transformer layer: attention then feed-forward, each post-norm.
 #[derive(Debug)]
 pub struct Layer {
-    attention: Attention,
-    ffn: FeedForward,
+    pub(crate) attention: Attention,
+    pub(crate) ffn: FeedForward,
 }
+
+impl Layer {
+    /// A layer under `p` (`encoder.layer.N`), named as in the checkpoint.
+    pub(crate) fn new(p: nn::Path, c: &BertConfig) -> Layer {
+        Layer { attention: Attention::new(&p / "attention", c), ffn: FeedForward::new(p, c) }
+    }
+
+    /// The projection at `site` (self-attention and FFN sites).
+    pub(crate) fn projection_mut(&mut self, site: Site) -> Option<&mut Linear> {
+        match site {
+            Site::FfnIntermediate => Some(&mut self.ffn.intermediate),
+            Site::FfnOutput => Some(&mut self.ffn.output),
+            s if s.is_cross() => None,
+            s => self.attention.projection_mut(s),
+        }
+    }
+
+    /// Self-attention (with an additive `bias`, a decoder's causal mask) then the FFN.
+    pub(crate) fn forward(
+        &self,
+        h: &Tensor,
+        keep: &Tensor,
+        bias: Option<&Tensor>,
+        layer: usize,
+        m: &dyn Attachment,
+        train: bool,
+    ) -> Tensor {
+        let a = self.attention.forward_over(h, h, keep, bias, (layer, SELF_SITES), m, train);
+        self.ffn.forward(&a, layer, m, train)
+    }
+}
+
+/// The sites of a self-attention's q, k, v and output projections.
+pub(crate) const SELF_SITES: [Site; 4] = [Site::Query, Site::Key, Site::Value, Site::AttentionOutput];
+/// The sites of a decoder layer's cross-attention.
+pub(crate) const CROSS_SITES: [Site; 4] = [Site::CrossQuery, Site::CrossKey, Site::CrossValue, Site::CrossOutput];
 
 /// A BERT-family encoder with its weights in a [`nn::VarStore`].
 #[derive(Debug)]
@@ -448,12 +536,8 @@ impl Bert {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let embeddings = Embeddings::new(&root / "embeddings", config);
-        let layers = (0..config.num_hidden_layers)
-            .map(|i| {
-                let p = &root / "encoder" / "layer" / i;
-                Layer { attention: Attention::new(&p / "attention", config), ffn: FeedForward::new(p, config) }
-            })
-            .collect();
+        let layers =
+            (0..config.num_hidden_layers).map(|i| Layer::new(&root / "encoder" / "layer" / i, config)).collect();
         Bert { dims: config.dims(), config: config.clone(), vs, embeddings, layers }
     }
 
@@ -471,16 +555,7 @@ impl Bert {
     }
 
     fn projection_mut(&mut self, layer: usize, site: Site) -> Option<&mut Linear> {
-        let l = self.layers.get_mut(layer)?;
-        Some(match site {
-            Site::Query => &mut l.attention.core.query,
-            Site::Key => &mut l.attention.core.key,
-            Site::Value => &mut l.attention.core.value,
-            Site::AttentionOutput => &mut l.attention.output,
-            Site::FfnIntermediate => &mut l.ffn.intermediate,
-            Site::FfnOutput => &mut l.ffn.output,
-            _ => return None,
-        })
+        self.layers.get_mut(layer)?.projection_mut(site)
     }
 }
 
@@ -504,8 +579,7 @@ impl Backbone for Bert {
                     h = splice(&h, 0, p, &next);
                 }
             }
-            h = layer.attention.forward(&h, &keep, i, method, train);
-            h = layer.ffn.forward(&h, i, method, train);
+            h = layer.forward(&h, &keep, None, i, method, train);
         }
         Encoded { hidden: h, mask, inserted: (0, p) }
     }

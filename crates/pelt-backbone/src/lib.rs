@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod bert;
+pub mod bert2bert;
 pub mod head;
 pub mod loader;
 pub mod seq2seq;
@@ -13,6 +14,7 @@ pub mod t5;
 pub mod vit;
 
 pub use bert::{Bert, BertConfig};
+pub use bert2bert::Bert2Bert;
 pub use head::{ClassificationHead, Pooling};
 pub use seq2seq::{Generation, Seq2Seq};
 pub use t5::{T5Config, T5};

@@ -22,6 +22,14 @@ pub trait Seq2Seq: Backbone {
     fn logits(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment, train: bool) -> Tensor;
     /// The decoder's special tokens.
     fn special_ids(&self) -> SpecialIds;
+    /// Parts that are not pretrained and train in every run whatever the method, as a task head does
+    /// (a warm-started decoder's new cross-attention and output transform); `None` when every weight
+    /// is pretrained.
+    fn new_parts(&self) -> Option<&tch::nn::VarStore> {
+        None
+    }
+    /// Draws the new parts afresh from libtorch's generator (each run starts them from its own seed).
+    fn reset_new_parts(&self) {}
 }
 
 /// Decoding settings.

@@ -8,10 +8,12 @@
 //! layers 0..L_enc and the decoder's L_enc..L_enc + L_dec of [`BackboneDims::layers`], each with the
 //! BERT encoder's sites on its self-attention (q, k, v, o; prefix positions; the sublayer) and FFN (its
 //! first projection — `wi`, or `wi_0`, the gate's input, in the gated FFN — the activation and `wo`).
-//! Cross-attention takes no method yet. Prompt positions go in front of the encoder's input.
+//! A decoder layer's cross-attention has the `cross_*` sites (its q, k, v and o projections, and its
+//! sublayer's output); prefix positions go into self-attention only. Prompt positions go in front of
+//! the encoder's input.
 
 use crate::{
-    bert::{attend, merge_linear, prepend_prompt, Linear},
+    bert::{attend, merge_linear, prepend_prompt, Linear, CROSS_SITES, SELF_SITES},
     loader,
     seq2seq::{Seq2Seq, SpecialIds},
 };
@@ -128,6 +130,12 @@ impl T5Config {
             positions: 512,
             type_vocab: 0,
             image: None,
+            decoder_layers: self.decoder_layers(),
+            attention_dim: if self.num_heads * self.d_kv == self.d_model { 0 } else { self.num_heads * self.d_kv },
+            activation: if self.gated() { "gelu_new".into() } else { "relu".into() },
+            gated_ffn: self.gated(),
+            position_buckets: self.relative_attention_num_buckets,
+            untied_head: !self.tie_word_embeddings,
         }
     }
 }
@@ -193,8 +201,8 @@ impl T5Attention {
         }
     }
 
-    /// Attention of `x` over `kv` (itself for self-attention); `hooks` = the layer index when the
-    /// method attaches here (self-attention), `None` for cross-attention.
+    /// Attention of `x` over `kv` (itself for self-attention); `hooks` = the layer index and the sites of
+    /// its q, k, v and o ([`SELF_SITES`] or [`CROSS_SITES`]). Prefix positions go into self-attention.
     #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
@@ -202,34 +210,22 @@ impl T5Attention {
         kv: &Tensor,
         keep: &Tensor,
         bias: Option<&Tensor>,
-        hooks: Option<usize>,
+        hooks: (usize, [Site; 4]),
         m: &dyn Attachment,
         p_drop: f64,
         train: bool,
     ) -> Tensor {
         let (b, t, _) = x.size3().expect("(batch, len, d)");
         let s = kv.size()[1];
+        let (layer, sites) = hooks;
         let split = |h: Tensor, n: i64| h.view([b, n, self.heads, self.d_kv]).transpose(1, 2);
-        let proj = |lin: &Linear, input: &Tensor, site: Site| match hooks {
-            Some(layer) => lin.forward(input, layer, site, m, train),
-            None => input.matmul(&lin.weight.tr()),
-        };
-        let q = split(proj(&self.q, x, Site::Query), t);
-        let k = split(proj(&self.k, kv, Site::Key), s);
-        let v = split(proj(&self.v, kv, Site::Value), s);
-        let prefix = hooks.and_then(|layer| m.prefix(layer, x, train));
-        if let Some(p) = &prefix {
-            assert_eq!(
-                p.keys.size()[3],
-                self.d_kv,
-                "prefix positions need heads · d_kv = d_model (this T5 has d_kv {} with d_model {})",
-                self.d_kv,
-                self.heads * self.d_kv
-            );
-        }
+        let q = split(self.q.forward(x, layer, sites[0], m, train), t);
+        let k = split(self.k.forward(kv, layer, sites[1], m, train), s);
+        let v = split(self.v.forward(kv, layer, sites[2], m, train), s);
+        let prefix = if sites == SELF_SITES { m.prefix(layer, x, train) } else { None };
         let ctx = attend(&q, k, v, keep, bias, 1.0, prefix, p_drop, train);
         let ctx = ctx.transpose(1, 2).reshape([b, t, self.heads * self.d_kv]);
-        proj(&self.o, &ctx, Site::AttentionOutput)
+        self.o.forward(&ctx, layer, sites[3], m, train)
     }
 }
 
@@ -354,11 +350,12 @@ impl Block {
             None => out,
         };
         let x = self.self_norm.forward(h);
-        let a = self.self_attn.forward(&x, &x, keep, Some(bias), Some(layer), m, p_drop, train).dropout(p_drop, train);
-        let mut h = sublayer(&x, a, Site::AttentionOutput) + h;
+        let a = self.self_attn.forward(&x, &x, keep, Some(bias), (layer, SELF_SITES), m, p_drop, train);
+        let mut h = sublayer(&x, a.dropout(p_drop, train), Site::AttentionOutput) + h;
         if let (Some((norm, attn)), Some((enc, enc_keep))) = (&self.cross, memory) {
             let x = norm.forward(&h);
-            h = attn.forward(&x, enc, enc_keep, None, None, m, p_drop, train).dropout(p_drop, train) + h;
+            let c = attn.forward(&x, enc, enc_keep, None, (layer, CROSS_SITES), m, p_drop, train);
+            h = sublayer(&x, c.dropout(p_drop, train), Site::CrossOutput) + h;
         }
         let x = self.ff_norm.forward(&h);
         let f = self.ff.forward(&x, layer, m, p_drop, train).dropout(p_drop, train);
@@ -502,6 +499,10 @@ impl Backbone for T5 {
             Site::Key => Some(&mut b.self_attn.k),
             Site::Value => Some(&mut b.self_attn.v),
             Site::AttentionOutput => Some(&mut b.self_attn.o),
+            Site::CrossQuery => b.cross.as_mut().map(|c| &mut c.1.q),
+            Site::CrossKey => b.cross.as_mut().map(|c| &mut c.1.k),
+            Site::CrossValue => b.cross.as_mut().map(|c| &mut c.1.v),
+            Site::CrossOutput => b.cross.as_mut().map(|c| &mut c.1.o),
             Site::FfnIntermediate => Some(&mut b.ff.wi),
             Site::FfnOutput => Some(&mut b.ff.wo),
             _ => None,

@@ -139,6 +139,9 @@ impl VitConfig {
             positions: self.patches() + 1,
             type_vocab: 0,
             image: Some(ImageDims { size: self.image_size, patch: self.patch_size, channels: self.num_channels }),
+            decoder_layers: 0,
+            activation: self.hidden_act.clone(),
+            ..BackboneDims::default()
         }
     }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Tensor};
 
 /// Sizes of a transformer backbone; methods size their modules from these.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackboneDims {
     /// Architecture family, e.g. `bert`.
     pub arch: String,
@@ -26,6 +26,31 @@ pub struct BackboneDims {
     /// Image input of vision backbones (`None` for text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageDims>,
+    /// How many of the `layers` are decoder layers (the last ones) with a cross-attention over the
+    /// encoder's output; 0 for encoders.
+    #[serde(default)]
+    pub decoder_layers: i64,
+    /// Width of the attention's query, key and value projections (heads × head size) when it differs
+    /// from `hidden` (mT5-small: 6 heads × 64 on d = 512); 0 means `hidden`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attention_dim: i64,
+    /// The FFN activation (`gelu`, `gelu_new`, `relu`); in a gated FFN (T5 v1.1, mT5) the gate's.
+    #[serde(default)]
+    pub activation: String,
+    /// Whether the FFN is gated: act(x W₀) ⊙ (x W₁), two input projections (T5 v1.1, mT5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gated_ffn: bool,
+    /// Relative position buckets per attention head, held by each stack's first layer (T5); 0 for
+    /// absolute positions.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub position_buckets: i64,
+    /// Whether an encoder-decoder has an LM head of its own rather than the tied embedding matrix.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub untied_head: bool,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// The image a vision backbone takes: square, `size` pixels a side, cut into `patch`-pixel patches.
@@ -49,7 +74,47 @@ impl ImageDims {
 impl BackboneDims {
     /// Size of one attention head.
     pub fn head_dim(&self) -> i64 {
-        self.hidden / self.heads
+        self.attention_width() / self.heads
+    }
+
+    /// Width of the attention's query, key and value projections (heads × head size).
+    pub fn attention_width(&self) -> i64 {
+        if self.attention_dim > 0 {
+            self.attention_dim
+        } else {
+            self.hidden
+        }
+    }
+
+    /// Whether `layer` has `site`: every layer has the self-attention and FFN sites, only decoder
+    /// layers have the cross-attention's.
+    pub fn has_site(&self, layer: i64, site: Site) -> bool {
+        !site.is_cross() || layer >= self.layers - self.decoder_layers
+    }
+
+    /// Parameters of the LayerNorms inside the layers (what [`is_layer_layer_norm`] selects): BERT and
+    /// ViT layers hold two LayerNorms of gain and bias; T5's RMS norms have a gain only, two per encoder
+    /// layer and three per decoder layer (before self-attention, cross-attention and the FFN).
+    pub fn layer_norm_params(&self) -> i64 {
+        if self.is_t5() {
+            (2 * (self.layers - self.decoder_layers) + 3 * self.decoder_layers) * self.hidden
+        } else {
+            self.layers * 4 * self.hidden
+        }
+    }
+
+    /// Whether the backbone is a T5 / mT5 (RMS norms without biases, no biases anywhere).
+    pub fn is_t5(&self) -> bool {
+        matches!(self.arch.as_str(), "t5" | "mt5")
+    }
+
+    /// Number of layers that have `site`.
+    pub fn layers_with(&self, site: Site) -> i64 {
+        if site.is_cross() {
+            self.decoder_layers
+        } else {
+            self.layers
+        }
     }
 }
 
@@ -140,8 +205,11 @@ pub fn is_layer_norm(name: &str) -> bool {
     lower.contains("layernorm") || lower.contains("layer_norm")
 }
 
-/// Is `name` a LayerNorm inside the transformer layers (not the embeddings')? Adapter methods that
-/// train LayerNorms (Houlsby, Compacter, SparseAdapter) train these.
+/// Is `name` a LayerNorm inside the transformer layers (not the embeddings' or a stack's final one)?
+/// Adapter methods that train LayerNorms (Houlsby, Compacter, SparseAdapter) train these. Layers are
+/// `encoder.layer.N` (BERT, ViT), `decoder.layer.N` (a warm-started BERT decoder) or `{encoder,decoder}.
+/// block.N` (T5).
 pub fn is_layer_layer_norm(name: &str) -> bool {
-    name.starts_with("encoder.layer.") && is_layer_norm(name)
+    ["encoder.layer.", "decoder.layer.", "encoder.block.", "decoder.block."].iter().any(|p| name.starts_with(p))
+        && is_layer_norm(name)
 }

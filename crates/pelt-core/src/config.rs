@@ -63,17 +63,32 @@ pub fn check_bottleneck(field: &str, m: i64, dims: &BackboneDims) -> Result<(), 
     Ok(())
 }
 
-/// Refuses a list of sublayer sites that is empty, names anything but `attention_output` and
-/// `ffn_output`, or names one twice.
-pub fn check_sublayers(field: &str, sites: &[crate::Site]) -> Result<(), ConfigError> {
+/// Refuses a list of sublayer sites that is empty, names anything but `attention_output`,
+/// `ffn_output` and (on encoder-decoders) `cross_output`, or names one twice.
+pub fn check_sublayers(field: &str, sites: &[crate::Site], dims: &BackboneDims) -> Result<(), ConfigError> {
     use crate::Site;
     if sites.is_empty() {
         return Err(ConfigError::new(field, "must name at least one of attention_output, ffn_output"));
     }
-    if let Some(s) = sites.iter().find(|s| !matches!(s, Site::AttentionOutput | Site::FfnOutput)) {
-        return Err(ConfigError::new(field, format!("`{s}` is not a sublayer output (attention_output, ffn_output)")));
+    if let Some(s) = sites.iter().find(|s| !matches!(s, Site::AttentionOutput | Site::FfnOutput | Site::CrossOutput)) {
+        return Err(ConfigError::new(
+            field,
+            format!("`{s}` is not a sublayer output (attention_output, ffn_output, cross_output)"),
+        ));
     }
-    check_unique_sites(field, sites, "site")
+    check_unique_sites(field, sites, "site")?;
+    check_present(field, sites, dims)
+}
+
+/// Refuses cross-attention sites on a backbone without a decoder.
+pub fn check_present(field: &str, sites: &[crate::Site], dims: &BackboneDims) -> Result<(), ConfigError> {
+    match sites.iter().find(|s| s.is_cross()) {
+        Some(s) if dims.decoder_layers == 0 => Err(ConfigError::new(
+            field,
+            format!("`{s}` is a cross-attention site, and this {} backbone has no decoder", dims.arch),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Deserialises and validates a config from a YAML value (`null` means all defaults).
@@ -169,7 +184,7 @@ mod tests {
             vocab: 50,
             positions: 64,
             type_vocab: 2,
-            image: None,
+            ..BackboneDims::default()
         }
     }
 

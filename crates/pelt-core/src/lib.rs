@@ -25,7 +25,7 @@ pub mod testkit;
 pub use backbone::{is_layer_layer_norm, is_layer_norm, Backbone, BackboneDims, Encoded, ImageDims, Inputs};
 pub use config::{parse_config, ConfigError, MethodConfig};
 pub use error::{PeltError, Result};
-pub use method::{merge_per_site, per_site, Attachment, Delta, Identity, Method, NoMethod, Prefix};
+pub use method::{Attachment, Delta, Identity, Method, NoMethod, Prefix, SiteTable};
 pub use params::{prepare_training, ParamCount};
 pub use registry::{MethodEntry, MethodInfo, Registry};
 pub use site::{compose, Form, Scale, ScaleKind, Site};

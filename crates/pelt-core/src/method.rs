@@ -172,24 +172,57 @@ pub trait Method: Attachment {
     fn set_task_ids(&self, _ids: Option<&Tensor>) {}
 }
 
-/// Builds one `T` per (layer, site) for `layers` layers: the `[layer][i]` table every method that
-/// attaches at a list of sites keeps, `i` indexing `sites`.
-pub fn per_site<T>(layers: i64, sites: &[Site], mut make: impl FnMut(usize, Site) -> T) -> Vec<Vec<T>> {
-    (0..layers as usize).map(|l| sites.iter().map(|&s| make(l, s)).collect()).collect()
+/// One `T` per (layer, site) of a method that attaches at a list of sites, for the layers that have
+/// each site (cross-attention sites exist only in decoder layers, see [`BackboneDims::has_site`]).
+#[derive(Debug)]
+pub struct SiteTable<T> {
+    sites: Vec<Site>,
+    /// rows[layer][i] for sites[i]; `None` where the layer lacks the site.
+    rows: Vec<Vec<Option<T>>>,
 }
 
-/// Merges one ΔW per (layer, site) of a `per_site` table into the backbone.
-pub fn merge_per_site<T>(
-    backbone: &mut dyn Backbone,
-    table: &[Vec<T>],
-    sites: &[Site],
-    delta_w: impl Fn(&T) -> Tensor,
-) -> Result<()> {
-    for (layer, row) in table.iter().enumerate() {
-        for (item, &site) in row.iter().zip(sites) {
-            let dw = tch::no_grad(|| delta_w(item));
+impl<T> SiteTable<T> {
+    /// Builds `make(layer, site)` for every layer of `dims` that has each of `sites`.
+    pub fn new(dims: &BackboneDims, sites: &[Site], mut make: impl FnMut(usize, Site) -> T) -> SiteTable<T> {
+        let rows = (0..dims.layers)
+            .map(|l| sites.iter().map(|&s| dims.has_site(l, s).then(|| make(l as usize, s))).collect())
+            .collect();
+        SiteTable { sites: sites.to_vec(), rows }
+    }
+
+    /// The entry of `site` in `layer`, if the method attaches there.
+    pub fn get(&self, layer: usize, site: Site) -> Option<&T> {
+        let i = self.sites.iter().position(|&s| s == site)?;
+        self.rows.get(layer)?.get(i)?.as_ref()
+    }
+
+    /// Every entry with its layer and site.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, Site, &T)> {
+        self.rows.iter().enumerate().flat_map(move |(l, row)| {
+            row.iter().zip(&self.sites).filter_map(move |(t, &s)| t.as_ref().map(|t| (l, s, t)))
+        })
+    }
+
+    /// Every entry with its layer and site, mutably.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, Site, &mut T)> {
+        let sites = &self.sites;
+        self.rows.iter_mut().enumerate().flat_map(move |(l, row)| {
+            row.iter_mut().zip(sites).filter_map(move |(t, &s)| t.as_mut().map(|t| (l, s, t)))
+        })
+    }
+
+    /// The first entry (lowest layer, first site), if any.
+    pub fn first(&self) -> Option<&T> {
+        self.iter().next().map(|(_, _, t)| t)
+    }
+
+    /// Merges one ΔW (out × in) per entry, `delta_w(layer, site, entry)`, into the backbone
+    /// (reparameterised methods).
+    pub fn merge(&self, backbone: &mut dyn Backbone, delta_w: impl Fn(usize, Site, &T) -> Tensor) -> Result<()> {
+        for (layer, site, item) in self.iter() {
+            let dw = tch::no_grad(|| delta_w(layer, site, item));
             backbone.merge_projection(layer, site, &dw)?;
         }
+        Ok(())
     }
-    Ok(())
 }

@@ -19,6 +19,14 @@ pub enum Site {
     AttentionKv,
     /// The attention output projection, and the attention sublayer's output.
     AttentionOutput,
+    /// The query projection of an encoder-decoder's cross-attention (decoder layers only).
+    CrossQuery,
+    /// The cross-attention's key projection (over the encoder's output).
+    CrossKey,
+    /// The cross-attention's value projection (over the encoder's output).
+    CrossValue,
+    /// The cross-attention's output projection, and the cross-attention sublayer's output.
+    CrossOutput,
     /// The FFN's first projection (its input side).
     FfnIntermediate,
     /// The FFN's second projection, and the FFN sublayer's output.
@@ -45,6 +53,10 @@ impl Site {
             Site::Value => "value",
             Site::AttentionKv => "attention_kv",
             Site::AttentionOutput => "attention_output",
+            Site::CrossQuery => "cross_query",
+            Site::CrossKey => "cross_key",
+            Site::CrossValue => "cross_value",
+            Site::CrossOutput => "cross_output",
             Site::FfnIntermediate => "ffn_intermediate",
             Site::FfnOutput => "ffn_output",
             Site::LayerNorm => "layer_norm",
@@ -55,9 +67,25 @@ impl Site {
         }
     }
 
-    /// Sites that are linear projections, where a reparameterised ΔW can attach.
-    pub const PROJECTIONS: [Site; 6] =
-        [Site::Query, Site::Key, Site::Value, Site::AttentionOutput, Site::FfnIntermediate, Site::FfnOutput];
+    /// Sites that are linear projections, where a reparameterised ΔW can attach (the cross-attention's
+    /// exist only in an encoder-decoder's decoder layers).
+    pub const PROJECTIONS: [Site; 10] = [
+        Site::Query,
+        Site::Key,
+        Site::Value,
+        Site::AttentionOutput,
+        Site::FfnIntermediate,
+        Site::FfnOutput,
+        Site::CrossQuery,
+        Site::CrossKey,
+        Site::CrossValue,
+        Site::CrossOutput,
+    ];
+
+    /// Whether the site belongs to an encoder-decoder's cross-attention, which only decoder layers have.
+    pub fn is_cross(self) -> bool {
+        matches!(self, Site::CrossQuery | Site::CrossKey | Site::CrossValue | Site::CrossOutput)
+    }
 }
 
 impl std::fmt::Display for Site {

@@ -19,19 +19,33 @@ pub type BackboneFactory<'a> = &'a dyn Fn() -> Box<dyn Backbone>;
 pub type MethodFactory<'a> = &'a dyn Fn(&BackboneDims) -> Box<dyn Method>;
 
 /// A small batch: for text, 3 sequences of length 7, the last one with 2 padding positions; for a
-/// vision backbone, 3 random images.
+/// vision backbone, 3 images of noise. Drawn from a fixed hash of the position rather than libtorch's
+/// generator: that generator is global, and a test in a parallel thread seeding or drawing from it
+/// between two calls here would change the inputs under a test that compares two forward passes.
 pub fn sample_inputs(dims: &BackboneDims) -> Inputs {
-    let _guard = tch::no_grad_guard();
-    tch::manual_seed(1234);
+    // SplitMix64 of the index: well spread, the same on every run and every thread.
+    let hash = |i: u64| {
+        let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
     if let Some(img) = dims.image {
-        return Inputs::images(Tensor::randn([3, img.channels, img.size, img.size], (Kind::Float, tch::Device::Cpu)));
+        let n = 3 * img.channels * img.size * img.size;
+        // Uniform on [-√3, √3]: zero mean, unit variance, as the normalised images the backbone sees.
+        let values: Vec<f32> = (0..n as u64)
+            .map(|i| ((hash(i) >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 * 3f32.sqrt())
+            .collect();
+        return Inputs::images(Tensor::from_slice(&values).view([3, img.channels, img.size, img.size]));
     }
-    let input_ids = Tensor::randint_low(1, dims.vocab, [3, 7], (Kind::Int64, tch::Device::Cpu));
-    let attention_mask = Tensor::ones([3, 7], (Kind::Int64, tch::Device::Cpu));
-    let _ = attention_mask.get(2).narrow(0, 5, 2).fill_(0);
-    let _ = input_ids.get(2).narrow(0, 5, 2).fill_(0);
-    let token_type_ids = Tensor::zeros([3, 7], (Kind::Int64, tch::Device::Cpu));
-    Inputs::text(input_ids, attention_mask, token_type_ids)
+    let mut ids: Vec<i64> = (0..21u64).map(|i| 1 + (hash(i) % (dims.vocab as u64 - 1)) as i64).collect();
+    let mut mask = vec![1i64; 21];
+    for j in 19..21 {
+        ids[j] = 0;
+        mask[j] = 0;
+    }
+    let input_ids = Tensor::from_slice(&ids).view([3, 7]);
+    Inputs::text(input_ids.shallow_clone(), Tensor::from_slice(&mask).view([3, 7]), input_ids.zeros_like())
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {

@@ -93,6 +93,56 @@ pub fn bbc_headlines(dir: &Path) -> Result<SummarySplits> {
     Ok(SummarySplits { name: "bbc_headlines".into(), train: articles, val, test })
 }
 
+/// ACLSum (Takeshita et al. 2024, "ACLSum: A New Dataset for Aspect-based Summarization of Scientific
+/// Publications"), as the PyPI package `aclsum` 0.1.2 ships it: `<dir>/{train,val,test}.jsonl`, one paper
+/// per line with its sentences by section and one summary per aspect (`challenge`, `approach`,
+/// `outcome`). Each (paper, aspect) becomes one example: the text is the aspect's name, then the
+/// abstract, introduction and conclusion; the summary is the aspect's. 297 / 147 / 297 examples.
+pub fn aclsum(dir: &Path) -> Result<SummarySplits> {
+    #[derive(Deserialize)]
+    struct Paper {
+        id: String,
+        title: String,
+        summary: HashMap<String, String>,
+        sentences: HashMap<String, Vec<String>>,
+    }
+    let read = |split: &str| -> Result<Vec<Article>> {
+        let path = dir.join(format!("{split}.jsonl"));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| DataError::Io { path: path.display().to_string(), source })?;
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let bad = |message: String| DataError::Malformed { path: path.display().to_string(), line: i + 1, message };
+            let paper: Paper = serde_json::from_str(line)
+                .map_err(|e| bad(format!("not an ACLSum paper (id, title, summary, sentences): {e}")))?;
+            let body: Vec<&str> = ["abstract", "introduction", "conclusion"]
+                .iter()
+                .flat_map(|s| paper.sentences.get(*s).into_iter().flatten().map(String::as_str))
+                .collect();
+            for aspect in ["challenge", "approach", "outcome"] {
+                let summary = paper.summary.get(aspect).ok_or_else(|| bad(format!("no `{aspect}` summary")))?;
+                out.push(Article {
+                    id: format!("{}:{aspect}", paper.id),
+                    url: String::new(),
+                    title: paper.title.clone(),
+                    summary: summary.clone(),
+                    text: format!("{aspect}: {}", body.join(" ")),
+                });
+            }
+        }
+        Ok(out)
+    };
+    Ok(SummarySplits { name: "aclsum".into(), train: read("train")?, val: read("val")?, test: read("test")? })
+}
+
+/// Whether a text is written mostly in Latin script (scored on [`latin_tokens`]); otherwise XL-Sum's
+/// scorer tokenises it with the model's own tokenizer.
+pub fn is_latin(text: &str) -> bool {
+    let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic()).collect();
+    let latin = letters.iter().filter(|c| c.is_ascii_alphabetic() || ('\u{c0}'..='\u{24f}').contains(c)).count();
+    letters.is_empty() || 2 * latin >= letters.len()
+}
+
 /// `rouge_score`'s default tokenisation: lowercase, anything but a–z and 0–9 separates tokens.
 pub fn latin_tokens(text: &str) -> Vec<String> {
     text.to_lowercase()
@@ -200,6 +250,30 @@ mod tests {
         // Identical: 1.
         let same = rouge(&toks("Stocks fell 3% on Monday."), &toks("stocks fell 3 on monday"));
         assert_eq!((same.rouge1, same.rouge2, same.rouge_l), (1.0, 1.0, 1.0));
+    }
+
+    #[test]
+    fn latin_script_is_told_apart() {
+        assert!(is_latin("Stocks fell on Monday"));
+        assert!(is_latin("Les élèves ont réussi"));
+        assert!(!is_latin("বাংলাদেশের অর্থনীতি"));
+        assert!(!is_latin("中国经济 GDP"));
+    }
+
+    #[test]
+    fn aclsum_papers_become_one_example_per_aspect() {
+        let dir = tempfile::tempdir().unwrap();
+        let paper = r#"{"id": "P1", "title": "T", "summary": {"challenge": "C.", "approach": "A.", "outcome": "O."}, "sentences": {"abstract": ["We do x ."], "introduction": ["X matters ."], "conclusion": ["It works ."]}, "highlights": {}}"#;
+        for split in ["train", "val", "test"] {
+            std::fs::write(dir.path().join(format!("{split}.jsonl")), format!("{paper}\n")).unwrap();
+        }
+        let ds = aclsum(dir.path()).unwrap();
+        assert_eq!(ds.train.len(), 3);
+        assert_eq!(ds.train[1].summary, "A.");
+        assert_eq!(ds.train[1].text, "approach: We do x . X matters . It works .");
+        std::fs::write(dir.path().join("val.jsonl"), "{\"id\": \"P2\"}\n").unwrap();
+        let err = aclsum(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("val.jsonl:1") && err.contains("missing field"), "{err}");
     }
 
     #[test]

@@ -71,6 +71,37 @@ impl TextTokenizer {
         Ok(out)
     }
 
+    /// Token ids of texts without special tokens, each cut to `max` tokens (summaries as decoder
+    /// targets: the decoder adds its own start and end tokens).
+    pub fn encode_targets(&self, texts: &[&str], max: usize) -> Result<Vec<Vec<i64>>> {
+        let err = |e: tokenizers::Error| DataError::Tokenizer { path: self.path.clone(), message: e.to_string() };
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(256) {
+            for e in self.inner.encode_batch(chunk.to_vec(), false).map_err(err)? {
+                out.push(e.get_ids().iter().take(max).map(|&i| i64::from(i)).collect());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The text of token ids, special tokens left out (generated summaries).
+    pub fn decode(&self, ids: &[i64]) -> Result<String> {
+        let ids: Vec<u32> = ids.iter().filter_map(|&i| u32::try_from(i).ok()).collect();
+        self.inner
+            .decode(&ids, true)
+            .map_err(|e| DataError::Tokenizer { path: self.path.clone(), message: e.to_string() })
+    }
+
+    /// The tokenizer's pieces of a text (ROUGE tokens for scripts that `latin_tokens` would erase).
+    pub fn pieces(&self, text: &str) -> Vec<String> {
+        self.inner.encode(text, false).map(|e| e.get_tokens().to_vec()).unwrap_or_default()
+    }
+
+    /// The id of a token of the vocabulary (`[CLS]`, `</s>`).
+    pub fn token_id(&self, token: &str) -> Option<i64> {
+        self.inner.token_to_id(token).map(i64::from)
+    }
+
     /// Encodes plain sentences.
     pub fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
         let examples: Vec<Example> = texts

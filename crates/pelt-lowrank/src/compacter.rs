@@ -8,7 +8,7 @@ use crate::{
     config::CompacterConfig,
     kron::{kron_sum, xavier_bound},
 };
-use pelt_core::{is_layer_layer_norm, per_site, Attachment, BackboneDims, Delta, Identity, Method, Result, Site};
+use pelt_core::{is_layer_layer_norm, Attachment, BackboneDims, Delta, Identity, Method, Result, Site, SiteTable};
 use tch::{nn, Device, Tensor};
 
 /// One PHM layer in → out: y = x·(Σ A_i ⊗ s_i t_iᵀ) + b.
@@ -46,8 +46,8 @@ pub struct Compacter {
     config: CompacterConfig,
     /// The shared rule matrices A (n, n, n).
     rule: Tensor,
-    /// (down, up) per layer per configured site.
-    adapters: Vec<Vec<(Phm, Phm)>>,
+    /// (down, up) per (layer, configured site).
+    adapters: SiteTable<(Phm, Phm)>,
 }
 
 impl Compacter {
@@ -67,7 +67,7 @@ impl Compacter {
         let root = vs.root();
         let (n, r, d, k) = (config.n, config.rank, dims.hidden, config.bottleneck);
         let rule = root.var("phm_rule", &[n, n, n], nn::Init::Randn { mean: 0.0, stdev: config.rule_init_std });
-        let adapters = per_site(dims.layers, &config.sites, |l, s| {
+        let adapters = SiteTable::new(dims, &config.sites, |l, s| {
             let p = &root / "layer" / l / s.as_str();
             (Phm::new(&p / "down", n, r, d, k), Phm::new(&p / "up", n, r, k, d))
         });
@@ -77,8 +77,7 @@ impl Compacter {
 
 impl Attachment for Compacter {
     fn sublayer(&self, layer: usize, site: Site, _x: &Tensor, h: &Tensor, _train: bool) -> Option<Delta> {
-        let i = self.config.sites.iter().position(|s| *s == site)?;
-        let (down, up) = &self.adapters[layer][i];
+        let (down, up) = self.adapters.get(layer, site)?;
         // gelu_new of the reference code is the tanh approximation.
         Some(Delta::fixed(up.forward(&down.forward(h, &self.rule).gelu("tanh"), &self.rule), 1.0))
     }
@@ -101,7 +100,8 @@ impl Method for Compacter {
     fn formula_params(&self, dims: &BackboneDims) -> i64 {
         let (n, r, d, k) = (self.config.n, self.config.rank, dims.hidden, self.config.bottleneck);
         let per_adapter = 2 * r * (d + k) + d + k;
-        let norms = if self.config.train_layer_norm { dims.layers * 4 * d } else { 0 };
-        n * n * n + dims.layers * self.config.sites.len() as i64 * per_adapter + norms
+        let norms = if self.config.train_layer_norm { dims.layer_norm_params() } else { 0 };
+        let adapters: i64 = self.config.sites.iter().map(|&s| dims.layers_with(s)).sum();
+        n * n * n + adapters * per_adapter + norms
     }
 }

@@ -34,31 +34,38 @@ impl MethodConfig for LoraConfig {
         }
         check_positive("alpha", self.alpha)?;
         check_dropout("dropout", self.dropout)?;
-        check_targets("targets", &self.targets)
+        check_targets("targets", &self.targets, dims)
     }
 }
 
 /// (d_in, d_out) of a projection site.
 pub fn projection_shape(site: Site, dims: &BackboneDims) -> (i64, i64) {
+    let (d, a) = (dims.hidden, dims.attention_width());
     match site {
-        Site::FfnIntermediate => (dims.hidden, dims.intermediate),
-        Site::FfnOutput => (dims.intermediate, dims.hidden),
-        _ => (dims.hidden, dims.hidden),
+        Site::FfnIntermediate => (d, dims.intermediate),
+        Site::FfnOutput => (dims.intermediate, d),
+        Site::AttentionOutput | Site::CrossOutput => (a, d),
+        _ => (d, a),
     }
 }
 
-/// Checks a list of LoRA-style targets: non-empty, projections only, no repeats.
-pub fn check_targets(field: &str, targets: &[Site]) -> Result<(), ConfigError> {
+/// Checks a list of LoRA-style targets: non-empty, projections only, no repeats, cross-attention ones
+/// only on an encoder-decoder.
+pub fn check_targets(field: &str, targets: &[Site], dims: &BackboneDims) -> Result<(), ConfigError> {
     if targets.is_empty() {
         return Err(ConfigError::new(field, "must name at least one projection"));
     }
     if let Some(s) = targets.iter().find(|s| !Site::PROJECTIONS.contains(s)) {
         return Err(ConfigError::new(
             field,
-            format!("`{s}` is not a projection (query, key, value, attention_output, ffn_intermediate, ffn_output)"),
+            format!(
+                "`{s}` is not a projection (query, key, value, attention_output, ffn_intermediate, ffn_output, \
+                 cross_query, cross_key, cross_value, cross_output)"
+            ),
         ));
     }
-    pelt_core::config::check_unique_sites(field, targets, "projection")
+    pelt_core::config::check_unique_sites(field, targets, "projection")?;
+    pelt_core::config::check_present(field, targets, dims)
 }
 
 /// Checks that `n` is at least 1 and divides every named size.
@@ -95,7 +102,7 @@ impl Default for KronaConfig {
 
 impl MethodConfig for KronaConfig {
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
-        check_targets("targets", &self.targets)?;
+        check_targets("targets", &self.targets, dims)?;
         for &t in &self.targets {
             let (d_in, d_out) = projection_shape(t, dims);
             check_divides("a_shape", self.a_shape[0], &[(&format!("{t} d_out"), d_out)])?;
@@ -182,7 +189,7 @@ impl MethodConfig for CompacterConfig {
             return Err(ConfigError::new("rank", format!("must be in 1..={widest}, got {}", self.rank)));
         }
         check_positive("rule_init_std", self.rule_init_std)?;
-        check_sublayers("sites", &self.sites)
+        check_sublayers("sites", &self.sites, dims)
     }
 }
 
@@ -210,7 +217,7 @@ impl Default for KAdaptationConfig {
 
 impl MethodConfig for KAdaptationConfig {
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
-        check_targets("targets", &self.targets)?;
+        check_targets("targets", &self.targets, dims)?;
         for &t in &self.targets {
             let (d_in, d_out) = projection_shape(t, dims);
             check_divides("n", self.n, &[(&format!("{t} d_in"), d_in), (&format!("{t} d_out"), d_out)])?;

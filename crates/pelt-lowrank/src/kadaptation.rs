@@ -10,7 +10,7 @@ use crate::{
     config::{projection_shape, KAdaptationConfig},
     kron::{kron_sum, xavier_bound},
 };
-use pelt_core::{per_site, Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Site};
+use pelt_core::{Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Site, SiteTable};
 use tch::{nn, Device, Tensor};
 
 /// KAdaptation on the configured projections.
@@ -20,8 +20,8 @@ pub struct KAdaptation {
     config: KAdaptationConfig,
     /// Shared A factors per target: (left (n, n, 1), right (n, 1, n)).
     shared: Vec<(Tensor, Tensor)>,
-    /// (u (n, d_in/n, r), v (n, r, d_out/n)) per layer per target.
-    fast: Vec<Vec<(Tensor, Tensor)>>,
+    /// (u (n, d_in/n, r), v (n, r, d_out/n)) per (layer, target).
+    fast: SiteTable<(Tensor, Tensor)>,
 }
 
 impl KAdaptation {
@@ -39,7 +39,7 @@ impl KAdaptation {
                 (p.var("rule_left", &[n, n, 1], small), p.var("rule_right", &[n, 1, n], small))
             })
             .collect();
-        let fast = per_site(dims.layers, &config.targets, |l, s| {
+        let fast = SiteTable::new(dims, &config.targets, |l, s| {
             let p = &root / "layer" / l / s.as_str();
             let (d_in, d_out) = projection_shape(s, dims);
             let bound = xavier_bound(r, d_in / n, 1.0);
@@ -51,18 +51,18 @@ impl KAdaptation {
         Ok(KAdaptation { vs, config, shared, fast })
     }
 
-    /// s·Σ A_i ⊗ B_i as a (d_in × d_out) matrix, applied as x·H.
-    fn update(&self, layer: usize, i: usize) -> Tensor {
+    /// s·Σ A_i ⊗ B_i as a (d_in × d_out) matrix for `site` of `layer`, applied as x·H.
+    fn update(&self, layer: usize, site: Site) -> Option<Tensor> {
+        let i = self.config.targets.iter().position(|&s| s == site)?;
         let (left, right) = &self.shared[i];
-        let (u, v) = &self.fast[layer][i];
-        kron_sum(&left.matmul(right), &u.matmul(v)) * self.config.scale
+        let (u, v) = self.fast.get(layer, site)?;
+        Some(kron_sum(&left.matmul(right), &u.matmul(v)) * self.config.scale)
     }
 }
 
 impl Attachment for KAdaptation {
     fn projection(&self, layer: usize, site: Site, x: &Tensor, _train: bool) -> Option<Delta> {
-        let i = self.config.targets.iter().position(|s| *s == site)?;
-        Some(Delta::fixed(x.matmul(&self.update(layer, i)), 1.0))
+        Some(Delta::fixed(x.matmul(&self.update(layer, site)?), 1.0))
     }
 }
 
@@ -85,19 +85,14 @@ impl Method for KAdaptation {
             .iter()
             .map(|&s| {
                 let (d_in, d_out) = projection_shape(s, dims);
-                r * (d_in + d_out)
+                dims.layers_with(s) * r * (d_in + d_out)
             })
             .sum();
-        t * 2 * n * n + dims.layers * fast
+        t * 2 * n * n + fast
     }
     fn merge_into(&self, backbone: &mut dyn Backbone) -> Result<bool> {
-        for layer in 0..self.fast.len() {
-            for (i, &site) in self.config.targets.iter().enumerate() {
-                // The update acts as x·H; the backbone's weights are (out × in).
-                let delta_w = tch::no_grad(|| self.update(layer, i).tr());
-                backbone.merge_projection(layer, site, &delta_w)?;
-            }
-        }
+        // The update acts as x·H; the backbone's weights are (out × in).
+        self.fast.merge(backbone, |layer, site, _| self.update(layer, site).map(|u| u.tr()).unwrap_or_default())?;
         Ok(true)
     }
 }

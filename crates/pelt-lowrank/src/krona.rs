@@ -6,9 +6,7 @@ use crate::{
     config::{projection_shape, KronaConfig, KronaResConfig},
     kron::kron_apply,
 };
-use pelt_core::{
-    merge_per_site, per_site, Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Scale, Site,
-};
+use pelt_core::{Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Scale, Site, SiteTable};
 use tch::{nn, Device, Tensor};
 
 /// One Kronecker pair.
@@ -33,8 +31,8 @@ fn pair(p: nn::Path, a_shape: [i64; 2], d_in: i64, d_out: i64) -> Pair {
 pub struct Krona {
     vs: nn::VarStore,
     config: KronaConfig,
-    /// pairs[layer][i] for config.targets[i].
-    pairs: Vec<Vec<Pair>>,
+    /// A pair per (layer, target).
+    pairs: SiteTable<Pair>,
 }
 
 impl Krona {
@@ -42,7 +40,7 @@ impl Krona {
     pub fn new(config: KronaConfig, dims: &BackboneDims, device: Device) -> Result<Krona> {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let pairs = per_site(dims.layers, &config.targets, |l, site| {
+        let pairs = SiteTable::new(dims, &config.targets, |l, site| {
             let (d_in, d_out) = projection_shape(site, dims);
             pair(&root / "layer" / l / site.as_str(), config.a_shape, d_in, d_out)
         });
@@ -52,8 +50,7 @@ impl Krona {
 
 impl Attachment for Krona {
     fn projection(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
-        let i = self.config.targets.iter().position(|s| *s == site)?;
-        let pair = &self.pairs[layer][i];
+        let pair = self.pairs.get(layer, site)?;
         let x = x.dropout(self.config.dropout, train);
         Some(Delta::fixed(kron_apply(&x, &pair.a, &pair.b), self.config.scale))
     }
@@ -71,19 +68,17 @@ impl Method for Krona {
     }
     fn formula_params(&self, dims: &BackboneDims) -> i64 {
         let [ar, ac] = self.config.a_shape;
-        let per_layer: i64 = self
-            .config
+        self.config
             .targets
             .iter()
             .map(|&s| {
                 let (d_in, d_out) = projection_shape(s, dims);
-                ar * ac + (d_out / ar) * (d_in / ac)
+                dims.layers_with(s) * (ar * ac + (d_out / ar) * (d_in / ac))
             })
-            .sum();
-        dims.layers * per_layer
+            .sum()
     }
     fn merge_into(&self, backbone: &mut dyn Backbone) -> Result<bool> {
-        merge_per_site(backbone, &self.pairs, &self.config.targets, |p| p.a.kron(&p.b) * self.config.scale)?;
+        self.pairs.merge(backbone, |_, _, p| p.a.kron(&p.b) * self.config.scale)?;
         Ok(true)
     }
 }

@@ -1,7 +1,7 @@
 //! LoRA (Hu et al. 2022): h = W x + (α/r)·B A x.
 
 use crate::config::{projection_shape, LoraConfig};
-use pelt_core::{merge_per_site, per_site, Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Site};
+use pelt_core::{Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Site, SiteTable};
 use tch::{nn, Device, Tensor};
 
 /// A low-rank pair A (r × d_in), B (d_out × r).
@@ -15,14 +15,14 @@ struct Pair {
 #[derive(Debug)]
 pub struct LoraModule {
     config: LoraConfig,
-    /// pairs[layer][i] for config.targets[i].
-    pairs: Vec<Vec<Pair>>,
+    /// A pair per (layer, target).
+    pairs: SiteTable<Pair>,
 }
 
 impl LoraModule {
     /// Builds A (Kaiming-uniform with a = √5, as nn.Linear and the reference code) and B = 0 under `root`.
     pub fn new(root: &nn::Path, config: LoraConfig, dims: &BackboneDims) -> LoraModule {
-        let pairs = per_site(dims.layers, &config.targets, |l, site| {
+        let pairs = SiteTable::new(dims, &config.targets, |l, site| {
             let p = root / "layer" / l / site.as_str();
             let (d_in, d_out) = projection_shape(site, dims);
             // Kaiming-uniform with a = √5 is U(-1/√fan_in, 1/√fan_in).
@@ -42,24 +42,21 @@ impl LoraModule {
 
     /// Δ = (α/r)·B A x for the projection at `site`, if it is a target.
     pub fn delta(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
-        let i = self.config.targets.iter().position(|s| *s == site)?;
-        let pair = &self.pairs[layer][i];
+        let pair = self.pairs.get(layer, site)?;
         let x = x.dropout(self.config.dropout, train);
         Some(Delta::fixed(x.matmul(&pair.a.tr()).matmul(&pair.b.tr()), self.scale()))
     }
 
-    /// Trainable parameters.
+    /// Trainable parameters: r·(d_in + d_out) for each target in each layer that has it.
     pub fn params(&self, dims: &BackboneDims) -> i64 {
-        let per_layer: i64 = self
-            .config
+        self.config
             .targets
             .iter()
             .map(|&s| {
                 let (i, o) = projection_shape(s, dims);
-                self.config.r * (i + o)
+                dims.layers_with(s) * self.config.r * (i + o)
             })
-            .sum();
-        dims.layers * per_layer
+            .sum()
     }
 }
 
@@ -100,7 +97,7 @@ impl Method for Lora {
     }
     fn merge_into(&self, backbone: &mut dyn Backbone) -> Result<bool> {
         let m = &self.module;
-        merge_per_site(backbone, &m.pairs, &m.config.targets, |pair| pair.b.matmul(&pair.a) * m.scale())?;
+        m.pairs.merge(backbone, |_, _, pair| pair.b.matmul(&pair.a) * m.scale())?;
         Ok(true)
     }
 }

@@ -19,8 +19,8 @@
 
 use pelt_core::{
     config::{check_dropout, check_positive},
-    per_site, Attachment, Backbone, BackboneDims, ConfigError, Delta, Identity, Method, MethodConfig, PeltError,
-    Result, Site,
+    Attachment, Backbone, BackboneDims, ConfigError, Delta, Identity, Method, MethodConfig, PeltError, Result, Site,
+    SiteTable,
 };
 use pelt_lowrank::config::{check_divides, check_targets, projection_shape};
 use serde::{Deserialize, Serialize};
@@ -99,7 +99,7 @@ impl MethodConfig for PolyConfig {
         }
         check_positive("temperature", self.temperature)?;
         check_dropout("dropout", self.dropout)?;
-        check_targets("targets", &self.targets)?;
+        check_targets("targets", &self.targets, dims)?;
         let mut sizes = Vec::new();
         for &t in &self.targets {
             let (i, o) = projection_shape(t, dims);
@@ -139,8 +139,8 @@ pub struct Poly {
     vs: nn::VarStore,
     config: PolyConfig,
     dims: BackboneDims,
-    /// slots[layer][i] for config.targets[i].
-    slots: Vec<Vec<Slot>>,
+    /// One slot per (layer, target).
+    slots: SiteTable<Slot>,
     stage: Stage,
     task_ids: RefCell<Option<Tensor>>,
 }
@@ -157,7 +157,7 @@ impl Poly {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let (q, s, r) = (config.splits, config.skills, config.r);
-        let slots = per_site(dims.layers, &config.targets, |l, site| {
+        let slots = SiteTable::new(dims, &config.targets, |l, site| {
             let p = &root / "layer" / l / site.as_str();
             let (d_in, d_out) = projection_shape(site, dims);
             let bound = 1.0 / (d_in as f64).sqrt();
@@ -206,24 +206,22 @@ impl Poly {
         (a, b)
     }
 
+    /// Σ over targets of f(d_in, d_out) times the layers that have the target.
     fn per_layer_params(&self, f: impl Fn(i64, i64) -> i64) -> i64 {
-        let per: i64 = self
-            .config
+        self.config
             .targets
             .iter()
             .map(|&t| {
                 let (i, o) = projection_shape(t, &self.dims);
-                f(i, o)
+                self.dims.layers_with(t) * f(i, o)
             })
-            .sum();
-        self.dims.layers * per
+            .sum()
     }
 }
 
 impl Attachment for Poly {
     fn projection(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
-        let i = self.config.targets.iter().position(|s| *s == site)?;
-        let slot = &self.slots[layer][i];
+        let slot = self.slots.get(layer, site)?;
         let x = x.dropout(self.config.dropout, train);
         let value = match &slot.averaged {
             Some((a, b)) => x.matmul(a).matmul(b),
@@ -249,7 +247,7 @@ impl Method for Poly {
     }
     fn formula_params(&self, _dims: &BackboneDims) -> i64 {
         let (q, s, r) = (self.config.splits, self.config.skills, self.config.r);
-        let routed = self.slots.first().and_then(|row| row.first()).is_some_and(|slot| slot.averaged.is_none());
+        let routed = self.slots.first().is_some_and(|slot| slot.averaged.is_none());
         if !routed {
             return self.per_layer_params(|i, o| r * (i + o));
         }
@@ -263,21 +261,15 @@ impl Method for Poly {
         true
     }
     fn begin_sources(&mut self, n: usize) -> Result<()> {
-        if self.stage != Stage::Target || self.slots[0][0].routers.len() != 1 || n == 0 {
+        if self.stage != Stage::Target || self.slots.first().is_none_or(|s| s.routers.len() != 1) || n == 0 {
             return Err(PeltError::Protocol(format!("{}: begin_sources needs a fresh method and n ≥ 1", self.name)));
         }
         let root = self.vs.root();
-        for (l, row) in self.slots.iter_mut().enumerate() {
-            for (site, slot) in self.config.targets.iter().zip(row) {
-                let p = &root / "layer" / l / site.as_str();
-                let (q, s) = (self.config.splits, self.config.skills);
-                for t in 1..n {
-                    slot.routers.push(p.var(
-                        &format!("router_{t}"),
-                        &[q, s],
-                        nn::Init::Uniform { lo: -1e-3, up: 1e-3 },
-                    ));
-                }
+        for (l, site, slot) in self.slots.iter_mut() {
+            let p = &root / "layer" / l / site.as_str();
+            let (q, s) = (self.config.splits, self.config.skills);
+            for t in 1..n {
+                slot.routers.push(p.var(&format!("router_{t}"), &[q, s], nn::Init::Uniform { lo: -1e-3, up: 1e-3 }));
             }
         }
         self.stage = Stage::Sources(n);
@@ -289,33 +281,29 @@ impl Method for Poly {
         };
         let root = self.vs.root();
         let (q, s, r) = (self.config.splits, self.config.skills, self.config.r);
-        for (l, row) in self.slots.iter_mut().enumerate() {
-            for (site, slot) in self.config.targets.iter().zip(row) {
-                let p = &root / "layer" / l / site.as_str();
-                for router in &slot.routers {
-                    let _ = router.shallow_clone().set_requires_grad(false);
+        for (l, site, slot) in self.slots.iter_mut() {
+            let p = &root / "layer" / l / site.as_str();
+            for router in &slot.routers {
+                let _ = router.shallow_clone().set_requires_grad(false);
+            }
+            match self.config.adaptation {
+                PolyAdaptation::Route => {
+                    slot.routers.push(p.var(&format!("router_{n}"), &[q, s], nn::Init::Uniform { lo: -1e-3, up: 1e-3 }))
                 }
-                match self.config.adaptation {
-                    PolyAdaptation::Route => slot.routers.push(p.var(
-                        &format!("router_{n}"),
-                        &[q, s],
-                        nn::Init::Uniform { lo: -1e-3, up: 1e-3 },
-                    )),
-                    PolyAdaptation::Average => {
-                        let (d_in, d_out) = projection_shape(*site, &self.dims);
-                        let a = p.var("avg_a", &[d_in, r], nn::Init::Const(0.0));
-                        let b = p.var("avg_b", &[r, d_out], nn::Init::Const(0.0));
-                        tch::no_grad(|| {
-                            // Uniform weights over skills, per block: the plain mean of the modules.
-                            let w = Tensor::full([1, q, s], 1.0 / s as f64, (Kind::Float, slot.a.device()));
-                            let (ma, mb) = Poly::mixed(slot, &w);
-                            a.shallow_clone().copy_(&ma.squeeze_dim(0));
-                            b.shallow_clone().copy_(&mb.squeeze_dim(0));
-                        });
-                        let _ = slot.a.shallow_clone().set_requires_grad(false);
-                        let _ = slot.b.shallow_clone().set_requires_grad(false);
-                        slot.averaged = Some((a, b));
-                    }
+                PolyAdaptation::Average => {
+                    let (d_in, d_out) = projection_shape(site, &self.dims);
+                    let a = p.var("avg_a", &[d_in, r], nn::Init::Const(0.0));
+                    let b = p.var("avg_b", &[r, d_out], nn::Init::Const(0.0));
+                    tch::no_grad(|| {
+                        // Uniform weights over skills, per block: the plain mean of the modules.
+                        let w = Tensor::full([1, q, s], 1.0 / s as f64, (Kind::Float, slot.a.device()));
+                        let (ma, mb) = Poly::mixed(slot, &w);
+                        a.shallow_clone().copy_(&ma.squeeze_dim(0));
+                        b.shallow_clone().copy_(&mb.squeeze_dim(0));
+                    });
+                    let _ = slot.a.shallow_clone().set_requires_grad(false);
+                    let _ = slot.b.shallow_clone().set_requires_grad(false);
+                    slot.averaged = Some((a, b));
                 }
             }
         }
@@ -329,25 +317,20 @@ impl Method for Poly {
         if self.stage != Stage::Target {
             return Ok(false);
         }
-        for (layer, row) in self.slots.iter().enumerate() {
-            for (slot, &site) in row.iter().zip(&self.config.targets) {
-                let dw = tch::no_grad(|| {
-                    let (a, b) = match &slot.averaged {
-                        Some((a, b)) => (a.shallow_clone(), b.shallow_clone()),
-                        None => {
-                            let (a, b) = Poly::mixed(slot, &self.weights(slot, 1, false));
-                            (a.squeeze_dim(0), b.squeeze_dim(0))
-                        }
-                    };
-                    a.matmul(&b).tr() * self.scale()
-                });
-                backbone.merge_projection(layer, site, &dw)?;
-            }
-        }
+        self.slots.merge(backbone, |_, _, slot| {
+            let (a, b) = match &slot.averaged {
+                Some((a, b)) => (a.shallow_clone(), b.shallow_clone()),
+                None => {
+                    let (a, b) = Poly::mixed(slot, &self.weights(slot, 1, false));
+                    (a.squeeze_dim(0), b.squeeze_dim(0))
+                }
+            };
+            a.matmul(&b).tr() * self.scale()
+        })?;
         Ok(true)
     }
     fn diagnostics(&self) -> Vec<(String, f64)> {
-        if self.stage != Stage::Target || self.slots[0][0].averaged.is_some() {
+        if self.stage != Stage::Target || self.slots.first().is_none_or(|s| s.averaged.is_some()) {
             return Vec::new();
         }
         // How concentrated the target's routing is: mean over projections and blocks of the largest
@@ -355,12 +338,10 @@ impl Method for Poly {
         let mut total = 0.0;
         let mut n = 0.0;
         tch::no_grad(|| {
-            for row in &self.slots {
-                for slot in row {
-                    let w = self.weights(slot, 1, false);
-                    total += w.amax([-1].as_slice(), false).mean(Kind::Float).double_value(&[]);
-                    n += 1.0;
-                }
+            for (_, _, slot) in self.slots.iter() {
+                let w = self.weights(slot, 1, false);
+                total += w.amax([-1].as_slice(), false).mean(Kind::Float).double_value(&[]);
+                n += 1.0;
             }
         });
         vec![("routing_max_weight".into(), total / n)]

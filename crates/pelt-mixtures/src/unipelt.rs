@@ -16,6 +16,7 @@ use pelt_adapters::{
 };
 use pelt_core::{
     Attachment, BackboneDims, ConfigError, Delta, Identity, Method, MethodConfig, Prefix, Result, Scale, Site,
+    SiteTable,
 };
 use pelt_lowrank::{config::LoraConfig, LoraModule};
 use pelt_prompts::{config::PrefixConfig, PrefixModule};
@@ -104,7 +105,7 @@ pub struct UniPelt {
     config: UniPeltConfig,
     prefix: PrefixModule,
     lora: LoraModule,
-    adapters: Vec<Vec<Bottleneck>>,
+    adapters: SiteTable<Bottleneck>,
     /// (lora, prefix, adapter) gates per layer.
     gates: Vec<[Gate; 3]>,
     stats: RefCell<GateStats>,
@@ -178,7 +179,7 @@ impl Attachment for UniPelt {
             return None;
         }
         let g = self.gate(layer, 2, h, train);
-        Some(Delta { value: self.adapters[layer][0].forward(h, train), scale: Scale::Tensor(g) })
+        Some(Delta { value: self.adapters.get(layer, site)?.forward(h, train), scale: Scale::Tensor(g) })
     }
 }
 

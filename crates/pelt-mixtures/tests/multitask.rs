@@ -107,6 +107,8 @@ fn randomize(m: &dyn Method, suffix: &str) {
 }
 
 fn hidden(b: &dyn Backbone, m: &dyn Method, ids: Option<&[i64]>) -> Tensor {
+    // Inputs come from a fixed hash, never from libtorch's global generator, which the tests running in
+    // parallel threads seed and draw from.
     let inputs = testkit::sample_inputs(b.dims());
     let ids = ids.map(Tensor::from_slice);
     m.set_task_ids(ids.as_ref());

@@ -16,7 +16,7 @@ use tch::{nn, Device, Tensor};
 /// (batch, heads, P, d/heads) pair.
 pub fn batched_layer_kv(all: &Tensor, layer: usize, dims: &BackboneDims) -> (Tensor, Tensor) {
     let (b, p, _) = all.size3().expect("(batch, P, L·2·d)");
-    let hd = dims.hidden / dims.heads;
+    let hd = dims.head_dim();
     let kv = all.view([b, p, dims.layers, 2, dims.heads, hd]).select(2, layer as i64);
     let split = |i: i64| kv.select(2, i).permute([0, 2, 1, 3]);
     (split(0), split(1))
@@ -25,7 +25,7 @@ pub fn batched_layer_kv(all: &Tensor, layer: usize, dims: &BackboneDims) -> (Ten
 /// Splits a (P, L·2·d) block of keys and values into layer `layer`'s (batch, heads, P, d/heads) pair.
 pub fn layer_kv(all: &Tensor, layer: usize, dims: &BackboneDims, batch: i64) -> Prefix {
     let p = all.size()[0];
-    let hd = dims.hidden / dims.heads;
+    let hd = dims.head_dim();
     let kv = all.view([p, dims.layers, 2, dims.heads, hd]).select(1, layer as i64);
     let split = |i: i64| kv.select(1, i).permute([1, 0, 2]).unsqueeze(0).expand([batch, -1, -1, -1], false);
     Prefix { keys: split(0), values: split(1), gate: None }
@@ -53,7 +53,7 @@ impl PrefixModule {
     /// Builds the prefix embeddings and the MLP under `root` (nn.Linear's init; embeddings N(0, 1) as
     /// nn.Embedding).
     pub fn new(root: nn::Path, config: PrefixConfig, dims: &BackboneDims) -> PrefixModule {
-        let (d, m, out) = (dims.hidden, config.mid_dim, dims.layers * 2 * dims.hidden);
+        let (d, m, out) = (dims.hidden, config.mid_dim, dims.layers * 2 * dims.attention_width());
         let linear = |name: &str, i: i64, o: i64| {
             let bound = 1.0 / (i as f64).sqrt();
             (
@@ -116,7 +116,7 @@ impl PrefixModule {
     /// Trainable parameters of the prefix and its MLP.
     pub fn params(&self) -> i64 {
         let (p, h, m) = (self.config.length, self.dims.hidden, self.config.mid_dim);
-        let out = self.dims.layers * 2 * h;
+        let out = self.dims.layers * 2 * self.dims.attention_width();
         p * h + (h * m + m) + (m * out + out)
     }
 }
@@ -179,7 +179,7 @@ impl DeepPrompt {
         let vs = nn::VarStore::new(device);
         let kv = vs.root().var(
             "prompt_kv",
-            &[config.length, dims.layers * 2 * dims.hidden],
+            &[config.length, dims.layers * 2 * dims.attention_width()],
             nn::Init::Randn { mean: 0.0, stdev: config.init_std },
         );
         Ok(DeepPrompt { vs, config, dims: dims.clone(), kv })
@@ -203,6 +203,6 @@ impl Method for DeepPrompt {
         Identity::None
     }
     fn formula_params(&self, d: &BackboneDims) -> i64 {
-        self.config.length * d.layers * 2 * d.hidden
+        self.config.length * d.layers * 2 * d.attention_width()
     }
 }

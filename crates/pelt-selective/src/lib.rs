@@ -62,11 +62,12 @@ pub fn is_bias(name: &str) -> bool {
     name.ends_with(".bias")
 }
 
-/// LN-tuning's count on a BERT encoder: two LayerNorms of gain and bias per layer, and the embeddings'.
+/// LN-tuning's count: the layers' LayerNorms (BERT, ViT: two of gain and bias per layer; T5: RMS gains,
+/// two per encoder and three per decoder layer) and the one outside them — BERT's embeddings' (unless
+/// left out), a ViT's final one, or a T5's two final norms.
 pub fn ln_tuning_params(d: &BackboneDims, embeddings: bool) -> i64 {
-    // BERT's extra LayerNorm is the embeddings'; a ViT's is the final one, after the last layer.
-    let extra = d.image.is_some() || embeddings;
-    d.layers * 4 * d.hidden + if extra { 2 * d.hidden } else { 0 }
+    let outside = if d.is_t5() || d.image.is_some() || embeddings { 2 * d.hidden } else { 0 };
+    d.layer_norm_params() + outside
 }
 
 /// LN-tuning: the backbone's LayerNorm gains and biases train.
@@ -105,6 +106,9 @@ pub fn ln_tuning(config: LnTuningConfig, _: &BackboneDims, device: Device) -> pe
 /// ViT's class token, positions, patch projection and final LayerNorm; then per layer: q, k, v,
 /// attention output, two FFN projections, two LayerNorms). The pooler is not loaded.
 pub fn bert_params(d: &BackboneDims) -> i64 {
+    if d.is_t5() {
+        return t5_params(d);
+    }
     let (h, i, l) = (d.hidden, d.intermediate, d.layers);
     let layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
     let outside = match d.image {
@@ -113,6 +117,24 @@ pub fn bert_params(d: &BackboneDims) -> i64 {
         None => (d.vocab + d.positions + d.type_vocab) * h + 2 * h,
     };
     outside + l * layer
+}
+
+/// Parameters of a T5 / mT5 from its sizes: the shared embedding (and an untied LM head), per layer the
+/// self-attention's q, k, v (d → heads·d_kv) and o, a decoder layer's cross-attention likewise, the FFN
+/// (two input projections when gated) and its RMS norms (gains only: two per encoder layer, three per
+/// decoder layer), each stack's relative position table (buckets × heads) and final norm. No biases.
+pub fn t5_params(d: &BackboneDims) -> i64 {
+    let (h, a, f, v) = (d.hidden, d.attention_width(), d.intermediate, d.vocab);
+    let (enc, dec) = (d.layers - d.decoder_layers, d.decoder_layers);
+    let attention = 4 * h * a;
+    let ffn = if d.gated_ffn { 3 * h * f } else { 2 * h * f };
+    let head = if d.untied_head { v * h } else { 0 };
+    let stacks = [enc, dec].iter().filter(|&&n| n > 0).count() as i64;
+    v * h
+        + head
+        + enc * (attention + ffn + 2 * h)
+        + dec * (2 * attention + ffn + 3 * h)
+        + stacks * (d.position_buckets * d.heads + h)
 }
 
 /// BitFit's count on a BERT encoder: per layer q, k, v, attention-output, intermediate and output
@@ -144,7 +166,13 @@ pub fn head_only(_: NoConfig, _: &BackboneDims, device: Device) -> pelt_core::Re
 }
 
 /// BitFit.
-pub fn bitfit(_: BitFitConfig, _: &BackboneDims, device: Device) -> pelt_core::Result<Selective> {
+pub fn bitfit(_: BitFitConfig, dims: &BackboneDims, device: Device) -> pelt_core::Result<Selective> {
+    if dims.is_t5() {
+        return Err(pelt_core::PeltError::Config(pelt_core::ConfigError::new(
+            "",
+            format!("BitFit trains bias terms, and a {} has none", dims.arch),
+        )));
+    }
     Ok(selective("bitfit", is_bias, bitfit_params, device))
 }
 

@@ -70,6 +70,13 @@ pub struct Raft {
 impl Raft {
     /// Builds one rational unit per layer, each initialised to the GELU fit.
     pub fn new(config: RaftConfig, dims: &BackboneDims, device: Device) -> Result<Raft> {
+        if !dims.activation.is_empty() && !dims.activation.starts_with("gelu") {
+            // A 5/4 rational fits GELU to 4e-3; ReLU's kink would start it far from the backbone.
+            return Err(pelt_core::PeltError::Config(pelt_core::ConfigError::new(
+                "",
+                format!("RAFT's rational units are fitted to GELU; this backbone's FFN uses `{}`", dims.activation),
+            )));
+        }
         let (a, b) = fit_gelu(config.fit_bound, 2001);
         let vs = nn::VarStore::new(device);
         let root = vs.root();
