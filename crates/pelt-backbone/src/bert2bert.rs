@@ -60,7 +60,7 @@ impl Bert2Bert {
     pub fn random(config: &BertConfig, special: SpecialIds, seed: i64, device: Device) -> Bert2Bert {
         tch::manual_seed(seed);
         let vs = nn::VarStore::new(device);
-        let new = nn::VarStore::new(device);
+        let mut new = nn::VarStore::new(device);
         let (root, fresh) = (vs.root(), new.root());
         let embeddings = Embeddings::new(&root / "embeddings", config);
         let encoder =
@@ -78,6 +78,9 @@ impl Bert2Bert {
             norm: LayerNorm::new(&p / "transform" / "LayerNorm", d, config.layer_norm_eps),
             bias: p.var("bias", &[v], nn::Init::Const(0.0)),
         };
+        // The new parts train only when a run asks for them (the runner, as it does a task head), so
+        // that a method's conformance sees the backbone frozen.
+        new.freeze();
         let mut dims = config.dims();
         dims.layers *= 2;
         dims.decoder_layers = config.num_hidden_layers;

@@ -90,29 +90,18 @@ fn t5() -> Box<dyn Backbone> {
     Box::new(pelt_backbone::T5::random(&config, 5, Device::Cpu))
 }
 
-/// Methods not defined for T5 yet: those whose trainable set or formula is written for BERT's and ViT's
-/// layouts (biases, LayerNorm names and biases, embedding sizes; T5 has no biases and RMS norms without
-/// them), and RAFT, whose rational function is fitted to GELU (T5 uses ReLU, v1.1 a GELU gate).
-const NOT_ON_T5: [&str; 10] = [
-    "full",
-    "bitfit",
-    "ln_tuning",
-    "adapter_bias",
-    "houlsby",
-    "sparse_adapter",
-    "large_sparse_adapter",
-    "compacter",
-    "compacter_pp",
-    "raft",
-];
+/// Methods that do not apply to a T5: BitFit trains bias terms, and T5 has none.
+const NOT_ON_T5: [&str; 1] = ["bitfit"];
 
 #[test]
-fn module_methods_conform_on_a_t5_encoder_decoder() {
+fn every_method_that_applies_conforms_on_a_t5_encoder_decoder() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dims = t5().dims().clone();
     let mut tested = Vec::new();
     for entry in entries() {
         if NOT_ON_T5.contains(&entry.info.name) {
+            let err = (entry.build)(&serde_yaml::Value::Null, &dims, Device::Cpu).err().map(|e| e.to_string());
+            assert!(err.is_some_and(|e| e.contains("no")), "{} should refuse a T5", entry.info.name);
             continue;
         }
         let routed = build(&entry, &dims, 0).routes_tasks();
@@ -122,7 +111,108 @@ fn module_methods_conform_on_a_t5_encoder_decoder() {
         }
         tested.push(entry.info.name);
     }
-    for name in ["lora", "pfeiffer", "prefix_tuning", "prompt_tuning", "unipelt", "polytropon"] {
+    for name in ["full", "ln_tuning", "houlsby", "compacter", "raft", "lora", "prefix_tuning", "unipelt", "polytropon"]
+    {
         assert!(tested.contains(&name), "{name} missing");
     }
+}
+
+#[test]
+fn t5_parameter_formulas_match_hand_counts() {
+    // The small T5 above: V = 100, d = 128 = 4 heads × 32, d_ff = 256 gated, 8 buckets, 2 + 2 layers,
+    // tied head. Encoder layer: 4·128² + 3·128·256 + 2·128 = 164,096; decoder layer: 8·128² +
+    // 3·128·256 + 3·128 = 229,760; embedding 12,800; per stack 8·4 buckets + a final norm of 128.
+    let dims = t5().dims().clone();
+    let full = (pelt_selective::methods().into_iter().find(|e| e.info.name == "full").unwrap().build)(
+        &serde_yaml::Value::Null,
+        &dims,
+        Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(full.formula_params(&dims), 12_800 + 2 * 164_096 + 2 * 229_760 + 2 * (32 + 128));
+    // LN-tuning: 2 + 2 RMS gains per encoder layer... 2·2 + 2·3 layer norms and 2 final ones, d each.
+    let ln = (pelt_selective::methods().into_iter().find(|e| e.info.name == "ln_tuning").unwrap().build)(
+        &serde_yaml::Value::Null,
+        &dims,
+        Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(ln.formula_params(&dims), (4 + 6 + 2) * 128);
+}
+
+fn lora_on(targets: &str) -> impl Fn(&BackboneDims) -> Box<dyn Method> + '_ {
+    move |d: &BackboneDims| {
+        let config = serde_yaml::from_str(&format!("{{r: 8, targets: [{targets}]}}")).unwrap();
+        (pelt_lowrank::methods().into_iter().find(|e| e.info.name == "lora").unwrap().build)(&config, d, Device::Cpu)
+            .unwrap()
+    }
+}
+
+#[test]
+fn methods_attach_to_the_cross_attention_of_decoder_layers_only() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // LoRA r 8 on q and v of the 4 self-attentions (4 · 2 · 8 · 256) and of the 2 cross-attentions
+    // (2 · 2 · 8 · 256): 24,576.
+    testkit::run_conformance(&t5, &lora_on("query, value, cross_query, cross_value"), 16_384 + 8_192);
+    // Cross-attention alone: only its modules train, and the merged weights match.
+    testkit::run_conformance(&t5, &lora_on("cross_key, cross_output"), 2 * 2 * 8 * 256);
+    // A Houlsby adapter after the cross-attention sublayer too: 2 + 2 + 2 adapters of
+    // 2·128·64 + 128 + 64 = 16,576 each (4 after self-attention, 2 after cross-attention... and 4 after
+    // the FFN: 10 in all), plus every layer norm (10 · 128).
+    let houlsby = |d: &BackboneDims| -> Box<dyn Method> {
+        let config = serde_yaml::from_str("{sites: [attention_output, cross_output, ffn_output]}").unwrap();
+        (pelt_adapters::methods().into_iter().find(|e| e.info.name == "houlsby").unwrap().build)(
+            &config,
+            d,
+            Device::Cpu,
+        )
+        .unwrap()
+    };
+    testkit::run_conformance(&t5, &houlsby, 10 * 16_576 + 10 * 128);
+    // An encoder has no cross-attention: the config is refused, naming the field.
+    let bert = pelt_backbone::BertConfig::tiny().dims();
+    let config = serde_yaml::from_str("{targets: [query, cross_value]}").unwrap();
+    let err = (pelt_lowrank::methods().into_iter().find(|e| e.info.name == "lora").unwrap().build)(
+        &config,
+        &bert,
+        Device::Cpu,
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(err.contains("targets") && err.contains("no decoder"), "{err}");
+}
+
+/// A tiny BERT2BERT: 2 encoder and 2 warm-started decoder layers of d = 128 (MAM's bottleneck of 512 and
+/// the prompt lengths fit), random weights.
+fn bert2bert() -> Box<dyn Backbone> {
+    let config = pelt_backbone::BertConfig {
+        hidden_size: 128,
+        num_attention_heads: 4,
+        intermediate_size: 256,
+        ..pelt_backbone::BertConfig::tiny()
+    };
+    let special = pelt_backbone::seq2seq::SpecialIds { start: 1, eos: 2, pad: 0 };
+    Box::new(pelt_backbone::Bert2Bert::random(&config, special, 9, Device::Cpu))
+}
+
+#[test]
+fn every_method_conforms_on_a_warm_started_bert2bert() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dims = bert2bert().dims().clone();
+    assert_eq!((dims.layers, dims.decoder_layers), (4, 2));
+    for entry in entries() {
+        let routed = build(&entry, &dims, 0).routes_tasks();
+        for sources in if routed { vec![0, 2] } else { vec![0] } {
+            let expected = build(&entry, &dims, sources).formula_params(&dims);
+            testkit::run_conformance(&bert2bert, &|d: &BackboneDims| build(&entry, d, sources), expected);
+        }
+    }
+    // Hand counts: LoRA r 8 on q, v of 4 layers = 4 · 2 · 8 · 256; BitFit: the embedding LayerNorm's
+    // bias and per layer 4·128 + 256 + 128 + 2·128 biases (the new cross-attention is not the backbone's).
+    let lora = build(&entries().into_iter().find(|e| e.info.name == "lora").unwrap(), &dims, 0);
+    assert_eq!(lora.formula_params(&dims), 16_384);
+    let bitfit = build(&entries().into_iter().find(|e| e.info.name == "bitfit").unwrap(), &dims, 0);
+    assert_eq!(bitfit.formula_params(&dims), 128 + 4 * (512 + 256 + 128 + 256));
+    testkit::run_conformance(&bert2bert, &lora_on("cross_query, cross_value"), 2 * 2 * 8 * 256);
 }
