@@ -155,11 +155,21 @@ impl Bert2Bert {
 /// The self-attention sites (the decoder's causal self-attention takes the same hooks as the encoder's).
 const SELF: [Site; 4] = [Site::Query, Site::Key, Site::Value, Site::AttentionOutput];
 
-impl Seq2Seq for Bert2Bert {
-    fn logits(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment, train: bool) -> Tensor {
-        let h = self.decoder_states(encoded, decoder_ids, m, train);
+impl Bert2Bert {
+    /// BERT's MLM prediction head on decoder states: transform, then scores against the tied embeddings.
+    fn predict(&self, h: &Tensor) -> Tensor {
         let x = self.head.norm.forward(&activate_gelu(&h.linear(&self.head.dense.weight, Some(&self.head.dense.bias))));
         x.matmul(&self.embeddings.word_embeddings().tr()) + &self.head.bias
+    }
+}
+
+impl Seq2Seq for Bert2Bert {
+    fn logits(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment, train: bool) -> Tensor {
+        self.predict(&self.decoder_states(encoded, decoder_ids, m, train))
+    }
+    fn last_logits(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment) -> Tensor {
+        let t = decoder_ids.size()[1];
+        self.predict(&self.decoder_states(encoded, decoder_ids, m, false).select(1, t - 1))
     }
     fn special_ids(&self) -> SpecialIds {
         self.special

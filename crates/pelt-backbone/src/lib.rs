@@ -44,6 +44,17 @@ pub fn dims_of(dir: &Path) -> Result<BackboneDims> {
     })
 }
 
+/// The sizes of an encoder-decoder for summarization: a T5 / mT5 folder as it is, or a BERT-family
+/// folder warm-started into a BERT2BERT (`warm_start`), whose decoder doubles the layers.
+pub fn seq2seq_dims(dir: &Path, warm_start: bool) -> Result<BackboneDims> {
+    let mut dims = dims_of(dir)?;
+    if !dims.is_t5() && warm_start && dims.image.is_none() {
+        dims.decoder_layers = dims.layers;
+        dims.layers *= 2;
+    }
+    Ok(dims)
+}
+
 /// Loads an HF model folder as the backbone its `config.json` names: ViT, T5 / mT5 (its encoder as the
 /// [`Backbone`]; [`T5::load`] gives the whole encoder-decoder), or a BERT-family encoder.
 pub fn load(dir: &Path, device: tch::Device) -> Result<Box<dyn Backbone>> {

@@ -20,6 +20,12 @@ pub struct SpecialIds {
 pub trait Seq2Seq: Backbone {
     /// Next-token logits (batch, t, vocab) for decoder inputs (batch, t) given the encoder's output.
     fn logits(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment, train: bool) -> Tensor;
+    /// Logits (batch, vocab) of the next token after the last decoder input only: what decoding needs,
+    /// without the LM head's cost at every earlier position.
+    fn last_logits(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment) -> Tensor {
+        let t = decoder_ids.size()[1];
+        self.logits(encoded, decoder_ids, m, false).select(1, t - 1)
+    }
     /// The decoder's special tokens.
     fn special_ids(&self) -> SpecialIds;
     /// Parts that are not pretrained and train in every run whatever the method, as a task head does
@@ -41,6 +47,9 @@ pub struct Generation {
     pub num_beams: usize,
     /// Beam scores are divided by length^length_penalty.
     pub length_penalty: f64,
+    /// No n-gram of this size occurs twice in an output (0: no constraint), as Hugging Face's
+    /// `no_repeat_ngram_size`: a token that would complete an n-gram already generated is not chosen.
+    pub no_repeat_ngram: usize,
 }
 
 /// The teacher-forced loss of `targets` (token ids, without start or end tokens) given `inputs`: the
@@ -94,11 +103,42 @@ pub fn generate(model: &dyn Seq2Seq, inputs: &Inputs, m: &dyn Attachment, g: &Ge
     })
 }
 
-fn last_log_probs(model: &dyn Seq2Seq, encoded: &Encoded, seqs: &[Vec<i64>], m: &dyn Attachment) -> Tensor {
+fn last_log_probs(model: &dyn Seq2Seq, encoded: &Encoded, seqs: &[Vec<i64>], m: &dyn Attachment, n: usize) -> Tensor {
     let t = seqs[0].len() as i64;
     let flat: Vec<i64> = seqs.iter().flatten().copied().collect();
     let ids = Tensor::from_slice(&flat).view([seqs.len() as i64, t]).to_device(encoded.hidden.device());
-    model.logits(encoded, &ids, m, false).select(1, t - 1).log_softmax(-1, Kind::Float)
+    let lp = model.last_logits(encoded, &ids, m).log_softmax(-1, Kind::Float);
+    ban_repeats(lp, seqs, n)
+}
+
+/// Sets to −∞ the log-probability of every token that would complete an n-gram already in its row.
+fn ban_repeats(lp: Tensor, seqs: &[Vec<i64>], n: usize) -> Tensor {
+    if n == 0 {
+        return lp;
+    }
+    let (mut rows, mut tokens) = (Vec::new(), Vec::new());
+    for (r, seq) in seqs.iter().enumerate() {
+        if seq.len() + 1 < n {
+            continue;
+        }
+        // The n − 1 tokens the next one would follow, against every earlier window of n tokens.
+        let tail = &seq[seq.len() + 1 - n..];
+        for w in seq.windows(n) {
+            if &w[..n - 1] == tail {
+                rows.push(r as i64);
+                tokens.push(w[n - 1]);
+            }
+        }
+    }
+    if rows.is_empty() {
+        return lp;
+    }
+    let device = lp.device();
+    let index =
+        [Some(Tensor::from_slice(&rows).to_device(device)), Some(Tensor::from_slice(&tokens).to_device(device))];
+    let mut lp = lp;
+    let _ = lp.index_put_(&index, &Tensor::from(f64::NEG_INFINITY).to_kind(lp.kind()).to_device(device), false);
+    lp
 }
 
 fn greedy(model: &dyn Seq2Seq, encoded: &Encoded, m: &dyn Attachment, g: &Generation) -> Vec<Vec<i64>> {
@@ -107,7 +147,8 @@ fn greedy(model: &dyn Seq2Seq, encoded: &Encoded, m: &dyn Attachment, g: &Genera
     let mut seqs = vec![vec![c.start]; b];
     let mut done = vec![false; b];
     for _ in 0..g.max_new_tokens {
-        let next = Vec::<i64>::try_from(last_log_probs(model, encoded, &seqs, m).argmax(-1, false)).unwrap_or_default();
+        let lp = last_log_probs(model, encoded, &seqs, m, g.no_repeat_ngram);
+        let next = Vec::<i64>::try_from(lp.argmax(-1, false)).unwrap_or_default();
         for (i, seq) in seqs.iter_mut().enumerate() {
             seq.push(if done[i] { c.pad } else { next[i] });
             done[i] |= next[i] == c.eos;
@@ -133,7 +174,7 @@ fn beam(model: &dyn Seq2Seq, encoded: &Encoded, m: &dyn Attachment, g: &Generati
             inserted: encoded.inserted,
         };
         let seqs: Vec<Vec<i64>> = beams.iter().map(|(s, _)| s.clone()).collect();
-        let lp = last_log_probs(model, &memory, &seqs, m);
+        let lp = last_log_probs(model, &memory, &seqs, m, g.no_repeat_ngram);
         let scores = lp + Tensor::from_slice(&beams.iter().map(|b| b.1 as f32).collect::<Vec<_>>()).unsqueeze(1);
         let vocab = scores.size()[1];
         // 2k candidates, so that k survive even when some end the sequence.
@@ -169,4 +210,27 @@ fn beam(model: &dyn Seq2Seq, encoded: &Encoded, m: &dyn Attachment, g: &Generati
     let running = beams.into_iter().map(|(s, sc)| (norm(s.len() - 1, sc), s));
     let done = finished.into_iter().map(|(s, sc)| (sc, s));
     done.chain(running).max_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, s)| s).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ban_repeats;
+    use tch::{Kind, Tensor};
+
+    #[test]
+    fn repeated_ngrams_are_banned_per_row() {
+        // Row 0 ends with "1 2" and has "1 2 3" earlier: 3 is banned (n = 3). Row 1 has no repeat.
+        let seqs = vec![vec![1, 2, 3, 1, 2], vec![4, 5, 6, 7, 8]];
+        let lp = ban_repeats(Tensor::zeros([2, 10], (Kind::Float, tch::Device::Cpu)), &seqs, 3);
+        let banned: Vec<f64> =
+            Vec::try_from(lp.isinf().to_kind(Kind::Double).sum_dim_intlist([1].as_slice(), false, Kind::Double))
+                .unwrap();
+        assert_eq!(banned, vec![1.0, 0.0]);
+        assert!(lp.double_value(&[0, 3]).is_infinite());
+        // n = 2: row 0's last token 2 was followed by 3 before; n = 0 bans nothing.
+        let lp = ban_repeats(Tensor::zeros([2, 10], (Kind::Float, tch::Device::Cpu)), &seqs, 2);
+        assert!(lp.double_value(&[0, 3]).is_infinite());
+        let lp = ban_repeats(Tensor::zeros([2, 10], (Kind::Float, tch::Device::Cpu)), &seqs, 0);
+        assert_eq!(lp.isinf().sum(Kind::Int64).int64_value(&[]), 0);
+    }
 }

@@ -422,7 +422,12 @@ impl T5 {
 
     /// Next-token logits (batch, t, vocab) for `decoder_ids` (batch, t) given the encoder's output.
     pub fn decode(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment, train: bool) -> Tensor {
-        let mut out = self.decoder_states(encoded, decoder_ids, m, train);
+        self.lm_head(self.decoder_states(encoded, decoder_ids, m, train))
+    }
+
+    /// The LM head on decoder states: scaled by d^-0.5 where the original T5 did, then the (tied or own)
+    /// output embedding.
+    fn lm_head(&self, mut out: Tensor) -> Tensor {
         let scale = self.config.scale_decoder_outputs.unwrap_or(self.config.tie_word_embeddings);
         if scale {
             out *= (self.config.d_model as f64).powf(-0.5);
@@ -452,6 +457,10 @@ impl T5 {
 impl Seq2Seq for T5 {
     fn logits(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment, train: bool) -> Tensor {
         self.decode(encoded, decoder_ids, m, train)
+    }
+    fn last_logits(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment) -> Tensor {
+        let t = decoder_ids.size()[1];
+        self.lm_head(self.decoder_states(encoded, decoder_ids, m, false).select(1, t - 1))
     }
     fn special_ids(&self) -> SpecialIds {
         let c = &self.config;

@@ -174,6 +174,10 @@ pub struct MethodSpec {
     /// first (default) or only on the target (`false`: the single-task baseline row).
     #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
     pub transfer: bool,
+    /// In a summarization experiment with several tasks (XL-Sum languages): one instance of the method
+    /// trained on every task at once and evaluated on each, instead of one per task.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 fn yes() -> bool {
@@ -208,6 +212,34 @@ pub struct Transfer {
     pub examples_per_source: usize,
     /// Optimizer steps of source training (warm-up and linear decay as in `training`).
     pub steps: usize,
+}
+
+/// Target and decoding settings of a summarization experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenerationSpec {
+    /// Summary tokens kept as training targets (the decoder adds its start and end tokens).
+    pub max_target_len: usize,
+    /// Tokens generated at most.
+    pub max_new_tokens: usize,
+    /// 1: greedy decoding; more: beam search.
+    pub num_beams: usize,
+    /// Beam scores are divided by length^length_penalty.
+    pub length_penalty: f64,
+    /// No n-gram of this size is generated twice (0: no constraint).
+    pub no_repeat_ngram_size: usize,
+}
+
+impl Default for GenerationSpec {
+    fn default() -> Self {
+        GenerationSpec {
+            max_target_len: 32,
+            max_new_tokens: 32,
+            num_beams: 1,
+            length_penalty: 1.0,
+            no_repeat_ngram_size: 0,
+        }
+    }
 }
 
 impl MethodSpec {
@@ -250,6 +282,20 @@ pub struct Experiment {
     /// Source training before each run (multi-task transfer); absent for single-task sweeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<Transfer>,
+    /// XL-Sum folder in the release's layout (one folder per language, `<language>_train.jsonl`, …),
+    /// for `xlsum:<language>` tasks (overridden by `--xlsum-dir`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xlsum_dir: Option<PathBuf>,
+    /// Summarization: warm-start a BERT2BERT encoder-decoder from the BERT-family `backbone` (Rothe et
+    /// al. 2020), since it has no decoder of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warm_start: bool,
+    /// Summarization: target lengths and decoding (defaults when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<GenerationSpec>,
+    /// The file it was read from (for messages).
+    #[serde(skip)]
+    pub source: PathBuf,
 }
 
 fn default_backbone() -> PathBuf {
@@ -292,6 +338,14 @@ pub fn locate_method(text: &str, index: usize, field: Option<&str>) -> Option<us
 /// Known shipped text task names.
 pub const SHIPPED: [&str; 2] = ["rotten_tomatoes", "bbc_news"];
 
+/// Known shipped summarization task names (`xlsum:<language>` tasks come from a user's XL-Sum folder).
+pub const SUMMARIZATION: [&str; 2] = ["bbc_headlines", "aclsum"];
+
+/// Whether a task is summarization (trained as seq2seq and scored by ROUGE).
+pub fn is_summarization(task: &str) -> bool {
+    SUMMARIZATION.contains(&task) || task.starts_with("xlsum:")
+}
+
 /// Known shipped image task names (they need a ViT backbone).
 pub const VISION: [&str; 3] = ["fashion_mnist", "digits", "mnist_5k"];
 
@@ -305,11 +359,26 @@ impl Experiment {
         root: &Path,
         glue_override: Option<&Path>,
     ) -> Result<(Experiment, BackboneDims)> {
+        Experiment::load_with(path, registry, root, glue_override, None)
+    }
+
+    /// [`Experiment::load`] with the XL-Sum folder overridden too.
+    pub fn load_with(
+        path: &Path,
+        registry: &Registry,
+        root: &Path,
+        glue_override: Option<&Path>,
+        xlsum_override: Option<&Path>,
+    ) -> Result<(Experiment, BackboneDims)> {
         let shown = path.display();
         let text = std::fs::read_to_string(path).with_context(|| format!("{shown}: cannot read experiment file"))?;
         let mut exp: Experiment = serde_yaml::from_str(&text).map_err(|e| anyhow!("{shown}: {e}"))?;
+        exp.source = path.to_path_buf();
         if let Some(g) = glue_override {
             exp.glue_dir = Some(g.to_path_buf());
+        }
+        if let Some(x) = xlsum_override {
+            exp.xlsum_dir = Some(x.to_path_buf());
         }
         if exp.backbone.is_relative() {
             exp.backbone = root.join(&exp.backbone);
@@ -367,17 +436,28 @@ impl Experiment {
         }
         let sources = exp.transfer.as_ref().map(|t| t.sources.clone()).unwrap_or_default();
         let config = exp.backbone.join("config.json");
-        let dims = pelt_backbone::dims_of(&exp.backbone)
-            .map_err(|e| fail("backbone", format!("{e} (run the set-up: scripts/setup.sh)")))?;
-        if matches!(dims.arch.as_str(), "t5" | "mt5") {
-            // Classification runs use an encoder only; a T5's decoder layers would hold method
-            // parameters that never train. Seq2seq training (the summarization suite) is not built yet.
-            return Err(fail(
-                "backbone",
-                format!("{} is a T5 encoder-decoder: pelt sweeps do not train seq2seq models yet", config.display()),
-            ));
-        }
-        for task in exp.tasks.iter().chain(&sources) {
+        let summarizing = exp.tasks.iter().filter(|t| is_summarization(t)).count();
+        let dims = if summarizing > 0 {
+            exp.check_summarization(&text, summarizing, &fail)?
+        } else {
+            exp.check_not_summarization(&text)?;
+            let dims = pelt_backbone::dims_of(&exp.backbone)
+                .map_err(|e| fail("backbone", format!("{e} (run the set-up: scripts/setup.sh)")))?;
+            if dims.is_t5() {
+                // Classification runs use an encoder only; a T5's decoder layers would hold method
+                // parameters that never train.
+                return Err(fail(
+                    "backbone",
+                    format!(
+                        "{} is a T5 encoder-decoder: pelt trains it on summarization tasks (bbc_headlines, aclsum, \
+                         xlsum:<language>), not on classification",
+                        config.display()
+                    ),
+                ));
+            }
+            dims
+        };
+        for task in exp.tasks.iter().chain(&sources).filter(|t| !is_summarization(t)) {
             let user_images = exp.image_dirs.get(task);
             let image_task = VISION.contains(&task.as_str()) || user_images.is_some();
             if image_task != dims.image.is_some() {
@@ -433,6 +513,113 @@ impl Experiment {
             }
         }
         Ok((exp, dims))
+    }
+
+    /// Whether the experiment trains encoder-decoders on summarization tasks.
+    pub fn is_summarization(&self) -> bool {
+        self.tasks.iter().any(|t| is_summarization(t))
+    }
+
+    /// The decoding settings (defaults when the file gives none).
+    pub fn generation(&self) -> GenerationSpec {
+        self.generation.unwrap_or_default()
+    }
+
+    /// Checks a summarization experiment and returns the encoder-decoder's sizes.
+    fn check_summarization(
+        &self,
+        text: &str,
+        summarizing: usize,
+        fail: &dyn Fn(&str, String) -> anyhow::Error,
+    ) -> Result<BackboneDims> {
+        if summarizing < self.tasks.len() {
+            let other = self.tasks.iter().find(|t| !is_summarization(t)).cloned().unwrap_or_default();
+            return Err(fail(
+                "tasks",
+                format!("`{other}` is not a summarization task; a file trains either classifiers or summarizers"),
+            ));
+        }
+        if self.transfer.is_some() {
+            return Err(fail("transfer", "the two-stage protocol is for classification tasks".into()));
+        }
+        if let Some(s) = self.data_sizes.iter().find(|s| matches!(s, DataSize::Shot(_))) {
+            return Err(fail("data_sizes", format!("`{}`: k-shot needs classes; use a number or `all`", s.label())));
+        }
+        let g = self.generation();
+        let bad = [
+            (g.max_target_len == 0, "max_target_len", "must be at least 1"),
+            (g.max_new_tokens == 0, "max_new_tokens", "must be at least 1"),
+            (g.num_beams == 0, "num_beams", "must be at least 1"),
+            (!(g.length_penalty.is_finite()), "length_penalty", "must be a finite number"),
+        ];
+        if let Some((_, key, msg)) = bad.iter().find(|c| c.0) {
+            let line = text.lines().position(|l| l.trim_start().starts_with(&format!("{key}:"))).map_or(0, |i| i + 1);
+            bail!("{}:{line}: field `generation.{key}`: {msg}", self.file_hint());
+        }
+        let config = self.backbone.join("config.json");
+        let dims = pelt_backbone::dims_of(&self.backbone)
+            .map_err(|e| fail("backbone", format!("{e} (run the set-up: scripts/setup.sh)")))?;
+        if dims.image.is_some() {
+            return Err(fail("backbone", format!("{} is a ViT; summarization needs a text model", config.display())));
+        }
+        if !dims.is_t5() && !self.warm_start {
+            return Err(fail(
+                "warm_start",
+                format!(
+                    "{} is an encoder without a decoder: set `warm_start: true` to build a BERT2BERT from it, \
+                     or point `backbone` at a T5 / mT5 folder",
+                    config.display()
+                ),
+            ));
+        }
+        if dims.is_t5() && self.warm_start {
+            return Err(fail("warm_start", format!("{} is already an encoder-decoder", config.display())));
+        }
+        if !self.backbone.join("tokenizer.json").is_file() {
+            return Err(fail("backbone", format!("{}: no tokenizer.json", self.backbone.display())));
+        }
+        for task in &self.tasks {
+            let Some(language) = task.strip_prefix("xlsum:") else { continue };
+            let Some(dir) = &self.xlsum_dir else {
+                return Err(fail("xlsum_dir", format!("task `{task}` needs xlsum_dir or --xlsum-dir")));
+            };
+            let file = dir.join(language).join(format!("{language}_train.jsonl"));
+            if !file.is_file() {
+                return Err(fail("xlsum_dir", format!("{}: no such file for task `{task}`", file.display())));
+            }
+        }
+        if let Some(i) = self.methods.iter().position(|m| m.shared) {
+            if self.tasks.len() < 2 {
+                bail!(
+                    "{}:{}: methods[{i}] field `shared`: sharing needs at least two tasks",
+                    self.file_hint(),
+                    locate_method(text, i, Some("shared")).unwrap_or(0)
+                );
+            }
+        }
+        pelt_backbone::seq2seq_dims(&self.backbone, self.warm_start).map_err(|e| fail("backbone", e.to_string()))
+    }
+
+    /// Refuses the summarization settings in a classification experiment.
+    fn check_not_summarization(&self, text: &str) -> Result<()> {
+        let line_of = |key: &str| text.lines().position(|l| l.starts_with(&format!("{key}:"))).map_or(0, |i| i + 1);
+        for (set, key) in [(self.warm_start, "warm_start"), (self.generation.is_some(), "generation")] {
+            if set {
+                bail!("{}:{}: field `{key}`: only for summarization tasks", self.file_hint(), line_of(key));
+            }
+        }
+        if let Some(i) = self.methods.iter().position(|m| m.shared) {
+            bail!(
+                "{}:{}: methods[{i}] field `shared`: only for summarization tasks",
+                self.file_hint(),
+                locate_method(text, i, Some("shared")).unwrap_or(0)
+            );
+        }
+        Ok(())
+    }
+
+    fn file_hint(&self) -> String {
+        self.source.display().to_string()
     }
 }
 

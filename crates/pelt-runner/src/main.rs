@@ -9,6 +9,7 @@ mod plot;
 mod pretrain;
 mod records;
 mod registry;
+mod summarize;
 mod sweep;
 mod table;
 mod train;
@@ -34,6 +35,9 @@ enum Command {
         /// GLUE folder in the official layout (overrides the file's glue_dir).
         #[arg(long)]
         glue_dir: Option<PathBuf>,
+        /// XL-Sum folder in the release's layout (overrides the file's xlsum_dir).
+        #[arg(long)]
+        xlsum_dir: Option<PathBuf>,
         /// Where suites are written.
         #[arg(long, default_value = "results")]
         results: PathBuf,
@@ -234,10 +238,24 @@ fn main() -> Result<()> {
     let root = std::env::current_dir()?;
     let registry = registry::registry();
     match cli.command {
-        Command::Sweep { file, glue_dir, results, assets, shard, device, dry_run, tasks, methods, seeds, sizes } => {
+        Command::Sweep {
+            file,
+            glue_dir,
+            xlsum_dir,
+            results,
+            assets,
+            shard,
+            device,
+            dry_run,
+            tasks,
+            methods,
+            seeds,
+            sizes,
+        } => {
             let shard = parse_shard(&shard)?;
             let device = parse_device(&device)?;
-            let (exp, _dims) = experiment::Experiment::load(&file, &registry, &root, glue_dir.as_deref())?;
+            let (exp, _dims) =
+                experiment::Experiment::load_with(&file, &registry, &root, glue_dir.as_deref(), xlsum_dir.as_deref())?;
             let cells = exp.methods.len() * exp.tasks.len() * exp.data_sizes.len() * exp.seeds.len();
             if dry_run {
                 outln!(

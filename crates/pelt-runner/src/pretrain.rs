@@ -48,6 +48,7 @@ pub fn pretrain(settings: &Pretrain, registry: &Registry, assets: &Path, out: &P
         lr: settings.lr,
         config: serde_yaml::Value::Null,
         transfer: false,
+        shared: false,
     };
     let bar = indicatif::ProgressBar::hidden();
     let started = std::time::Instant::now();

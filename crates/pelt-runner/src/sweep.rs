@@ -6,7 +6,7 @@ use crate::{
     records::{self, Record, Status, Store},
     train::{self, TaskData},
 };
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use pelt_core::Registry;
 use pelt_data::{glue, shipped, Dataset, TextTokenizer};
@@ -77,6 +77,14 @@ pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Valu
     // Only transfer runs carry the key, so single-task suites keep their hashes (and records).
     if let (Some(t), true, Some(map)) = (&exp.transfer, m.transfer, value.as_object_mut()) {
         map.insert("transfer".into(), serde_json::to_value(t).unwrap_or_default());
+    }
+    // Likewise only summarization runs carry their decoding settings, and shared ones the task list.
+    if let (true, Some(map)) = (exp.is_summarization(), value.as_object_mut()) {
+        map.insert("generation".into(), serde_json::to_value(exp.generation()).unwrap_or_default());
+        map.insert("warm_start".into(), exp.warm_start.into());
+        if m.shared {
+            map.insert("shared".into(), serde_json::to_value(&exp.tasks).unwrap_or_default());
+        }
     }
     let text = value.to_string();
     let digest = Sha256::digest(text.as_bytes());
@@ -208,6 +216,15 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
     let mut todo = Vec::new();
     let mut skipped = 0;
     for (i, id) in grid.iter().enumerate() {
+        // A shared method's cells of one (size, seed) come from one run over every task: they belong to
+        // the shard of the first task's cell, so that no two shards train the same run.
+        let i = if id.method.shared {
+            grid.iter()
+                .position(|g| std::ptr::eq(g.method, id.method) && g.size == id.size && g.seed == id.seed)
+                .unwrap_or(i)
+        } else {
+            i
+        };
         if i % shards != shard || !opts.only.admits(id) {
             continue;
         }
@@ -231,6 +248,9 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
         return Ok((0, skipped, 0));
     }
 
+    if exp.is_summarization() {
+        return summarization_sweep(exp, registry, opts, &store, todo, skipped);
+    }
     let backbone = pelt_backbone::load(&exp.backbone, opts.device)
         .with_context(|| format!("loading backbone {}", exp.backbone.display()))?;
     let backbone = backbone.as_ref();
@@ -296,81 +316,271 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
             &steps_bar,
         );
         let wall = started.elapsed().as_secs_f64();
-        let mut record = Record {
-            key: key.clone(),
-            suite: exp.name.clone(),
-            task: id.task.to_owned(),
-            method: id.method.label().to_owned(),
-            method_name: id.method.method.clone(),
-            method_config: resolved,
-            config_hash: hash,
-            lr: id.method.lr,
-            training: serde_json::to_value(&exp.training)?,
-            data_size: id.size.label(),
-            seed: id.seed,
-            status: Status::Ok,
-            message: None,
-            metrics: Default::default(),
-            score: None,
-            best_dev_score: None,
-            best_step: None,
-            steps: 0,
-            train_examples: 0,
-            dev_examples: 0,
-            test_examples: 0,
-            method_params: 0,
-            head_params: 0,
-            backbone_params: 0,
-            method_percent: 0.0,
-            wall_seconds: wall,
-            train_examples_per_second: 0.0,
-            peak_rss_mib: records::peak_rss_mib(),
-            diagnostics: Default::default(),
-            pelt_revision: revision.clone(),
-            libtorch_version: env!("PELT_LIBTORCH_VERSION").to_owned(),
-            device: format!("{:?}", opts.device).to_lowercase(),
-            machine: machine.clone(),
-            finished_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        };
-        let line = match result {
-            Ok(o) => {
-                record.status = if o.diverged.is_some() { Status::Diverged } else { Status::Ok };
-                record.message = o.diverged;
-                record.metrics = o.metrics;
-                record.score = o.score;
-                record.best_dev_score = o.best_dev.map(|b| b.0);
-                record.best_step = o.best_dev.map(|b| b.1);
-                record.steps = o.steps;
-                (record.train_examples, record.dev_examples, record.test_examples) = o.sizes;
-                record.method_params = o.params.method;
-                record.head_params = o.params.head;
-                record.backbone_params = o.params.backbone;
-                record.method_percent = o.params.method_percent();
-                record.train_examples_per_second = o.train_eps;
-                record.diagnostics = o.diagnostics;
-                match record.score {
-                    Some(s) => format!(
-                        "{:<10} {:<24} {:>6} s{:<3} test {:6.2}  dev {:6.2}@{:<5} {:>5} steps {:7.1} ex/s {:6.1}s {:6.0} MiB",
-                        id.task, id.method.label(), id.size.label(), id.seed, s, record.best_dev_score.unwrap_or(f64::NAN),
-                        record.best_step.unwrap_or(0), record.steps, record.train_examples_per_second, wall, record.peak_rss_mib
-                    ),
-                    None => format!("{} {} {} s{}: DIVERGED ({})", id.task, id.method.label(), id.size.label(), id.seed, record.message.as_deref().unwrap_or("")),
-                }
-            }
-            Err(e) => {
-                failed += 1;
-                record.status = Status::Failed;
-                record.message = Some(format!("{e:#}"));
-                format!("{} {} {} s{}: FAILED: {e:#}", id.task, id.method.label(), id.size.label(), id.seed)
-            }
-        };
-        store.save(&record).with_context(|| format!("saving record {key}"))?;
+        let run = Finished { exp, id: &id, key: &key, hash, resolved, wall, revision: &revision, machine: &machine };
+        if save(&store, run, result, opts.device, &runs_bar)? {
+            failed += 1;
+        }
         ran += 1;
-        // A hidden bar (no terminal, as in CI) drops println: the summary line must still be seen.
-        if runs_bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            runs_bar.println(line);
+        runs_bar.inc(1);
+    }
+    runs_bar.finish_and_clear();
+    steps_bar.finish_and_clear();
+    Ok((ran, skipped, failed))
+}
+
+/// A run that just ended, with what its record needs besides the outcome.
+struct Finished<'a> {
+    exp: &'a Experiment,
+    id: &'a RunId<'a>,
+    key: &'a str,
+    hash: String,
+    resolved: serde_json::Value,
+    wall: f64,
+    revision: &'a str,
+    machine: &'a str,
+}
+
+/// Saves a finished run's record and prints its summary line; returns whether the run failed.
+fn save(
+    store: &Store,
+    run: Finished,
+    result: Result<train::Outcome>,
+    device: Device,
+    runs_bar: &ProgressBar,
+) -> Result<bool> {
+    let Finished { exp, id, key, hash, resolved, wall, revision, machine } = run;
+    let mut record = Record {
+        key: key.to_owned(),
+        suite: exp.name.clone(),
+        task: id.task.to_owned(),
+        method: id.method.label().to_owned(),
+        method_name: id.method.method.clone(),
+        method_config: resolved,
+        config_hash: hash,
+        lr: id.method.lr,
+        training: serde_json::to_value(&exp.training)?,
+        data_size: id.size.label(),
+        seed: id.seed,
+        status: Status::Ok,
+        message: None,
+        metrics: Default::default(),
+        score: None,
+        best_dev_score: None,
+        best_step: None,
+        steps: 0,
+        train_examples: 0,
+        dev_examples: 0,
+        test_examples: 0,
+        method_params: 0,
+        head_params: 0,
+        backbone_params: 0,
+        method_percent: 0.0,
+        wall_seconds: wall,
+        train_examples_per_second: 0.0,
+        peak_rss_mib: records::peak_rss_mib(),
+        diagnostics: Default::default(),
+        pelt_revision: revision.to_owned(),
+        libtorch_version: env!("PELT_LIBTORCH_VERSION").to_owned(),
+        device: format!("{device:?}").to_lowercase(),
+        machine: machine.to_owned(),
+        finished_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+    };
+    let mut failed = false;
+    let line = match result {
+        Ok(o) => {
+            if !o.samples.is_empty() {
+                // Generated text beside the record: `<suite>/samples/<key>.tsv`, generated then reference.
+                let lines: String = o
+                    .samples
+                    .iter()
+                    .map(|(g, r)| format!("{}\t{}\n", g.replace(['\t', '\n'], " "), r.replace(['\t', '\n'], " ")))
+                    .collect();
+                let dir = store.dir().join("samples");
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                records::write_atomic(
+                    &dir.join(format!("{key}.tsv")),
+                    format!("generated\treference\n{lines}").as_bytes(),
+                )?;
+            }
+            record.status = if o.diverged.is_some() { Status::Diverged } else { Status::Ok };
+            record.message = o.diverged;
+            record.metrics = o.metrics;
+            record.score = o.score;
+            record.best_dev_score = o.best_dev.map(|b| b.0);
+            record.best_step = o.best_dev.map(|b| b.1);
+            record.steps = o.steps;
+            (record.train_examples, record.dev_examples, record.test_examples) = o.sizes;
+            record.method_params = o.params.method;
+            record.head_params = o.params.head;
+            record.backbone_params = o.params.backbone;
+            record.method_percent = o.params.method_percent();
+            record.train_examples_per_second = o.train_eps;
+            record.diagnostics = o.diagnostics;
+            match record.score {
+                Some(s) => format!(
+                    "{:<10} {:<24} {:>6} s{:<3} test {:6.2}  dev {:6.2}@{:<5} {:>5} steps {:7.1} ex/s {:6.1}s {:6.0} MiB",
+                    id.task, id.method.label(), id.size.label(), id.seed, s, record.best_dev_score.unwrap_or(f64::NAN),
+                    record.best_step.unwrap_or(0), record.steps, record.train_examples_per_second, wall, record.peak_rss_mib
+                ),
+                None => format!("{} {} {} s{}: DIVERGED ({})", id.task, id.method.label(), id.size.label(), id.seed, record.message.as_deref().unwrap_or("")),
+            }
+        }
+        Err(e) => {
+            failed = true;
+            record.status = Status::Failed;
+            record.message = Some(format!("{e:#}"));
+            format!("{} {} {} s{}: FAILED: {e:#}", id.task, id.method.label(), id.size.label(), id.seed)
+        }
+    };
+    store.save(&record).with_context(|| format!("saving record {key}"))?;
+    // A hidden bar (no terminal, as in CI) drops println: the summary line must still be seen.
+    if runs_bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        runs_bar.println(line);
+    }
+    Ok(failed)
+}
+
+/// Loads a summarization task: BBC headlines and ACLSum from the assets, an XL-Sum language from the
+/// experiment's folder.
+fn load_summaries(name: &str, exp: &Experiment, assets: &Path) -> Result<pelt_data::summarization::SummarySplits> {
+    use pelt_data::summarization as s;
+    let hint = " (run the set-up: scripts/setup.sh)";
+    match name {
+        "bbc_headlines" => s::bbc_headlines(&assets.join("bbcnews")).map_err(|e| anyhow!("{e}{hint}")),
+        "aclsum" => s::aclsum(&assets.join("aclsum")).map_err(|e| anyhow!("{e}{hint}")),
+        other => {
+            let language =
+                other.strip_prefix("xlsum:").ok_or_else(|| anyhow!("unknown summarization task `{other}`"))?;
+            let dir = exp.xlsum_dir.as_ref().ok_or_else(|| anyhow!("task `{other}` needs xlsum_dir"))?;
+            s::xlsum(&dir.join(language)).map_err(|e| anyhow!("{e}"))
+        }
+    }
+}
+
+/// The encoder-decoder of a summarization experiment: its T5 / mT5, or a BERT2BERT warm-started from its
+/// BERT-family backbone (the decoder's start, end and padding ids from the tokenizer).
+fn load_seq2seq(
+    exp: &Experiment,
+    tokenizer: &TextTokenizer,
+    device: Device,
+) -> Result<Box<dyn pelt_backbone::Seq2Seq>> {
+    let dims = pelt_backbone::dims_of(&exp.backbone)?;
+    if dims.is_t5() {
+        return Ok(Box::new(pelt_backbone::T5::load(&exp.backbone, device)?));
+    }
+    let id = |names: [&str; 2]| names.iter().find_map(|n| tokenizer.token_id(n));
+    let ids = (id(["[CLS]", "<s>"]), id(["[SEP]", "</s>"]));
+    let (Some(start), Some(eos)) = ids else {
+        bail!(
+            "{}: the tokenizer has neither [CLS]/[SEP] nor <s>/</s> to start and end summaries",
+            exp.backbone.display()
+        );
+    };
+    let special = pelt_backbone::seq2seq::SpecialIds { start, eos, pad: tokenizer.pad_id };
+    Ok(Box::new(pelt_backbone::Bert2Bert::warm_start(&exp.backbone, special, 0, device)?))
+}
+
+/// The sweep of a summarization experiment: like [`sweep`]'s loop, with encoder-decoder runs; a shared
+/// method's run covers every task of its (size, seed) and saves a record for each.
+fn summarization_sweep(
+    exp: &Experiment,
+    registry: &Registry,
+    opts: &SweepOptions,
+    store: &Store,
+    todo: Vec<(RunId, String, String, serde_json::Value)>,
+    skipped: usize,
+) -> Result<(usize, usize, usize)> {
+    let tokenizer = TextTokenizer::load(&exp.backbone.join("tokenizer.json"), exp.training.max_len)?;
+    let model = load_seq2seq(exp, &tokenizer, opts.device)
+        .with_context(|| format!("loading the encoder-decoder from {}", exp.backbone.display()))?;
+    let model = model.as_ref();
+    let pristine: Vec<(Tensor, Tensor)> =
+        model.var_store().variables().into_values().map(|t| (t.shallow_clone(), t.detach().copy())).collect();
+    let g = exp.generation();
+    let needed: Vec<&str> = if todo.iter().any(|(id, ..)| id.method.shared) {
+        exp.tasks.iter().map(String::as_str).collect()
+    } else {
+        todo.iter().map(|(id, ..)| id.task).collect()
+    };
+    let mut tasks: std::collections::HashMap<String, crate::summarize::SummaryData> = Default::default();
+    for name in needed {
+        if !tasks.contains_key(name) {
+            let splits = load_summaries(name, exp, &opts.assets)?;
+            tasks.insert(name.to_owned(), crate::summarize::SummaryData::prepare(splits, &tokenizer, &g)?);
+        }
+    }
+    let revision = records::revision(&opts.root);
+    let machine = records::machine();
+    let progress = MultiProgress::new();
+    let runs_bar = progress.add(ProgressBar::new(todo.len() as u64));
+    runs_bar.set_style(
+        ProgressStyle::with_template("runs  {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let steps_bar = progress.add(ProgressBar::new(0));
+    steps_bar.set_style(
+        ProgressStyle::with_template("steps {bar:30} {pos}/{len} {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut ran, mut failed) = (0, 0);
+    for (id, key, hash, resolved) in &todo {
+        if store.is_done(key) {
+            // Written by a shared run earlier in this loop.
+            runs_bar.inc(1);
+            continue;
+        }
+        runs_bar.set_message(format!("{} {} {} s{}", id.task, id.method.label(), id.size.label(), id.seed));
+        tch::no_grad(|| {
+            for (dst, src) in &pristine {
+                dst.shallow_clone().copy_(src);
+            }
+        });
+        records::reset_peak_rss();
+        let started = std::time::Instant::now();
+        // The tasks this run trains on, and the grid cells it answers.
+        let names: Vec<&str> =
+            if id.method.shared { exp.tasks.iter().map(String::as_str).collect() } else { vec![id.task] };
+        let data: Vec<&crate::summarize::SummaryData> = names.iter().map(|n| &tasks[*n]).collect();
+        let result = crate::summarize::run(
+            registry,
+            model,
+            &tokenizer,
+            id.method,
+            &data,
+            id.size,
+            id.seed,
+            &exp.training,
+            &g,
+            opts.device,
+            &steps_bar,
+        );
+        let wall = started.elapsed().as_secs_f64();
+        let outcomes: Vec<Result<train::Outcome>> = match result {
+            Ok(all) => all.into_iter().map(Ok).collect(),
+            Err(e) => names.iter().map(|_| Err(anyhow!("{e:#}"))).collect(),
+        };
+        for (name, outcome) in names.iter().zip(outcomes) {
+            let cell = RunId { task: name, ..id.clone() };
+            let cell_key = run_key(&cell, hash);
+            if *name != id.task && store.is_done(&cell_key) {
+                continue;
+            }
+            let run = Finished {
+                exp,
+                id: &cell,
+                key: &cell_key,
+                hash: hash.clone(),
+                resolved: resolved.clone(),
+                wall,
+                revision: &revision,
+                machine: &machine,
+            };
+            if save(store, run, outcome, opts.device, &runs_bar)? {
+                failed += 1;
+            }
+            ran += 1;
         }
         runs_bar.inc(1);
     }

@@ -117,6 +117,8 @@ pub struct Outcome {
     pub train_eps: f64,
     /// Method diagnostics.
     pub diagnostics: BTreeMap<String, f64>,
+    /// A few test outputs with their references (generated summaries), kept beside the record.
+    pub samples: Vec<(String, String)>,
 }
 
 /// One labelled example set: indices into a split plus their gold labels.
@@ -146,7 +148,7 @@ fn subset<'a>(source: Source<'a>, examples: &[pelt_data::Example], idx: &[usize]
 }
 
 /// First `limit` indices of a fixed (seed 0) shuffle of 0..n: a reproducible cap on a fixed split.
-fn capped(n: usize, limit: usize) -> Vec<usize> {
+pub(crate) fn capped(n: usize, limit: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..n).collect();
     if limit > 0 && limit < n {
         idx.shuffle(&mut ChaCha8Rng::seed_from_u64(0));
@@ -290,7 +292,7 @@ pub struct Sources<'a> {
 }
 
 /// The learning rate at `step` of `total`: linear warm-up over `warmup` steps, then linear decay to 0.
-fn schedule(peak: f64, step: usize, warmup: usize, total: usize) -> f64 {
+pub(crate) fn schedule(peak: f64, step: usize, warmup: usize, total: usize) -> f64 {
     if step < warmup {
         peak * (step + 1) as f64 / warmup as f64
     } else {
@@ -487,6 +489,7 @@ pub fn run(
                     params: counts,
                     train_eps: 0.0,
                     diagnostics: BTreeMap::new(),
+                    samples: Vec::new(),
                 });
             }
         }
@@ -614,6 +617,7 @@ pub fn run(
             params: counts,
             train_eps,
             diagnostics,
+            samples: Vec::new(),
         });
     }
     let (best_score, best_step, snapshot) = best.ok_or_else(|| anyhow!("no dev evaluation happened"))?;
@@ -634,5 +638,6 @@ pub fn run(
         params: counts,
         train_eps,
         diagnostics,
+        samples: Vec::new(),
     })
 }

@@ -1,0 +1,318 @@
+//! Summarization runs: a method attached to an encoder-decoder (a T5 / mT5, or a BERT2BERT warm-started
+//! from the shipped encoder), trained with the teacher-forced seq2seq loss under the same optimiser,
+//! schedule and clipping as classification runs; the dev set's ROUGE selects the checkpoint, and the
+//! test set's ROUGE-1, ROUGE-2 and ROUGE-L F1 are the result.
+//!
+//! One run can train one method instance on several tasks at once (XL-Sum languages sharing a method,
+//! [`crate::experiment::MethodSpec::shared`]): batches come from one task each, in proportion to the
+//! tasks' training sizes, the checkpoint is selected on the mean dev score over tasks, and every task
+//! gets its own outcome.
+
+use crate::{
+    experiment::{DataSize, EvalEvery, GenerationSpec, MethodSpec, Training},
+    optim::AdamW,
+    train::{bucketed_batches, capped, inputs, schedule, Outcome},
+};
+use anyhow::{anyhow, Context, Result};
+use indicatif::ProgressBar;
+use pelt_backbone::{seq2seq, Generation, Seq2Seq};
+use pelt_core::{params, Method, Registry};
+use pelt_data::{
+    sampler,
+    summarization::{corpus_rouge, is_latin, latin_tokens, SummarySplits},
+    Encoding, TextTokenizer,
+};
+use rand::{seq::SliceRandom, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use tch::{Device, Tensor};
+
+/// A summarization task with its tokenised splits, prepared once per sweep.
+#[derive(Debug)]
+pub struct SummaryData {
+    /// The articles and reference summaries.
+    pub splits: SummarySplits,
+    /// Encoder inputs of the training articles (special tokens added, cut to `max_len`).
+    pub train: Vec<Encoding>,
+    /// Target token ids of the training summaries (no special tokens, cut to `max_target_len`).
+    pub targets: Vec<Vec<i64>>,
+    /// Encoder inputs of the validation articles.
+    pub val: Vec<Encoding>,
+    /// Encoder inputs of the test articles.
+    pub test: Vec<Encoding>,
+    /// Whether the references are Latin script (ROUGE on `rouge_score`'s tokens); otherwise ROUGE runs on
+    /// the tokenizer's pieces, as XL-Sum's multilingual scorer does.
+    pub latin: bool,
+    /// The tokenizer's padding id.
+    pub pad_id: i64,
+}
+
+impl SummaryData {
+    /// Tokenises a task's splits.
+    pub fn prepare(splits: SummarySplits, tokenizer: &TextTokenizer, g: &GenerationSpec) -> Result<SummaryData> {
+        fn texts(a: &[pelt_data::summarization::Article]) -> Vec<&str> {
+            a.iter().map(|x| x.text.as_str()).collect()
+        }
+        let train = tokenizer.encode_texts(&texts(&splits.train))?;
+        let summaries: Vec<&str> = splits.train.iter().map(|a| a.summary.as_str()).collect();
+        let targets = tokenizer.encode_targets(&summaries, g.max_target_len)?;
+        let val = tokenizer.encode_texts(&texts(&splits.val))?;
+        let test = tokenizer.encode_texts(&texts(&splits.test))?;
+        let sample: String = splits.test.iter().take(50).map(|a| a.summary.as_str()).collect::<Vec<_>>().join(" ");
+        if splits.train.is_empty() || splits.val.is_empty() || splits.test.is_empty() {
+            return Err(anyhow!("{}: every split needs at least one article", splits.name));
+        }
+        Ok(SummaryData { latin: is_latin(&sample), splits, train, targets, val, test, pad_id: tokenizer.pad_id })
+    }
+}
+
+/// The decoder settings of [`GenerationSpec`] for `seq2seq::generate`.
+fn generation(g: &GenerationSpec) -> Generation {
+    Generation {
+        max_new_tokens: g.max_new_tokens,
+        num_beams: g.num_beams,
+        length_penalty: g.length_penalty,
+        no_repeat_ngram: g.no_repeat_ngram_size,
+    }
+}
+
+/// What stays fixed through a run.
+struct Ctx<'a> {
+    model: &'a dyn Seq2Seq,
+    method: &'a dyn Method,
+    tokenizer: &'a TextTokenizer,
+    training: &'a Training,
+    generation: Generation,
+    device: Device,
+}
+
+impl Ctx<'_> {
+    /// Generated summaries of the articles `rows` of `split`, in order.
+    fn summaries(&self, split: &[Encoding], rows: &[usize], pad_id: i64) -> Result<Vec<String>> {
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| split[rows[i]].ids.len());
+        let mut out = vec![String::new(); rows.len()];
+        let ids = self.model.special_ids();
+        for chunk in order.chunks(self.training.eval_batch_size) {
+            let batch: Vec<&Encoding> = chunk.iter().map(|&i| &split[rows[i]]).collect();
+            let generated =
+                seq2seq::generate(self.model, &inputs(&batch, pad_id, self.device), self.method, &self.generation);
+            for (&i, seq) in chunk.iter().zip(generated) {
+                // The decoder start token leads; the summary ends at the first end token.
+                let body: Vec<i64> = seq.into_iter().skip(1).take_while(|&t| t != ids.eos && t != ids.pad).collect();
+                out[i] = self.tokenizer.decode(&body)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// ROUGE-1/2/L F1 (×100) of generated summaries of `rows` of a split against their references, and
+    /// the (generated, reference) pairs.
+    fn rouge(
+        &self,
+        task: &SummaryData,
+        split: &[Encoding],
+        refs: &[pelt_data::summarization::Article],
+        rows: &[usize],
+    ) -> Result<(BTreeMap<String, f64>, Vec<(String, String)>)> {
+        let generated = self.summaries(split, rows, task.pad_id)?;
+        let pairs: Vec<(String, String)> =
+            generated.into_iter().zip(rows).map(|(g, &i)| (g, refs[i].summary.clone())).collect();
+        let r = if task.latin {
+            corpus_rouge(&pairs, latin_tokens)
+        } else {
+            corpus_rouge(&pairs, |s| self.tokenizer.pieces(s))
+        };
+        let metrics = BTreeMap::from([
+            ("rouge1".to_owned(), 100.0 * r.rouge1),
+            ("rouge2".to_owned(), 100.0 * r.rouge2),
+            ("rougeL".to_owned(), 100.0 * r.rouge_l),
+        ]);
+        Ok((metrics, pairs))
+    }
+}
+
+/// Test summaries kept with each record, to read beside the scores.
+const SAMPLES: usize = 20;
+
+fn mean(values: &BTreeMap<String, f64>) -> f64 {
+    values.values().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// Trains one method instance on `tasks` (one task, or several when the method is shared) at `size`
+/// with `seed`, and returns each task's outcome. The model must hold its pretrained weights on entry;
+/// its new parts (a warm-started decoder's cross-attention) are drawn afresh from the seed.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    registry: &Registry,
+    model: &dyn Seq2Seq,
+    tokenizer: &TextTokenizer,
+    spec: &MethodSpec,
+    tasks: &[&SummaryData],
+    size: DataSize,
+    seed: u64,
+    training: &Training,
+    g: &GenerationSpec,
+    device: Device,
+    bar: &ProgressBar,
+) -> Result<Vec<Outcome>> {
+    // Data: K articles of each task drawn with the seed (the fixed validation split selects), capped
+    // dev and test sets.
+    let mut train_rows = Vec::new();
+    for t in tasks {
+        let k = match size {
+            DataSize::Examples(k) => Some(k),
+            DataSize::All => None,
+            DataSize::Shot(_) => return Err(anyhow!("{}: k-shot sampling needs classes", t.splits.name)),
+        };
+        let split = sampler::low_resource(t.train.len(), k, true, seed)
+            .with_context(|| format!("sampling {} articles of {}", size.label(), t.splits.name))?;
+        train_rows.push(split.train);
+    }
+    let dev_rows: Vec<Vec<usize>> = tasks.iter().map(|t| capped(t.val.len(), training.dev_limit)).collect();
+    let test_rows: Vec<Vec<usize>> = tasks.iter().map(|t| capped(t.test.len(), training.test_limit)).collect();
+
+    // Method and new parts, seeded.
+    tch::manual_seed(seed as i64);
+    let entry = registry.get(&spec.method)?;
+    let method = (entry.build)(&spec.config, model.dims(), device)?;
+    method.init_from(model);
+    model.reset_new_parts();
+    let new_parts: Vec<(String, Tensor)> = model
+        .new_parts()
+        .map(|vs| vs.variables().into_iter().map(|(n, t)| (format!("new.{n}"), t.set_requires_grad(true))).collect())
+        .unwrap_or_default();
+    let trainable = params::prepare_training(model, method.as_ref());
+    let mut all: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+    all.extend(new_parts.iter().map(|(n, t)| (n.clone(), t.shallow_clone())));
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let ctx = Ctx { model, method: method.as_ref(), tokenizer, training, generation: generation(g), device };
+
+    let batch_of = |task: usize, rows: &[usize]| {
+        let t = tasks[task];
+        let enc: Vec<&Encoding> = rows.iter().map(|&i| &t.train[i]).collect();
+        let targets: Vec<Vec<i64>> = rows.iter().map(|&i| t.targets[i].clone()).collect();
+        (inputs(&enc, t.pad_id, device), targets)
+    };
+    if method.wants_calibration() {
+        // SNIP scores weights by the loss gradient at init: one training batch of the first task.
+        let first: Vec<usize> = train_rows[0].iter().copied().take(training.batch_size).collect();
+        let (x, y) = batch_of(0, &first);
+        seq2seq::loss(model, &x, &y, method.as_ref(), true).backward();
+        method.calibrate();
+    }
+    let head = params::numel(new_parts.iter().map(|(_, t)| t));
+    let counts = params::count(model, method.as_ref(), head);
+
+    // Each epoch: every task's articles in length-bucketed batches, the batches of all tasks shuffled
+    // together (so tasks come in proportion to their sizes).
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let epoch = |rng: &mut ChaCha8Rng| -> Vec<(usize, Vec<usize>)> {
+        let mut batches = Vec::new();
+        for (task, rows) in train_rows.iter().enumerate() {
+            let lengths: Vec<usize> = rows.iter().map(|&i| tasks[task].train[i].ids.len()).collect();
+            for b in bucketed_batches(&lengths, training.batch_size, rng) {
+                batches.push((task, b.into_iter().map(|j| rows[j]).collect()));
+            }
+        }
+        batches.shuffle(rng);
+        batches
+    };
+    let per_epoch: usize = train_rows.iter().map(|r| r.len().div_ceil(training.batch_size)).sum();
+    let mut total = (training.epochs * per_epoch).max(training.min_steps);
+    if training.max_steps > 0 {
+        total = total.min(training.max_steps);
+    }
+    let warmup = (training.warmup_ratio * total as f64).round() as usize;
+    let mut opt = AdamW::new(&all, training.weight_decay);
+    bar.set_length(total as u64);
+    bar.set_position(0);
+
+    let evaluate_dev = || -> Result<f64> {
+        let mut scores = Vec::new();
+        for (t, rows) in tasks.iter().zip(&dev_rows) {
+            scores.push(mean(&ctx.rouge(t, &t.val, &t.splits.val, rows)?.0));
+        }
+        Ok(scores.iter().sum::<f64>() / scores.len() as f64)
+    };
+    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
+    let keep_best = |step: usize, best: &mut Option<(f64, usize, Vec<Tensor>)>| -> Result<()> {
+        let score = evaluate_dev()?;
+        if best.as_ref().is_none_or(|b| score > b.0) {
+            let snapshot = tch::no_grad(|| all.iter().map(|(_, t)| t.detach().copy()).collect());
+            *best = Some((score, step, snapshot));
+        }
+        Ok(())
+    };
+    let (mut step, mut seen, mut seconds) = (0usize, 0usize, 0.0f64);
+    let mut diverged = None;
+    'outer: while step < total {
+        for (task, rows) in epoch(&mut rng) {
+            let started = std::time::Instant::now();
+            let (x, y) = batch_of(task, &rows);
+            let loss = seq2seq::loss(model, &x, &y, method.as_ref(), true);
+            let value = loss.double_value(&[]);
+            if !value.is_finite() {
+                diverged = Some(format!("loss became {value} at step {step}"));
+                break 'outer;
+            }
+            opt.zero_grad();
+            loss.backward();
+            method.after_backward();
+            opt.clip_grad_norm(training.max_grad_norm);
+            opt.step(schedule(spec.lr, step, warmup, total));
+            step += 1;
+            seen += rows.len();
+            seconds += started.elapsed().as_secs_f64();
+            bar.set_position(step as u64);
+            let now = matches!(training.eval_every, EvalEvery::Steps(n) if step % n == 0);
+            if now || step == total {
+                keep_best(step, &mut best)?;
+            }
+            if step == total {
+                break 'outer;
+            }
+        }
+        if training.eval_every == EvalEvery::Epoch {
+            keep_best(step, &mut best)?;
+        }
+    }
+
+    let mut diagnostics: BTreeMap<String, f64> = method.diagnostics().into_iter().collect();
+    if tasks.len() > 1 {
+        diagnostics.insert("shared_tasks".into(), tasks.len() as f64);
+    }
+    let train_eps = seen as f64 / seconds.max(1e-9);
+    let outcome = |i: usize, metrics: BTreeMap<String, f64>, best: Option<(f64, usize)>, samples| Outcome {
+        diverged: diverged.clone(),
+        score: (!metrics.is_empty()).then(|| mean(&metrics)),
+        metrics,
+        best_dev: best,
+        steps: step,
+        sizes: (train_rows[i].len(), dev_rows[i].len(), test_rows[i].len()),
+        params: counts,
+        train_eps,
+        diagnostics: diagnostics.clone(),
+        samples,
+    };
+    if diverged.is_some() {
+        return Ok((0..tasks.len()).map(|i| outcome(i, BTreeMap::new(), None, Vec::new())).collect());
+    }
+    let (best_score, best_step, snapshot) = best.ok_or_else(|| anyhow!("no dev evaluation happened"))?;
+    tch::no_grad(|| {
+        for ((_, t), saved) in all.iter().zip(&snapshot) {
+            t.shallow_clone().copy_(saved);
+        }
+    });
+    let mut out = Vec::new();
+    for (i, (t, rows)) in tasks.iter().zip(&test_rows).enumerate() {
+        let (metrics, mut pairs) = ctx.rouge(t, &t.test, &t.splits.test, rows)?;
+        pairs.truncate(SAMPLES);
+        out.push(outcome(i, metrics, Some((best_score, best_step)), pairs));
+    }
+    // The next run draws its own new parts; leave them trainable-free like the backbone.
+    for (_, t) in &new_parts {
+        let _ = t.shallow_clone().set_requires_grad(false);
+    }
+    Ok(out)
+}
