@@ -44,12 +44,26 @@ sweep-vision *ARGS: setup
     {{pelt}} pretrain-vit --out assets/vit-mnist5k
     {{target}}/debug/pelt sweep experiments/vision.yaml {{ARGS}}
 
-# The short GLUE, transfer and vision sweeps CI runs (the GLUE ones on the four-task sample).
+# BBC News article → headline with a BERT2BERT warm-started from the shipped MiniLM (every method that
+# applies), the stand-in for XL-Sum; then its ROUGE-1 / -2 / -L tables.
+sweep-summarization *ARGS: setup
+    {{pelt}} sweep experiments/summarization.yaml {{ARGS}}
+    {{target}}/debug/pelt table results/summarization --metric rouge1
+    {{target}}/debug/pelt table results/summarization --metric rouge2
+    {{target}}/debug/pelt table results/summarization --metric rougeL
+
+# XL-Sum on your own mT5 (assets/mt5-small) and XL-Sum folder: per-language and shared methods.
+sweep-xlsum DIR *ARGS: setup
+    {{pelt}} sweep experiments/xlsum.yaml --xlsum-dir {{DIR}} {{ARGS}}
+
+# The short GLUE, transfer, vision and summarization sweeps CI runs (the GLUE ones on the four-task
+# sample).
 sweep-ci: setup
     {{pelt}} sweep experiments/ci-glue.yaml --glue-dir {{glue_sample}}
     {{target}}/debug/pelt sweep experiments/ci-transfer.yaml --glue-dir {{glue_sample}}
     {{target}}/debug/pelt pretrain-vit --out assets/vit-mnist5k-ci --epochs 3
     {{target}}/debug/pelt sweep experiments/ci-vision.yaml
+    {{target}}/debug/pelt sweep experiments/ci-summarization.yaml
 
 # Print the table of a suite (e.g. `just table results/default`).
 table SUITE="results/default": setup

@@ -5,7 +5,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 /// A configuration value that is malformed or out of range, naming the field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("field `{field}`: {message}")]
+#[error("{}{message}", if field.is_empty() { String::new() } else { format!("field `{field}`: ") })]
 pub struct ConfigError {
     /// Dotted path of the offending field (`targets`, `adapter.bottleneck`); empty when serde could
     /// not tell.

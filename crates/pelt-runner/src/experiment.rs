@@ -134,6 +134,11 @@ pub struct Training {
     pub test_limit: usize,
     /// Intra-op threads for libtorch (0 = libtorch's default).
     pub threads: usize,
+    /// Peak learning rate of the parts every method trains — the task head, a warm-started decoder's
+    /// new cross-attention and output transform — so that rows differ only in the method (`None`: each
+    /// method's own `lr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_lr: Option<f64>,
 }
 
 impl Default for Training {
@@ -152,6 +157,7 @@ impl Default for Training {
             dev_limit: 1000,
             test_limit: 0,
             threads: 0,
+            head_lr: None,
         }
     }
 }
@@ -410,6 +416,7 @@ impl Experiment {
             (t.weight_decay.is_nan() || t.weight_decay < 0.0, "training.weight_decay", "must be non-negative"),
             (t.max_grad_norm.is_nan() || t.max_grad_norm <= 0.0, "training.max_grad_norm", "must be positive"),
             (t.dev_limit == 0, "training.dev_limit", "must be at least 1"),
+            (t.head_lr.is_some_and(|lr| !(lr > 0.0 && lr < 1.0)), "training.head_lr", "must be in (0, 1)"),
         ];
         if let Some((_, key, msg)) = checks.iter().find(|c| c.0) {
             let leaf = key.rsplit('.').next().unwrap_or(key);

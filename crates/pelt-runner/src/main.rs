@@ -73,6 +73,10 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "markdown")]
         format: table::Format,
+        /// Cells from this test metric (`rouge1`, `rouge2`, `rougeL`, `accuracy`, …) instead of the task
+        /// score.
+        #[arg(long)]
+        metric: Option<String>,
     },
     /// Plot a suite's records: score against data size per method, and score against % trainable
     /// parameters, as SVG and PNG.
@@ -341,11 +345,11 @@ fn main() -> Result<()> {
                 outln!("{}", f.display());
             }
         }
-        Command::Table { suite, format } => {
+        Command::Table { suite, format, metric } => {
             let (dir, exp) = locate_suite(&suite, &registry, &root)?;
             write_tables(&dir, exp.as_ref()).with_context(|| format!("building the table of {}", dir.display()))?;
             let records = records::Store::open(&dir)?.load_all()?;
-            out!("{}", table::build(&records, exp.as_ref())?.render(format));
+            out!("{}", table::build_on(&records, exp.as_ref(), metric.as_deref())?.render(format));
             if let (table::Format::Markdown, Some(d)) = (format, table::diagnostics(&records, exp.as_ref())) {
                 out!("\n{d}");
             }

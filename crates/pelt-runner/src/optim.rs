@@ -10,6 +10,8 @@ struct Slot {
     m: Tensor,
     v: Tensor,
     decay: bool,
+    /// This tensor's learning rate as a multiple of the schedule's.
+    lr_scale: f64,
 }
 
 /// AdamW with β = (0.9, 0.999), ε = 1e-8; no weight decay on biases and LayerNorm parameters (the
@@ -31,9 +33,23 @@ impl AdamW {
                 m: t.zeros_like(),
                 v: t.zeros_like(),
                 decay: !(name.ends_with("bias") || name.contains("LayerNorm")),
+                lr_scale: 1.0,
             })
             .collect();
         AdamW { slots, weight_decay, t: 0 }
+    }
+
+    /// Like [`AdamW::new`], with the tensors whose names start with `prefix` at `scale` times the
+    /// learning rate (a task head's or new parts' own rate).
+    pub fn with_group(params: &[(String, Tensor)], weight_decay: f64, prefix: &str, scale: f64) -> AdamW {
+        let mut opt = AdamW::new(params, weight_decay);
+        let names = params.iter().filter(|(_, t)| t.requires_grad()).map(|(n, _)| n);
+        for (slot, name) in opt.slots.iter_mut().zip(names) {
+            if name.starts_with(prefix) {
+                slot.lr_scale = scale;
+            }
+        }
+        opt
     }
 
     /// Clears gradients.
@@ -82,6 +98,7 @@ impl AdamW {
                 if !g.defined() {
                     continue;
                 }
+                let lr = lr * s.lr_scale;
                 // In place wherever libtorch allows: the update touches every trainable weight each
                 // step, so temporaries cost as much memory traffic as the arithmetic.
                 if s.decay && self.weight_decay > 0.0 {
@@ -118,6 +135,18 @@ mod tests {
         assert!((w[1] - (-2.0 * 0.999 + 0.01)).abs() < 1e-5, "{w:?}");
         let b: Vec<f32> = Vec::try_from(&b.detach()).unwrap();
         assert!((b[0] - 0.49).abs() < 1e-5, "{b:?}");
+    }
+
+    #[test]
+    fn a_group_moves_at_its_own_rate() {
+        let w = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+        let h = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+        let params = [("method.w".into(), w.shallow_clone()), ("head.w".into(), h.shallow_clone())];
+        let mut opt = AdamW::with_group(&params, 0.0, "head.", 10.0);
+        (&w + &h).sum(tch::Kind::Float).backward();
+        opt.step(0.01);
+        assert!((w.double_value(&[0]) - 0.99).abs() < 1e-6);
+        assert!((h.double_value(&[0]) - 0.9).abs() < 1e-6);
     }
 
     #[test]

@@ -224,7 +224,8 @@ pub fn run(
         total = total.min(training.max_steps);
     }
     let warmup = (training.warmup_ratio * total as f64).round() as usize;
-    let mut opt = AdamW::new(&all, training.weight_decay);
+    let head_scale = training.head_lr.map_or(1.0, |h| h / spec.lr);
+    let mut opt = AdamW::with_group(&all, training.weight_decay, "new.", head_scale);
     bar.set_length(total as u64);
     bar.set_position(0);
 

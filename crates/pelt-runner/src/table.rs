@@ -62,6 +62,26 @@ pub fn frame(records: &[Record]) -> PolarsResult<DataFrame> {
 
 /// Aggregates records into a table; `exp` (when known) fixes the row and column order.
 pub fn build(records: &[Record], exp: Option<&Experiment>) -> Result<Table> {
+    build_on(records, exp, None)
+}
+
+/// As [`build`], with cells from one test metric of the records (`rouge2`, `accuracy`) instead of the
+/// task score; runs without that metric are left out.
+pub fn build_on(records: &[Record], exp: Option<&Experiment>, metric: Option<&str>) -> Result<Table> {
+    let picked: Vec<Record>;
+    let records = match metric {
+        Some(m) => {
+            picked = records
+                .iter()
+                .filter_map(|r| r.metrics.get(m).map(|&v| Record { score: Some(v), ..r.clone() }))
+                .collect();
+            if picked.is_empty() {
+                anyhow::bail!("no record has the metric `{m}`");
+            }
+            &picked
+        }
+        None => records,
+    };
     let agg = frame(records)?
         .lazy()
         .filter(col("status").eq(lit("ok")))
@@ -125,9 +145,21 @@ pub fn build(records: &[Record], exp: Option<&Experiment>) -> Result<Table> {
     if !caption.is_empty() {
         caption.push('\n');
     }
+    let summarizing = records.iter().any(|r| r.metrics.contains_key("rougeL"));
+    let (what, head) = match (metric, summarizing) {
+        (Some(m), _) => (format!("test {m} ×100"), "the task head"),
+        (None, true) => (
+            "test score (mean of ROUGE-1, ROUGE-2 and ROUGE-L F1 ×100)".to_owned(),
+            "the task head and a warm-started decoder's new cross-attention and output transform",
+        ),
+        (None, false) => (
+            "test score (task metric ×100; mean of a task's two metrics where it has two, as GLUE does)".to_owned(),
+            "the task head",
+        ),
+    };
     caption.push_str(&format!(
-        "Cells: test score (task metric ×100; mean of a task's two metrics where it has two, as GLUE does), mean ± std over seeds, seed count in parentheses; the best mean of each column in bold (Markdown). \
-         Params: trainable method parameters excluding the task head; % of the backbone's {backbone} parameters."
+        "Cells: {what}, mean ± std over seeds, seed count in parentheses; the best mean of each column in bold (Markdown). \
+         Params: trainable method parameters excluding {head}; % of the backbone's {backbone} parameters."
     ));
     Ok(Table { caption, rows, columns, cells, notes })
 }

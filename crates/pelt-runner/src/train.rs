@@ -527,7 +527,8 @@ pub fn run(
         total = total.min(training.max_steps);
     }
     let warmup = (training.warmup_ratio * total as f64).round() as usize;
-    let mut opt = AdamW::new(&all_params, training.weight_decay);
+    let head_scale = training.head_lr.map_or(1.0, |h| h / spec.lr);
+    let mut opt = AdamW::with_group(&all_params, training.weight_decay, "head.", head_scale);
     let lengths = train.lengths();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     bar.set_length(total as u64);
