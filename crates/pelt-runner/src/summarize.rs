@@ -114,7 +114,7 @@ impl Ctx<'_> {
         split: &[Encoding],
         refs: &[pelt_data::summarization::Article],
         rows: &[usize],
-    ) -> Result<(BTreeMap<String, f64>, Vec<(String, String)>)> {
+    ) -> Result<(BTreeMap<String, f64>, Samples)> {
         let generated = self.summaries(split, rows, task.pad_id)?;
         let pairs: Vec<(String, String)> =
             generated.into_iter().zip(rows).map(|(g, &i)| (g, refs[i].summary.clone())).collect();
@@ -131,6 +131,9 @@ impl Ctx<'_> {
         Ok((metrics, pairs))
     }
 }
+
+/// (generated, reference) summaries.
+type Samples = Vec<(String, String)>;
 
 /// Test summaries kept with each record, to read beside the scores.
 const SAMPLES: usize = 20;

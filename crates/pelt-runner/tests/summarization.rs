@@ -22,7 +22,21 @@ fn pelt(args: &[&str], cwd: &Path) -> (bool, String) {
 
 /// English and Hindi words of the tiny vocabulary (ids 3…), after <pad>, </s> and <unk>.
 const WORDS: [&str; 16] = [
-    "the", "market", "rose", "fell", "team", "won", "lost", "today", "भारत", "में", "बारिश", "हुई", "टीम", "जीती", "आज",
+    "the",
+    "market",
+    "rose",
+    "fell",
+    "team",
+    "won",
+    "lost",
+    "today",
+    "भारत",
+    "में",
+    "बारिश",
+    "हुई",
+    "टीम",
+    "जीती",
+    "आज",
     "बाजार",
 ];
 
