@@ -514,6 +514,30 @@ impl Layer {
     }
 }
 
+/// A BERT encoder's pass: embeddings, a method's prompt positions in front, then every layer (deep
+/// prompts replacing the prompt positions at each layer's input), layer `i` hooked as layer `i`.
+pub(crate) fn encode(
+    embeddings: &Embeddings,
+    layers: &[Layer],
+    inputs: &Inputs,
+    method: &dyn Attachment,
+    train: bool,
+) -> Encoded {
+    let embedded = embeddings.forward(inputs, train);
+    let (mut h, mask, p) = prepend_prompt(embedded, &inputs.attention_mask, method, train);
+    let keep = mask.ne(0);
+    for (i, layer) in layers.iter().enumerate() {
+        if i > 0 && p > 0 {
+            if let Some(next) = method.layer_prompt(i, h.size()[0], train) {
+                // Deep prompts: fresh positions replace the prompt's outputs of the layer below.
+                h = splice(&h, 0, p, &next);
+            }
+        }
+        h = layer.forward(&h, &keep, None, i, method, train);
+    }
+    Encoded { hidden: h, mask, inserted: (0, p) }
+}
+
 /// The sites of a self-attention's q, k, v and output projections.
 pub(crate) const SELF_SITES: [Site; 4] = [Site::Query, Site::Key, Site::Value, Site::AttentionOutput];
 /// The sites of a decoder layer's cross-attention.
@@ -569,19 +593,7 @@ impl Backbone for Bert {
     }
 
     fn forward(&self, inputs: &Inputs, method: &dyn Attachment, train: bool) -> Encoded {
-        let embedded = self.embeddings.forward(inputs, train);
-        let (mut h, mask, p) = prepend_prompt(embedded, &inputs.attention_mask, method, train);
-        let keep = mask.ne(0);
-        for (i, layer) in self.layers.iter().enumerate() {
-            if i > 0 && p > 0 {
-                if let Some(next) = method.layer_prompt(i, h.size()[0], train) {
-                    // Deep prompts: fresh positions replace the prompt's outputs of the layer below.
-                    h = splice(&h, 0, p, &next);
-                }
-            }
-            h = layer.forward(&h, &keep, None, i, method, train);
-        }
-        Encoded { hidden: h, mask, inserted: (0, p) }
+        encode(&self.embeddings, &self.layers, inputs, method, train)
     }
 
     fn merge_projection(&mut self, layer: usize, site: Site, delta_w: &Tensor) -> Result<()> {

@@ -18,7 +18,7 @@
 //! `BertLMHeadModel` names) in the new store, and the head `cls.predictions.…`.
 
 use crate::{
-    bert::{merge_linear, prepend_prompt, Attention, BertConfig, Embeddings, Layer, LayerNorm, Linear, CROSS_SITES},
+    bert::{encode, merge_linear, Attention, BertConfig, Embeddings, Layer, LayerNorm, Linear, CROSS_SITES},
     seq2seq::{Seq2Seq, SpecialIds},
     Bert,
 };
@@ -214,18 +214,7 @@ impl Backbone for Bert2Bert {
 
     /// The encoder, with any prompt positions in front.
     fn forward(&self, inputs: &Inputs, method: &dyn Attachment, train: bool) -> Encoded {
-        let embedded = self.embeddings.forward(inputs, train);
-        let (mut h, mask, p) = prepend_prompt(embedded, &inputs.attention_mask, method, train);
-        let keep = mask.ne(0);
-        for (i, layer) in self.encoder.iter().enumerate() {
-            if i > 0 && p > 0 {
-                if let Some(next) = method.layer_prompt(i, h.size()[0], train) {
-                    h = crate::bert::splice(&h, 0, p, &next);
-                }
-            }
-            h = layer.forward(&h, &keep, None, i, method, train);
-        }
-        Encoded { hidden: h, mask, inserted: (0, p) }
+        encode(&self.embeddings, &self.encoder, inputs, method, train)
     }
 
     /// The decoder's states with the inputs teacher-forced as decoder inputs, so that every encoder and

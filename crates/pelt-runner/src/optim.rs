@@ -83,6 +83,29 @@ impl AdamW {
         })
     }
 
+    /// One training step on `loss`: a loss that is not finite is returned as `Err` (the run diverged)
+    /// and nothing changes; otherwise gradients are cleared, back-propagated, passed through the
+    /// method's `after_backward` (gradient masks), clipped to `max_norm`, and applied at `lr`. Returns
+    /// the loss.
+    pub fn train_step(
+        &mut self,
+        loss: &Tensor,
+        method: &dyn pelt_core::Method,
+        max_norm: f64,
+        lr: f64,
+    ) -> Result<f64, f64> {
+        let value = loss.double_value(&[]);
+        if !value.is_finite() {
+            return Err(value);
+        }
+        self.zero_grad();
+        loss.backward();
+        method.after_backward();
+        self.clip_grad_norm(max_norm);
+        self.step(lr);
+        Ok(value)
+    }
+
     /// One update with learning rate `lr`.
     pub fn step(&mut self, lr: f64) {
         if lr <= 0.0 {

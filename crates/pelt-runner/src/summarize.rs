@@ -255,16 +255,11 @@ pub fn run(
             let started = std::time::Instant::now();
             let (x, y) = batch_of(task, &rows);
             let loss = seq2seq::loss(model, &x, &y, method.as_ref(), true);
-            let value = loss.double_value(&[]);
-            if !value.is_finite() {
+            let lr = schedule(spec.lr, step, warmup, total);
+            if let Err(value) = opt.train_step(&loss, method.as_ref(), training.max_grad_norm, lr) {
                 diverged = Some(format!("loss became {value} at step {step}"));
                 break 'outer;
             }
-            opt.zero_grad();
-            loss.backward();
-            method.after_backward();
-            opt.clip_grad_norm(training.max_grad_norm);
-            opt.step(schedule(spec.lr, step, warmup, total));
             step += 1;
             seen += rows.len();
             seconds += started.elapsed().as_secs_f64();

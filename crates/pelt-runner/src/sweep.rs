@@ -279,17 +279,7 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
     let revision = records::revision(&opts.root);
     let machine = records::machine();
 
-    let progress = MultiProgress::new();
-    let runs_bar = progress.add(ProgressBar::new(todo.len() as u64));
-    runs_bar.set_style(
-        ProgressStyle::with_template("runs  {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let steps_bar = progress.add(ProgressBar::new(0));
-    steps_bar.set_style(
-        ProgressStyle::with_template("steps {bar:30} {pos}/{len} {per_sec}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let (_progress, runs_bar, steps_bar) = progress_bars(todo.len());
 
     let (mut ran, mut failed) = (0, 0);
     for (id, key, hash, resolved) in todo {
@@ -326,6 +316,22 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
     runs_bar.finish_and_clear();
     steps_bar.finish_and_clear();
     Ok((ran, skipped, failed))
+}
+
+/// The sweep's two bars: runs done of `runs`, and steps of the run in flight.
+fn progress_bars(runs: usize) -> (MultiProgress, ProgressBar, ProgressBar) {
+    let progress = MultiProgress::new();
+    let runs_bar = progress.add(ProgressBar::new(runs as u64));
+    runs_bar.set_style(
+        ProgressStyle::with_template("runs  {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let steps_bar = progress.add(ProgressBar::new(0));
+    steps_bar.set_style(
+        ProgressStyle::with_template("steps {bar:30} {pos}/{len} {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    (progress, runs_bar, steps_bar)
 }
 
 /// A run that just ended, with what its record needs besides the outcome.
@@ -513,17 +519,7 @@ fn summarization_sweep(
     }
     let revision = records::revision(&opts.root);
     let machine = records::machine();
-    let progress = MultiProgress::new();
-    let runs_bar = progress.add(ProgressBar::new(todo.len() as u64));
-    runs_bar.set_style(
-        ProgressStyle::with_template("runs  {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let steps_bar = progress.add(ProgressBar::new(0));
-    steps_bar.set_style(
-        ProgressStyle::with_template("steps {bar:30} {pos}/{len} {per_sec}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let (_progress, runs_bar, steps_bar) = progress_bars(todo.len());
     let (mut ran, mut failed) = (0, 0);
     for (id, key, hash, resolved) in &todo {
         if store.is_done(key) {

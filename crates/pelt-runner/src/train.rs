@@ -387,20 +387,18 @@ fn train_sources(
         method.set_task_ids(Some(&ids));
         let logits = heads[task].forward(&backbone.forward(&source.batch(&batch, device), &*method, true), true);
         let loss = loss_of(&logits, &label_tensor(&gold, device), &data.dataset.labels);
-        let value = loss.double_value(&[]);
-        if !value.is_finite() {
-            method.set_task_ids(None);
-            return Ok(Err(format!("source training loss became {value} at step {step} ({})", tr.sources[task])));
-        }
+        let value = match opt.train_step(&loss, &*method, training.max_grad_norm, schedule(lr, step, warmup, tr.steps))
+        {
+            Ok(v) => v,
+            Err(value) => {
+                method.set_task_ids(None);
+                return Ok(Err(format!("source training loss became {value} at step {step} ({})", tr.sources[task])));
+            }
+        };
         if step >= tr.steps * 3 / 4 {
             late_loss[task].0 += value;
             late_loss[task].1 += 1;
         }
-        opt.zero_grad();
-        loss.backward();
-        method.after_backward();
-        opt.clip_grad_norm(training.max_grad_norm);
-        opt.step(schedule(lr, step, warmup, tr.steps));
         bar.set_position(step as u64 + 1);
     }
     method.set_task_ids(None);
@@ -560,16 +558,11 @@ pub fn run(
                 None => head.forward(&backbone.forward(&train.batch(&batch, device), method.as_ref(), true), true),
             };
             let loss = loss_of(&logits, &labels, &ds.labels);
-            let value = loss.double_value(&[]);
-            if !value.is_finite() {
+            let lr = schedule(spec.lr, step, warmup, total);
+            if let Err(value) = opt.train_step(&loss, method.as_ref(), training.max_grad_norm, lr) {
                 diverged = Some(format!("loss became {value} at step {step}"));
                 break 'outer;
             }
-            opt.zero_grad();
-            loss.backward();
-            method.after_backward();
-            opt.clip_grad_norm(training.max_grad_norm);
-            opt.step(schedule(spec.lr, step, warmup, total));
             step += 1;
             examples_seen += batch.len();
             train_seconds += started.elapsed().as_secs_f64();

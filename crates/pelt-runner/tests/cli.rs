@@ -1,10 +1,11 @@
 //! The `pelt` binary end to end: malformed experiment files are refused before any training with file,
 //! line and field; a real (tiny) sweep writes one record per run, its table, and a rerun skips them.
 
+mod common;
+use common::pelt;
 use pelt_backbone::{Bert, BertConfig};
 use pelt_core::Backbone;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use tch::{Device, Tensor};
 
 fn assets() -> PathBuf {
@@ -46,16 +47,6 @@ fn tiny_glue(dir: &Path) {
     };
     std::fs::write(sst.join("train.tsv"), format!("sentence\tlabel\n{}", rows(60))).unwrap();
     std::fs::write(sst.join("dev.tsv"), format!("sentence\tlabel\n{}", rows(24))).unwrap();
-}
-
-fn pelt(args: &[&str], cwd: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pelt"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 const GOOD: &str = "name: tiny

@@ -4,21 +4,12 @@
 //! language, one method shared across languages); malformed summarization files are refused before any
 //! training; the shipped experiment files all validate.
 
+mod common;
+use common::pelt;
 use pelt_backbone::{T5Config, T5};
 use pelt_core::Backbone;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use tch::{Device, Tensor};
-
-fn pelt(args: &[&str], cwd: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pelt"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
 
 /// English and Hindi words of the tiny vocabulary (ids 3…), after <pad>, </s> and <unk>.
 const WORDS: [&str; 16] = [
