@@ -65,6 +65,10 @@ enum Command {
         /// Run only these data sizes (comma-separated labels: `100`, `16-shot`, `all`).
         #[arg(long, value_delimiter = ',')]
         sizes: Vec<String>,
+        /// libtorch intra-op threads, over the file's `training.threads` (e.g. 1 for each of two shards
+        /// run side by side on two cores); results keep their hashes.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
     /// Print the comparison table of a suite from its records.
     Table {
@@ -255,6 +259,7 @@ fn main() -> Result<()> {
             methods,
             seeds,
             sizes,
+            threads,
         } => {
             let shard = parse_shard(&shard)?;
             let device = parse_device(&device)?;
@@ -291,8 +296,15 @@ fn main() -> Result<()> {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let only = sweep::Only { tasks, methods, seeds, sizes };
-            let opts =
-                sweep::SweepOptions { root: root.clone(), results: results.clone(), assets, shard, device, only };
+            let opts = sweep::SweepOptions {
+                root: root.clone(),
+                results: results.clone(),
+                assets,
+                shard,
+                device,
+                only,
+                threads,
+            };
             let (ran, skipped, failed) = sweep::sweep(&exp, &registry, &opts)?;
             let suite_dir = results.join(&exp.name);
             let md = write_tables(&suite_dir, Some(&exp))?;

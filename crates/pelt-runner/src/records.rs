@@ -101,8 +101,13 @@ pub struct Store {
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so readers never see half a file.
+/// The temporary file is the process's own, so that shards of one suite running side by side never
+/// write into each other's.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("out")));
+    static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let tmp = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))
 }
@@ -158,6 +163,12 @@ impl Store {
     }
 
     fn write_jsonl(&self) -> Result<()> {
+        // Shards of one suite may finish runs at the same moment: each rewrites the file from every
+        // record under this lock, so the last writer holds every record saved before it.
+        let lock_path = self.dir.join(".records.lock");
+        let lock =
+            std::fs::File::create(&lock_path).with_context(|| format!("{}: cannot create", lock_path.display()))?;
+        lock.lock().with_context(|| format!("{}: cannot lock", lock_path.display()))?;
         let mut text = String::new();
         for r in self.load_all()? {
             text.push_str(&serde_json::to_string(&r)?);

@@ -43,6 +43,8 @@ pub struct SweepOptions {
     /// Restricts the grid to these tasks, method labels and seeds (empty = all); records still land
     /// in the same suite, so a subset run now and the rest later merge into one table.
     pub only: Only,
+    /// libtorch intra-op threads (0: the experiment's `training.threads`).
+    pub threads: usize,
 }
 
 /// Grid restrictions from `--tasks`, `--methods`, `--seeds`, `--sizes`.
@@ -197,8 +199,11 @@ fn prepare(
 pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Result<(usize, usize, usize)> {
     let store = Store::open(&opts.results.join(&exp.name))?;
     std::fs::write(store.dir().join("experiment.yaml"), serde_yaml::to_string(exp)?)?;
-    if exp.training.threads > 0 {
-        tch::set_num_threads(exp.training.threads as i32);
+    // The command line's thread count wins over the file's: shards running side by side on one
+    // machine split its cores without changing the runs' hashes.
+    let threads = if opts.threads > 0 { opts.threads } else { exp.training.threads };
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
     }
 
     // The grid, in a fixed order: task, size, seed, method (so partial sweeps fill whole columns).

@@ -126,6 +126,35 @@ fn a_sweep_records_every_run_and_a_rerun_skips_them() {
 }
 
 #[test]
+fn shards_run_side_by_side_into_one_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_model(&d.join("model"));
+    tiny_glue(&d.join("glue"));
+    std::fs::write(d.join("e.yaml"), GOOD.replace("seeds: [1]", "seeds: [1, 2]")).unwrap();
+    // Two processes at once, one core each, as `--shard` is meant to run.
+    let shard = |i: usize| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pelt"))
+            .args(["sweep", "e.yaml", "--results", "out", "--threads", "1", "--shard", &format!("{i}/2")])
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| shard(0));
+        let b = s.spawn(|| shard(1));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    for out in [&a, &b] {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let jsonl = std::fs::read_to_string(d.join("out/tiny/records.jsonl")).unwrap();
+    assert_eq!(jsonl.lines().count(), 4, "records.jsonl holds both shards' runs: {jsonl}");
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
+    assert!(ok && out.contains("4 in this shard already done, 0 to run"), "{out}");
+}
+
+#[test]
 fn diverged_runs_are_recorded_and_the_sweep_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
