@@ -2,7 +2,9 @@
 //! 2019 after attention and the FFN; Pfeiffer et al. 2021 after the FFN only).
 
 use crate::config::{Activation, BottleneckConfig};
-use pelt_core::{is_layer_layer_norm, Attachment, BackboneDims, Delta, Identity, Method, Result, Site, SiteTable};
+use pelt_core::{
+    is_layer_layer_norm, Attachment, BackboneDims, Delta, Dropout, Identity, Method, Result, Site, SiteTable,
+};
 use tch::{nn, Device, Tensor};
 
 /// How a bottleneck's projection weights start.
@@ -62,7 +64,7 @@ impl Bottleneck {
 
     /// up(f(down(x))).
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = x.dropout(self.dropout, train);
+        let x = x.drop_out(self.dropout, train);
         self.act.apply(&x.linear(&self.down_w, Some(&self.down_b))).linear(&self.up_w, Some(&self.up_b))
     }
 }

@@ -9,7 +9,7 @@
 //! [`Attachment::activation`].
 
 use crate::loader;
-use pelt_core::{compose, Attachment, Backbone, BackboneDims, Encoded, Inputs, PeltError, Result, Site};
+use pelt_core::{compose, Attachment, Backbone, BackboneDims, Dropout, Encoded, Inputs, PeltError, Result, Site};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -269,7 +269,7 @@ impl Embeddings {
         let e = Tensor::embedding(&self.word, &inputs.input_ids, -1, false, false)
             + Tensor::embedding(&self.position, &positions, -1, false, false)
             + Tensor::embedding(&self.token_type, &inputs.token_type_ids, -1, false, false);
-        self.norm.forward(&e).dropout(self.dropout, train)
+        self.norm.forward(&e).drop_out(self.dropout, train)
     }
 }
 
@@ -308,25 +308,35 @@ pub(crate) fn attend(
         gate = prefix.gate.map(|g| (p, g));
     }
     let keep = keep.view([b, 1, 1, -1]);
-    // The fused kernel takes one mask: boolean alone, or additive when there is a bias.
-    let mask = match &bias {
-        None => keep.shallow_clone(),
-        Some(bias) => bias.masked_fill(&keep.logical_not(), f64::NEG_INFINITY),
+    // On a GPU the fused kernel draws its own dropout; on a CPU pelt's masks are drawn here instead
+    // (libtorch draws its CPU masks serially on non-Intel processors; see pelt_core::dropout), and with
+    // dropout libtorch's CPU kernel takes this same math path anyway.
+    let own_dropout = train && p_drop > 0.0 && q.device() == tch::Device::Cpu;
+    if gate.is_none() && !own_dropout {
+        // The fused kernel takes one mask: boolean alone, or additive when there is a bias.
+        let mask = match &bias {
+            None => keep.shallow_clone(),
+            Some(bias) => bias.masked_fill(&keep.logical_not(), f64::NEG_INFINITY),
+        };
+        let p = if train { p_drop } else { 0.0 };
+        return Tensor::scaled_dot_product_attention(q, &k, &v, Some(&mask), p, false, Some(scale), false);
+    }
+    // Spelled out: a gate scales the prefix positions' probabilities, which the fused kernel cannot do.
+    let scores = (q * scale).matmul(&k.transpose(-2, -1));
+    let scores = match &bias {
+        Some(bias) => scores + bias,
+        None => scores,
     };
-    match gate {
-        None => Tensor::scaled_dot_product_attention(q, &k, &v, Some(&mask), p_drop, false, Some(scale), false),
+    let probs = scores.masked_fill(&keep.logical_not(), f64::NEG_INFINITY).softmax(-1, Kind::Float);
+    let probs = match gate {
         Some((p, g)) => {
-            let mut scores = q.matmul(&k.transpose(-2, -1)) * scale;
-            if let Some(bias) = &bias {
-                scores += bias;
-            }
-            let probs = scores.masked_fill(&keep.logical_not(), f64::NEG_INFINITY).softmax(-1, Kind::Float);
             let total = probs.size()[3];
             let g = g.view([b, 1, t, 1]);
-            let probs = Tensor::cat(&[probs.narrow(3, 0, p) * g, probs.narrow(3, p, total - p)], 3);
-            probs.dropout(p_drop, train).matmul(&v)
+            Tensor::cat(&[probs.narrow(3, 0, p) * g, probs.narrow(3, p, total - p)], 3)
         }
-    }
+        None => probs,
+    };
+    probs.drop_out(p_drop, train).matmul(&v)
 }
 
 /// Query, key and value projections and the scaled dot-product attention over them, shared by the BERT
@@ -432,7 +442,7 @@ impl Attention {
     ) -> Tensor {
         let (layer, sites) = hooks;
         let ctx = self.core.context_over(x, kv, keep, bias, hooks, m, train);
-        let h = self.output.forward(&ctx, layer, sites[3], m, train).dropout(self.dropout, train);
+        let h = self.output.forward(&ctx, layer, sites[3], m, train).drop_out(self.dropout, train);
         let h = match m.sublayer(layer, sites[3], x, &h, train) {
             Some(delta) => compose(&h, &delta.value, &delta.scale),
             None => h,
@@ -467,7 +477,7 @@ impl FeedForward {
     pub(crate) fn forward(&self, x: &Tensor, layer: usize, m: &dyn Attachment, train: bool) -> Tensor {
         let i = self.intermediate.forward(x, layer, Site::FfnIntermediate, m, train);
         let a = m.activation(layer, &i, train).unwrap_or_else(|| activate(&self.act, &i));
-        let h = self.output.forward(&a, layer, Site::FfnOutput, m, train).dropout(self.dropout, train);
+        let h = self.output.forward(&a, layer, Site::FfnOutput, m, train).drop_out(self.dropout, train);
         let h = match m.sublayer(layer, Site::FfnOutput, x, &h, train) {
             Some(delta) => compose(&h, &delta.value, &delta.scale),
             None => h,

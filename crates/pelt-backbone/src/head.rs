@@ -1,6 +1,6 @@
 //! The task head: pooling plus a linear classifier (or regressor), always trained.
 
-use pelt_core::Encoded;
+use pelt_core::{Dropout, Encoded};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -53,7 +53,7 @@ impl ClassificationHead {
 
     /// Logits from already pooled vectors (batch, d), for frozen-backbone runs that cache features.
     pub fn forward_pooled(&self, pooled: &Tensor, train: bool) -> Tensor {
-        pooled.dropout(self.dropout, train).linear(&self.weight, Some(&self.bias))
+        pooled.drop_out(self.dropout, train).linear(&self.weight, Some(&self.bias))
     }
 }
 

@@ -17,7 +17,7 @@ use crate::{
     loader,
     seq2seq::{Seq2Seq, SpecialIds},
 };
-use pelt_core::{compose, Attachment, Backbone, BackboneDims, Encoded, Inputs, PeltError, Result, Site};
+use pelt_core::{compose, Attachment, Backbone, BackboneDims, Dropout, Encoded, Inputs, PeltError, Result, Site};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -299,7 +299,7 @@ impl T5Ffn {
             Some(wi_1) => act * x.matmul(&wi_1.weight.tr()),
             None => act,
         };
-        self.wo.forward(&h.dropout(p_drop, train), layer, Site::FfnOutput, m, train)
+        self.wo.forward(&h.drop_out(p_drop, train), layer, Site::FfnOutput, m, train)
     }
 }
 
@@ -351,14 +351,14 @@ impl Block {
         };
         let x = self.self_norm.forward(h);
         let a = self.self_attn.forward(&x, &x, keep, Some(bias), (layer, SELF_SITES), m, p_drop, train);
-        let mut h = sublayer(&x, a.dropout(p_drop, train), Site::AttentionOutput) + h;
+        let mut h = sublayer(&x, a.drop_out(p_drop, train), Site::AttentionOutput) + h;
         if let (Some((norm, attn)), Some((enc, enc_keep))) = (&self.cross, memory) {
             let x = norm.forward(&h);
             let c = attn.forward(&x, enc, enc_keep, None, (layer, CROSS_SITES), m, p_drop, train);
-            h = sublayer(&x, c.dropout(p_drop, train), Site::CrossOutput) + h;
+            h = sublayer(&x, c.drop_out(p_drop, train), Site::CrossOutput) + h;
         }
         let x = self.ff_norm.forward(&h);
-        let f = self.ff.forward(&x, layer, m, p_drop, train).dropout(p_drop, train);
+        let f = self.ff.forward(&x, layer, m, p_drop, train).drop_out(p_drop, train);
         sublayer(&x, f, Site::FfnOutput) + h
     }
 }
@@ -439,7 +439,7 @@ impl T5 {
     pub fn decoder_states(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment, train: bool) -> Tensor {
         let (b, t) = decoder_ids.size2().expect("decoder ids are (batch, len)");
         let p_drop = self.p_drop(train);
-        let mut h = Tensor::embedding(&self.shared, decoder_ids, -1, false, false).dropout(p_drop, train);
+        let mut h = Tensor::embedding(&self.shared, decoder_ids, -1, false, false).drop_out(p_drop, train);
         let keep = Tensor::ones([b, t], (Kind::Bool, h.device()));
         let table = self.decoder[0].self_attn.relative.as_ref().expect("the first decoder layer holds the buckets");
         let causal = Tensor::ones([t, t], (Kind::Bool, h.device())).tril(0);
@@ -450,7 +450,7 @@ impl T5 {
         for (i, block) in self.decoder.iter().enumerate() {
             h = block.forward(&h, &keep, &bias, Some((&encoded.hidden, &enc_keep)), offset + i, m, p_drop, train);
         }
-        self.decoder_norm.forward(&h).dropout(p_drop, train)
+        self.decoder_norm.forward(&h).drop_out(p_drop, train)
     }
 }
 
@@ -480,7 +480,7 @@ impl Backbone for T5 {
     /// The encoder: its final hidden states, with any prompt positions in front.
     fn forward(&self, inputs: &Inputs, method: &dyn Attachment, train: bool) -> Encoded {
         let p_drop = self.p_drop(train);
-        let embedded = Tensor::embedding(&self.shared, &inputs.input_ids, -1, false, false).dropout(p_drop, train);
+        let embedded = Tensor::embedding(&self.shared, &inputs.input_ids, -1, false, false).drop_out(p_drop, train);
         let (mut h, mask, p) = prepend_prompt(embedded, &inputs.attention_mask, method, train);
         let keep = mask.ne(0);
         let t = h.size()[1];
@@ -489,7 +489,7 @@ impl Backbone for T5 {
         for (i, block) in self.encoder.iter().enumerate() {
             h = block.forward(&h, &keep, &bias, None, i, method, p_drop, train);
         }
-        Encoded { hidden: self.encoder_norm.forward(&h).dropout(p_drop, train), mask, inserted: (0, p) }
+        Encoded { hidden: self.encoder_norm.forward(&h).drop_out(p_drop, train), mask, inserted: (0, p) }
     }
 
     /// The decoder's states with the inputs teacher-forced as decoder inputs, so that the encoder's and

@@ -15,7 +15,9 @@ use crate::{
     bert::{activate, merge_linear, splice, LayerNorm, Linear, SelfAttention},
     loader,
 };
-use pelt_core::{compose, Attachment, Backbone, BackboneDims, Encoded, ImageDims, Inputs, PeltError, Result, Site};
+use pelt_core::{
+    compose, Attachment, Backbone, BackboneDims, Dropout, Encoded, ImageDims, Inputs, PeltError, Result, Site,
+};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -241,7 +243,7 @@ impl Vit {
             .flatten(2, 3)
             .transpose(1, 2);
         let cls = self.cls.expand([b, 1, c.hidden_size], false);
-        (Tensor::cat(&[cls, patches], 1) + &self.positions).dropout(c.hidden_dropout_prob, train)
+        (Tensor::cat(&[cls, patches], 1) + &self.positions).drop_out(c.hidden_dropout_prob, train)
     }
 
     fn layer(&self, i: usize, h: &Tensor, keep: &Tensor, m: &dyn Attachment, train: bool) -> Tensor {
@@ -249,7 +251,7 @@ impl Vit {
         let drop = self.config.hidden_dropout_prob;
         let x = l.norm_before.forward(h);
         let ctx = l.attention.context(&x, keep, i, m, train);
-        let a = l.attention_output.forward(&ctx, i, Site::AttentionOutput, m, train).dropout(drop, train);
+        let a = l.attention_output.forward(&ctx, i, Site::AttentionOutput, m, train).drop_out(drop, train);
         let a = match m.sublayer(i, Site::AttentionOutput, &x, &a, train) {
             Some(delta) => compose(&a, &delta.value, &delta.scale),
             None => a,
@@ -258,7 +260,7 @@ impl Vit {
         let x = l.norm_after.forward(&h);
         let inner = l.intermediate.forward(&x, i, Site::FfnIntermediate, m, train);
         let act = m.activation(i, &inner, train).unwrap_or_else(|| activate(&self.config.hidden_act, &inner));
-        let f = l.output.forward(&act, i, Site::FfnOutput, m, train).dropout(drop, train);
+        let f = l.output.forward(&act, i, Site::FfnOutput, m, train).drop_out(drop, train);
         let f = match m.sublayer(i, Site::FfnOutput, &x, &f, train) {
             Some(delta) => compose(&f, &delta.value, &delta.scale),
             None => f,

@@ -14,6 +14,7 @@
 
 pub mod backbone;
 pub mod config;
+pub mod dropout;
 pub mod error;
 pub mod method;
 pub mod params;
@@ -24,6 +25,7 @@ pub mod testkit;
 
 pub use backbone::{is_layer_layer_norm, is_layer_norm, Backbone, BackboneDims, Encoded, ImageDims, Inputs};
 pub use config::{parse_config, ConfigError, MethodConfig};
+pub use dropout::{manual_seed, Dropout};
 pub use error::{PeltError, Result};
 pub use method::{Attachment, Delta, Identity, Method, NoMethod, Prefix, SiteTable};
 pub use params::{prepare_training, ParamCount};

@@ -6,7 +6,7 @@ use crate::{
     config::{projection_shape, KronaConfig, KronaResConfig},
     kron::kron_apply,
 };
-use pelt_core::{Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Scale, Site, SiteTable};
+use pelt_core::{Attachment, Backbone, BackboneDims, Delta, Dropout, Identity, Method, Result, Scale, Site, SiteTable};
 use tch::{nn, Device, Tensor};
 
 /// One Kronecker pair.
@@ -51,7 +51,7 @@ impl Krona {
 impl Attachment for Krona {
     fn projection(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
         let pair = self.pairs.get(layer, site)?;
-        let x = x.dropout(self.config.dropout, train);
+        let x = x.drop_out(self.config.dropout, train);
         Some(Delta::fixed(kron_apply(&x, &pair.a, &pair.b), self.config.scale))
     }
 }

@@ -1,7 +1,7 @@
 //! LoRA (Hu et al. 2022): h = W x + (α/r)·B A x.
 
 use crate::config::{projection_shape, LoraConfig};
-use pelt_core::{Attachment, Backbone, BackboneDims, Delta, Identity, Method, Result, Site, SiteTable};
+use pelt_core::{Attachment, Backbone, BackboneDims, Delta, Dropout, Identity, Method, Result, Site, SiteTable};
 use tch::{nn, Device, Tensor};
 
 /// A low-rank pair A (r × d_in), B (d_out × r).
@@ -43,7 +43,7 @@ impl LoraModule {
     /// Δ = (α/r)·B A x for the projection at `site`, if it is a target.
     pub fn delta(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
         let pair = self.pairs.get(layer, site)?;
-        let x = x.dropout(self.config.dropout, train);
+        let x = x.drop_out(self.config.dropout, train);
         Some(Delta::fixed(x.matmul(&pair.a.tr()).matmul(&pair.b.tr()), self.scale()))
     }
 

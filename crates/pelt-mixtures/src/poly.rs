@@ -19,8 +19,8 @@
 
 use pelt_core::{
     config::{check_dropout, check_positive},
-    Attachment, Backbone, BackboneDims, ConfigError, Delta, Identity, Method, MethodConfig, PeltError, Result, Site,
-    SiteTable,
+    Attachment, Backbone, BackboneDims, ConfigError, Delta, Dropout, Identity, Method, MethodConfig, PeltError, Result,
+    Site, SiteTable,
 };
 use pelt_lowrank::config::{check_divides, check_targets, projection_shape};
 use serde::{Deserialize, Serialize};
@@ -222,7 +222,7 @@ impl Poly {
 impl Attachment for Poly {
     fn projection(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
         let slot = self.slots.get(layer, site)?;
-        let x = x.dropout(self.config.dropout, train);
+        let x = x.drop_out(self.config.dropout, train);
         let value = match &slot.averaged {
             Some((a, b)) => x.matmul(a).matmul(b),
             None => {

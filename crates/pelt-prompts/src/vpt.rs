@@ -9,7 +9,7 @@
 //! input positions).
 
 use crate::config::VptConfig;
-use pelt_core::{Attachment, BackboneDims, Identity, Method, Result};
+use pelt_core::{Attachment, BackboneDims, Dropout, Identity, Method, Result};
 use tch::{nn, Device, Tensor};
 
 /// VPT-shallow or VPT-deep.
@@ -43,7 +43,7 @@ impl Vpt {
     }
 
     fn layer(&self, layer: i64, batch: i64, train: bool) -> Tensor {
-        self.prompts.get(layer).unsqueeze(0).expand([batch, -1, -1], false).dropout(self.config.dropout, train)
+        self.prompts.get(layer).unsqueeze(0).expand([batch, -1, -1], false).drop_out(self.config.dropout, train)
     }
 }
 

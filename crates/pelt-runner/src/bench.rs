@@ -89,7 +89,7 @@ pub fn run(
     if threads > 0 {
         tch::set_num_threads(threads);
     }
-    tch::manual_seed(0);
+    pelt_core::manual_seed(0);
     let device = Device::Cpu;
     let backbone = Bert::load(model_dir, device)?;
     let entry = registry.get(method)?;

@@ -241,7 +241,28 @@ macro_rules! outln {
     ($($t:tt)*) => {{ emit(format_args!($($t)*)); emit(format_args!("\n")); }};
 }
 
+/// Keeps freed memory in the process for the next step instead of handing it back to the kernel.
+///
+/// libtorch allocates every activation of a training step afresh through glibc's malloc; by default
+/// glibc serves large blocks with fresh mmaps and trims the heap's top when it is freed, so each step
+/// faults its pages in again and the kernel zeroes them (a profile of a LoRA step showed 14% of samples
+/// in `clear_page_erms`). Raising the mmap threshold to glibc's maximum (32 MiB) and switching trimming
+/// off makes the second step reuse the first one's memory. The process's peak stays what it was; its
+/// resident size no longer shrinks between steps. `PELT_MALLOC=default` keeps glibc's behaviour (for
+/// comparisons).
+fn tune_allocator() {
+    if std::env::var("PELT_MALLOC").is_ok_and(|v| v == "default") {
+        return;
+    }
+    // SAFETY: mallopt only changes allocator parameters; it is called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, -1);
+    }
+}
+
 fn main() -> Result<()> {
+    tune_allocator();
     let cli = Cli::parse();
     let root = std::env::current_dir()?;
     let registry = registry::registry();

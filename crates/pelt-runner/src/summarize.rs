@@ -176,7 +176,7 @@ pub fn run(
     let test_rows: Vec<Vec<usize>> = tasks.iter().map(|t| capped(t.test.len(), training.test_limit)).collect();
 
     // Method and new parts, seeded.
-    tch::manual_seed(seed as i64);
+    pelt_core::manual_seed(seed as i64);
     let entry = registry.get(&spec.method)?;
     let method = (entry.build)(&spec.config, model.dims(), device)?;
     method.init_from(model);

@@ -467,7 +467,7 @@ pub fn run(
     }
 
     // Method and head, seeded.
-    tch::manual_seed(seed as i64);
+    pelt_core::manual_seed(seed as i64);
     let entry = registry.get(&spec.method)?;
     let mut method = (entry.build)(&spec.config, backbone.dims(), device)?;
     method.init_from(backbone);
@@ -493,7 +493,7 @@ pub fn run(
         }
         // The target's fresh parameters are drawn from a generator state that does not depend on
         // whether source training ran now or was loaded from an earlier run.
-        tch::manual_seed(seed as i64 ^ 0x7a);
+        pelt_core::manual_seed(seed as i64 ^ 0x7a);
         method.begin_target()?;
     }
     let head = head_for(backbone, ds.labels.outputs(), device);
