@@ -7,6 +7,15 @@ use crate::{
 };
 use tch::{nn::VarStore, Tensor};
 
+/// A peak learning rate (and optionally a weight decay) of its own for some of a method's variables.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OwnRate {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay; `None`: the run's.
+    pub weight_decay: Option<f64>,
+}
+
 /// A Δ with its scale, returned by an [`Attachment`] hook and composed by [`crate::compose`].
 #[derive(Debug)]
 pub struct Delta {
@@ -141,6 +150,14 @@ pub trait Method: Attachment {
     /// Uses the gradients left in the method's variables by one backward pass at init (see
     /// [`Method::wants_calibration`]); the caller zeroes them afterwards.
     fn calibrate(&self) {}
+
+    /// A learning rate of its own for the method variable `name` (its name in the method's store), as
+    /// some reference implementations give part of a method (Polytropon's routing logits train at 0.1
+    /// without weight decay); `None`: the run's rate and decay. The rate follows the run's warm-up and
+    /// decay schedule.
+    fn own_rate(&self, _name: &str) -> Option<OwnRate> {
+        None
+    }
 
     /// Scalar diagnostics to record with a run's results (e.g. mean gate values).
     fn diagnostics(&self) -> Vec<(String, f64)> {

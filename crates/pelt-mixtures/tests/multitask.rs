@@ -86,6 +86,7 @@ fn multitask_configs_name_their_fields() {
             ("temperature: 0", "temperature"),
             ("targets: [ffn_output, ffn_output]", "targets"),
             ("adaptation: fuse", "adaptation"),
+            ("router_lr: 0", "router_lr"),
         ],
     );
     testkit::check_config::<AttemptConfig>(
@@ -143,6 +144,21 @@ fn each_example_is_routed_by_its_own_task() {
         let apart = (t0 - t1).abs().max().double_value(&[]);
         assert!(apart > 1e-3, "{}: tasks 0 and 1 give the same output ({apart})", m.name());
     }
+}
+
+#[test]
+fn routing_logits_train_at_their_own_rate() {
+    let d = backbone().dims().clone();
+    let mut p = Poly::named("polytropon", small_poly(1, PolyAdaptation::Route), &d, Device::Cpu).unwrap();
+    p.begin_sources(2).unwrap();
+    let names: Vec<String> = p.var_store().variables().into_keys().collect();
+    let routers: Vec<&String> = names.iter().filter(|n| p.own_rate(n).is_some()).collect();
+    // One routing row per source task in each of the 2 layers' 2 targets.
+    assert_eq!(routers.len(), 2 * 2 * 2, "{names:?}");
+    assert!(routers.iter().all(|n| n.contains("router_")));
+    let rate = p.own_rate(routers[0]).unwrap();
+    assert_eq!((rate.lr, rate.weight_decay), (0.1, Some(0.0)));
+    assert!(names.iter().filter(|n| n.contains("poly_a")).all(|n| p.own_rate(n).is_none()));
 }
 
 #[test]

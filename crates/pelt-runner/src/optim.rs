@@ -6,12 +6,15 @@
 use tch::Tensor;
 
 struct Slot {
+    name: String,
     param: Tensor,
     m: Tensor,
     v: Tensor,
     decay: bool,
     /// This tensor's learning rate as a multiple of the schedule's.
     lr_scale: f64,
+    /// This tensor's weight decay when it has its own.
+    own_decay: Option<f64>,
 }
 
 /// AdamW with β = (0.9, 0.999), ε = 1e-8; no weight decay on biases and LayerNorm parameters (the
@@ -29,27 +32,38 @@ impl AdamW {
             .iter()
             .filter(|(_, t)| t.requires_grad())
             .map(|(name, t)| Slot {
+                name: name.clone(),
                 param: t.shallow_clone(),
                 m: t.zeros_like(),
                 v: t.zeros_like(),
                 decay: !(name.ends_with("bias") || name.contains("LayerNorm")),
                 lr_scale: 1.0,
+                own_decay: None,
             })
             .collect();
         AdamW { slots, weight_decay, t: 0 }
     }
 
-    /// Like [`AdamW::new`], with the tensors whose names start with `prefix` at `scale` times the
-    /// learning rate (a task head's or new parts' own rate).
-    pub fn with_group(params: &[(String, Tensor)], weight_decay: f64, prefix: &str, scale: f64) -> AdamW {
-        let mut opt = AdamW::new(params, weight_decay);
-        let names = params.iter().filter(|(_, t)| t.requires_grad()).map(|(n, _)| n);
-        for (slot, name) in opt.slots.iter_mut().zip(names) {
-            if name.starts_with(prefix) {
-                slot.lr_scale = scale;
+    /// Gives the tensors whose names start with `prefix` `scale` times the learning rate (a task
+    /// head's or a decoder's new parts' own rate).
+    pub fn scale_group(mut self, prefix: &str, scale: f64) -> AdamW {
+        for slot in self.slots.iter_mut().filter(|s| s.name.starts_with(prefix)) {
+            slot.lr_scale = scale;
+        }
+        self
+    }
+
+    /// Gives the method's variables (named `method.<name>`) the rates the method asks for
+    /// ([`pelt_core::Method::own_rate`]), relative to the run's peak rate `peak`.
+    pub fn method_rates(mut self, method: &dyn pelt_core::Method, peak: f64) -> AdamW {
+        for slot in &mut self.slots {
+            let own = slot.name.strip_prefix("method.").and_then(|n| method.own_rate(n));
+            if let Some(r) = own {
+                slot.lr_scale = r.lr / peak;
+                slot.own_decay = r.weight_decay;
             }
         }
-        opt
+        self
     }
 
     /// Clears gradients.
@@ -124,8 +138,9 @@ impl AdamW {
                 let lr = lr * s.lr_scale;
                 // In place wherever libtorch allows: the update touches every trainable weight each
                 // step, so temporaries cost as much memory traffic as the arithmetic.
-                if s.decay && self.weight_decay > 0.0 {
-                    let _ = s.param.g_mul_scalar_(1.0 - lr * self.weight_decay);
+                let decay = s.own_decay.unwrap_or(if s.decay { self.weight_decay } else { 0.0 });
+                if decay > 0.0 {
+                    let _ = s.param.g_mul_scalar_(1.0 - lr * decay);
                 }
                 let _ = s.m.lerp_(&g, 1.0 - b1);
                 let _ = s.v.lerp_(&g.square(), 1.0 - b2);
@@ -165,7 +180,7 @@ mod tests {
         let w = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
         let h = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
         let params = [("method.w".into(), w.shallow_clone()), ("head.w".into(), h.shallow_clone())];
-        let mut opt = AdamW::with_group(&params, 0.0, "head.", 10.0);
+        let mut opt = AdamW::new(&params, 0.0).scale_group("head.", 10.0);
         (&w + &h).sum(tch::Kind::Float).backward();
         opt.step(0.01);
         assert!((w.double_value(&[0]) - 0.99).abs() < 1e-6);

@@ -228,7 +228,8 @@ pub fn run(
     }
     let warmup = (training.warmup_ratio * total as f64).round() as usize;
     let head_scale = training.head_lr.map_or(1.0, |h| h / spec.lr);
-    let mut opt = AdamW::with_group(&all, training.weight_decay, "new.", head_scale);
+    let mut opt =
+        AdamW::new(&all, training.weight_decay).scale_group("new.", head_scale).method_rates(method.as_ref(), spec.lr);
     bar.set_length(total as u64);
     bar.set_position(0);
 

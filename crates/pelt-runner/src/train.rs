@@ -356,7 +356,7 @@ fn train_sources(
         params.extend(h.var_store().variables().into_iter().map(|(n, t)| (format!("head{i}.{n}"), t)));
     }
     params.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut opt = AdamW::new(&params, training.weight_decay);
+    let mut opt = AdamW::new(&params, training.weight_decay).method_rates(&*method, lr);
     let warmup = (training.warmup_ratio * tr.steps as f64).round() as usize;
     // Each task's batches come length-bucketed, as in target training, and are redrawn once used up.
     let mut queues: Vec<Vec<Vec<usize>>> = vec![Vec::new(); pools.len()];
@@ -526,7 +526,9 @@ pub fn run(
     }
     let warmup = (training.warmup_ratio * total as f64).round() as usize;
     let head_scale = training.head_lr.map_or(1.0, |h| h / spec.lr);
-    let mut opt = AdamW::with_group(&all_params, training.weight_decay, "head.", head_scale);
+    let mut opt = AdamW::new(&all_params, training.weight_decay)
+        .scale_group("head.", head_scale)
+        .method_rates(method.as_ref(), spec.lr);
     let lengths = train.lengths();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     bar.set_length(total as u64);
