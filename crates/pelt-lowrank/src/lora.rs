@@ -44,7 +44,10 @@ impl LoraModule {
     pub fn delta(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
         let pair = self.pairs.get(layer, site)?;
         let x = x.drop_out(self.config.dropout, train);
-        Some(Delta::fixed(x.matmul(&pair.a.tr()).matmul(&pair.b.tr()), self.scale()))
+        // The scale goes into B (r columns), not onto the (batch, len, d_out) product: one elementwise
+        // pass fewer forward and backward at every target.
+        let b = &pair.b * self.scale();
+        Some(Delta::fixed(x.matmul(&pair.a.tr()).matmul(&b.tr()), 1.0))
     }
 
     /// Trainable parameters: r·(d_in + d_out) for each target in each layer that has it.

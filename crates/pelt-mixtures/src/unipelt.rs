@@ -161,11 +161,13 @@ impl Attachment for UniPelt {
         // Query and value read the same x, so one gate serves both; it is counted once, at the first.
         let first = self.config.lora.targets.first() == Some(&site);
         let g = if first { self.gate(layer, 0, x, train) } else { self.gates[layer][0].forward(x) };
-        let fixed = match delta.scale {
-            Scale::Fixed(s) => s,
-            Scale::Tensor(_) => 1.0,
+        let value = match delta.scale {
+            // LoRA folds α/r into B, so this is the usual case and costs no pass.
+            Scale::Fixed(s) if s == 1.0 => delta.value,
+            Scale::Fixed(s) => delta.value * s,
+            Scale::Tensor(_) => delta.value,
         };
-        Some(Delta { value: delta.value * fixed, scale: Scale::Tensor(g) })
+        Some(Delta { value, scale: Scale::Tensor(g) })
     }
 
     fn prefix(&self, layer: usize, x: &Tensor, train: bool) -> Option<Prefix> {
