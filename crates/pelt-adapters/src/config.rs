@@ -29,6 +29,27 @@ impl Activation {
     }
 }
 
+/// What a sequential adapter reads and where its output goes back in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// The sublayer's output h, before the residual connection (Houlsby et al. 2019's adapter-bert):
+    /// out = LN(h + f(h) + x) on a post-norm backbone.
+    #[default]
+    Output,
+    /// The residual sum after the sublayer's own LayerNorm, with h as the adapter's residual (Pfeiffer et
+    /// al. 2021; the adapters library's `SeqBnConfig`: original_ln_before, residual_before_ln,
+    /// original_ln_after): out = LN(f(LN(h + x)) + h + x); on a pre-norm backbone (ViT, T5) the sum is
+    /// not normed: out = f(h + x) + h + x.
+    Residual,
+}
+
+impl Placement {
+    fn is_output(&self) -> bool {
+        *self == Placement::Output
+    }
+}
+
 /// Sequential bottleneck adapter settings (Houlsby, Pfeiffer). `Default` is Houlsby's, following the
 /// paper's reference code (adapter-bert): bottleneck 64, GELU, truncated-normal init with std 1e-3,
 /// adapters after attention and after the FFN, LayerNorms trained; [`BottleneckConfig::pfeiffer`]
@@ -49,6 +70,10 @@ pub struct BottleneckConfig {
     pub train_layer_norm: bool,
     /// Dropout on the adapter's input during training.
     pub dropout: f64,
+    /// What the adapter reads: `output` (Houlsby) or `residual` (Pfeiffer). Left out of the resolved
+    /// config when `output`, so that records made before the field existed keep their hashes.
+    #[serde(skip_serializing_if = "Placement::is_output")]
+    pub placement: Placement,
 }
 
 impl Default for BottleneckConfig {
@@ -60,20 +85,25 @@ impl Default for BottleneckConfig {
             sites: vec![Site::AttentionOutput, Site::FfnOutput],
             train_layer_norm: true,
             dropout: 0.0,
+            placement: Placement::Output,
         }
     }
 }
 
 impl BottleneckConfig {
-    /// Pfeiffer et al. 2021 (AdapterFusion's adapter, the `pfeiffer` config of adapter-transformers):
-    /// one adapter after the FFN only, ReLU, reduction factor 16 — 48 at BERT-base's d = 768, kept
-    /// absolute here so that budgets compare across backbones — and the LayerNorms frozen.
+    /// Pfeiffer et al. 2021 (AdapterFusion's adapter, the `pfeiffer` / `SeqBnConfig` of the adapters
+    /// library): one adapter after the FFN only, reading the LayerNormed residual sum
+    /// ([`Placement::Residual`]), ReLU, reduction factor 16 — 48 at BERT-base's d = 768, kept absolute
+    /// here so that budgets compare across backbones — weights drawn with std 0.02 (the library's
+    /// "bert" init; truncated at ±2σ like every pelt bottleneck) and the LayerNorms frozen.
     pub fn pfeiffer() -> BottleneckConfig {
         BottleneckConfig {
             bottleneck: 48,
             activation: Activation::Relu,
+            init_std: 0.02,
             sites: vec![Site::FfnOutput],
             train_layer_norm: false,
+            placement: Placement::Residual,
             ..BottleneckConfig::default()
         }
     }

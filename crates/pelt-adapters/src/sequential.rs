@@ -1,7 +1,8 @@
 //! Sequential bottleneck adapters: h ← h + up(f(down(h))) after each chosen sublayer (Houlsby et al.
-//! 2019 after attention and the FFN; Pfeiffer et al. 2021 after the FFN only).
+//! 2019 after attention and the FFN), or h ← h + up(f(down(LN(h + x)))) reading the residual sum
+//! (Pfeiffer et al. 2021, after the FFN only); see [`Placement`].
 
-use crate::config::{Activation, BottleneckConfig};
+use crate::config::{Activation, BottleneckConfig, Placement};
 use pelt_core::{
     is_layer_layer_norm, Attachment, BackboneDims, Delta, Dropout, Identity, Method, Result, Site, SiteTable,
 };
@@ -134,7 +135,17 @@ pub fn bottleneck_params(d: &BackboneDims, sites: &[Site], m: i64) -> i64 {
 
 impl Attachment for SequentialAdapter {
     fn sublayer(&self, layer: usize, site: Site, _x: &Tensor, h: &Tensor, train: bool) -> Option<Delta> {
+        if self.config.placement != Placement::Output {
+            return None;
+        }
         Some(Delta::fixed(self.adapters.get(layer, site)?.forward(h, train), 1.0))
+    }
+
+    fn residual_sublayer(&self, layer: usize, site: Site, sum: &dyn Fn() -> Tensor, train: bool) -> Option<Delta> {
+        if self.config.placement != Placement::Residual {
+            return None;
+        }
+        Some(Delta::fixed(self.adapters.get(layer, site)?.forward(&sum(), train), 1.0))
     }
 }
 
@@ -158,5 +169,43 @@ impl Method for SequentialAdapter {
         let adapters = bottleneck_params(d, &self.config.sites, self.config.bottleneck);
         let norms = if self.config.train_layer_norm { d.layer_norm_params() } else { 0 };
         adapters + norms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Houlsby's adapter reads the sublayer output h; Pfeiffer's reads only the residual sum the backbone
+    /// hands it (what that sum is on each backbone is pinned by pelt-backbone's residual_hook tests).
+    #[test]
+    fn pfeiffer_reads_the_residual_sum_and_houlsby_the_output() {
+        let dims = BackboneDims { hidden: 8, layers: 2, heads: 2, intermediate: 16, ..Default::default() };
+        let config = BottleneckConfig { bottleneck: 4, ..BottleneckConfig::pfeiffer() };
+        let pfeiffer = SequentialAdapter::pfeiffer(config.clone(), &dims, Device::Cpu).unwrap();
+        let houlsby =
+            SequentialAdapter::houlsby(BottleneckConfig { placement: Placement::Output, ..config }, &dims, Device::Cpu)
+                .unwrap();
+        let x = Tensor::randn([2, 3, 8], (tch::Kind::Float, Device::Cpu));
+        let h = Tensor::randn([2, 3, 8], (tch::Kind::Float, Device::Cpu));
+        let sum = Tensor::randn([2, 3, 8], (tch::Kind::Float, Device::Cpu));
+        let site = Site::FfnOutput;
+        assert!(pfeiffer.sublayer(1, site, &x, &h, false).is_none());
+        let got = pfeiffer.residual_sublayer(1, site, &|| sum.shallow_clone(), false).unwrap().value;
+        let want = pfeiffer.adapters.get(1, site).unwrap().forward(&sum, false);
+        assert_eq!((got - want).abs().max().double_value(&[]), 0.0);
+        assert!(houlsby.residual_sublayer(1, site, &|| panic!("Houlsby must not read the sum"), false).is_none());
+        let got = houlsby.sublayer(1, site, &x, &h, false).unwrap().value;
+        let want = houlsby.adapters.get(1, site).unwrap().forward(&h, false);
+        assert_eq!((got - want).abs().max().double_value(&[]), 0.0);
+    }
+
+    /// The default placement stays out of the resolved config, so Houlsby's run hashes are unchanged.
+    #[test]
+    fn output_placement_is_not_serialised() {
+        let houlsby = serde_yaml::to_string(&BottleneckConfig::default()).unwrap();
+        assert!(!houlsby.contains("placement"), "{houlsby}");
+        let pfeiffer = serde_yaml::to_string(&BottleneckConfig::pfeiffer()).unwrap();
+        assert!(pfeiffer.contains("placement: residual"), "{pfeiffer}");
     }
 }

@@ -90,6 +90,10 @@ impl Attachment for SparseAdapter {
     fn sublayer(&self, layer: usize, site: Site, x: &Tensor, h: &Tensor, train: bool) -> Option<Delta> {
         self.inner.sublayer(layer, site, x, h, train)
     }
+
+    fn residual_sublayer(&self, layer: usize, site: Site, sum: &dyn Fn() -> Tensor, train: bool) -> Option<Delta> {
+        self.inner.residual_sublayer(layer, site, sum, train)
+    }
 }
 
 impl Method for SparseAdapter {

@@ -9,7 +9,9 @@
 //! [`Attachment::activation`].
 
 use crate::loader;
-use pelt_core::{compose, Attachment, Backbone, BackboneDims, Dropout, Encoded, Inputs, PeltError, Result, Site};
+use pelt_core::{
+    compose, hooked_sublayer, Attachment, Backbone, BackboneDims, Dropout, Encoded, Inputs, PeltError, Result, Site,
+};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -463,10 +465,7 @@ impl Attention {
         let (layer, sites) = hooks;
         let ctx = self.core.context_over(x, kv, keep, bias, hooks, m, train);
         let h = self.output.forward(&ctx, layer, sites[3], m, train).drop_out(self.dropout, train);
-        let h = match m.sublayer(layer, sites[3], x, &h, train) {
-            Some(delta) => compose(&h, &delta.value, &delta.scale),
-            None => h,
-        };
+        let h = hooked_sublayer(m, (layer, sites[3]), x, h, &|h| self.norm.forward(&(h + x)), train);
         self.norm.forward(&(h + x))
     }
 }
@@ -498,10 +497,7 @@ impl FeedForward {
         let i = self.intermediate.forward(x, layer, Site::FfnIntermediate, m, train);
         let a = m.activation(layer, &i, train).unwrap_or_else(|| activate(&self.act, &i));
         let h = self.output.forward(&a, layer, Site::FfnOutput, m, train).drop_out(self.dropout, train);
-        let h = match m.sublayer(layer, Site::FfnOutput, x, &h, train) {
-            Some(delta) => compose(&h, &delta.value, &delta.scale),
-            None => h,
-        };
+        let h = hooked_sublayer(m, (layer, Site::FfnOutput), x, h, &|h| self.norm.forward(&(h + x)), train);
         self.norm.forward(&(h + x))
     }
 }

@@ -17,7 +17,9 @@ use crate::{
     loader,
     seq2seq::{Seq2Seq, SpecialIds},
 };
-use pelt_core::{compose, Attachment, Backbone, BackboneDims, Dropout, Encoded, Inputs, PeltError, Result, Site};
+use pelt_core::{
+    hooked_sublayer, Attachment, Backbone, BackboneDims, Dropout, Encoded, Inputs, PeltError, Result, Site,
+};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -345,21 +347,21 @@ impl Block {
         p_drop: f64,
         train: bool,
     ) -> Tensor {
-        let sublayer = |x: &Tensor, out: Tensor, site: Site| match m.sublayer(layer, site, x, &out, train) {
-            Some(delta) => compose(&out, &delta.value, &delta.scale),
-            None => out,
+        // Pre-norm: the residual sum a sublayer hook may read is the output plus the un-normed stream.
+        let sublayer = |x: &Tensor, out: Tensor, h: &Tensor, site: Site| {
+            hooked_sublayer(m, (layer, site), x, out, &|out| out + h, train) + h
         };
         let x = self.self_norm.forward(h);
         let a = self.self_attn.forward(&x, &x, keep, Some(bias), (layer, SELF_SITES), m, p_drop, train);
-        let mut h = sublayer(&x, a.drop_out(p_drop, train), Site::AttentionOutput) + h;
+        let mut h = sublayer(&x, a.drop_out(p_drop, train), h, Site::AttentionOutput);
         if let (Some((norm, attn)), Some((enc, enc_keep))) = (&self.cross, memory) {
             let x = norm.forward(&h);
             let c = attn.forward(&x, enc, enc_keep, None, (layer, CROSS_SITES), m, p_drop, train);
-            h = sublayer(&x, c.drop_out(p_drop, train), Site::CrossOutput) + h;
+            h = sublayer(&x, c.drop_out(p_drop, train), &h, Site::CrossOutput);
         }
         let x = self.ff_norm.forward(&h);
         let f = self.ff.forward(&x, layer, m, p_drop, train).drop_out(p_drop, train);
-        sublayer(&x, f, Site::FfnOutput) + h
+        sublayer(&x, f, &h, Site::FfnOutput)
     }
 }
 

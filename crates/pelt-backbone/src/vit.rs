@@ -16,7 +16,7 @@ use crate::{
     loader,
 };
 use pelt_core::{
-    compose, Attachment, Backbone, BackboneDims, Dropout, Encoded, ImageDims, Inputs, PeltError, Result, Site,
+    hooked_sublayer, Attachment, Backbone, BackboneDims, Dropout, Encoded, ImageDims, Inputs, PeltError, Result, Site,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -252,19 +252,13 @@ impl Vit {
         let x = l.norm_before.forward(h);
         let ctx = l.attention.context(&x, keep, i, m, train);
         let a = l.attention_output.forward(&ctx, i, Site::AttentionOutput, m, train).drop_out(drop, train);
-        let a = match m.sublayer(i, Site::AttentionOutput, &x, &a, train) {
-            Some(delta) => compose(&a, &delta.value, &delta.scale),
-            None => a,
-        };
+        let a = hooked_sublayer(m, (i, Site::AttentionOutput), &x, a, &|a| a + h, train);
         let h = a + h;
         let x = l.norm_after.forward(&h);
         let inner = l.intermediate.forward(&x, i, Site::FfnIntermediate, m, train);
         let act = m.activation(i, &inner, train).unwrap_or_else(|| activate(&self.config.hidden_act, &inner));
         let f = l.output.forward(&act, i, Site::FfnOutput, m, train).drop_out(drop, train);
-        let f = match m.sublayer(i, Site::FfnOutput, &x, &f, train) {
-            Some(delta) => compose(&f, &delta.value, &delta.scale),
-            None => f,
-        };
+        let f = hooked_sublayer(m, (i, Site::FfnOutput), &x, f, &|f| f + &h, train);
         f + h
     }
 

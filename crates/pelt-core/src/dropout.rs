@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tch::{Device, Kind, Tensor};
 
 /// The run's key, set by [`manual_seed`].
-static KEY: AtomicU64 = AtomicU64::new(0x5eed_0f_d20_9041);
+static KEY: AtomicU64 = AtomicU64::new(0x0005_eed0_fd20_9041);
 /// Dropout calls since the last [`manual_seed`]; each call draws from its own stream.
 static CALLS: AtomicU64 = AtomicU64::new(0);
 

@@ -30,7 +30,7 @@ pub use error::{PeltError, Result};
 pub use method::{Attachment, Delta, Identity, Method, NoMethod, OwnRate, Prefix, SiteTable};
 pub use params::{prepare_training, ParamCount};
 pub use registry::{MethodEntry, MethodInfo, Registry};
-pub use site::{compose, Form, Scale, ScaleKind, Site};
+pub use site::{compose, hooked_sublayer, Form, Scale, ScaleKind, Site};
 
 /// Re-exported so that [`method_entry!`] works in crates that name the YAML crate differently.
 pub use serde_yaml;

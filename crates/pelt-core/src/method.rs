@@ -61,6 +61,16 @@ pub trait Attachment {
         None
     }
 
+    /// Δ for a sublayer's output computed from the residual sum instead of the output alone, for
+    /// adapters placed after the residual connection (Pfeiffer et al. 2021; the adapters library's
+    /// `original_ln_before`): `sum()` is the sublayer's output (after any [`Attachment::sublayer`] Δ)
+    /// plus its residual input, normalised by the sublayer's own LayerNorm on a post-norm backbone (BERT)
+    /// and as is on a pre-norm one (ViT, T5). The Δ is added to the output before the residual
+    /// connection, like a sublayer Δ; `sum` is computed only if the hook calls it.
+    fn residual_sublayer(&self, _layer: usize, _site: Site, _sum: &dyn Fn() -> Tensor, _train: bool) -> Option<Delta> {
+        None
+    }
+
     /// Extra key/value positions for the attention of `layer`; `x` is the layer's input (batch, len, d),
     /// for input-dependent prefixes.
     fn prefix(&self, _layer: usize, _x: &Tensor, _train: bool) -> Option<Prefix> {

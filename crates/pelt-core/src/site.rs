@@ -1,5 +1,6 @@
 //! The unified view: sites, forms, scales, and the one composition function.
 
+use crate::method::Attachment;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
@@ -165,6 +166,29 @@ pub fn compose(h: &Tensor, delta: &Tensor, scale: &Scale) -> Tensor {
         Scale::Fixed(s) if *s == 1.0 => h + delta,
         Scale::Fixed(s) => h + delta * *s,
         Scale::Tensor(s) => h + delta * s,
+    }
+}
+
+/// A sublayer's output `h` after the method's sublayer hooks: [`Attachment::sublayer`]'s Δ (from the
+/// sublayer input `x` and `h`), then [`Attachment::residual_sublayer`]'s (from `sum` of the result: the
+/// residual sum as the backbone defines it). Every backbone calls this at every sublayer site, so the
+/// hooks' order is written once.
+pub fn hooked_sublayer(
+    m: &dyn Attachment,
+    hook: (usize, Site),
+    x: &Tensor,
+    h: Tensor,
+    sum: &dyn Fn(&Tensor) -> Tensor,
+    train: bool,
+) -> Tensor {
+    let (layer, site) = hook;
+    let h = match m.sublayer(layer, site, x, &h, train) {
+        Some(delta) => compose(&h, &delta.value, &delta.scale),
+        None => h,
+    };
+    match m.residual_sublayer(layer, site, &|| sum(&h), train) {
+        Some(delta) => compose(&h, &delta.value, &delta.scale),
+        None => h,
     }
 }
 

@@ -5,13 +5,13 @@
 //!
 //! Gates are σ(w·x + c) per token and layer: LoRA's from the attention input (both targets share it),
 //! the prefix's from the attention input too, scaling the attention probabilities of the prefix
-//! positions, and the adapter's from the FFN output it adapts. The gates' mean values over the
+//! positions, and the adapter's from the adapter's own input (Pfeiffer placement: the LayerNormed residual sum after the FFN). The gates' mean values over the
 //! evaluation passes since the last training step (in a run: the final dev and test evaluations) are
 //! reported as diagnostics (`gate_lora`, `gate_prefix`, `gate_adapter`), so a table
 //! can show which part a task used.
 
 use pelt_adapters::{
-    config::BottleneckConfig,
+    config::{BottleneckConfig, Placement},
     sequential::{bottlenecks, Bottleneck, BottleneckInit},
 };
 use pelt_core::{
@@ -25,7 +25,8 @@ use std::cell::RefCell;
 use tch::{nn, Device, Kind, Tensor};
 
 /// UniPELT settings: the parts' own configs. Defaults follow the paper's: prefix length 10, LoRA r 8
-/// (α 16) on query and value, an adapter of bottleneck 48 after the FFN (ReLU, Pfeiffer's placement).
+/// (α 16) on query and value, an adapter of bottleneck 48 after the FFN (ReLU, Pfeiffer's placement:
+/// it reads the LayerNormed residual sum, and its gate is computed from that same input).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UniPeltConfig {
@@ -155,6 +156,15 @@ impl UniPelt {
     }
 }
 
+impl UniPelt {
+    /// The adapter's Δ on its input `a`, scaled by the adapter gate computed from `a`.
+    fn gated_adapter(&self, layer: usize, site: Site, a: &Tensor, train: bool) -> Option<Delta> {
+        let adapter = self.adapters.get(layer, site)?;
+        let g = self.gate(layer, 2, a, train);
+        Some(Delta { value: adapter.forward(a, train), scale: Scale::Tensor(g) })
+    }
+}
+
 impl Attachment for UniPelt {
     fn projection(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
         let delta = self.lora.delta(layer, site, x, train)?;
@@ -163,7 +173,7 @@ impl Attachment for UniPelt {
         let g = if first { self.gate(layer, 0, x, train) } else { self.gates[layer][0].forward(x) };
         let value = match delta.scale {
             // LoRA folds α/r into B, so this is the usual case and costs no pass.
-            Scale::Fixed(s) if s == 1.0 => delta.value,
+            Scale::Fixed(1.0) => delta.value,
             Scale::Fixed(s) => delta.value * s,
             Scale::Tensor(_) => delta.value,
         };
@@ -177,11 +187,17 @@ impl Attachment for UniPelt {
     }
 
     fn sublayer(&self, layer: usize, site: Site, _x: &Tensor, h: &Tensor, train: bool) -> Option<Delta> {
-        if site != Site::FfnOutput {
+        if site != Site::FfnOutput || self.config.adapter.placement != Placement::Output {
             return None;
         }
-        let g = self.gate(layer, 2, h, train);
-        Some(Delta { value: self.adapters.get(layer, site)?.forward(h, train), scale: Scale::Tensor(g) })
+        self.gated_adapter(layer, site, h, train)
+    }
+
+    fn residual_sublayer(&self, layer: usize, site: Site, sum: &dyn Fn() -> Tensor, train: bool) -> Option<Delta> {
+        if site != Site::FfnOutput || self.config.adapter.placement != Placement::Residual {
+            return None;
+        }
+        self.gated_adapter(layer, site, &sum(), train)
     }
 }
 
