@@ -552,6 +552,7 @@ pub(crate) fn encode(
     let embedded = embeddings.forward(inputs, train);
     let (mut h, mask, p) = prepend_prompt(embedded, &inputs.attention_mask, method, train);
     let keep = mask.ne(0);
+    method.begin_stack(&keep, false);
     for (i, layer) in layers.iter().enumerate() {
         if i > 0 && p > 0 {
             if let Some(next) = method.layer_prompt(i, h.size()[0], train) {

@@ -131,6 +131,7 @@ impl Bert2Bert {
         let causal = Tensor::zeros([1, 1, t, t], (Kind::Float, device)).masked_fill(&future, f64::NEG_INFINITY);
         let enc_keep = encoded.mask.ne(0);
         let offset = self.encoder.len();
+        m.begin_stack(&keep, true);
         for (i, d) in self.decoder.iter().enumerate() {
             let layer = offset + i;
             let a = d.layer.attention.forward_over(&h, &h, &keep, Some(&causal), (layer, SELF), m, train);

@@ -449,6 +449,7 @@ impl T5 {
             .masked_fill(&causal.logical_not().view([1, 1, t, t]), f64::NEG_INFINITY);
         let enc_keep = encoded.mask.ne(0);
         let offset = self.encoder.len();
+        m.begin_stack(&keep, true);
         for (i, block) in self.decoder.iter().enumerate() {
             h = block.forward(&h, &keep, &bias, Some((&encoded.hidden, &enc_keep)), offset + i, m, p_drop, train);
         }
@@ -488,6 +489,7 @@ impl Backbone for T5 {
         let t = h.size()[1];
         let table = self.encoder[0].self_attn.relative.as_ref().expect("the first encoder layer holds the buckets");
         let bias = position_bias(table, t, t, true, &self.config);
+        method.begin_stack(&keep, false);
         for (i, block) in self.encoder.iter().enumerate() {
             h = block.forward(&h, &keep, &bias, None, i, method, p_drop, train);
         }

@@ -297,6 +297,7 @@ impl Backbone for Vit {
         }
         let mask = ones(h.size()[1]);
         let keep = mask.ne(0);
+        method.begin_stack(&keep, false);
         for i in 0..self.layers.len() {
             if i > 0 && p > 0 {
                 if let Some(next) = method.layer_prompt(i, b, train) {

@@ -40,7 +40,8 @@ pub struct Prefix {
     /// Extra values.
     pub values: Tensor,
     /// A gate per query token, (batch, len) in [0, 1], scaling the attention probabilities of the
-    /// prefix positions (UniPELT's prefix gate); `None` leaves them as softmax made them.
+    /// prefix positions (UniPELT's prefix gate in a decoder, where it differs per query); `None` leaves
+    /// them as softmax made them.
     pub gate: Option<Tensor>,
 }
 
@@ -70,6 +71,12 @@ pub trait Attachment {
     fn residual_sublayer(&self, _layer: usize, _site: Site, _sum: &dyn Fn() -> Tensor, _train: bool) -> Option<Delta> {
         None
     }
+
+    /// Called by the backbone before the layers of each stack run (an encoder's, a decoder's): `keep`
+    /// (batch, len) marks the real positions its layers see (inserted prompt positions included), and
+    /// `causal` says whether position t may depend only on positions ≤ t (a decoder). For methods that
+    /// pool over the sequence (UniPELT's gates). Default: nothing.
+    fn begin_stack(&self, _keep: &Tensor, _causal: bool) {}
 
     /// Extra key/value positions for the attention of `layer`; `x` is the layer's input (batch, len, d),
     /// for input-dependent prefixes.

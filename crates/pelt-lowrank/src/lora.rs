@@ -42,12 +42,18 @@ impl LoraModule {
 
     /// Δ = (α/r)·B A x for the projection at `site`, if it is a target.
     pub fn delta(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
+        Some(Delta::fixed(self.product(layer, site, x, train, self.scale())?, 1.0))
+    }
+
+    /// s·B A x (with LoRA's dropout on x) for the projection at `site`, if it is a target; UniPELT
+    /// replaces α/r by its gate and asks for s = 1.
+    pub fn product(&self, layer: usize, site: Site, x: &Tensor, train: bool, s: f64) -> Option<Tensor> {
         let pair = self.pairs.get(layer, site)?;
         let x = x.drop_out(self.config.dropout, train);
         // The scale goes into B (r columns), not onto the (batch, len, d_out) product: one elementwise
         // pass fewer forward and backward at every target.
-        let b = &pair.b * self.scale();
-        Some(Delta::fixed(x.matmul(&pair.a.tr()).matmul(&b.tr()), 1.0))
+        let b = if s == 1.0 { pair.b.shallow_clone() } else { &pair.b * s };
+        Some(x.matmul(&pair.a.tr()).matmul(&b.tr()))
     }
 
     /// Trainable parameters: r·(d_in + d_out) for each target in each layer that has it.

@@ -3,12 +3,18 @@
 //! layer, each scaled by its own gate computed from the hidden state, so that training decides per
 //! layer and per token which sub-module to lean on.
 //!
-//! Gates are σ(w·x + c) per token and layer: LoRA's from the attention input (both targets share it),
-//! the prefix's from the attention input too, scaling the attention probabilities of the prefix
-//! positions, and the adapter's from the adapter's own input (Pfeiffer placement: the LayerNormed residual sum after the FFN). The gates' mean values over the
-//! evaluation passes since the last training step (in a run: the final dev and test evaluations) are
-//! reported as diagnostics (`gate_lora`, `gate_prefix`, `gate_adapter`), so a table
-//! can show which part a task used.
+//! The gates follow the reference code (morningmoni/UniPELT): each is σ(w·x + c) averaged over the
+//! sequence, one value per example, from the tensor its part reads — the attention input for the
+//! prefix gate and for LoRA's (one gate per LoRA target, as each `LoRA_Linear` has its own), the
+//! adapter's input (the LayerNormed residual sum after the FFN, Pfeiffer's placement) for the adapter
+//! gate. The prefix gate scales the prefix keys and values; LoRA's gate replaces α/r; the adapter's
+//! scales its output. The mean runs over real positions only (the reference pads every batch to 128 and
+//! averages padding in; pelt's outputs must not depend on padding). In a decoder stack a gate may only
+//! see the past, so there it is the running mean over positions ≤ t, one per token, and the prefix gate
+//! scales the prefix positions' attention probabilities instead (per query). The gates' mean values
+//! over the evaluation passes since the last training step (in a run: the final dev and test
+//! evaluations) are reported as diagnostics (`gate_lora`, `gate_prefix`, `gate_adapter`), so a table can
+//! show which part a task used.
 
 use pelt_adapters::{
     config::{BottleneckConfig, Placement},
@@ -24,9 +30,9 @@ use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use tch::{nn, Device, Kind, Tensor};
 
-/// UniPELT settings: the parts' own configs. Defaults follow the paper's: prefix length 10, LoRA r 8
-/// (α 16) on query and value, an adapter of bottleneck 48 after the FFN (ReLU, Pfeiffer's placement:
-/// it reads the LayerNormed residual sum, and its gate is computed from that same input).
+/// UniPELT settings: the parts' own configs. Defaults follow the reference code's: prefix length 10
+/// (MLP width 512), LoRA r 8 on query and value without dropout (its α is unused: the gate replaces
+/// α/r), an adapter of bottleneck 48 after the FFN (ReLU, Pfeiffer's placement).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UniPeltConfig {
@@ -42,7 +48,8 @@ impl Default for UniPeltConfig {
     fn default() -> Self {
         UniPeltConfig {
             prefix: PrefixConfig::default(),
-            lora: LoraConfig::default(),
+            // The reference passes no LoRA dropout (0).
+            lora: LoraConfig { dropout: 0.0, ..LoraConfig::default() },
             adapter: BottleneckConfig { train_layer_norm: false, ..BottleneckConfig::pfeiffer() },
         }
     }
@@ -67,7 +74,7 @@ impl MethodConfig for UniPeltConfig {
     }
 }
 
-/// A scalar gate per token: σ(w·x + c).
+/// A scalar gate: σ(w·x + c) per position, pooled over the sequence by [`UniPelt::gate`].
 #[derive(Debug)]
 struct Gate {
     w: Tensor,
@@ -76,11 +83,10 @@ struct Gate {
 
 impl Gate {
     fn new(p: nn::Path, d: i64) -> Gate {
-        // nn.Linear's init, as the reference code's gate layers.
-        let bound = 1.0 / (d as f64).sqrt();
+        // BERT's init for every nn.Linear, which the reference code's gates get: N(0, 0.02), bias 0.
         Gate {
-            w: p.var("weight", &[1, d], nn::Init::Uniform { lo: -bound, up: bound }),
-            c: p.var("bias", &[1], nn::Init::Uniform { lo: -bound, up: bound }),
+            w: p.var("weight", &[1, d], nn::Init::Randn { mean: 0.0, stdev: 0.02 }),
+            c: p.var("bias", &[1], nn::Init::Const(0.0)),
         }
     }
 
@@ -88,6 +94,14 @@ impl Gate {
     fn forward(&self, x: &Tensor) -> Tensor {
         x.linear(&self.w, Some(&self.c)).sigmoid()
     }
+}
+
+/// Which part a gate scales (and which diagnostic its mean goes to).
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Lora = 0,
+    Prefix = 1,
+    Adapter = 2,
 }
 
 /// Means of the gates over the evaluation passes since the last training forward.
@@ -107,8 +121,12 @@ pub struct UniPelt {
     prefix: PrefixModule,
     lora: LoraModule,
     adapters: SiteTable<Bottleneck>,
-    /// (lora, prefix, adapter) gates per layer.
-    gates: Vec<[Gate; 3]>,
+    /// One gate per LoRA target, in the config's order.
+    lora_gates: SiteTable<Gate>,
+    /// The prefix gate and the adapter gate of each layer.
+    gates: Vec<[Gate; 2]>,
+    /// The current stack's real positions (batch, len, 1) as floats, and whether it is causal.
+    positions: RefCell<Option<(Tensor, bool)>>,
     stats: RefCell<GateStats>,
 }
 
@@ -129,19 +147,40 @@ impl UniPelt {
             a.activation,
             a.dropout,
         );
+        let d = dims.hidden;
+        let lora_gates =
+            SiteTable::new(dims, &config.lora.targets, |l, site| Gate::new(&root / "gate" / l / site.as_str(), d));
         let gates = (0..dims.layers)
             .map(|l| {
                 let p = &root / "gate" / l;
-                let d = dims.hidden;
-                [Gate::new(&p / "lora", d), Gate::new(&p / "prefix", d), Gate::new(&p / "adapter", d)]
+                [Gate::new(&p / "prefix", d), Gate::new(&p / "adapter", d)]
             })
             .collect();
-        Ok(UniPelt { vs, config, prefix, lora, adapters, gates, stats: RefCell::new(GateStats::default()) })
+        Ok(UniPelt {
+            vs,
+            config,
+            prefix,
+            lora,
+            adapters,
+            lora_gates,
+            gates,
+            positions: RefCell::new(None),
+            stats: RefCell::new(GateStats::default()),
+        })
     }
 
-    /// Computes gate `which` of `layer` from `x`, recording its mean on evaluation passes.
-    fn gate(&self, layer: usize, which: usize, x: &Tensor, train: bool) -> Tensor {
-        let g = self.gates[layer][which].forward(x);
+    /// `gate` on `x` (batch, len, d), pooled over the current stack's real positions: (batch, 1, 1) in an
+    /// encoder, the running mean (batch, len, 1) in a decoder. Records its mean on evaluation passes.
+    fn gate(&self, gate: &Gate, part: Part, x: &Tensor, train: bool) -> Tensor {
+        let positions = self.positions.borrow();
+        let (keep, causal) = positions.as_ref().expect("the backbone announces each stack (Attachment::begin_stack)");
+        let g = gate.forward(x) * keep;
+        let g = if *causal {
+            g.cumsum(1, Kind::Float) / keep.cumsum(1, Kind::Float).clamp_min(1.0)
+        } else {
+            g.sum_dim_intlist([1].as_slice(), true, Kind::Float)
+                / keep.sum_dim_intlist([1].as_slice(), true, Kind::Float).clamp_min(1.0)
+        };
         let mut stats = self.stats.borrow_mut();
         if train {
             stats.stale = true;
@@ -149,8 +188,15 @@ impl UniPelt {
             if stats.stale {
                 *stats = GateStats::default();
             }
-            stats.sums[which] += g.sum(Kind::Float).double_value(&[]);
-            stats.counts[which] += g.numel() as f64;
+            let i = part as usize;
+            // Decoder gates count at real positions only; encoder gates once per example.
+            let (sum, n) = if *causal {
+                ((&g * keep).sum(Kind::Float), keep.sum(Kind::Float))
+            } else {
+                (g.sum(Kind::Float), Tensor::from(g.numel() as f64))
+            };
+            stats.sums[i] += sum.double_value(&[]);
+            stats.counts[i] += n.double_value(&[]);
         }
         g
     }
@@ -160,30 +206,34 @@ impl UniPelt {
     /// The adapter's Δ on its input `a`, scaled by the adapter gate computed from `a`.
     fn gated_adapter(&self, layer: usize, site: Site, a: &Tensor, train: bool) -> Option<Delta> {
         let adapter = self.adapters.get(layer, site)?;
-        let g = self.gate(layer, 2, a, train);
+        let g = self.gate(&self.gates[layer][1], Part::Adapter, a, train);
         Some(Delta { value: adapter.forward(a, train), scale: Scale::Tensor(g) })
     }
 }
 
 impl Attachment for UniPelt {
+    fn begin_stack(&self, keep: &Tensor, causal: bool) {
+        *self.positions.borrow_mut() = Some((keep.to_kind(Kind::Float).unsqueeze(-1), causal));
+    }
+
     fn projection(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {
-        let delta = self.lora.delta(layer, site, x, train)?;
-        // Query and value read the same x, so one gate serves both; it is counted once, at the first.
-        let first = self.config.lora.targets.first() == Some(&site);
-        let g = if first { self.gate(layer, 0, x, train) } else { self.gates[layer][0].forward(x) };
-        let value = match delta.scale {
-            // LoRA folds α/r into B, so this is the usual case and costs no pass.
-            Scale::Fixed(1.0) => delta.value,
-            Scale::Fixed(s) => delta.value * s,
-            Scale::Tensor(_) => delta.value,
-        };
-        Some(Delta { value, scale: Scale::Tensor(g) })
+        let gate = self.lora_gates.get(layer, site)?;
+        // The gate replaces α/r, as in the reference's LoRA_Linear.
+        let value = self.lora.product(layer, site, x, train, 1.0)?;
+        Some(Delta { value, scale: Scale::Tensor(self.gate(gate, Part::Lora, x, train)) })
     }
 
     fn prefix(&self, layer: usize, x: &Tensor, train: bool) -> Option<Prefix> {
-        let mut prefix = self.prefix.prefix(layer, x);
-        prefix.gate = Some(self.gate(layer, 1, x, train).squeeze_dim(-1));
-        Some(prefix)
+        let prefix = self.prefix.prefix(layer, x);
+        let g = self.gate(&self.gates[layer][0], Part::Prefix, x, train);
+        if self.positions.borrow().as_ref().is_some_and(|(_, causal)| *causal) {
+            // One gate per query: it can only scale that query's prefix probabilities.
+            return Some(Prefix { gate: Some(g.squeeze_dim(-1)), ..prefix });
+        }
+        // One gate per example scales its prefix keys and values (batch, heads, P, head_dim); out of
+        // place, since the keys may be views of the MLP output every layer shares.
+        let g = g.view([-1, 1, 1, 1]);
+        Some(Prefix { keys: prefix.keys * &g, values: prefix.values * g, gate: None })
     }
 
     fn sublayer(&self, layer: usize, site: Site, _x: &Tensor, h: &Tensor, train: bool) -> Option<Delta> {
@@ -214,7 +264,8 @@ impl Method for UniPelt {
     fn formula_params(&self, dims: &BackboneDims) -> i64 {
         let (h, m) = (dims.hidden, self.config.adapter.bottleneck);
         let adapter = dims.layers * (2 * h * m + h + m);
-        let gates = dims.layers * 3 * (h + 1);
+        let gates =
+            (2 * dims.layers + self.config.lora.targets.iter().map(|&s| dims.layers_with(s)).sum::<i64>()) * (h + 1);
         self.prefix.params() + self.lora.params(dims) + adapter + gates
     }
     fn diagnostics(&self) -> Vec<(String, f64)> {

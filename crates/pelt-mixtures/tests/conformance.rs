@@ -48,12 +48,12 @@ fn small_unipelt() -> UniPeltConfig {
 #[test]
 fn unipelt_conforms() {
     // Prefix 776 (as MAM's); LoRA r 2 on query and value: 2·2·2·32 = 256; adapter m 4 after the FFN:
-    // 2·(2·16·4 + 16 + 4) = 296; gates 2 layers · 3 · (16 + 1) = 102.
+    // 2·(2·16·4 + 16 + 4) = 296; gates 2 layers · (query, value, prefix, adapter) · (16 + 1) = 136.
     let config = small_unipelt();
     testkit::run_conformance(
         &backbone,
         &|d: &BackboneDims| -> Box<dyn Method> { Box::new(UniPelt::new(config.clone(), d, Device::Cpu).unwrap()) },
-        776 + 256 + 296 + 102,
+        776 + 256 + 296 + 136,
     );
 }
 

@@ -76,6 +76,10 @@ fn every_method_conforms_on_a_vit() {
 /// A small T5 (v1.1 layout) at which every module method's defaults are valid: d = 128 = 4 heads × 32,
 /// 2 encoder and 2 decoder layers.
 fn t5() -> Box<dyn Backbone> {
+    Box::new(small_t5())
+}
+
+fn small_t5() -> pelt_backbone::T5 {
     let config = pelt_backbone::T5Config {
         vocab_size: 100,
         d_model: 128,
@@ -87,7 +91,7 @@ fn t5() -> Box<dyn Backbone> {
         feed_forward_proj: "gated-gelu".into(),
         ..pelt_backbone::T5Config::default()
     };
-    Box::new(pelt_backbone::T5::random(&config, 5, Device::Cpu))
+    pelt_backbone::T5::random(&config, 5, Device::Cpu)
 }
 
 /// Methods that do not apply to a T5: BitFit trains bias terms, and T5 has none.
@@ -215,4 +219,38 @@ fn every_method_conforms_on_a_warm_started_bert2bert() {
     let bitfit = build(&entries().into_iter().find(|e| e.info.name == "bitfit").unwrap(), &dims, 0);
     assert_eq!(bitfit.formula_params(&dims), 128 + 4 * (512 + 256 + 128 + 256));
     testkit::run_conformance(&bert2bert, &lora_on("cross_query, cross_value"), 2 * 2 * 8 * 256);
+}
+
+/// A decoder position never depends on later ones, whatever method is attached, with its weights moved
+/// off their (often identity) init: a method that pools over the sequence (UniPELT's gates) may only
+/// pool over the past in a decoder.
+#[test]
+fn decoder_positions_never_see_later_tokens_with_any_method() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let model = small_t5();
+    let dims = model.dims().clone();
+    let inputs = testkit::sample_inputs(&dims);
+    let (_, t) = inputs.input_ids.size2().unwrap();
+    let changed = inputs.input_ids.copy();
+    let _ = changed.narrow(1, t - 1, 1).g_add_scalar_(1).remainder_(dims.vocab);
+    for entry in entries().iter().filter(|e| !NOT_ON_T5.contains(&e.info.name)) {
+        let m = build(entry, &dims, 0);
+        tch::no_grad(|| {
+            for (_, v) in m.var_store().variables() {
+                let _ = v.shallow_clone().g_add_(&(v.randn_like() * 0.1));
+            }
+        });
+        let (a, b) = tch::no_grad(|| {
+            let encoded = model.forward(&inputs, m.as_ref(), false);
+            (
+                model.decoder_states(&encoded, &inputs.input_ids, m.as_ref(), false),
+                model.decoder_states(&encoded, &changed, m.as_ref(), false),
+            )
+        });
+        let past = |x: &tch::Tensor| x.narrow(1, 0, t - 1);
+        let diff = (past(&a) - past(&b)).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{}: changing the last decoder token moved earlier positions by {diff}", entry.info.name);
+        let last = (a.narrow(1, t - 1, 1) - b.narrow(1, t - 1, 1)).abs().max().double_value(&[]);
+        assert!(last > 1e-4, "{}: the last position should see its own token", entry.info.name);
+    }
 }
