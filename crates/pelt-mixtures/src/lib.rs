@@ -61,7 +61,7 @@ pub fn methods() -> Vec<MethodEntry> {
                 sites: &[Site::Query, Site::Value, Site::AttentionKv, Site::FfnOutput],
                 form: Form::Sequential,
                 scale: ScaleKind::Gated,
-                formula: "prefix_tuning + lora + pfeiffer adapter + 3L(d + 1) gates",
+                formula: "prefix_tuning + lora + pfeiffer adapter + (2L + L·t)(d + 1) gates (t LoRA targets)",
             },
             UniPeltConfig,
             UniPelt::new
