@@ -35,6 +35,14 @@ sweep-glue-sample *ARGS: setup
 sweep-lowres DIR *ARGS: setup
     {{pelt}} sweep experiments/unipelt-lowres.yaml --glue-dir {{DIR}} {{ARGS}}
 
+# UniPELT's main-table structure on a GLUE folder (K columns taken over from unipelt-lowres's records).
+sweep-unipelt-table DIR *ARGS: setup
+    {{pelt}} sweep experiments/unipelt-table.yaml --glue-dir {{DIR}} $(test -f results/unipelt-lowres/experiment.yaml && echo --reuse results/unipelt-lowres) {{ARGS}}
+
+# He et al.'s MAM comparison at matched budgets (K = 1000, 3 seeds) on a GLUE folder.
+sweep-he-unified DIR *ARGS: setup
+    {{pelt}} sweep experiments/he-unified.yaml --glue-dir {{DIR}} {{ARGS}}
+
 # Multi-task transfer on the GLUE sample and the shipped sets: source training, then RTE few-shot.
 sweep-transfer *ARGS: setup
     {{pelt}} sweep experiments/transfer.yaml --glue-dir {{glue_sample}} {{ARGS}}

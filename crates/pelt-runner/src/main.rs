@@ -69,6 +69,11 @@ enum Command {
         /// run side by side on two cores); results keep their hashes.
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Suite folders (comma-separated) whose finished runs this grid takes over where they are the
+        /// same run (task, method, config, learning rate, training, data size, seed, data folders)
+        /// instead of training them again, e.g. the UniPELT table's K columns from unipelt-lowres.
+        #[arg(long, value_delimiter = ',')]
+        reuse: Vec<PathBuf>,
     },
     /// Print the comparison table of a suite from its records.
     Table {
@@ -281,6 +286,7 @@ fn main() -> Result<()> {
             seeds,
             sizes,
             threads,
+            reuse,
         } => {
             let shard = parse_shard(&shard)?;
             let device = parse_device(&device)?;
@@ -325,6 +331,7 @@ fn main() -> Result<()> {
                 device,
                 only,
                 threads,
+                reuse,
             };
             let (ran, skipped, failed) = sweep::sweep(&exp, &registry, &opts)?;
             let suite_dir = results.join(&exp.name);

@@ -92,6 +92,15 @@ pub struct Record {
     pub machine: String,
     /// Unix time at which the run finished.
     pub finished_at: u64,
+    /// SHA-256 (first 12 bytes, hex) of the task's examples — train, dev and test, texts or pixels and
+    /// labels — as loaded: the data a run saw, whatever folder it came from. Classification runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_digest: Option<String>,
+    /// The suite this run was trained in, when `pelt sweep --reuse` took it from there: the same task,
+    /// method, config hash (config, learning rate, training settings, backbone), data size, seed and
+    /// data digest, so the same run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<String>,
 }
 
 /// Reads and writes the records of one suite.

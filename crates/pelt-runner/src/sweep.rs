@@ -45,6 +45,9 @@ pub struct SweepOptions {
     pub only: Only,
     /// libtorch intra-op threads (0: the experiment's `training.threads`).
     pub threads: usize,
+    /// Suite folders whose finished runs are taken over where they are the same run as a cell of this
+    /// grid (see [`Record::reused_from`]) instead of training it again.
+    pub reuse: Vec<PathBuf>,
 }
 
 /// Grid restrictions from `--tasks`, `--methods`, `--seeds`, `--sizes`.
@@ -197,6 +200,9 @@ fn prepare(
 
 /// Runs a validated experiment; returns (ran, skipped, failed) counts.
 pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Result<(usize, usize, usize)> {
+    if let Some(dir) = opts.reuse.iter().find(|d| !d.join("records").is_dir()) {
+        bail!("--reuse {}: not a suite folder (no records/ in it)", dir.display());
+    }
     let store = Store::open(&opts.results.join(&exp.name))?;
     std::fs::write(store.dir().join("experiment.yaml"), serde_yaml::to_string(exp)?)?;
     // The command line's thread count wins over the file's: shards running side by side on one
@@ -242,19 +248,29 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
             todo.push((id.clone(), key, hash, resolved));
         }
     }
-    eprintln!(
-        "{}: {} runs in the grid, {} in this shard already done, {} to run",
-        exp.name,
-        grid.len(),
-        skipped,
-        todo.len()
-    );
-    if todo.is_empty() {
-        return Ok((0, skipped, 0));
-    }
-
+    let announce = |skipped: usize, reused: usize, todo: usize| {
+        eprintln!(
+            "{}: {} runs in the grid, {} in this shard already done{}, {} to run",
+            exp.name,
+            grid.len(),
+            skipped,
+            if reused > 0 { format!(" ({reused} of them taken from --reuse suites)") } else { String::new() },
+            todo
+        )
+    };
     if exp.is_summarization() {
+        if !opts.reuse.is_empty() {
+            bail!("--reuse takes over classification runs only; {} is a summarization suite", exp.name);
+        }
+        announce(skipped, 0, todo.len());
+        if todo.is_empty() {
+            return Ok((0, skipped, 0));
+        }
         return summarization_sweep(exp, registry, opts, &store, todo, skipped);
+    }
+    if todo.is_empty() {
+        announce(skipped, 0, 0);
+        return Ok((0, skipped, 0));
     }
     let backbone = pelt_backbone::load(&exp.backbone, opts.device)
         .with_context(|| format!("loading backbone {}", exp.backbone.display()))?;
@@ -276,6 +292,11 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
             tasks.insert(name.to_owned(), prepare(name, exp, &opts.assets, tokenizer.as_ref(), size)?);
         }
     }
+    let digests: std::collections::HashMap<&str, String> =
+        tasks.iter().map(|(name, task)| (name.as_str(), data_digest(task))).collect();
+    let reused = reuse_runs(exp, &store, &opts.reuse, &digests, &mut todo)?;
+    announce(skipped + reused, reused, todo.len());
+    skipped += reused;
     let sources = exp.transfer.as_ref().map(|t| train::Sources {
         transfer: t,
         tasks: t.sources.iter().map(|n| &tasks[n]).collect(),
@@ -311,7 +332,17 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
             &steps_bar,
         );
         let wall = started.elapsed().as_secs_f64();
-        let run = Finished { exp, id: &id, key: &key, hash, resolved, wall, revision: &revision, machine: &machine };
+        let run = Finished {
+            exp,
+            id: &id,
+            key: &key,
+            hash,
+            resolved,
+            wall,
+            revision: &revision,
+            machine: &machine,
+            data_digest: Some(digests[id.task].clone()),
+        };
         if save(&store, run, result, opts.device, &runs_bar)? {
             failed += 1;
         }
@@ -321,6 +352,68 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
     runs_bar.finish_and_clear();
     steps_bar.finish_and_clear();
     Ok((ran, skipped, failed))
+}
+
+/// SHA-256 (first 12 bytes, hex) of a task's examples as loaded: every split's texts and labels, and
+/// an image task's pixels, so two runs with the same digest saw the same data.
+fn data_digest(task: &TaskData) -> String {
+    let mut h = Sha256::new();
+    let d = &task.dataset;
+    let splits = [Some(&d.train), d.dev.as_ref(), Some(&d.test)];
+    for (i, split) in splits.iter().enumerate() {
+        h.update(format!("split {i} {}\n", split.map_or(0, |s| s.len())));
+        for e in split.iter().flat_map(|s| s.iter()) {
+            h.update(format!("{:?}\t{:?}\t{:?}\n", e.text_a, e.text_b, e.label));
+        }
+    }
+    if let Some((train, dev, test)) = &task.images {
+        for set in [Some(train), dev.as_ref(), Some(test)].into_iter().flatten() {
+            h.update(format!("images {} {} {}\n", set.channels, set.size, set.max_value));
+            h.update(&set.pixels);
+        }
+    }
+    h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Takes over, from the suites in `from`, every run of `todo` that one of them finished (ok or
+/// diverged) with the same task, method, config hash, data size, seed and data digest, saving it here
+/// under this suite's key and label; returns how many.
+fn reuse_runs(
+    exp: &Experiment,
+    store: &Store,
+    from: &[PathBuf],
+    digests: &std::collections::HashMap<&str, String>,
+    todo: &mut Vec<(RunId, String, String, serde_json::Value)>,
+) -> Result<usize> {
+    type Cell = (String, String, String, u64, String, String);
+    let mut found: std::collections::HashMap<Cell, Record> = Default::default();
+    for dir in from {
+        for r in Store::open(dir)?.load_all()? {
+            if let (true, Some(digest)) = (r.status != Status::Failed, r.data_digest.clone()) {
+                let at =
+                    (r.task.clone(), r.method_name.clone(), r.data_size.clone(), r.seed, r.config_hash.clone(), digest);
+                found.entry(at).or_insert(r);
+            }
+        }
+    }
+    let before = todo.len();
+    let mut kept = Vec::new();
+    for (id, key, hash, resolved) in todo.drain(..) {
+        let digest = digests[id.task].clone();
+        let at = (id.task.to_owned(), id.method.method.clone(), id.size.label(), id.seed, hash.clone(), digest);
+        match found.get(&at) {
+            Some(r) => store.save(&Record {
+                key: key.clone(),
+                suite: exp.name.clone(),
+                method: id.method.label().to_owned(),
+                reused_from: Some(r.reused_from.clone().unwrap_or_else(|| r.suite.clone())),
+                ..r.clone()
+            })?,
+            None => kept.push((id, key, hash, resolved)),
+        }
+    }
+    *todo = kept;
+    Ok(before - todo.len())
 }
 
 /// The sweep's two bars: runs done of `runs`, and steps of the run in flight.
@@ -349,6 +442,7 @@ struct Finished<'a> {
     wall: f64,
     revision: &'a str,
     machine: &'a str,
+    data_digest: Option<String>,
 }
 
 /// Saves a finished run's record and prints its summary line; returns whether the run failed.
@@ -359,7 +453,7 @@ fn save(
     device: Device,
     runs_bar: &ProgressBar,
 ) -> Result<bool> {
-    let Finished { exp, id, key, hash, resolved, wall, revision, machine } = run;
+    let Finished { exp, id, key, hash, resolved, wall, revision, machine, data_digest } = run;
     let mut record = Record {
         key: key.to_owned(),
         suite: exp.name.clone(),
@@ -395,6 +489,8 @@ fn save(
         device: format!("{device:?}").to_lowercase(),
         machine: machine.to_owned(),
         finished_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        data_digest,
+        reused_from: None,
     };
     let mut failed = false;
     let line = match result {
@@ -577,6 +673,7 @@ fn summarization_sweep(
                 wall,
                 revision: &revision,
                 machine: &machine,
+                data_digest: None,
             };
             if save(store, run, outcome, opts.device, &runs_bar)? {
                 failed += 1;

@@ -155,6 +155,65 @@ fn shards_run_side_by_side_into_one_suite() {
 }
 
 #[test]
+fn reuse_takes_over_the_same_runs_from_another_suite_and_trains_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_model(&d.join("model"));
+    tiny_glue(&d.join("glue"));
+    std::fs::write(d.join("e.yaml"), GOOD).unwrap();
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
+    assert!(ok, "{out}");
+    // The same LoRA run under another label, head_only with another learning rate (another run), and
+    // a new method.
+    let other = GOOD
+        .replace("name: tiny", "name: other")
+        .replace("  - method: lora\n", "  - method: lora\n    label: low-rank\n")
+        .replace("    lr: 1.0e-2", "    lr: 2.0e-2")
+        + "  - method: bitfit\n    lr: 1.0e-3\n";
+    std::fs::write(d.join("o.yaml"), &other).unwrap();
+    let (ok, out) = pelt(&["sweep", "o.yaml", "--results", "out", "--reuse", "out/tiny"], d);
+    assert!(ok, "{out}");
+    assert!(out.contains("1 in this shard already done (1 of them taken from --reuse suites), 2 to run"), "{out}");
+    let load = |suite: &str| -> Vec<serde_json::Value> {
+        let jsonl = std::fs::read_to_string(d.join(format!("out/{suite}/records.jsonl"))).unwrap();
+        jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let (tiny, other) = (load("tiny"), load("other"));
+    assert_eq!(other.len(), 3);
+    let original = tiny.iter().find(|r| r["method"] == "lora").unwrap();
+    let reused = other.iter().find(|r| r["method"] == "low-rank").unwrap();
+    assert_eq!(reused["reused_from"], "tiny");
+    assert_eq!(reused["suite"], "other");
+    assert_eq!(reused["metrics"], original["metrics"]);
+    assert_eq!(reused["config_hash"], original["config_hash"]);
+    assert!(reused["key"].as_str().unwrap().contains("low-rank"));
+    for r in other.iter().filter(|r| r["method"] != "low-rank") {
+        assert!(r.get("reused_from").is_none(), "{r}");
+    }
+    // The same data in another folder is the same run; other data never is.
+    for (folder, extra, reused) in [("glue2", "", 2), ("glue3", "a fine movie number 60\t1\n", 0)] {
+        std::fs::create_dir_all(d.join(folder).join("SST-2")).unwrap();
+        for f in ["train.tsv", "dev.tsv"] {
+            let text = std::fs::read_to_string(d.join("glue/SST-2").join(f)).unwrap();
+            let text = if f == "train.tsv" { text + extra } else { text };
+            std::fs::write(d.join(folder).join("SST-2").join(f), text).unwrap();
+        }
+        let suite = format!("in-{folder}");
+        let yaml = GOOD
+            .replace("name: tiny", &format!("name: {suite}"))
+            .replace("glue_dir: glue", &format!("glue_dir: {folder}"));
+        std::fs::write(d.join("t.yaml"), yaml).unwrap();
+        let (ok, out) = pelt(&["sweep", "t.yaml", "--results", "out", "--reuse", "out/tiny"], d);
+        assert!(ok, "{out}");
+        let taken = if reused > 0 { format!(" ({reused} of them taken from --reuse suites)") } else { String::new() };
+        assert!(out.contains(&format!("{reused} in this shard already done{taken}")), "{folder}: {out}");
+        assert_eq!(load(&suite).iter().filter(|r| r.get("reused_from").is_some()).count(), reused);
+    }
+    let (ok, out) = pelt(&["sweep", "t.yaml", "--results", "out", "--reuse", "out/nowhere"], d);
+    assert!(!ok && out.contains("--reuse out/nowhere: not a suite folder"), "{out}");
+}
+
+#[test]
 fn diverged_runs_are_recorded_and_the_sweep_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
