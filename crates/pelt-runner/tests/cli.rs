@@ -68,6 +68,24 @@ methods:
     lr: 1.0e-2
 ";
 
+/// A temporary folder with the tiny model, the tiny SST-2 and `GOOD` swept once into `out/tiny`.
+fn swept_tiny() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_model(&d.join("model"));
+    tiny_glue(&d.join("glue"));
+    std::fs::write(d.join("e.yaml"), GOOD).unwrap();
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
+    assert!(ok, "{out}");
+    dir
+}
+
+/// The records of `out/<suite>`, from its records.jsonl.
+fn records(d: &Path, suite: &str) -> Vec<serde_json::Value> {
+    let jsonl = std::fs::read_to_string(d.join("out").join(suite).join("records.jsonl")).unwrap();
+    jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 #[test]
 fn malformed_experiments_are_refused_before_training() {
     let dir = tempfile::tempdir().unwrap();
@@ -95,15 +113,9 @@ fn malformed_experiments_are_refused_before_training() {
 
 #[test]
 fn a_sweep_records_every_run_and_a_rerun_skips_them() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = swept_tiny();
     let d = dir.path();
-    tiny_model(&d.join("model"));
-    tiny_glue(&d.join("glue"));
-    std::fs::write(d.join("e.yaml"), GOOD).unwrap();
-    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
-    assert!(ok, "{out}");
-    let jsonl = std::fs::read_to_string(d.join("out/tiny/records.jsonl")).unwrap();
-    let records: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records = records(d, "tiny");
     assert_eq!(records.len(), 2);
     for r in &records {
         assert_eq!(r["status"], "ok", "{r}");
@@ -156,13 +168,8 @@ fn shards_run_side_by_side_into_one_suite() {
 
 #[test]
 fn reuse_takes_over_the_same_runs_from_another_suite_and_trains_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = swept_tiny();
     let d = dir.path();
-    tiny_model(&d.join("model"));
-    tiny_glue(&d.join("glue"));
-    std::fs::write(d.join("e.yaml"), GOOD).unwrap();
-    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
-    assert!(ok, "{out}");
     // The same LoRA run under another label, head_only with another learning rate (another run), and
     // a new method.
     let other = GOOD
@@ -174,11 +181,7 @@ fn reuse_takes_over_the_same_runs_from_another_suite_and_trains_the_rest() {
     let (ok, out) = pelt(&["sweep", "o.yaml", "--results", "out", "--reuse", "out/tiny"], d);
     assert!(ok, "{out}");
     assert!(out.contains("1 in this shard already done (1 of them taken from --reuse suites), 2 to run"), "{out}");
-    let load = |suite: &str| -> Vec<serde_json::Value> {
-        let jsonl = std::fs::read_to_string(d.join(format!("out/{suite}/records.jsonl"))).unwrap();
-        jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-    };
-    let (tiny, other) = (load("tiny"), load("other"));
+    let (tiny, other) = (records(d, "tiny"), records(d, "other"));
     assert_eq!(other.len(), 3);
     let original = tiny.iter().find(|r| r["method"] == "lora").unwrap();
     let reused = other.iter().find(|r| r["method"] == "low-rank").unwrap();
@@ -207,7 +210,7 @@ fn reuse_takes_over_the_same_runs_from_another_suite_and_trains_the_rest() {
         assert!(ok, "{out}");
         let taken = if reused > 0 { format!(" ({reused} of them taken from --reuse suites)") } else { String::new() };
         assert!(out.contains(&format!("{reused} in this shard already done{taken}")), "{folder}: {out}");
-        assert_eq!(load(&suite).iter().filter(|r| r.get("reused_from").is_some()).count(), reused);
+        assert_eq!(records(d, &suite).iter().filter(|r| r.get("reused_from").is_some()).count(), reused);
     }
     let (ok, out) = pelt(&["sweep", "t.yaml", "--results", "out", "--reuse", "out/nowhere"], d);
     assert!(!ok && out.contains("--reuse out/nowhere: not a suite folder"), "{out}");
