@@ -37,7 +37,8 @@ sweep-lowres DIR *ARGS: setup
 
 # UniPELT's main-table structure on a GLUE folder (K columns taken over from unipelt-lowres's records).
 sweep-unipelt-table DIR *ARGS: setup
-    {{pelt}} sweep experiments/unipelt-table.yaml --glue-dir {{DIR}} $(test -f results/unipelt-lowres/experiment.yaml && echo --reuse results/unipelt-lowres) {{ARGS}}
+    {{pelt}} sweep experiments/unipelt-table.yaml --glue-dir {{DIR}} $(test -d results/unipelt-lowres/records && echo --reuse results/unipelt-lowres) {{ARGS}}
+    {{target}}/debug/pelt table results/unipelt-table --against unipelt
 
 # He et al.'s MAM comparison at matched budgets (K = 1000, 3 seeds) on a GLUE folder.
 sweep-he-unified DIR *ARGS: setup

@@ -86,6 +86,10 @@ enum Command {
         /// score.
         #[arg(long)]
         metric: Option<String>,
+        /// Also set this method (row label, e.g. `unipelt`) against the best other method of each column,
+        /// with the difference and its standard error over seeds.
+        #[arg(long)]
+        against: Option<String>,
     },
     /// Plot a suite's records: score against data size per method, and score against % trainable
     /// parameters, as SVG and PNG.
@@ -385,11 +389,15 @@ fn main() -> Result<()> {
                 outln!("{}", f.display());
             }
         }
-        Command::Table { suite, format, metric } => {
+        Command::Table { suite, format, metric, against } => {
             let (dir, exp) = locate_suite(&suite, &registry, &root)?;
             write_tables(&dir, exp.as_ref()).with_context(|| format!("building the table of {}", dir.display()))?;
             let records = records::Store::open(&dir)?.load_all()?;
-            out!("{}", table::build_on(&records, exp.as_ref(), metric.as_deref())?.render(format));
+            let table = table::build_on(&records, exp.as_ref(), metric.as_deref())?;
+            out!("{}", table.render(format));
+            if let Some(method) = against {
+                out!("\n{}", table.against(&method)?);
+            }
             if let (table::Format::Markdown, Some(d)) = (format, table::diagnostics(&records, exp.as_ref())) {
                 out!("\n{d}");
             }

@@ -261,6 +261,54 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Markdown: `method` against the best other row of each column (and of the averages), as a paper
+    /// sets UniPELT against the best single method: both means, the difference, and its standard error
+    /// √(s₁²/n₁ + s₂²/n₂) over the seeds, so a reader sees whether the gap is more than seed noise.
+    pub fn against(&self, method: &str) -> Result<String> {
+        if !self.rows.iter().any(|(m, ..)| m == method) {
+            anyhow::bail!(
+                "no row `{method}` in this table (rows: {})",
+                self.rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
+        let mut out = format!("| column | best other method | its score | {method} | difference | ± s.e. |\n|---|---|---:|---:|---:|---:|\n");
+        let mut diffs = Vec::new();
+        for col in &self.columns {
+            let Some(ours) = self.cells.get(&(method.to_owned(), col.clone())) else { continue };
+            let best = self
+                .rows
+                .iter()
+                .filter(|(m, ..)| m != method)
+                .filter_map(|(m, ..)| self.cells.get(&(m.clone(), col.clone())).map(|c| (m, c)))
+                .max_by(|a, b| a.1.mean.total_cmp(&b.1.mean));
+            let Some((name, theirs)) = best else { continue };
+            let diff = ours.mean - theirs.mean;
+            let se = (ours.std.powi(2) / ours.n.max(1) as f64 + theirs.std.powi(2) / theirs.n.max(1) as f64).sqrt();
+            diffs.push(diff);
+            out.push_str(&format!(
+                "| {} {} | {name} | {:.1} ({}) | {:.1} ({}) | {diff:+.1} | {se:.1} |\n",
+                col.0, col.1, theirs.mean, theirs.n, ours.mean, ours.n
+            ));
+        }
+        let best_avg = self
+            .rows
+            .iter()
+            .filter(|(m, ..)| m != method)
+            .filter_map(|(m, ..)| self.average(m).map(|a| (m, a)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let (Some(ours), Some((name, theirs))) = (self.average(method), best_avg) {
+            out.push_str(&format!("| avg | {name} | {theirs:.1} | {ours:.1} | {:+.1} | |\n", ours - theirs));
+        }
+        let wins = diffs.iter().filter(|d| **d > 0.0).count();
+        out.push_str(&format!(
+            "\n{method} is above the best other method in {wins} of {} columns (seed counts in parentheses).\n",
+            diffs.len()
+        ));
+        Ok(out)
+    }
+}
+
 /// The methods' own diagnostics (UniPELT's gate means, ATTEMPT's attention over source prompts,
 /// Polytropon's routing concentration, source-training losses), mean ± std over the seeds of each
 /// (method, task, data size), as a Markdown table in long form; `None` when no record has any.
@@ -301,4 +349,45 @@ pub fn diagnostics(records: &[Record], exp: Option<&Experiment>) -> Option<Strin
          source_loss_* the mean loss on each source task over the last quarter of source training.\n",
     );
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        let col = |t: &str| (t.to_owned(), "100".to_owned());
+        let cell = |mean, std, n| Cell { mean, std, n };
+        let cells = [
+            (("unipelt", "rte"), cell(60.0, 2.0, 3)),
+            (("lora", "rte"), cell(57.0, 1.0, 3)),
+            (("adapter", "rte"), cell(58.0, 4.0, 3)),
+            (("unipelt", "sst2"), cell(80.0, 1.0, 3)),
+            (("lora", "sst2"), cell(82.0, 0.0, 1)),
+            (("adapter", "sst2"), cell(70.0, 1.0, 3)),
+        ]
+        .into_iter()
+        .map(|((m, t), c)| ((m.to_owned(), col(t)), c))
+        .collect();
+        Table {
+            caption: String::new(),
+            rows: ["lora", "adapter", "unipelt"].iter().map(|m| (m.to_string(), 0, 0.0)).collect(),
+            columns: vec![col("rte"), col("sst2")],
+            cells,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn against_sets_a_method_beside_the_best_other_per_column() {
+        let out = table().against("unipelt").unwrap();
+        // RTE: the adapter (58) is the best other; √(4/3 + 16/3) = 2.58.
+        assert!(out.contains("| rte 100 | adapter | 58.0 (3) | 60.0 (3) | +2.0 | 2.6 |"), "{out}");
+        // SST-2: LoRA's single seed (82) is the best other; √(1/3 + 0) = 0.58.
+        assert!(out.contains("| sst2 100 | lora | 82.0 (1) | 80.0 (3) | -2.0 | 0.6 |"), "{out}");
+        // Averages: LoRA 69.5, adapter 64.0, UniPELT 70.0.
+        assert!(out.contains("| avg | lora | 69.5 | 70.0 | +0.5 | |"), "{out}");
+        assert!(out.contains("above the best other method in 1 of 2 columns"), "{out}");
+        assert!(table().against("mam").unwrap_err().to_string().contains("no row `mam`"));
+    }
 }
