@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -64,6 +65,13 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--methods", default="full,lora,houlsby,prefix_tuning")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measure every configuration this many times, both sides in each round; the report takes the "
+        "median over rounds, so a slow phase of a shared machine hits both sides rather than one",
+    )
     args = ap.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
     model = os.path.join(args.assets, "minilm")
@@ -76,29 +84,54 @@ def main():
     peak_pelt = run(pelt + ["--matmul", "--threads", str(args.threads)])["matmul_gflops"]
     peak = max(peak_py, peak_pelt)
 
-    rows = []
-    for batches in ["fixed", "sst2"]:
-        extra = [] if batches == "fixed" else ["--sst2", args.glue_dir]
-        for method in args.methods.split(","):
+    configs = [(m, b) for b in ["fixed", "sst2"] for m in args.methods.split(",")]
+    measured = {c: ([], []) for c in configs}
+    for round_ in range(args.rounds):
+        for method, batches in configs:
+            extra = [] if batches == "fixed" else ["--sst2", args.glue_dir]
             p = run(py + ["--method", method] + common + extra)
             r = run(pelt + ["--method", method] + common + extra)
-            print(f"{method:8} {batches:5}  python {p['median_step_s']:.3f} s  pelt {r['median_step_s']:.3f} s", flush=True)
-            rows.append((method, batches, p, r))
+            print(
+                f"round {round_ + 1}: {method:13} {batches:5}  python {p['median_step_s']:.3f} s  "
+                f"pelt {r['median_step_s']:.3f} s  ratio {r['median_step_s'] / p['median_step_s']:.2f}",
+                flush=True,
+            )
+            measured[(method, batches)][0].append(p)
+            measured[(method, batches)][1].append(r)
+
+    def combine(reports):
+        """One report from a side's rounds: median step time and rate, the largest peak memory."""
+        mid = lambda key: statistics.median(x[key] for x in reports)
+        return {
+            **reports[0],
+            "median_step_s": mid("median_step_s"),
+            "examples_per_s": mid("examples_per_s"),
+            "peak_rss_mib": max(x["peak_rss_mib"] for x in reports),
+            "ratios": [],
+        }
+
+    rows = []
+    for method, batches in configs:
+        ps, rs = measured[(method, batches)]
+        p, r = combine(ps), combine(rs)
+        r["ratios"] = [b["median_step_s"] / a["median_step_s"] for a, b in zip(ps, rs)]
+        rows.append((method, batches, p, r))
 
     lines = [
         "# pelt vs Python transformers + peft: one training step",
         "",
         f"all-MiniLM-L6-v2, batch 32, AdamW + clipping, {args.threads} threads, median of {args.steps} steps after "
-        f"{args.warmup} warm-up steps; each measurement in its own process. Fixed: 32 × 128 formula tokens, no "
+        f"{args.warmup} warm-up steps; each measurement in its own process, both sides measured in each of "
+        f"{args.rounds} rounds, the table's times the median over rounds (the per-round ratios beside them). Fixed: 32 × 128 formula tokens, no "
         "padding. SST-2: the first training sentences, padded per batch — Python in a seeded random order "
         "(DataCollatorWithPadding's default), pelt bucketed by length as `pelt sweep` trains.",
         "",
         f"Machine: {platform.node()}, {platform.processor() or platform.machine()}; fp32 matmul (2048², "
         f"{args.threads} threads): {peak_py:.0f} GFLOP/s from Python, {peak_pelt:.0f} GFLOP/s from pelt (same libtorch).",
         "",
-        "| method | batches | Python s/step | pelt s/step | pelt/Python | target | Python ex/s | pelt ex/s | "
+        "| method | batches | Python s/step | pelt s/step | pelt/Python | per round | target | Python ex/s | pelt ex/s | "
         "Python GFLOP/step | pelt GFLOP/step | Python % peak | pelt % peak | Python RSS MiB | pelt RSS MiB | memory pelt/Python |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for method, batches, p, r in rows:
         ratio = r["median_step_s"] / p["median_step_s"]
@@ -110,6 +143,7 @@ def main():
         mean_r = sum(s[0] for s in r["shapes"]) / r["examples_per_s"] / len(r["shapes"])
         lines.append(
             f"| {method} | {batches} | {p['median_step_s']:.3f} | {r['median_step_s']:.3f} | {ratio:.2f}{met} | "
+            f"{', '.join(f'{x:.2f}' for x in r['ratios'])} | "
             f"{'' if target is None else f'≤ {target}'} | {p['examples_per_s']:.1f} | {r['examples_per_s']:.1f} | "
             f"{fp / 1e9:.1f} | {fr / 1e9:.1f} | {100 * fp / mean_p / 1e9 / peak:.0f}% | "
             f"{100 * fr / mean_r / 1e9 / peak:.0f}% | {p['peak_rss_mib']:.0f} | {r['peak_rss_mib']:.0f} | "
