@@ -107,7 +107,6 @@ def main():
             "median_step_s": mid("median_step_s"),
             "examples_per_s": mid("examples_per_s"),
             "peak_rss_mib": max(x["peak_rss_mib"] for x in reports),
-            "ratios": [],
         }
 
     rows = []

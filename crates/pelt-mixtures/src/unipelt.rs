@@ -190,19 +190,17 @@ impl UniPelt {
             }
             let i = part as usize;
             // Decoder gates count at real positions only; encoder gates once per example.
-            let (sum, n) = if *causal {
-                ((&g * keep).sum(Kind::Float), keep.sum(Kind::Float))
+            if *causal {
+                stats.sums[i] += (&g * keep).sum(Kind::Float).double_value(&[]);
+                stats.counts[i] += keep.sum(Kind::Float).double_value(&[]);
             } else {
-                (g.sum(Kind::Float), Tensor::from(g.numel() as f64))
-            };
-            stats.sums[i] += sum.double_value(&[]);
-            stats.counts[i] += n.double_value(&[]);
+                stats.sums[i] += g.sum(Kind::Float).double_value(&[]);
+                stats.counts[i] += g.numel() as f64;
+            }
         }
         g
     }
-}
 
-impl UniPelt {
     /// The adapter's Δ on its input `a`, scaled by the adapter gate computed from `a`.
     fn gated_adapter(&self, layer: usize, site: Site, a: &Tensor, train: bool) -> Option<Delta> {
         let adapter = self.adapters.get(layer, site)?;

@@ -70,8 +70,9 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         threads: usize,
         /// Suite folders (comma-separated) whose finished runs this grid takes over where they are the
-        /// same run (task, method, config, learning rate, training, data size, seed, data folders)
-        /// instead of training them again, e.g. the UniPELT table's K columns from unipelt-lowres.
+        /// same run (task, method, config, learning rate, training, data size, seed, and the same
+        /// examples by digest) instead of training them again, e.g. the UniPELT table's K columns from
+        /// unipelt-lowres.
         #[arg(long, value_delimiter = ',')]
         reuse: Vec<PathBuf>,
     },

@@ -147,7 +147,14 @@ impl Store {
 
     /// Saves a record and refreshes `records.jsonl`.
     pub fn save(&self, record: &Record) -> Result<()> {
-        write_atomic(&self.path(&record.key), serde_json::to_string_pretty(record)?.as_bytes())?;
+        self.save_all(std::slice::from_ref(record))
+    }
+
+    /// Saves several records and refreshes `records.jsonl` once (it is rebuilt from every record).
+    pub fn save_all(&self, records: &[Record]) -> Result<()> {
+        for record in records {
+            write_atomic(&self.path(&record.key), serde_json::to_string_pretty(record)?.as_bytes())?;
+        }
         self.write_jsonl()
     }
 

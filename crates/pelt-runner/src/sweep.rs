@@ -396,24 +396,27 @@ fn reuse_runs(
             }
         }
     }
-    let before = todo.len();
+    let mut taken = Vec::new();
     let mut kept = Vec::new();
     for (id, key, hash, resolved) in todo.drain(..) {
         let digest = digests[id.task].clone();
         let at = (id.task.to_owned(), id.method.method.clone(), id.size.label(), id.seed, hash.clone(), digest);
         match found.get(&at) {
-            Some(r) => store.save(&Record {
+            Some(r) => taken.push(Record {
                 key: key.clone(),
                 suite: exp.name.clone(),
                 method: id.method.label().to_owned(),
                 reused_from: Some(r.reused_from.clone().unwrap_or_else(|| r.suite.clone())),
                 ..r.clone()
-            })?,
+            }),
             None => kept.push((id, key, hash, resolved)),
         }
     }
     *todo = kept;
-    Ok(before - todo.len())
+    if !taken.is_empty() {
+        store.save_all(&taken)?;
+    }
+    Ok(taken.len())
 }
 
 /// The sweep's two bars: runs done of `runs`, and steps of the run in flight.
