@@ -195,7 +195,8 @@ impl MethodConfig for AdapterBiasConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pruning {
-    /// SNIP (Lee et al. 2019): keep the weights with the largest |w · ∂L/∂w| on a training batch.
+    /// SNIP (Lee et al. 2019): keep the weights with the largest |w · ∂L/∂w|, the gradient summed over
+    /// `snip_examples` training examples at init.
     Snip,
     /// Keep a uniformly random subset.
     Random,
@@ -215,11 +216,15 @@ pub struct SparseConfig {
     pub sparsity: f64,
     /// How pruned weights are chosen.
     pub pruning: Pruning,
+    /// Training examples SNIP scores on (fewer when the training set is smaller). 320 by default: the
+    /// reference code's few-shot pruning set (10 × 32 examples of train, dropout off, the gradients of
+    /// all its batches summed before |w · g| is taken).
+    pub snip_examples: usize,
 }
 
 impl Default for SparseConfig {
     fn default() -> Self {
-        SparseConfig { adapter: BottleneckConfig::default(), sparsity: 0.5, pruning: Pruning::Snip }
+        SparseConfig { adapter: BottleneckConfig::default(), sparsity: 0.5, pruning: Pruning::Snip, snip_examples: 320 }
     }
 }
 
@@ -239,6 +244,9 @@ impl MethodConfig for SparseConfig {
         self.adapter.validate(dims).map_err(|e| ConfigError::new(format!("adapter.{}", e.field), e.message))?;
         if !(0.0..1.0).contains(&self.sparsity) {
             return Err(ConfigError::new("sparsity", format!("must be in [0, 1), got {}", self.sparsity)));
+        }
+        if self.pruning == Pruning::Snip && self.snip_examples == 0 {
+            return Err(ConfigError::new("snip_examples", "SNIP needs at least one training example, got 0"));
         }
         Ok(())
     }

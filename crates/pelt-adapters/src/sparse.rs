@@ -2,8 +2,9 @@
 //! Parameter-Efficiency of Adapters"): a Houlsby-placed adapter whose projection weights are pruned
 //! once at initialisation, the pruned entries held at zero through training by masked gradients.
 //!
-//! Scores: SNIP |w·∂L/∂w| on one training batch at init (the runner supplies it through
-//! [`Method::calibrate`]), random, or |w|. The threshold is global over every adapter weight matrix,
+//! Scores: SNIP |w·∂L/∂w| at init, as the reference code computes it: the gradient summed over a
+//! fixed set of training examples (`snip_examples`, 320 by default) with dropout off, the runner
+//! supplying it through [`Method::calibrate`]; random; or |w|. The threshold is global over every adapter weight matrix,
 //! as the reference code's default `mask_scope`; biases are never pruned. `sparsity` is the fraction
 //! pruned (the reference code's `--sparsity` flag is the fraction kept).
 
@@ -129,8 +130,12 @@ impl Method for SparseAdapter {
     fn masks(&self) -> Vec<(String, Tensor)> {
         self.masks.iter().map(|(n, _, keep)| (n.clone(), keep.shallow_clone())).collect()
     }
-    fn wants_calibration(&self) -> bool {
-        self.config.pruning == Pruning::Snip
+    fn calibration_examples(&self) -> usize {
+        if self.config.pruning == Pruning::Snip {
+            self.config.snip_examples
+        } else {
+            0
+        }
     }
     fn calibrate(&self) {
         let scores: Vec<Tensor> = self

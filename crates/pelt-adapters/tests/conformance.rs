@@ -102,6 +102,7 @@ fn sparse_adapters_conform_and_keep_pruned_weights_at_zero() {
             adapter: BottleneckConfig { bottleneck: 8, ..BottleneckConfig::default() },
             sparsity: 0.75,
             pruning,
+            ..SparseConfig::default()
         };
         testkit::run_conformance(
             &backbone,
@@ -165,6 +166,11 @@ fn adapter_configs_refuse_bad_values() {
     testkit::check_config::<AdapterBiasConfig>(&dims, &[("sites: [key]", "sites"), ("alpha: 1", "alpha")]);
     testkit::check_config::<SparseConfig>(
         &dims,
-        &[("sparsity: 1", "sparsity"), ("adapter: {bottleneck: 0}", "adapter.bottleneck"), ("prune: snip", "prune")],
+        &[
+            ("sparsity: 1", "sparsity"),
+            ("adapter: {bottleneck: 0}", "adapter.bottleneck"),
+            ("prune: snip", "prune"),
+            ("snip_examples: 0", "snip_examples"),
+        ],
     );
 }

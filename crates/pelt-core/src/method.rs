@@ -158,14 +158,17 @@ pub trait Method: Attachment {
         Vec::new()
     }
 
-    /// Whether the method wants [`Method::calibrate`] called once before training, with the gradients
-    /// of one training batch's loss at init in its variables (SNIP pruning scores weights by them).
-    fn wants_calibration(&self) -> bool {
-        false
+    /// How many training examples the method's calibration pass at init should see; 0 (the default)
+    /// means none and [`Method::calibrate`] is never called. The caller runs that many examples (fewer if
+    /// the training set is smaller) with dropout off, in training-size batches, summing the gradients
+    /// of each batch's mean loss in the method's variables, then calls [`Method::calibrate`] (SNIP
+    /// pruning scores weights by those gradients).
+    fn calibration_examples(&self) -> usize {
+        0
     }
 
-    /// Uses the gradients left in the method's variables by one backward pass at init (see
-    /// [`Method::wants_calibration`]); the caller zeroes them afterwards.
+    /// Uses the gradients left in the method's variables by the calibration pass at init (see
+    /// [`Method::calibration_examples`]); the caller zeroes them afterwards.
     fn calibrate(&self) {}
 
     /// A learning rate of its own for the method variable `name` (its name in the method's store), as

@@ -103,12 +103,13 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
         Identity::None => {}
     }
 
-    // Calibration (SNIP pruning) runs on one batch's gradients before training, as in the runner.
+    // Calibration (SNIP pruning) runs on gradients at init before training, as in the runner (here
+    // one probe batch stands for the training examples).
     let trainable = prepare_training(backbone.as_ref(), method.as_ref());
     tch::manual_seed(99);
     let target = Tensor::randn(bare.hidden.size(), (Kind::Float, tch::Device::Cpu));
     let loss_of = |out: &crate::backbone::Encoded| (real_positions(out) - &target).square().mean(Kind::Float);
-    if method.wants_calibration() {
+    if method.calibration_examples() > 0 {
         loss_of(&backbone.probe(&inputs, method.as_ref(), false)).backward();
         method.calibrate();
         zero_grads(&trainable);

@@ -197,11 +197,15 @@ pub fn run(
         let targets: Vec<Vec<i64>> = rows.iter().map(|&i| t.targets[i].clone()).collect();
         (inputs(&enc, t.pad_id, device), targets)
     };
-    if method.wants_calibration() {
-        // SNIP scores weights by the loss gradient at init: one training batch of the first task.
-        let first: Vec<usize> = train_rows[0].iter().copied().take(training.batch_size).collect();
-        let (x, y) = batch_of(0, &first);
-        seq2seq::loss(model, &x, &y, method.as_ref(), true).backward();
+    let calibration = method.calibration_examples().min(train_rows[0].len());
+    if calibration > 0 {
+        // SNIP scores weights by the loss gradient at init: the first task's first articles, dropout
+        // off, each batch's mean-loss gradient summed (as in the classification runner).
+        let rows: Vec<usize> = train_rows[0].iter().copied().take(calibration).collect();
+        for chunk in rows.chunks(training.batch_size) {
+            let (x, y) = batch_of(0, chunk);
+            seq2seq::loss(model, &x, &y, method.as_ref(), false).backward();
+        }
         method.calibrate();
     }
     let head = params::numel(new_parts.iter().map(|(_, t)| t));
