@@ -27,7 +27,7 @@ pub use backbone::{is_layer_layer_norm, is_layer_norm, Backbone, BackboneDims, E
 pub use config::{parse_config, ConfigError, MethodConfig};
 pub use dropout::{manual_seed, Dropout};
 pub use error::{PeltError, Result};
-pub use method::{Attachment, Delta, Identity, Method, NoMethod, OwnRate, Prefix, SiteTable};
+pub use method::{run_calibration, Attachment, Delta, Identity, Method, NoMethod, OwnRate, Prefix, SiteTable};
 pub use params::{prepare_training, ParamCount};
 pub use registry::{MethodEntry, MethodInfo, Registry};
 pub use site::{compose, hooked_sublayer, Form, Scale, ScaleKind, Site};

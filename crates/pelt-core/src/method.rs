@@ -159,10 +159,10 @@ pub trait Method: Attachment {
     }
 
     /// How many training examples the method's calibration pass at init should see; 0 (the default)
-    /// means none and [`Method::calibrate`] is never called. The caller runs that many examples (fewer if
-    /// the training set is smaller) with dropout off, in training-size batches, summing the gradients
-    /// of each batch's mean loss in the method's variables, then calls [`Method::calibrate`] (SNIP
-    /// pruning scores weights by those gradients).
+    /// means none and [`Method::calibrate`] is never called. Runners pass it to [`run_calibration`],
+    /// which runs that many examples (fewer if the training set is smaller) with dropout off, in
+    /// training-size batches, summing the gradients of each batch's mean loss in the method's
+    /// variables, then calls [`Method::calibrate`] (SNIP pruning scores weights by those gradients).
     fn calibration_examples(&self) -> usize {
         0
     }
@@ -207,6 +207,30 @@ pub trait Method: Attachment {
     /// The task of each example of the following forward passes, (batch,) int64; `None` means every
     /// example belongs to the current target task.
     fn set_task_ids(&self, _ids: Option<&Tensor>) {}
+}
+
+/// Runs a method's calibration pass at init (see [`Method::calibration_examples`]): the examples at
+/// positions `0..n` of the training set, `n` the method's request capped at `available`, in chunks of
+/// `batch`; `loss` gives one chunk's mean loss, from a forward pass with dropout off; each is
+/// backpropagated, so the gradients of all chunks sum in the method's variables, and then
+/// [`Method::calibrate`] reads them. The caller zeroes the gradients before training. Returns `n`
+/// (0: the method wants no calibration and `loss` is never called).
+pub fn run_calibration(
+    method: &dyn Method,
+    available: usize,
+    batch: usize,
+    mut loss: impl FnMut(&[usize]) -> Tensor,
+) -> usize {
+    let n = method.calibration_examples().min(available);
+    if n == 0 {
+        return 0;
+    }
+    let positions: Vec<usize> = (0..n).collect();
+    for chunk in positions.chunks(batch.max(1)) {
+        loss(chunk).backward();
+    }
+    method.calibrate();
+    n
 }
 
 /// One `T` per (layer, site) of a method that attaches at a list of sites, for the layers that have
@@ -261,5 +285,88 @@ impl<T> SiteTable<T> {
             backbone.merge_projection(layer, site, &dw)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use tch::{nn, Device, Kind};
+
+    /// A method with one variable that asks for `wants` calibration examples and keeps the gradient
+    /// it was calibrated with.
+    struct Probe {
+        vs: VarStore,
+        w: Tensor,
+        wants: usize,
+        seen: RefCell<Option<Tensor>>,
+    }
+
+    impl Probe {
+        fn new(wants: usize) -> Probe {
+            let vs = VarStore::new(Device::Cpu);
+            let w = vs.root().var("w", &[3], nn::Init::Const(1.0));
+            Probe { vs, w, wants, seen: RefCell::new(None) }
+        }
+    }
+
+    impl Attachment for Probe {}
+
+    impl Method for Probe {
+        fn name(&self) -> &str {
+            "probe"
+        }
+        fn var_store(&self) -> &VarStore {
+            &self.vs
+        }
+        fn identity(&self) -> Identity {
+            Identity::None
+        }
+        fn formula_params(&self, _: &BackboneDims) -> i64 {
+            3
+        }
+        fn calibration_examples(&self) -> usize {
+            self.wants
+        }
+        fn calibrate(&self) {
+            *self.seen.borrow_mut() = Some(self.w.grad().copy());
+        }
+    }
+
+    /// Runs a calibration in which example p contributes (p + 1)·Σw to its chunk's loss, so the
+    /// gradient calibrate sees is the sum of (p + 1) over the examples that were run.
+    fn calibrated(wants: usize, available: usize, batch: usize) -> (usize, Vec<Vec<usize>>, Option<f64>) {
+        let probe = Probe::new(wants);
+        let mut chunks = Vec::new();
+        let n = run_calibration(&probe, available, batch, |chunk| {
+            chunks.push(chunk.to_vec());
+            let weight: usize = chunk.iter().map(|p| p + 1).sum();
+            probe.w.sum(Kind::Float) * weight as f64
+        });
+        let grad = probe.seen.borrow().as_ref().map(|g| {
+            let g = Vec::<f32>::try_from(g).unwrap();
+            assert!(g.iter().all(|&x| x == g[0]), "every entry of w gets the same gradient: {g:?}");
+            f64::from(g[0])
+        });
+        (n, chunks, grad)
+    }
+
+    #[test]
+    fn calibration_sums_the_gradients_of_every_batch() {
+        // 5 examples in batches of 2: three chunks, and calibrate sees 1 + 2 + 3 + 4 + 5 = 15 (the
+        // first batch alone would give 3, a mean over batches 5).
+        let (n, chunks, grad) = calibrated(5, 100, 2);
+        assert_eq!(n, 5);
+        assert_eq!(chunks, vec![vec![0, 1], vec![2, 3], vec![4]]);
+        assert_eq!(grad, Some(15.0));
+    }
+
+    #[test]
+    fn calibration_stops_at_the_training_set_and_is_skipped_when_not_wanted() {
+        let (n, chunks, grad) = calibrated(320, 3, 16);
+        assert_eq!((n, chunks, grad), (3, vec![vec![0, 1, 2]], Some(6.0)));
+        let (n, chunks, grad) = calibrated(0, 100, 16);
+        assert_eq!((n, chunks.len(), grad), (0, 0, None), "no pass and no calibrate call");
     }
 }

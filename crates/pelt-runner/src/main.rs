@@ -44,7 +44,8 @@ enum Command {
         /// Folder of the assets installed by the set-up.
         #[arg(long, env = "PELT_ASSETS", default_value = "assets")]
         assets: PathBuf,
-        /// Run only slice i of n (`i/n`, 0-based); records from all slices merge.
+        /// Run only slice i of n (`i/n`, 0-based) of the runs the filters below admit (every shard must
+        /// get the same filters); records from all slices merge.
         #[arg(long, default_value = "0/1")]
         shard: String,
         /// `cpu` or `cuda` (`cuda:N`).

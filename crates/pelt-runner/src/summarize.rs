@@ -197,17 +197,13 @@ pub fn run(
         let targets: Vec<Vec<i64>> = rows.iter().map(|&i| t.targets[i].clone()).collect();
         (inputs(&enc, t.pad_id, device), targets)
     };
-    let calibration = method.calibration_examples().min(train_rows[0].len());
-    if calibration > 0 {
-        // SNIP scores weights by the loss gradient at init: the first task's first articles, dropout
-        // off, each batch's mean-loss gradient summed (as in the classification runner).
-        let rows: Vec<usize> = train_rows[0].iter().copied().take(calibration).collect();
-        for chunk in rows.chunks(training.batch_size) {
-            let (x, y) = batch_of(0, chunk);
-            seq2seq::loss(model, &x, &y, method.as_ref(), false).backward();
-        }
-        method.calibrate();
-    }
+    // SNIP scores weights by the loss gradient at init: the first task's first articles, dropout off,
+    // each batch's mean-loss gradient summed (as in the classification runner).
+    pelt_core::run_calibration(method.as_ref(), train_rows[0].len(), training.batch_size, |chunk| {
+        let rows: Vec<usize> = chunk.iter().map(|&p| train_rows[0][p]).collect();
+        let (x, y) = batch_of(0, &rows);
+        seq2seq::loss(model, &x, &y, method.as_ref(), false)
+    });
     let head = params::numel(new_parts.iter().map(|(_, t)| t));
     let counts = params::count(model, method.as_ref(), head);
 

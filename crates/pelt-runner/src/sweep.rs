@@ -226,17 +226,22 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
     let (shard, shards) = opts.shard;
     let mut todo = Vec::new();
     let mut skipped = 0;
-    for (i, id) in grid.iter().enumerate() {
+    // Shards deal out the runs the filters admit, not the whole grid: dealing the grid would hand a
+    // `--methods` selection to whichever shards its methods' grid positions fall on (with an even
+    // number of methods, always the same ones).
+    let admitted: Vec<&RunId> = grid.iter().filter(|id| opts.only.admits(id)).collect();
+    for (i, &id) in admitted.iter().enumerate() {
         // A shared method's cells of one (size, seed) come from one run over every task: they belong to
         // the shard of the first task's cell, so that no two shards train the same run.
         let i = if id.method.shared {
-            grid.iter()
+            admitted
+                .iter()
                 .position(|g| std::ptr::eq(g.method, id.method) && g.size == id.size && g.seed == id.seed)
                 .unwrap_or(i)
         } else {
             i
         };
-        if i % shards != shard || !opts.only.admits(id) {
+        if i % shards != shard {
             continue;
         }
         let resolved = resolved_config(registry, id.method)?;

@@ -504,20 +504,15 @@ pub fn run(
     let ctx =
         Ctx { backbone, method: method.as_ref(), head: &head, task, training, device, frozen: trainable.is_empty() };
 
-    let calibration = method.calibration_examples().min(train.len());
-    if calibration > 0 {
-        // SNIP-style pruning scores weights by the loss gradient at init, with the freshly initialised
-        // head: the first examples of this seed's shuffled draw, dropout off, each batch's mean-loss
-        // gradient summed (SparseAdapter's reference code). The step loop zeroes these gradients before
-        // its first backward.
-        let rows: Vec<usize> = (0..calibration).collect();
-        for chunk in rows.chunks(training.batch_size) {
-            let gold: Vec<Label> = chunk.iter().map(|&i| train.gold[i]).collect();
-            let logits = head.forward(&backbone.forward(&train.batch(chunk, device), method.as_ref(), false), false);
-            loss_of(&logits, &label_tensor(&gold, device), &ds.labels).backward();
-        }
-        method.calibrate();
-    }
+    // SNIP-style pruning scores weights by the loss gradient at init, with the freshly initialised head:
+    // the first examples of this seed's shuffled draw, dropout off, each batch's mean-loss gradient
+    // summed (SparseAdapter's reference code). The step loop zeroes these gradients before its first
+    // backward.
+    pelt_core::run_calibration(method.as_ref(), train.len(), training.batch_size, |chunk| {
+        let gold: Vec<Label> = chunk.iter().map(|&i| train.gold[i]).collect();
+        let logits = head.forward(&backbone.forward(&train.batch(chunk, device), method.as_ref(), false), false);
+        loss_of(&logits, &label_tensor(&gold, device), &ds.labels)
+    });
     // Calibration may prune: count after it.
     let counts = params::count(backbone, method.as_ref(), params::numel(head.var_store().trainable_variables().iter()));
 

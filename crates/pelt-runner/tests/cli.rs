@@ -167,6 +167,25 @@ fn shards_run_side_by_side_into_one_suite() {
 }
 
 #[test]
+fn shards_deal_out_the_runs_the_filters_admit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_model(&d.join("model"));
+    tiny_glue(&d.join("glue"));
+    std::fs::write(d.join("e.yaml"), GOOD.replace("seeds: [1]", "seeds: [1, 2]")).unwrap();
+    // LoRA is every second cell of the grid (head_only, lora per seed): dealing the whole grid would give
+    // shard 1 both LoRA runs and shard 0 none.
+    for (i, seed) in [(0, 1), (1, 2)] {
+        let shard = format!("{i}/2");
+        let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out", "--methods", "lora", "--shard", &shard], d);
+        assert!(ok && out.contains("0 in this shard already done, 1 to run"), "shard {shard}: {out}");
+        let mine: Vec<_> = records(d, "tiny").into_iter().filter(|r| r["seed"] == seed).collect();
+        assert_eq!(mine.len(), 1, "shard {shard} trains LoRA at seed {seed}");
+        assert_eq!(mine[0]["method"], "lora");
+    }
+}
+
+#[test]
 fn reuse_takes_over_the_same_runs_from_another_suite_and_trains_the_rest() {
     let dir = swept_tiny();
     let d = dir.path();
