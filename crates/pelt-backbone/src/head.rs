@@ -36,6 +36,16 @@ impl ClassificationHead {
         ClassificationHead { vs, weight, bias, pooling, dropout }
     }
 
+    /// Starts every output's bias at `value`. Regression heads start at the mean training score: from
+    /// HF's zero bias, an MSE head's first steps must produce the labels' offset (STS-B's scores average
+    /// 2.7), and that pressure can push the method into a content-free representation from which the
+    /// run never recovers (seen on STS-B at K = 1000: predictions that follow sentence length only).
+    pub fn start_at(&self, value: f64) {
+        tch::no_grad(|| {
+            let _ = self.bias.shallow_clone().fill_(value);
+        });
+    }
+
     /// The head's variables.
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs

@@ -72,6 +72,11 @@ impl GlueTask {
         GlueTask::ALL.into_iter().find(|t| t.name() == n)
     }
 
+    /// Whether the task is scored by regression (STS-B) rather than classification.
+    pub fn is_regression(self) -> bool {
+        self.layout().labels.is_none()
+    }
+
     /// Lower-case name used in experiment files and tables.
     pub fn name(self) -> &'static str {
         match self {
@@ -252,6 +257,7 @@ mod tests {
         assert_eq!(stsb.train[0].label, Label::Score(5.0));
         assert_eq!(stsb.train[0].text_b.as_deref(), Some("An air plane."));
         assert_eq!(stsb.labels, LabelSpace::Regression);
+        assert!(GlueTask::Stsb.is_regression() && !GlueTask::Rte.is_regression());
 
         let qqp_header = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n";
         write(

@@ -72,8 +72,9 @@ impl Only {
     }
 }
 
-/// Hash of everything that defines a run's result apart from task, size and seed.
-pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Value) -> String {
+/// Hash of everything that defines a run's result apart from task, size and seed. `regression`: the run
+/// trains a regression head (see [`trains_regression`]).
+pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Value, regression: bool) -> String {
     let mut value = serde_json::json!({
         "method": m.method, "config": resolved, "lr": m.lr,
         "training": serde_json::to_value(&exp.training).unwrap_or_default(),
@@ -91,6 +92,12 @@ pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Valu
             map.insert("shared".into(), serde_json::to_value(&exp.tasks).unwrap_or_default());
         }
     }
+    // Regression heads start at the mean training score (until 2026-11-27 they started at zero): runs
+    // that train one carry the marker, so records made with the zero start are never taken for theirs,
+    // and classification runs keep their hashes.
+    if let (true, Some(map)) = (regression, value.as_object_mut()) {
+        map.insert("regression_head".into(), "label_mean".into());
+    }
     let text = value.to_string();
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
@@ -106,6 +113,13 @@ fn resolved_config(registry: &Registry, m: &MethodSpec) -> Result<serde_json::Va
         }
     }
     Ok(serde_json::to_value(merged)?)
+}
+
+/// Whether a run trains a regression head: its task is one (STS-B), or it is a transfer run with one
+/// among the sources.
+fn trains_regression(exp: &Experiment, id: &RunId) -> bool {
+    let regression = |t: &str| glue::GlueTask::parse(t).is_some_and(glue::GlueTask::is_regression);
+    regression(id.task) || (id.method.transfer && exp.transfer.iter().flat_map(|t| &t.sources).any(|s| regression(s)))
 }
 
 /// A name part safe in file names.
@@ -245,7 +259,7 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
             continue;
         }
         let resolved = resolved_config(registry, id.method)?;
-        let hash = config_hash(exp, id.method, &resolved);
+        let hash = config_hash(exp, id.method, &resolved, trains_regression(exp, id));
         let key = run_key(id, &hash);
         if store.is_done(&key) {
             skipped += 1;

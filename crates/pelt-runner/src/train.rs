@@ -276,6 +276,16 @@ pub(crate) fn head_for(backbone: &dyn Backbone, outputs: i64, device: Device) ->
     ClassificationHead::new(backbone.dims().hidden, outputs, pooling, 0.1, device)
 }
 
+/// The head for a task trained on `gold`: a regression head starts its output at the mean training
+/// score (see [`ClassificationHead::start_at`]); classifiers keep HF's zero bias.
+fn task_head(backbone: &dyn Backbone, space: &LabelSpace, gold: &[Label], device: Device) -> ClassificationHead {
+    let head = head_for(backbone, space.outputs(), device);
+    if *space == LabelSpace::Regression && !gold.is_empty() {
+        head.start_at(gold.iter().map(|l| l.value()).sum::<f64>() / gold.len() as f64);
+    }
+    head
+}
+
 fn mean(values: &BTreeMap<String, f64>) -> f64 {
     values.values().sum::<f64>() / values.len().max(1) as f64
 }
@@ -349,8 +359,15 @@ fn train_sources(
             Sampling::Uniform => 1.0,
         })
         .collect();
-    let heads: Vec<ClassificationHead> =
-        sources.tasks.iter().map(|t| head_for(backbone, t.dataset.labels.outputs(), device)).collect();
+    let heads: Vec<ClassificationHead> = sources
+        .tasks
+        .iter()
+        .zip(&pools)
+        .map(|(t, pool)| {
+            let gold: Vec<Label> = pool.iter().map(|&i| t.dataset.train[i].label).collect();
+            task_head(backbone, &t.dataset.labels, &gold, device)
+        })
+        .collect();
     let mut params = params::prepare_training(backbone, method);
     for (i, h) in heads.iter().enumerate() {
         params.extend(h.var_store().variables().into_iter().map(|(n, t)| (format!("head{i}.{n}"), t)));
@@ -496,7 +513,7 @@ pub fn run(
         pelt_core::manual_seed(seed as i64 ^ 0x7a);
         method.begin_target()?;
     }
-    let head = head_for(backbone, ds.labels.outputs(), device);
+    let head = task_head(backbone, &ds.labels, &train.gold, device);
     let trainable = params::prepare_training(backbone, method.as_ref());
     let mut all_params: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
     all_params.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
@@ -636,4 +653,24 @@ pub fn run(
         diagnostics,
         samples: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pelt_backbone::{Bert, BertConfig};
+
+    #[test]
+    fn regression_heads_start_at_the_mean_training_score_and_classifiers_at_zero() {
+        let bert = Bert::random(&BertConfig::tiny(), 1, Device::Cpu);
+        let pooled = Tensor::randn([4, bert.dims().hidden], (Kind::Float, Device::Cpu)) * 0.0;
+        let start = |space: &LabelSpace, gold: &[Label]| {
+            let out = task_head(&bert, space, gold, Device::Cpu).forward_pooled(&pooled, false);
+            Vec::<f32>::try_from(out.flatten(0, -1)).unwrap()
+        };
+        let scores = [Label::Score(1.0), Label::Score(4.0), Label::Score(2.5)];
+        assert_eq!(start(&LabelSpace::Regression, &scores), vec![2.5; 4]);
+        let classes = LabelSpace::Classes(vec!["no".into(), "yes".into()]);
+        assert_eq!(start(&classes, &[Label::Class(1), Label::Class(1)]), vec![0.0; 8]);
+    }
 }
