@@ -328,6 +328,12 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
 
     let (mut ran, mut failed) = (0, 0);
     for (id, key, hash, resolved) in todo {
+        // Another process (a shard with other filters, or a record put back by hand) may have finished
+        // this run since the grid was dealt out.
+        if store.is_done(&key) {
+            runs_bar.inc(1);
+            continue;
+        }
         let task = &tasks[id.task];
         runs_bar.set_message(format!("{} {} {} s{}", id.task, id.method.label(), id.size.label(), id.seed));
         tch::no_grad(|| {
