@@ -5,8 +5,8 @@
 //! Scores: SNIP |w·∂L/∂w| at init, as the reference code computes it: the gradient summed over a
 //! fixed set of training examples (`snip_examples`, 320 by default) with dropout off, the runner
 //! supplying it through [`Method::calibrate`]; random; or |w|. The threshold is global over every
-//! adapter weight matrix, as the reference code's default `mask_scope`; biases are never pruned. `sparsity` is the fraction
-//! pruned (the reference code's `--sparsity` flag is the fraction kept).
+//! adapter weight matrix, as the reference code's default `mask_scope`; biases are never pruned.
+//! `sparsity` is the fraction pruned (the reference code's `--sparsity` flag is the fraction kept).
 
 use crate::{
     config::{Pruning, SparseConfig},

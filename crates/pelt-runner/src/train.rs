@@ -663,7 +663,7 @@ mod tests {
     #[test]
     fn regression_heads_start_at_the_mean_training_score_and_classifiers_at_zero() {
         let bert = Bert::random(&BertConfig::tiny(), 1, Device::Cpu);
-        let pooled = Tensor::randn([4, bert.dims().hidden], (Kind::Float, Device::Cpu)) * 0.0;
+        let pooled = Tensor::zeros([4, bert.dims().hidden], (Kind::Float, Device::Cpu));
         let start = |space: &LabelSpace, gold: &[Label]| {
             let out = task_head(&bert, space, gold, Device::Cpu).forward_pooled(&pooled, false);
             Vec::<f32>::try_from(out.flatten(0, -1)).unwrap()

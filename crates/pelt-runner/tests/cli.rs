@@ -68,12 +68,18 @@ methods:
     lr: 1.0e-2
 ";
 
+/// A temporary folder holding the tiny model (`model/`) and the tiny SST-2 (`glue/`).
+fn tiny_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_model(&dir.path().join("model"));
+    tiny_glue(&dir.path().join("glue"));
+    dir
+}
+
 /// A temporary folder with the tiny model, the tiny SST-2 and `GOOD` swept once into `out/tiny`.
 fn swept_tiny() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tiny_workspace();
     let d = dir.path();
-    tiny_model(&d.join("model"));
-    tiny_glue(&d.join("glue"));
     std::fs::write(d.join("e.yaml"), GOOD).unwrap();
     let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
     assert!(ok, "{out}");
@@ -88,10 +94,8 @@ fn records(d: &Path, suite: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn malformed_experiments_are_refused_before_training() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tiny_workspace();
     let d = dir.path();
-    tiny_model(&d.join("model"));
-    tiny_glue(&d.join("glue"));
     let cases = [
         (GOOD.replace("seeds: [1]", "seeds: [1]\nsneed: 3"), "unknown field `sneed`", "line 7"),
         (GOOD.replace("batch_size: 8", "batch_sise: 8"), "unknown field `batch_sise`", "line 9"),
@@ -139,10 +143,8 @@ fn a_sweep_records_every_run_and_a_rerun_skips_them() {
 
 #[test]
 fn shards_run_side_by_side_into_one_suite() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tiny_workspace();
     let d = dir.path();
-    tiny_model(&d.join("model"));
-    tiny_glue(&d.join("glue"));
     std::fs::write(d.join("e.yaml"), GOOD.replace("seeds: [1]", "seeds: [1, 2]")).unwrap();
     // Two processes at once, one core each, as `--shard` is meant to run.
     let shard = |i: usize| {
@@ -168,10 +170,8 @@ fn shards_run_side_by_side_into_one_suite() {
 
 #[test]
 fn shards_deal_out_the_runs_the_filters_admit() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tiny_workspace();
     let d = dir.path();
-    tiny_model(&d.join("model"));
-    tiny_glue(&d.join("glue"));
     std::fs::write(d.join("e.yaml"), GOOD.replace("seeds: [1]", "seeds: [1, 2]")).unwrap();
     // LoRA is every second cell of the grid (head_only, lora per seed): dealing the whole grid would give
     // shard 1 both LoRA runs and shard 0 none.
@@ -328,10 +328,8 @@ fn scores(d: &Path) -> std::collections::BTreeMap<String, (f64, serde_json::Valu
 
 #[test]
 fn transfer_trains_sources_once_per_method_and_reuses_them_exactly() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tiny_workspace();
     let d = dir.path();
-    tiny_model(&d.join("model"));
-    tiny_glue(&d.join("glue"));
     tiny_cola(&d.join("glue"));
     std::fs::write(d.join("e.yaml"), TRANSFER).unwrap();
     let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
@@ -379,10 +377,8 @@ fn transfer_trains_sources_once_per_method_and_reuses_them_exactly() {
 
 #[test]
 fn malformed_transfer_sections_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tiny_workspace();
     let d = dir.path();
-    tiny_model(&d.join("model"));
-    tiny_glue(&d.join("glue"));
     tiny_cola(&d.join("glue"));
     let cases = [
         (TRANSFER.replace("sources: [cola]", "sources: [sst2]"), "must be held out", "e.yaml:12"),
