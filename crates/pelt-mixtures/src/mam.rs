@@ -1,7 +1,9 @@
 //! The MAM adapter: prefix tuning in attention, a scaled parallel adapter beside the FFN.
 
 use pelt_adapters::{config::ParallelConfig, ParallelModule};
-use pelt_core::{Attachment, BackboneDims, ConfigError, Delta, Identity, Method, MethodConfig, Prefix, Result, Site};
+use pelt_core::{
+    Attachment, Backbone, BackboneDims, ConfigError, Delta, Identity, Method, MethodConfig, Prefix, Result, Site,
+};
 use pelt_prompts::{config::PrefixConfig, PrefixModule};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
@@ -79,5 +81,11 @@ impl Method for Mam {
     }
     fn formula_params(&self, dims: &BackboneDims) -> i64 {
         self.prefix.params() + self.adapter.params(dims)
+    }
+    fn init_from(&self, backbone: &dyn Backbone) {
+        self.prefix.init_from(backbone);
+    }
+    fn diagnostics(&self) -> Vec<(String, f64)> {
+        self.prefix.diagnostics()
     }
 }

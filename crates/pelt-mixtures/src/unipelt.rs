@@ -21,8 +21,8 @@ use pelt_adapters::{
     sequential::{bottlenecks, Bottleneck, BottleneckInit},
 };
 use pelt_core::{
-    Attachment, BackboneDims, ConfigError, Delta, Identity, Method, MethodConfig, Prefix, Result, Scale, Site,
-    SiteTable,
+    Attachment, Backbone, BackboneDims, ConfigError, Delta, Identity, Method, MethodConfig, Prefix, Result, Scale,
+    Site, SiteTable,
 };
 use pelt_lowrank::{config::LoraConfig, LoraModule};
 use pelt_prompts::{config::PrefixConfig, PrefixModule};
@@ -266,6 +266,9 @@ impl Method for UniPelt {
             (2 * dims.layers + self.config.lora.targets.iter().map(|&s| dims.layers_with(s)).sum::<i64>()) * (h + 1);
         self.prefix.params() + self.lora.params(dims) + adapter + gates
     }
+    fn init_from(&self, backbone: &dyn Backbone) {
+        self.prefix.init_from(backbone);
+    }
     fn diagnostics(&self) -> Vec<(String, f64)> {
         let stats = self.stats.borrow();
         ["gate_lora", "gate_prefix", "gate_adapter"]
@@ -273,6 +276,7 @@ impl Method for UniPelt {
             .enumerate()
             .filter(|(i, _)| stats.counts[*i] > 0.0)
             .map(|(i, name)| (name.to_string(), stats.sums[i] / stats.counts[i]))
+            .chain(self.prefix.diagnostics())
             .collect()
     }
 }

@@ -18,7 +18,7 @@ fn mam_conforms() {
     // Prefix P = 4, m = 8: 4·16 + (16·8 + 8) + (8·64 + 64) = 776; adapter m = 4 beside the FFN:
     // 2·(2·16·4 + 16 + 4) = 296.
     let config = MamConfig {
-        prefix: PrefixConfig { length: 4, mid_dim: 8 },
+        prefix: PrefixConfig { length: 4, mid_dim: 8, ..PrefixConfig::default() },
         adapter: ParallelConfig { bottleneck: 4, ..ParallelConfig::scaled() },
     };
     testkit::run_conformance(
@@ -39,7 +39,7 @@ fn mam_config_names_nested_fields() {
 
 fn small_unipelt() -> UniPeltConfig {
     UniPeltConfig {
-        prefix: PrefixConfig { length: 4, mid_dim: 8 },
+        prefix: PrefixConfig { length: 4, mid_dim: 8, ..PrefixConfig::default() },
         lora: LoraConfig { r: 2, ..LoraConfig::default() },
         adapter: BottleneckConfig { bottleneck: 4, train_layer_norm: false, ..BottleneckConfig::pfeiffer() },
     }

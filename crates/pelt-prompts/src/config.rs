@@ -44,9 +44,29 @@ impl MethodConfig for PromptConfig {
     }
 }
 
+/// How a prefix starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrefixInit {
+    /// Embeddings N(0, 1) and nn.Linear's init for the MLP (UniPELT's and He et al.'s code).
+    #[default]
+    Random,
+    /// Li & Liang's low-data init: the MLP is first fitted (Adam, lr 1e-4, 500 steps, MSE) to the keys
+    /// and values the frozen backbone computes for P real vocabulary tokens drawn with the seed. BERT-style
+    /// text encoders only.
+    Words,
+}
+
+impl PrefixInit {
+    fn is_random(&self) -> bool {
+        *self == PrefixInit::Random
+    }
+}
+
 /// Prefix tuning settings (Li & Liang 2021): P key/value positions in every layer's attention,
 /// produced during training by an MLP from P embeddings (the reparameterisation), folded into plain
-/// keys and values for inference. Defaults: P = 10 (UniPELT's), hidden size 512 (Li & Liang's).
+/// keys and values for inference. Defaults: P = 10 (UniPELT's), hidden size 512 (Li & Liang's), random
+/// init.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrefixConfig {
@@ -54,11 +74,15 @@ pub struct PrefixConfig {
     pub length: i64,
     /// Hidden width of the reparameterisation MLP.
     pub mid_dim: i64,
+    /// How the prefix starts. Left out of the serialised config when random, so that runs made before
+    /// the option existed keep their config hashes (and records).
+    #[serde(skip_serializing_if = "PrefixInit::is_random")]
+    pub init: PrefixInit,
 }
 
 impl Default for PrefixConfig {
     fn default() -> Self {
-        PrefixConfig { length: 10, mid_dim: 512 }
+        PrefixConfig { length: 10, mid_dim: 512, init: PrefixInit::Random }
     }
 }
 
@@ -67,6 +91,15 @@ impl MethodConfig for PrefixConfig {
         check_length("length", self.length, dims)?;
         if !(1..=8192).contains(&self.mid_dim) {
             return Err(ConfigError::new("mid_dim", format!("must be in 1..=8192, got {}", self.mid_dim)));
+        }
+        // The init runs P vocabulary tokens through the encoder and reads its key and value weights by
+        // their BERT names: an image, encoder-decoder or T5 backbone has neither.
+        let text_encoder = dims.image.is_none() && dims.decoder_layers == 0 && !dims.is_t5() && dims.vocab > 0;
+        if self.init == PrefixInit::Words && !text_encoder {
+            return Err(ConfigError::new(
+                "init",
+                format!("`words` needs a BERT-style text encoder, and this backbone is `{}`", dims.arch),
+            ));
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use crate::{
     config::PcgConfig,
     prefix::{batched_layer_kv, PrefixModule},
 };
-use pelt_core::{Attachment, BackboneDims, Identity, Method, Prefix, Result};
+use pelt_core::{Attachment, Backbone, BackboneDims, Identity, Method, Prefix, Result};
 use std::cell::RefCell;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -93,5 +93,11 @@ impl Method for Pcg {
     fn formula_params(&self, dims: &BackboneDims) -> i64 {
         let (d, k, px) = (dims.hidden, self.config.generator_dim, self.config.input_length);
         self.task.params() + (d * k + k) + (k * px * d + px * d)
+    }
+    fn init_from(&self, backbone: &dyn Backbone) {
+        self.task.init_from(backbone);
+    }
+    fn diagnostics(&self) -> Vec<(String, f64)> {
+        self.task.diagnostics()
     }
 }

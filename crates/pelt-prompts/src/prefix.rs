@@ -7,10 +7,10 @@
 //! [`PrefixTuning::fold`] replaces by its output for inference, with identical results. Deep prompts
 //! train the keys and values directly.
 
-use crate::config::{DeepPromptConfig, PrefixConfig};
-use pelt_core::{Attachment, BackboneDims, Identity, Method, Prefix, Result};
-use std::cell::RefCell;
-use tch::{nn, Device, Tensor};
+use crate::config::{DeepPromptConfig, PrefixConfig, PrefixInit};
+use pelt_core::{Attachment, Backbone, BackboneDims, Identity, Inputs, Method, Prefix, Result, Site};
+use std::cell::{Cell, RefCell};
+use tch::{nn, Device, Kind, Tensor};
 
 /// Splits a (batch, P, L·2·d) block of per-example keys and values into layer `layer`'s
 /// (batch, heads, P, d/heads) pair.
@@ -47,6 +47,9 @@ pub struct PrefixModule {
     cache: RefCell<Option<Tensor>>,
     /// Set by [`PrefixModule::fold`]: the MLP's output, used instead of running it.
     folded: RefCell<Option<Tensor>>,
+    /// After the words init: the fit's residual, ‖MLP(E) − target‖² / ‖target − mean‖² (1 = no better
+    /// than the targets' mean).
+    init_residual: Cell<Option<f64>>,
 }
 
 impl PrefixModule {
@@ -74,7 +77,75 @@ impl PrefixModule {
             b2,
             cache: RefCell::new(None),
             folded: RefCell::new(None),
+            init_residual: Cell::new(None),
         }
+    }
+
+    /// Applies the configured init that needs the pretrained backbone (see [`PrefixInit::Words`]):
+    /// P token ids drawn with the global generator from the ids prompt tuning's init draws from (past
+    /// BERT's special and unused ones); nothing for the random init.
+    pub fn init_from(&self, backbone: &dyn Backbone) {
+        if self.config.init == PrefixInit::Words {
+            let vocab = backbone.dims().vocab;
+            let (lo, hi) = if vocab > 6000 { (1000, 6000) } else { (1, vocab) };
+            let device = backbone.var_store().device();
+            self.init_from_words(
+                backbone,
+                &Tensor::randint_low(lo, hi, [1, self.config.length], (Kind::Int64, device)),
+            );
+        }
+    }
+
+    /// The words init for given token ids, (1, P): fits the MLP to the keys and values the frozen
+    /// backbone computes for them read as one sequence, and returns the fit's relative residual.
+    pub fn init_from_words(&self, backbone: &dyn Backbone, ids: &Tensor) -> f64 {
+        let residual = self.fit(&real_word_kv(backbone, ids), 500, 1e-4);
+        self.init_residual.set(Some(residual));
+        residual
+    }
+
+    /// Li & Liang's low-data init (`lowdata_init_train3` in their code): Adam on the MLP alone (the
+    /// embeddings stay as drawn) against the MSE to `target`, (P, L·2·d). Returns the fit's relative
+    /// residual.
+    fn fit(&self, target: &Tensor, steps: usize, lr: f64) -> f64 {
+        let params = [&self.w1, &self.b1, &self.w2, &self.b2];
+        let zeros = || params.iter().map(|p| p.zeros_like()).collect::<Vec<_>>();
+        let (mut m, mut v) = (zeros(), zeros());
+        let (beta1, beta2, eps) = (0.9f64, 0.999f64, 1e-8);
+        for step in 1..=steps {
+            for p in params {
+                p.shallow_clone().zero_grad();
+            }
+            self.mlp().mse_loss(target, tch::Reduction::Mean).backward();
+            tch::no_grad(|| {
+                let (c1, c2) = (1.0 - beta1.powi(step as i32), 1.0 - beta2.powi(step as i32));
+                for (i, p) in params.iter().enumerate() {
+                    let g = p.grad();
+                    m[i] = &m[i] * beta1 + &g * (1.0 - beta1);
+                    v[i] = &v[i] * beta2 + g.square() * (1.0 - beta2);
+                    let update = (&m[i] / c1) / ((&v[i] / c2).sqrt() + eps) * lr;
+                    let _ = p.shallow_clone().g_sub_(&update);
+                }
+            });
+        }
+        // The loss reached the embeddings too: leave no gradient behind for the first training step.
+        for p in params.iter().chain([&&self.embedding]) {
+            p.shallow_clone().zero_grad();
+        }
+        tch::no_grad(|| {
+            let spread = (target - target.mean_dim(0, true, Kind::Float)).square().sum(Kind::Float);
+            ((self.mlp() - target).square().sum(Kind::Float) / spread).double_value(&[])
+        })
+    }
+
+    /// The words init's relative residual, once it has run.
+    pub fn init_residual(&self) -> Option<f64> {
+        self.init_residual.get()
+    }
+
+    /// What a run records: the words init's residual (`prefix_init_residual`) where it ran.
+    pub fn diagnostics(&self) -> Vec<(String, f64)> {
+        self.init_residual.get().map(|r| ("prefix_init_residual".to_owned(), r)).into_iter().collect()
     }
 
     fn mlp(&self) -> Tensor {
@@ -121,6 +192,41 @@ impl PrefixModule {
     }
 }
 
+/// Records each layer's attention input (what the key and value projections read).
+#[derive(Default)]
+struct AttentionInputs(RefCell<Vec<(usize, Tensor)>>);
+
+impl Attachment for AttentionInputs {
+    fn projection(&self, layer: usize, site: Site, x: &Tensor, _train: bool) -> Option<pelt_core::Delta> {
+        if site == Site::Key {
+            self.0.borrow_mut().push((layer, x.shallow_clone()));
+        }
+        None
+    }
+}
+
+/// The frozen backbone's keys and values, (P, L·2·d) in the prefix's layout, for token ids (1, P).
+fn real_word_kv(backbone: &dyn Backbone, ids: &Tensor) -> Tensor {
+    let p = ids.size()[1];
+    let inputs = Inputs::text(ids.shallow_clone(), ids.ones_like(), ids.zeros_like());
+    let seen = AttentionInputs::default();
+    tch::no_grad(|| {
+        backbone.forward(&inputs, &seen, false);
+        let vars = backbone.var_store().variables();
+        let project = |layer: usize, x: &Tensor, which: &str| {
+            let name = |part: &str| format!("encoder.layer.{layer}.attention.self.{which}.{part}");
+            let (w, b) = (&vars[&name("weight")], &vars[&name("bias")]);
+            x.linear(w, Some(b)).squeeze_dim(0)
+        };
+        let mut inputs = seen.0.take();
+        inputs.sort_by_key(|(layer, _)| *layer);
+        let layers: Vec<Tensor> =
+            inputs.iter().map(|(l, x)| Tensor::stack(&[project(*l, x, "key"), project(*l, x, "value")], 1)).collect();
+        // (P, L, 2, d) → (P, L·2·d), the MLP's output layout (see `layer_kv`).
+        Tensor::stack(&layers, 1).reshape([p, -1])
+    })
+}
+
 /// Prefix tuning with the MLP reparameterisation.
 #[derive(Debug)]
 pub struct PrefixTuning {
@@ -139,6 +245,11 @@ impl PrefixTuning {
     /// See [`PrefixModule::fold`].
     pub fn fold(&self) {
         self.module.fold();
+    }
+
+    /// The prefix and its MLP.
+    pub fn module(&self) -> &PrefixModule {
+        &self.module
     }
 }
 
@@ -160,6 +271,12 @@ impl Method for PrefixTuning {
     }
     fn formula_params(&self, _: &BackboneDims) -> i64 {
         self.module.params()
+    }
+    fn init_from(&self, backbone: &dyn Backbone) {
+        self.module.init_from(backbone);
+    }
+    fn diagnostics(&self) -> Vec<(String, f64)> {
+        self.module.diagnostics()
     }
 }
 

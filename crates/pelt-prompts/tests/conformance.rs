@@ -2,9 +2,9 @@
 //! 64 positions), plus prefix folding and the vocabulary init.
 
 use pelt_backbone::{Bert, BertConfig};
-use pelt_core::{testkit, Backbone, BackboneDims, Method, NoMethod};
+use pelt_core::{testkit, Attachment, Backbone, BackboneDims, Method, MethodConfig, NoMethod};
 use pelt_prompts::{
-    config::{DeepPromptConfig, PcgConfig, PrefixConfig, PromptConfig, PromptInit, VptConfig},
+    config::{DeepPromptConfig, PcgConfig, PrefixConfig, PrefixInit, PromptConfig, PromptInit, VptConfig},
     DeepPrompt, Pcg, PrefixTuning, PromptTuning, Vpt,
 };
 use tch::Device;
@@ -30,7 +30,7 @@ fn prompt_tuning_conforms() {
 #[test]
 fn prefix_tuning_conforms() {
     // P = 4, m = 8: embeddings 4·16, MLP 16·8 + 8 and 8·64 + 64 (L·2·d = 64).
-    let config = PrefixConfig { length: 4, mid_dim: 8 };
+    let config = PrefixConfig { length: 4, mid_dim: 8, ..PrefixConfig::default() };
     testkit::run_conformance(
         &backbone,
         &|d: &BackboneDims| -> Box<dyn Method> { Box::new(PrefixTuning::new(config.clone(), d, Device::Cpu).unwrap()) },
@@ -52,7 +52,8 @@ fn deep_prompt_conforms() {
 fn folded_prefix_gives_identical_outputs() {
     let b = backbone();
     let d = b.dims().clone();
-    let m = PrefixTuning::new(PrefixConfig { length: 4, mid_dim: 8 }, &d, Device::Cpu).unwrap();
+    let m =
+        PrefixTuning::new(PrefixConfig { length: 4, mid_dim: 8, ..PrefixConfig::default() }, &d, Device::Cpu).unwrap();
     let inputs = testkit::sample_inputs(&d);
     let before = tch::no_grad(|| b.forward(&inputs, &m, false));
     m.fold();
@@ -78,7 +79,11 @@ fn prompt_configs_refuse_bad_values() {
 #[test]
 fn pcg_conforms() {
     // Task prefix as prefix_tuning_conforms (776); generator k = 4, P_x = 2: (16·4 + 4) + (4·2·16 + 2·16).
-    let config = PcgConfig { prefix: PrefixConfig { length: 4, mid_dim: 8 }, input_length: 2, generator_dim: 4 };
+    let config = PcgConfig {
+        prefix: PrefixConfig { length: 4, mid_dim: 8, ..PrefixConfig::default() },
+        input_length: 2,
+        generator_dim: 4,
+    };
     testkit::run_conformance(
         &backbone,
         &|d: &BackboneDims| -> Box<dyn Method> { Box::new(Pcg::new(config.clone(), d, Device::Cpu).unwrap()) },
@@ -92,7 +97,11 @@ fn pcg_prefix_depends_on_the_input() {
     // positions) must change the outputs; padding invariance is the conformance suite's.
     let b = backbone();
     let d = b.dims().clone();
-    let config = PcgConfig { prefix: PrefixConfig { length: 2, mid_dim: 8 }, input_length: 2, generator_dim: 4 };
+    let config = PcgConfig {
+        prefix: PrefixConfig { length: 2, mid_dim: 8, ..PrefixConfig::default() },
+        input_length: 2,
+        generator_dim: 4,
+    };
     let m = Pcg::new(config, &d, Device::Cpu).unwrap();
     let inputs = testkit::sample_inputs(&d);
     let out = tch::no_grad(|| b.forward(&inputs, &m, false));
@@ -166,4 +175,75 @@ fn vpt_sits_after_the_class_token_and_deep_prompts_reach_every_layer() {
     // The bare ViT's class token is untouched by a method that inserts nothing.
     let bare = tch::no_grad(|| b.forward(&inputs, &NoMethod, false));
     assert_eq!(bare.inserted, (1, 0));
+}
+
+/// Layer 0's keys and values for `ids`, from the embedding weights alone: the independent reference for
+/// the words init (which reads them through the backbone's forward pass).
+fn layer0_kv(b: &dyn Backbone, ids: &tch::Tensor) -> (tch::Tensor, tch::Tensor) {
+    let vars = b.var_store().variables();
+    let p = ids.size()[1];
+    let x = (vars["embeddings.word_embeddings.weight"].index_select(0, &ids.squeeze_dim(0))
+        + vars["embeddings.position_embeddings.weight"].narrow(0, 0, p)
+        + vars["embeddings.token_type_embeddings.weight"].get(0))
+    .layer_norm(
+        [16],
+        Some(&vars["embeddings.LayerNorm.weight"]),
+        Some(&vars["embeddings.LayerNorm.bias"]),
+        1e-12,
+        false,
+    );
+    let project = |which: &str| {
+        let w = &vars[&format!("encoder.layer.0.attention.self.{which}.weight")];
+        let bias = &vars[&format!("encoder.layer.0.attention.self.{which}.bias")];
+        // (P, d) → (1, heads, P, d/heads), the prefix's layout.
+        x.linear(w, Some(bias)).view([p, 2, 8]).permute([1, 0, 2]).unsqueeze(0)
+    };
+    (project("key"), project("value"))
+}
+
+#[test]
+fn words_init_fits_the_prefix_to_real_tokens_keys_and_values() {
+    let b = backbone();
+    let d = b.dims().clone();
+    let m =
+        PrefixTuning::new(PrefixConfig { length: 3, mid_dim: 32, init: PrefixInit::Words }, &d, Device::Cpu).unwrap();
+    let x = testkit::sample_inputs(&d).input_ids;
+    // Explicit ids: tests run in parallel and reseed the global generator the init draws from.
+    let ids = tch::Tensor::from_slice(&[17i64, 42, 99]).unsqueeze(0);
+    let target = layer0_kv(b.as_ref(), &ids);
+    let relative = |m: &PrefixTuning| {
+        let got = tch::no_grad(|| m.prefix(0, &x, false).unwrap());
+        let err = (&got.keys - &target.0).square().sum(tch::Kind::Float)
+            + (&got.values - &target.1).square().sum(tch::Kind::Float);
+        let size = target.0.square().sum(tch::Kind::Float) + target.1.square().sum(tch::Kind::Float);
+        (err / size).double_value(&[])
+    };
+    let before = relative(&m);
+    let embedding = m.var_store().variables()["embedding"].copy();
+    let residual = m.module().init_from_words(b.as_ref(), &ids);
+    let after = relative(&m);
+    // Li & Liang's 500 steps at lr 1e-4 fit only part of the way (here 35 → 0.64 on layer 0).
+    assert!(after < 0.1 * before, "layer-0 error relative to the targets: {before} before, {after} after");
+    assert!(residual < 0.5, "the fit must beat the targets' mean by far, residual {residual}");
+    assert_eq!(m.diagnostics(), vec![("prefix_init_residual".to_owned(), residual)]);
+    // The embeddings stay as drawn (Li & Liang fit the MLP alone).
+    assert!(embedding.equal(&m.var_store().variables()["embedding"]));
+    // The fit leaves no gradient behind for the first training step.
+    for (name, t) in m.var_store().variables() {
+        let g = t.grad();
+        assert!(!g.defined() || g.abs().sum(tch::Kind::Float).double_value(&[]) == 0.0, "{name} kept a gradient");
+    }
+}
+
+#[test]
+fn words_init_is_refused_where_there_are_no_words_and_absent_from_default_configs() {
+    let mut dims = backbone().dims().clone();
+    let words = PrefixConfig { init: PrefixInit::Words, ..PrefixConfig::default() };
+    words.validate(&dims).unwrap();
+    dims.decoder_layers = 2;
+    assert_eq!(words.validate(&dims).unwrap_err().field, "init");
+    // The random init stays out of the serialised config, so earlier runs keep their config hashes.
+    let default = serde_yaml::to_string(&PrefixConfig::default()).unwrap();
+    assert!(!default.contains("init"), "{default}");
+    assert!(serde_yaml::to_string(&words).unwrap().contains("init: words"));
 }
