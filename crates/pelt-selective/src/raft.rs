@@ -60,11 +60,22 @@ pub fn rational(x: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
 }
 
 /// Rational activations in every layer's FFN.
+///
+/// The trained variables are not the coefficients themselves but steps from the GELU fit measured in
+/// units of the fit interval's edge c: a_k = a_k⁰ + θ_k / c^k (b_k likewise). Adam moves every variable
+/// by about the learning rate per step whatever its scale, and the fit's coefficients span four orders
+/// of magnitude (a₁ = 0.5, a₅ ≈ 2.6e-4): trained raw, a₅ changed by many times its own value in a few
+/// steps and x⁵ at |x| = 5 is 3125, which wrecked the activation (SST-2 K = 100 at chance at lr 2e-3
+/// and at 1e-4). In these units one step changes each term a_k x^k by about the learning rate at |x| = c.
 #[derive(Debug)]
 pub struct Raft {
     vs: nn::VarStore,
-    /// (numerator, denominator) coefficients per layer.
-    coefficients: Vec<(Tensor, Tensor)>,
+    /// Per layer: the trained steps (θ numerator, θ denominator).
+    steps: Vec<(Tensor, Tensor)>,
+    /// The GELU fit (numerator, denominator), shared by every layer.
+    fit: (Tensor, Tensor),
+    /// 1 / c^k for the numerator's k = 0..5 and the denominator's k = 1..4.
+    units: (Tensor, Tensor),
 }
 
 impl Raft {
@@ -80,22 +91,32 @@ impl Raft {
         let (a, b) = fit_gelu(config.fit_bound, 2001);
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let coefficients = (0..dims.layers)
+        let steps = (0..dims.layers)
             .map(|l| {
                 let p = &root / "layer" / l;
-                let num = p.var_copy("numerator", &Tensor::from_slice(&a).to_kind(Kind::Float));
-                let den = p.var_copy("denominator", &Tensor::from_slice(&b).to_kind(Kind::Float));
-                (num, den)
+                (p.zeros("numerator", &[P_DEGREE as i64 + 1]), p.zeros("denominator", &[Q_DEGREE as i64]))
             })
             .collect();
-        Ok(Raft { vs, coefficients })
+        let float = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).to_device(device);
+        let unit = |k: usize| config.fit_bound.powi(-(k as i32));
+        let units = (
+            float(&(0..=P_DEGREE).map(unit).collect::<Vec<_>>()),
+            float(&(1..=Q_DEGREE).map(unit).collect::<Vec<_>>()),
+        );
+        Ok(Raft { vs, steps, fit: (float(&a), float(&b)), units })
+    }
+
+    /// Layer `layer`'s current coefficients (numerator a₀..a₅, denominator b₁..b₄).
+    pub fn coefficients(&self, layer: usize) -> (Tensor, Tensor) {
+        let (ta, tb) = &self.steps[layer];
+        (&self.fit.0 + ta * &self.units.0, &self.fit.1 + tb * &self.units.1)
     }
 }
 
 impl Attachment for Raft {
     fn activation(&self, layer: usize, x: &Tensor, _train: bool) -> Option<Tensor> {
-        let (a, b) = &self.coefficients[layer];
-        Some(rational(x, a, b))
+        let (a, b) = self.coefficients(layer);
+        Some(rational(x, &a, &b))
     }
 }
 
@@ -132,6 +153,26 @@ mod tests {
         let wide = Tensor::linspace(-100.0, 100.0, 2001, (Kind::Double, Device::Cpu));
         let r = rational(&wide, &Tensor::from_slice(&a), &Tensor::from_slice(&b));
         assert!(r.isfinite().all().int64_value(&[]) == 1);
+    }
+
+    #[test]
+    fn a_step_of_the_learning_rate_moves_the_activation_by_about_that_much() {
+        // One Adam step moves every trained variable by about lr; here 1e-3 on all ten at once.
+        let dims = BackboneDims { layers: 1, ..BackboneDims::default() };
+        let raft = Raft::new(RaftConfig::default(), &dims, Device::Cpu).unwrap();
+        let x = Tensor::linspace(-5.0, 5.0, 1001, (Kind::Float, Device::Cpu));
+        let before = raft.activation(0, &x, false).unwrap();
+        tch::no_grad(|| {
+            for v in raft.vs.trainable_variables() {
+                let _ = v.shallow_clone().fill_(1e-3);
+            }
+        });
+        let moved = (raft.activation(0, &x, false).unwrap() - &before).abs().max().double_value(&[]);
+        assert!(moved > 1e-4 && moved < 2e-2, "the activation moved by {moved}");
+        // The same step on the raw coefficients (the parameterisation this replaces) moves it by far more.
+        let (a, b) = (&raft.fit.0, &raft.fit.1);
+        let raw = (rational(&x, &(a + 1e-3), &(b + 1e-3)) - rational(&x, a, b)).abs().max().double_value(&[]);
+        assert!(raw > 10.0 * moved, "raw step {raw} against scaled step {moved}");
     }
 
     #[test]
