@@ -86,8 +86,7 @@ impl PrefixModule {
     /// BERT's special and unused ones); nothing for the random init.
     pub fn init_from(&self, backbone: &dyn Backbone) {
         if self.config.init == PrefixInit::Words {
-            let vocab = backbone.dims().vocab;
-            let (lo, hi) = if vocab > 6000 { (1000, 6000) } else { (1, vocab) };
+            let (lo, hi) = crate::prompt::common_token_ids(backbone.dims().vocab);
             let device = backbone.var_store().device();
             self.init_from_words(
                 backbone,
@@ -136,11 +135,6 @@ impl PrefixModule {
             let spread = (target - target.mean_dim(0, true, Kind::Float)).square().sum(Kind::Float);
             ((self.mlp() - target).square().sum(Kind::Float) / spread).double_value(&[])
         })
-    }
-
-    /// The words init's relative residual, once it has run.
-    pub fn init_residual(&self) -> Option<f64> {
-        self.init_residual.get()
     }
 
     /// What a run records: the words init's residual (`prefix_init_residual`) where it ran.
@@ -218,10 +212,12 @@ fn real_word_kv(backbone: &dyn Backbone, ids: &Tensor) -> Tensor {
             let (w, b) = (&vars[&name("weight")], &vars[&name("bias")]);
             x.linear(w, Some(b)).squeeze_dim(0)
         };
-        let mut inputs = seen.0.take();
-        inputs.sort_by_key(|(layer, _)| *layer);
-        let layers: Vec<Tensor> =
-            inputs.iter().map(|(l, x)| Tensor::stack(&[project(*l, x, "key"), project(*l, x, "value")], 1)).collect();
+        let mut per_layer = seen.0.take();
+        per_layer.sort_by_key(|(layer, _)| *layer);
+        let layers: Vec<Tensor> = per_layer
+            .iter()
+            .map(|(l, x)| Tensor::stack(&[project(*l, x, "key"), project(*l, x, "value")], 1))
+            .collect();
         // (P, L, 2, d) → (P, L·2·d), the MLP's output layout (see `layer_kv`).
         Tensor::stack(&layers, 1).reshape([p, -1])
     })

@@ -67,15 +67,23 @@ pub fn vocab_pool(backbone: &dyn Backbone) -> Option<Tensor> {
         vars.get("embeddings.LayerNorm.weight")?,
         vars.get("embeddings.LayerNorm.bias")?,
     );
-    let vocab = words.size()[0];
-    // Lester et al. draw from the 5,000 most common tokens; WordPiece ids past the special and unused
-    // ones (~1,000 in BERT's vocabulary) stand in for them here.
-    let (lo, hi) = if vocab > 6000 { (1000, 6000) } else { (1, vocab) };
+    let (lo, hi) = common_token_ids(words.size()[0]);
     tch::no_grad(|| {
         let rows = words.narrow(0, lo, hi - lo);
         let d = rows.size()[1];
         Some(rows.layer_norm([d], Some(gain), Some(bias), 1e-12, false))
     })
+}
+
+/// The token ids the vocabulary inits draw from, `lo..hi`, for a vocabulary of `vocab`: Lester et al.
+/// draw from the 5,000 most common tokens; WordPiece ids past the special and unused ones (~1,000 in
+/// BERT's vocabulary) stand in for them here.
+pub fn common_token_ids(vocab: i64) -> (i64, i64) {
+    if vocab > 6000 {
+        (1000, 6000)
+    } else {
+        (1, vocab)
+    }
 }
 
 /// `n` rows drawn from a [`vocab_pool`] with the global torch generator (so the run's seed decides).
