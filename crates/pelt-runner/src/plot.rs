@@ -82,6 +82,47 @@ fn color(i: usize) -> RGBColor {
     RGBColor(r, g, b)
 }
 
+/// Shapes of method `i`'s marker: a filled circle for the first 20 methods, whose colours all differ;
+/// past 20 the colours repeat, so the shape changes (triangle, then cross) to keep every method's line
+/// and legend entry distinct.
+#[derive(Clone, Copy)]
+enum Shape {
+    Circle,
+    Triangle,
+    Cross,
+}
+
+fn shape(i: usize) -> Shape {
+    match (i / 20) % 3 {
+        0 => Shape::Circle,
+        1 => Shape::Triangle,
+        _ => Shape::Cross,
+    }
+}
+
+/// Draws method `i`'s markers at `points` on a chart.
+fn markers<DB: DrawingBackend, CT: CoordTranslate>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    points: &[CT::From],
+    i: usize,
+    radius: i32,
+) -> Result<()>
+where
+    CT::From: Clone + 'static,
+{
+    let c = color(i);
+    let drawn = match shape(i) {
+        Shape::Circle => chart.draw_series(points.iter().map(|p| Circle::new(p.clone(), radius, c.filled()))).map(drop),
+        Shape::Triangle => {
+            chart.draw_series(points.iter().map(|p| TriangleMarker::new(p.clone(), radius + 2, c.filled()))).map(drop)
+        }
+        Shape::Cross => {
+            chart.draw_series(points.iter().map(|p| Cross::new(p.clone(), radius, c.stroke_width(2)))).map(drop)
+        }
+    };
+    drawn.map_err(err)
+}
+
 type Draw<'a, DB> = &'a DrawingArea<DB, Shift>;
 
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
@@ -95,7 +136,12 @@ fn legend<DB: DrawingBackend>(area: Draw<DB>, rows: &[(String, i64, f64)]) -> Re
         let y = 20 + i as i32 * step;
         let c = color(i);
         area.draw(&PathElement::new(vec![(8, y), (40, y)], c.stroke_width(3))).map_err(err)?;
-        area.draw(&Circle::new((24, y), 4, c.filled())).map_err(err)?;
+        let drawn = match shape(i) {
+            Shape::Circle => area.draw(&Circle::new((24, y), 5, c.filled())),
+            Shape::Triangle => area.draw(&TriangleMarker::new((24, y), 7, c.filled())),
+            Shape::Cross => area.draw(&Cross::new((24, y), 5, c.stroke_width(2))),
+        };
+        drawn.map_err(err)?;
         let label = format!("{m} ({pc:.3}%)");
         area.draw(&Text::new(label, (48, y - 9), (FONT, 17))).map_err(err)?;
     }
@@ -141,7 +187,7 @@ fn size_panel<DB: DrawingBackend>(
         let c = color(*i);
         let pts: Vec<(f64, f64)> = points.iter().map(|(x, y)| (*x as f64, *y)).collect();
         chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2))).map_err(err)?;
-        chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled()))).map_err(err)?;
+        markers(&mut chart, &pts, *i, 4)?;
     }
     Ok(())
 }
@@ -240,10 +286,9 @@ fn draw_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, 
                 dy += 16;
             }
             placed.push((px, py + dy, width));
-            let marker = EmptyElement::at((*x, *y))
-                + Circle::new((0, 0), 6, c.filled())
-                + Text::new(name, (9, dy), (FONT, 15).into_font().color(&c));
-            chart.draw_series(std::iter::once(marker)).map_err(err)?;
+            markers(&mut chart, &[(*x, *y)], *i, 6)?;
+            let label = EmptyElement::at((*x, *y)) + Text::new(name, (9, dy), (FONT, 15).into_font().color(&c));
+            chart.draw_series(std::iter::once(label)).map_err(err)?;
         }
     }
     root.present().map_err(err)
@@ -326,6 +371,26 @@ mod tests {
         assert_eq!(task_average(&t, &tasks, "lora", "100"), Some(51.0));
         t.cells.remove(&("lora".to_owned(), ("rte".to_owned(), "100".to_owned())));
         assert_eq!(task_average(&t, &tasks, "lora", "100"), None);
+    }
+
+    #[test]
+    fn methods_past_the_palette_get_other_markers() {
+        // 23 rows: the 21st to 23rd share colours with the 1st to 3rd and must differ in shape.
+        let rows: Vec<(String, i64, f64)> = (0..23).map(|i| (format!("m{i}"), 10 * i, 0.1 * (i + 1) as f64)).collect();
+        let mut cells = BTreeMap::new();
+        let columns = vec![("sst2".to_owned(), "100".to_owned())];
+        for (i, (m, _, _)) in rows.iter().enumerate() {
+            cells.insert((m.clone(), columns[0].clone()), Cell { mean: 60.0 + i as f64, std: 0.0, n: 1 });
+        }
+        let t = Table { caption: String::new(), rows, columns, cells, notes: Vec::new() };
+        let dir = tempfile::tempdir().unwrap();
+        write(&t, "many", dir.path(), &font()).unwrap();
+        let svg = std::fs::read_to_string(dir.path().join("score_vs_size.svg")).unwrap();
+        // Each panel and the legend draw one marker per method: 20 circles and 3 triangles each.
+        let (circles, triangles) = (svg.matches("<circle").count(), svg.matches("<polygon").count());
+        assert_eq!(circles % 20, 0, "{circles} circles");
+        assert_eq!(circles / 20, triangles / 3, "{circles} circles, {triangles} triangles");
+        assert!(triangles >= 3, "no triangle markers for the methods past the palette");
     }
 
     #[test]
