@@ -305,8 +305,11 @@ pub fn write(table: &Table, suite: &str, out: &Path, font: &Path) -> Result<Vec<
     for name in ["score_vs_size", "score_vs_params"] {
         for ext in ["svg", "png"] {
             let path = out.join(format!("{name}.{ext}"));
-            // Drawn to a temporary name and renamed, so a plot on disk is always whole.
-            let tmp = out.join(format!(".{name}.partial.{ext}"));
+            // Drawn to a temporary name and renamed, so a plot on disk is always whole. The name is
+            // this writer's own: shards of one suite finish side by side, and with a shared name one
+            // renamed the other's half-drawn file away ("no plots: ... No such file"). The extension
+            // stays last because the bitmap backend picks the image format from it.
+            let tmp = crate::records::temp_path(&path, ext);
             let result = match ext {
                 "svg" => {
                     let root = SVGBackend::new(&tmp, SIZE).into_drawing_area();
@@ -415,5 +418,25 @@ mod tests {
         // Nothing half-written is left behind.
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).collect();
         assert_eq!(left.len(), 4);
+    }
+
+    #[test]
+    fn writers_side_by_side_do_not_take_each_others_files() {
+        // Two shards of one suite refresh its plots when each finishes a run; they must not draw into
+        // or rename away each other's temporary files.
+        let dir = tempfile::tempdir().unwrap();
+        let (t, font) = (table(), font());
+        std::thread::scope(|s| {
+            let writers: Vec<_> = (0..2)
+                .map(|_| s.spawn(|| (0..3).map(|_| write(&t, "test-suite", dir.path(), &font)).collect::<Vec<_>>()))
+                .collect();
+            for w in writers {
+                for result in w.join().unwrap() {
+                    result.unwrap();
+                }
+            }
+        });
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).collect();
+        assert_eq!(left.len(), 4, "temporary files left behind");
     }
 }

@@ -109,14 +109,21 @@ pub struct Store {
     dir: PathBuf,
 }
 
+/// A hidden temporary name beside `path`, ending in `.{ext}`, that no other writer uses: it carries
+/// the process id and a per-process counter, so shards running side by side (and threads within one)
+/// never draw into or rename away each other's files.
+pub fn temp_path(path: &Path, ext: &str) -> PathBuf {
+    static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    path.with_file_name(format!(".{name}.{}.{n}.{ext}", std::process::id()))
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename, so readers never see half a file.
 /// The temporary file is the process's own, so that shards of one suite running side by side never
 /// write into each other's.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let tmp = temp_path(path, "tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))
 }
