@@ -231,6 +231,53 @@ fn draw_sizes<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, s
     root.present().map_err(err)
 }
 
+/// Radius in pixels of the markers on the parameter plot.
+const MARKER: i32 = 6;
+
+/// Places one label per marker so that no label covers another label or any marker, and each stays
+/// inside `bounds` (x and y pixel ranges) where it can; returns each label's top-left corner as an
+/// offset from its marker.
+///
+/// `markers` are the markers' pixel centres, `sizes` the labels' widths and heights, `clear` the
+/// distance a label keeps from its own marker. Each label takes the nearest free spot: to the right
+/// of its marker on the marker's row, else to the left, else one row up or down on either side, and
+/// so on outwards. Moving only downwards (what came before) pushed the names in a crowded panel
+/// many rows away from their points, so that the reader could no longer tell which was which.
+fn place_labels(
+    markers: &[(i32, i32)],
+    sizes: &[(i32, i32)],
+    bounds: (std::ops::Range<i32>, std::ops::Range<i32>),
+    clear: i32,
+) -> Vec<(i32, i32)> {
+    // Boxes as (left, top, right, bottom); two boxes touching at an edge do not overlap.
+    let overlaps = |a: (i32, i32, i32, i32), b: (i32, i32, i32, i32)| a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3;
+    let dots: Vec<(i32, i32, i32, i32)> =
+        markers.iter().map(|&(x, y)| (x - clear, y - clear, x + clear, y + clear)).collect();
+    let inside = |b: (i32, i32, i32, i32)| {
+        b.0 >= bounds.0.start && b.2 <= bounds.0.end && b.1 >= bounds.1.start && b.3 <= bounds.1.end
+    };
+    const ROWS: i32 = 30;
+    let mut placed: Vec<(i32, i32, i32, i32)> = Vec::new();
+    let mut offsets = Vec::with_capacity(markers.len());
+    for (&(x, y), &(w, h)) in markers.iter().zip(sizes) {
+        let at = |row: i32, right: bool| {
+            let dx = if right { clear + 2 } else { -(clear + 2) - w };
+            (dx, row * (h + 1) - h / 2)
+        };
+        let free = |(dx, dy): (i32, i32)| {
+            let b = (x + dx, y + dy, x + dx + w, y + dy + h);
+            inside(b) && !placed.iter().chain(&dots).any(|&q| overlaps(b, q))
+        };
+        let rows = (0..=ROWS).flat_map(|r| if r == 0 { vec![0] } else { vec![-r, r] });
+        let candidates = rows.flat_map(|row| [at(row, true), at(row, false)]);
+        // Nowhere free (a panel far too crowded for its names): keep the label beside its marker.
+        let (dx, dy) = candidates.into_iter().find(|&o| free(o)).unwrap_or_else(|| at(0, true));
+        placed.push((x + dx, y + dy, x + dx + w, y + dy + h));
+        offsets.push((dx, dy));
+    }
+    offsets
+}
+
 /// Score against % trainable parameters (log scale), one panel per data size.
 fn draw_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, suite: &str) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
@@ -273,21 +320,30 @@ fn draw_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, 
             .axis_desc_style((FONT, 16))
             .draw()
             .map_err(err)?;
-        // Names sit beside their markers; where two would overlap (methods at the same budget and
-        // score), the later one moves down a line.
-        let mut placed: Vec<(i32, i32, i32)> = Vec::new();
-        for (i, x, y) in &points {
+        // Names sit beside their markers, moved to the nearest free spot where the panel is crowded
+        // (see `place_labels`), with a thin line back to the marker when moved off its row.
+        let font = (FONT, 15).into_font();
+        let pixels: Vec<(i32, i32)> = points.iter().map(|(_, x, y)| chart.backend_coord(&(*x, *y))).collect();
+        let sizes: Vec<(i32, i32)> = points
+            .iter()
+            .map(|(i, _, _)| {
+                let (w, h) = area.estimate_text_size(&table.rows[*i].0, &font.clone().into()).unwrap_or((120, 16));
+                (w as i32, h as i32)
+            })
+            .collect();
+        let bounds = chart.plotting_area().get_pixel_range();
+        let offsets = place_labels(&pixels, &sizes, bounds, MARKER + 1);
+        for (((i, x, y), (dx, dy)), (w, h)) in points.iter().zip(&offsets).zip(&sizes) {
             let c = color(*i);
-            let name = table.rows[*i].0.clone();
-            let (px, py) = chart.backend_coord(&(*x, *y));
-            let width = 8 * name.len() as i32;
-            let mut dy = -7;
-            while placed.iter().any(|&(qx, qy, w)| (px - qx).abs() < w.max(width) && (py + dy - qy).abs() < 16) {
-                dy += 16;
+            markers(&mut chart, &[(*x, *y)], *i, MARKER)?;
+            if (*dy + h / 2).abs() > *h / 2 {
+                // The label left its marker's row: lead from the marker to the label's near side.
+                let end = if *dx > 0 { (*dx, dy + h / 2) } else { (dx + w, dy + h / 2) };
+                let lead = EmptyElement::at((*x, *y)) + PathElement::new(vec![(0, 0), end], c.mix(0.6).stroke_width(1));
+                chart.draw_series(std::iter::once(lead)).map_err(err)?;
             }
-            placed.push((px, py + dy, width));
-            markers(&mut chart, &[(*x, *y)], *i, 6)?;
-            let label = EmptyElement::at((*x, *y)) + Text::new(name, (9, dy), (FONT, 15).into_font().color(&c));
+            let name = table.rows[*i].0.clone();
+            let label = EmptyElement::at((*x, *y)) + Text::new(name, (*dx, *dy), font.clone().color(&c));
             chart.draw_series(std::iter::once(label)).map_err(err)?;
         }
     }
@@ -394,6 +450,52 @@ mod tests {
         assert_eq!(circles % 20, 0, "{circles} circles");
         assert_eq!(circles / 20, triangles / 3, "{circles} circles, {triangles} triangles");
         assert!(triangles >= 3, "no triangle markers for the methods past the palette");
+    }
+
+    /// Every placed label's box, as (left, top, right, bottom).
+    fn boxes(markers: &[(i32, i32)], sizes: &[(i32, i32)], offsets: &[(i32, i32)]) -> Vec<(i32, i32, i32, i32)> {
+        markers
+            .iter()
+            .zip(sizes)
+            .zip(offsets)
+            .map(|((&(x, y), &(w, h)), &(dx, dy))| (x + dx, y + dy, x + dx + w, y + dy + h))
+            .collect()
+    }
+
+    #[test]
+    fn a_lone_label_sits_right_of_its_marker_and_moves_left_at_the_edge() {
+        let bounds = (0..400, 0..300);
+        let off = place_labels(&[(100, 150)], &[(80, 16)], bounds.clone(), 7);
+        assert_eq!(off, vec![(9, -8)]);
+        // Too close to the right edge for the name: it goes to the left of the marker, same row.
+        let off = place_labels(&[(350, 150)], &[(80, 16)], bounds, 7);
+        assert_eq!(off, vec![(-89, -8)]);
+    }
+
+    #[test]
+    fn crowded_labels_cover_no_label_or_marker_and_stay_near() {
+        // 26 markers in a tight clump, as the 500 / 1000 panels of the low-resource sweep have.
+        let markers: Vec<(i32, i32)> = (0..26).map(|i| (150 + (i * 37 % 60), 200 + (i * 53 % 90))).collect();
+        let sizes: Vec<(i32, i32)> = (0..26).map(|i| (60 + (i * 17 % 90), 16)).collect();
+        let (clear, bounds) = (7, (0..420, 0..700));
+        let off = place_labels(&markers, &sizes, bounds.clone(), clear);
+        let b = boxes(&markers, &sizes, &off);
+        let overlaps =
+            |a: (i32, i32, i32, i32), c: (i32, i32, i32, i32)| a.0 < c.2 && c.0 < a.2 && a.1 < c.3 && c.1 < a.3;
+        for (i, bi) in b.iter().enumerate() {
+            assert!(bounds.0.contains(&bi.0) && bi.2 <= bounds.0.end, "label {i} leaves the panel: {bi:?}");
+            assert!(bounds.1.contains(&bi.1) && bi.3 <= bounds.1.end, "label {i} leaves the panel: {bi:?}");
+            for (j, bj) in b.iter().enumerate().skip(i + 1) {
+                assert!(!overlaps(*bi, *bj), "labels {i} and {j} overlap: {bi:?} {bj:?}");
+            }
+            for (j, &(x, y)) in markers.iter().enumerate() {
+                assert!(!overlaps(*bi, (x - clear, y - clear, x + clear, y + clear)), "label {i} covers marker {j}");
+            }
+        }
+        // Nearest spot first: with room above and below the clump, no name ends up further than the
+        // clump is tall (90 px) from its marker.
+        let worst = markers.iter().zip(&b).map(|(&(_, y), bi)| (bi.1 + 8 - y).abs()).max().unwrap();
+        assert!(worst <= 120, "a label is {worst} px from its marker");
     }
 
     #[test]
