@@ -234,6 +234,19 @@ fn draw_sizes<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, s
 /// Radius in pixels of the markers on the parameter plot.
 const MARKER: i32 = 6;
 
+/// A box in pixels: (left, top, right, bottom).
+type Rect = (i32, i32, i32, i32);
+
+/// Whether two boxes overlap; boxes touching at an edge do not.
+fn overlaps(a: Rect, b: Rect) -> bool {
+    a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3
+}
+
+/// The box of a label of `size` (width, height) whose top-left corner sits at `offset` from `marker`.
+fn label_box((x, y): (i32, i32), (w, h): (i32, i32), (dx, dy): (i32, i32)) -> Rect {
+    (x + dx, y + dy, x + dx + w, y + dy + h)
+}
+
 /// Places one label per marker so that no label covers another label or any marker, and each stays
 /// inside `bounds` (x and y pixel ranges) where it can; returns each label's top-left corner as an
 /// offset from its marker.
@@ -249,31 +262,28 @@ fn place_labels(
     bounds: (std::ops::Range<i32>, std::ops::Range<i32>),
     clear: i32,
 ) -> Vec<(i32, i32)> {
-    // Boxes as (left, top, right, bottom); two boxes touching at an edge do not overlap.
-    let overlaps = |a: (i32, i32, i32, i32), b: (i32, i32, i32, i32)| a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3;
-    let dots: Vec<(i32, i32, i32, i32)> =
-        markers.iter().map(|&(x, y)| (x - clear, y - clear, x + clear, y + clear)).collect();
-    let inside = |b: (i32, i32, i32, i32)| {
-        b.0 >= bounds.0.start && b.2 <= bounds.0.end && b.1 >= bounds.1.start && b.3 <= bounds.1.end
-    };
+    let dots: Vec<Rect> = markers.iter().map(|&(x, y)| (x - clear, y - clear, x + clear, y + clear)).collect();
+    let inside = |b: Rect| b.0 >= bounds.0.start && b.2 <= bounds.0.end && b.1 >= bounds.1.start && b.3 <= bounds.1.end;
     const ROWS: i32 = 30;
-    let mut placed: Vec<(i32, i32, i32, i32)> = Vec::new();
+    let mut placed: Vec<Rect> = Vec::new();
     let mut offsets = Vec::with_capacity(markers.len());
-    for (&(x, y), &(w, h)) in markers.iter().zip(sizes) {
+    for (&marker, &size) in markers.iter().zip(sizes) {
+        let (w, h) = size;
         let at = |row: i32, right: bool| {
             let dx = if right { clear + 2 } else { -(clear + 2) - w };
             (dx, row * (h + 1) - h / 2)
         };
-        let free = |(dx, dy): (i32, i32)| {
-            let b = (x + dx, y + dy, x + dx + w, y + dy + h);
+        let free = |offset| {
+            let b = label_box(marker, size, offset);
             inside(b) && !placed.iter().chain(&dots).any(|&q| overlaps(b, q))
         };
-        let rows = (0..=ROWS).flat_map(|r| if r == 0 { vec![0] } else { vec![-r, r] });
-        let candidates = rows.flat_map(|row| [at(row, true), at(row, false)]);
+        // Rows 0, -1, 1, -2, 2, ... (the first of the pair of zeros skipped).
+        let rows = (0..=ROWS).flat_map(|r| [-r, r]).skip(1);
+        let mut candidates = rows.flat_map(|row| [at(row, true), at(row, false)]);
         // Nowhere free (a panel far too crowded for its names): keep the label beside its marker.
-        let (dx, dy) = candidates.into_iter().find(|&o| free(o)).unwrap_or_else(|| at(0, true));
-        placed.push((x + dx, y + dy, x + dx + w, y + dy + h));
-        offsets.push((dx, dy));
+        let offset = candidates.find(|&o| free(o)).unwrap_or_else(|| at(0, true));
+        placed.push(label_box(marker, size, offset));
+        offsets.push(offset);
     }
     offsets
 }
@@ -323,11 +333,12 @@ fn draw_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, 
         // Names sit beside their markers, moved to the nearest free spot where the panel is crowded
         // (see `place_labels`), with a thin line back to the marker when moved off its row.
         let font = (FONT, 15).into_font();
+        let style: TextStyle = font.clone().into();
         let pixels: Vec<(i32, i32)> = points.iter().map(|(_, x, y)| chart.backend_coord(&(*x, *y))).collect();
         let sizes: Vec<(i32, i32)> = points
             .iter()
             .map(|(i, _, _)| {
-                let (w, h) = area.estimate_text_size(&table.rows[*i].0, &font.clone().into()).unwrap_or((120, 16));
+                let (w, h) = area.estimate_text_size(&table.rows[*i].0, &style).unwrap_or((120, 16));
                 (w as i32, h as i32)
             })
             .collect();
@@ -336,8 +347,9 @@ fn draw_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, 
         for (((i, x, y), (dx, dy)), (w, h)) in points.iter().zip(&offsets).zip(&sizes) {
             let c = color(*i);
             markers(&mut chart, &[(*x, *y)], *i, MARKER)?;
-            if (*dy + h / 2).abs() > *h / 2 {
-                // The label left its marker's row: lead from the marker to the label's near side.
+            if *dy != -(h / 2) {
+                // The label left its marker's row (row 0 puts its top at -h/2): lead from the marker to
+                // the label's near side.
                 let end = if *dx > 0 { (*dx, dy + h / 2) } else { (dx + w, dy + h / 2) };
                 let lead = EmptyElement::at((*x, *y)) + PathElement::new(vec![(0, 0), end], c.mix(0.6).stroke_width(1));
                 chart.draw_series(std::iter::once(lead)).map_err(err)?;
@@ -452,16 +464,6 @@ mod tests {
         assert!(triangles >= 3, "no triangle markers for the methods past the palette");
     }
 
-    /// Every placed label's box, as (left, top, right, bottom).
-    fn boxes(markers: &[(i32, i32)], sizes: &[(i32, i32)], offsets: &[(i32, i32)]) -> Vec<(i32, i32, i32, i32)> {
-        markers
-            .iter()
-            .zip(sizes)
-            .zip(offsets)
-            .map(|((&(x, y), &(w, h)), &(dx, dy))| (x + dx, y + dy, x + dx + w, y + dy + h))
-            .collect()
-    }
-
     #[test]
     fn a_lone_label_sits_right_of_its_marker_and_moves_left_at_the_edge() {
         let bounds = (0..400, 0..300);
@@ -479,9 +481,7 @@ mod tests {
         let sizes: Vec<(i32, i32)> = (0..26).map(|i| (60 + (i * 17 % 90), 16)).collect();
         let (clear, bounds) = (7, (0..420, 0..700));
         let off = place_labels(&markers, &sizes, bounds.clone(), clear);
-        let b = boxes(&markers, &sizes, &off);
-        let overlaps =
-            |a: (i32, i32, i32, i32), c: (i32, i32, i32, i32)| a.0 < c.2 && c.0 < a.2 && a.1 < c.3 && c.1 < a.3;
+        let b: Vec<Rect> = markers.iter().zip(&sizes).zip(&off).map(|((&m, &z), &o)| label_box(m, z, o)).collect();
         for (i, bi) in b.iter().enumerate() {
             assert!(bounds.0.contains(&bi.0) && bi.2 <= bounds.0.end, "label {i} leaves the panel: {bi:?}");
             assert!(bounds.1.contains(&bi.1) && bi.3 <= bounds.1.end, "label {i} leaves the panel: {bi:?}");
