@@ -21,6 +21,17 @@ pub enum Status {
     Failed,
 }
 
+/// One dev evaluation during training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Optimizer steps taken before the evaluation.
+    pub step: usize,
+    /// Dev score (0–100), the score that selects the checkpoint.
+    pub dev: f64,
+    /// Mean training loss over the steps since the previous evaluation.
+    pub train_loss: f64,
+}
+
 /// One finished run, with everything needed to reproduce and compare it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -58,6 +69,11 @@ pub struct Record {
     pub best_dev_score: Option<f64>,
     /// Step of the best dev score.
     pub best_step: Option<usize>,
+    /// Every dev evaluation in order, with the mean training loss since the one before: shows whether
+    /// a run was still improving at its last step, or collapsed from its first evaluation on. Records
+    /// written before pelt kept curves have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub curve: Vec<CurvePoint>,
     /// Optimizer steps taken.
     pub steps: usize,
     /// Examples trained on / used for selection / tested on.

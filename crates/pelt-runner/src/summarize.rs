@@ -11,7 +11,7 @@
 use crate::{
     experiment::{DataSize, EvalEvery, GenerationSpec, MethodSpec, Training},
     optim::AdamW,
-    train::{bucketed_batches, capped, inputs, schedule, Outcome},
+    train::{bucketed_batches, capped, inputs, schedule, Outcome, Selection},
 };
 use anyhow::{anyhow, Context, Result};
 use indicatif::ProgressBar;
@@ -240,13 +240,9 @@ pub fn run(
         }
         Ok(scores.iter().sum::<f64>() / scores.len() as f64)
     };
-    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
-    let keep_best = |step: usize, best: &mut Option<(f64, usize, Vec<Tensor>)>| -> Result<()> {
-        let score = evaluate_dev()?;
-        if best.as_ref().is_none_or(|b| score > b.0) {
-            let snapshot = tch::no_grad(|| all.iter().map(|(_, t)| t.detach().copy()).collect());
-            *best = Some((score, step, snapshot));
-        }
+    let mut selection = Selection::default();
+    let keep_best = |step: usize, selection: &mut Selection| -> Result<()> {
+        selection.observe(step, evaluate_dev()?, &all);
         Ok(())
     };
     let (mut step, mut seen, mut seconds) = (0usize, 0usize, 0.0f64);
@@ -257,9 +253,12 @@ pub fn run(
             let (x, y) = batch_of(task, &rows);
             let loss = seq2seq::loss(model, &x, &y, method.as_ref(), true);
             let lr = schedule(spec.lr, step, warmup, total);
-            if let Err(value) = opt.train_step(&loss, method.as_ref(), training.max_grad_norm, lr) {
-                diverged = Some(format!("loss became {value} at step {step}"));
-                break 'outer;
+            match opt.train_step(&loss, method.as_ref(), training.max_grad_norm, lr) {
+                Ok(value) => selection.add_loss(value),
+                Err(value) => {
+                    diverged = Some(format!("loss became {value} at step {step}"));
+                    break 'outer;
+                }
             }
             step += 1;
             seen += rows.len();
@@ -267,14 +266,14 @@ pub fn run(
             bar.set_position(step as u64);
             let now = matches!(training.eval_every, EvalEvery::Steps(n) if step % n == 0);
             if now || step == total {
-                keep_best(step, &mut best)?;
+                keep_best(step, &mut selection)?;
             }
             if step == total {
                 break 'outer;
             }
         }
         if training.eval_every == EvalEvery::Epoch {
-            keep_best(step, &mut best)?;
+            keep_best(step, &mut selection)?;
         }
     }
 
@@ -288,6 +287,7 @@ pub fn run(
         score: (!metrics.is_empty()).then(|| mean(&metrics)),
         metrics,
         best_dev: best,
+        curve: selection.curve().to_vec(),
         steps: step,
         sizes: (train_rows[i].len(), dev_rows[i].len(), test_rows[i].len()),
         params: counts,
@@ -298,17 +298,12 @@ pub fn run(
     if diverged.is_some() {
         return Ok((0..tasks.len()).map(|i| outcome(i, BTreeMap::new(), None, Vec::new())).collect());
     }
-    let (best_score, best_step, snapshot) = best.ok_or_else(|| anyhow!("no dev evaluation happened"))?;
-    tch::no_grad(|| {
-        for ((_, t), saved) in all.iter().zip(&snapshot) {
-            t.shallow_clone().copy_(saved);
-        }
-    });
+    let best = selection.restore_best(&all).ok_or_else(|| anyhow!("no dev evaluation happened"))?;
     let mut out = Vec::new();
     for (i, (t, rows)) in tasks.iter().zip(&test_rows).enumerate() {
         let (metrics, mut pairs) = ctx.rouge(t, &t.test, &t.splits.test, rows)?;
         pairs.truncate(SAMPLES);
-        out.push(outcome(i, metrics, Some((best_score, best_step)), pairs));
+        out.push(outcome(i, metrics, Some(best), pairs));
     }
     // The next run draws its own new parts; leave them trainable-free like the backbone.
     for (_, t) in &new_parts {

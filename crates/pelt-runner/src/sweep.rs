@@ -500,6 +500,7 @@ fn save(
         score: None,
         best_dev_score: None,
         best_step: None,
+        curve: Vec::new(),
         steps: 0,
         train_examples: 0,
         dev_examples: 0,
@@ -543,6 +544,7 @@ fn save(
             record.score = o.score;
             record.best_dev_score = o.best_dev.map(|b| b.0);
             record.best_step = o.best_dev.map(|b| b.1);
+            record.curve = o.curve;
             record.steps = o.steps;
             (record.train_examples, record.dev_examples, record.test_examples) = o.sizes;
             record.method_params = o.params.method;

@@ -4,6 +4,7 @@
 use crate::{
     experiment::{DataSize, EvalEvery, MethodSpec, Sampling, Training, Transfer},
     optim::AdamW,
+    records::CurvePoint,
 };
 use anyhow::{anyhow, Context, Result};
 use indicatif::ProgressBar;
@@ -107,6 +108,8 @@ pub struct Outcome {
     pub score: Option<f64>,
     /// Best dev score and its step.
     pub best_dev: Option<(f64, usize)>,
+    /// Every dev evaluation (kept when the run diverged too, up to the last evaluation before).
+    pub curve: Vec<CurvePoint>,
     /// Steps taken.
     pub steps: usize,
     /// Split sizes.
@@ -119,6 +122,54 @@ pub struct Outcome {
     pub diagnostics: BTreeMap<String, f64>,
     /// A few test outputs with their references (generated summaries), kept beside the record.
     pub samples: Vec<(String, String)>,
+}
+
+/// Model selection while training: every dev evaluation with the mean training loss since the one
+/// before, and a copy of the trainable tensors at the best dev score so far (the earliest one on a tie),
+/// which [`Selection::restore_best`] puts back before the test evaluation. Classification and
+/// summarization runs share it.
+#[derive(Debug, Default)]
+pub(crate) struct Selection {
+    best: Option<(f64, usize, Vec<Tensor>)>,
+    curve: Vec<CurvePoint>,
+    loss_sum: f64,
+    loss_steps: usize,
+}
+
+impl Selection {
+    /// Counts one training step's loss towards the next evaluation's mean.
+    pub(crate) fn add_loss(&mut self, loss: f64) {
+        self.loss_sum += loss;
+        self.loss_steps += 1;
+    }
+
+    /// Records the dev score after `step` steps; copies `params` when it beats every earlier one.
+    pub(crate) fn observe(&mut self, step: usize, dev: f64, params: &[(String, Tensor)]) {
+        let train_loss = if self.loss_steps == 0 { f64::NAN } else { self.loss_sum / self.loss_steps as f64 };
+        self.curve.push(CurvePoint { step, dev, train_loss });
+        (self.loss_sum, self.loss_steps) = (0.0, 0);
+        if self.best.as_ref().is_none_or(|b| dev > b.0) {
+            let snapshot = tch::no_grad(|| params.iter().map(|(_, t)| t.detach().copy()).collect());
+            self.best = Some((dev, step, snapshot));
+        }
+    }
+
+    /// Copies the best snapshot back into `params` (the same list, in the same order, as
+    /// [`Selection::observe`] saw) and returns its dev score and step; `None` when nothing was evaluated.
+    pub(crate) fn restore_best(&self, params: &[(String, Tensor)]) -> Option<(f64, usize)> {
+        let (score, step, snapshot) = self.best.as_ref()?;
+        tch::no_grad(|| {
+            for ((_, t), saved) in params.iter().zip(snapshot) {
+                t.shallow_clone().copy_(saved);
+            }
+        });
+        Some((*score, *step))
+    }
+
+    /// The dev curve so far.
+    pub(crate) fn curve(&self) -> &[CurvePoint] {
+        &self.curve
+    }
 }
 
 /// One labelled example set: indices into a split plus their gold labels.
@@ -499,6 +550,7 @@ pub fn run(
                     metrics: BTreeMap::new(),
                     score: None,
                     best_dev: None,
+                    curve: Vec::new(),
                     steps: 0,
                     sizes: (0, 0, 0),
                     params: counts,
@@ -551,17 +603,13 @@ pub fn run(
     bar.set_length(total as u64);
     bar.set_position(0);
 
-    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
+    let mut selection = Selection::default();
     let mut step = 0;
     let mut examples_seen = 0usize;
     let mut train_seconds = 0.0;
     let mut diverged = None;
-    let maybe_eval = |step: usize, best: &mut Option<(f64, usize, Vec<Tensor>)>| {
-        let score = mean(&ctx.evaluate(&dev, cache.as_ref().map(|c| &c.1)));
-        if best.as_ref().is_none_or(|b| score > b.0) {
-            let snapshot = tch::no_grad(|| all_params.iter().map(|(_, t)| t.detach().copy()).collect());
-            *best = Some((score, step, snapshot));
-        }
+    let maybe_eval = |step: usize, selection: &mut Selection| {
+        selection.observe(step, mean(&ctx.evaluate(&dev, cache.as_ref().map(|c| &c.1))), &all_params);
     };
     'outer: while step < total {
         for batch in bucketed_batches(&lengths, training.batch_size, &mut rng) {
@@ -578,9 +626,12 @@ pub fn run(
             };
             let loss = loss_of(&logits, &labels, &ds.labels);
             let lr = schedule(spec.lr, step, warmup, total);
-            if let Err(value) = opt.train_step(&loss, method.as_ref(), training.max_grad_norm, lr) {
-                diverged = Some(format!("loss became {value} at step {step}"));
-                break 'outer;
+            match opt.train_step(&loss, method.as_ref(), training.max_grad_norm, lr) {
+                Ok(value) => selection.add_loss(value),
+                Err(value) => {
+                    diverged = Some(format!("loss became {value} at step {step}"));
+                    break 'outer;
+                }
             }
             step += 1;
             examples_seen += batch.len();
@@ -591,14 +642,14 @@ pub fn run(
                 EvalEvery::Epoch => false,
             };
             if eval_now || step == total {
-                maybe_eval(step, &mut best);
+                maybe_eval(step, &mut selection);
             }
             if step == total {
                 break 'outer;
             }
         }
         if training.eval_every == EvalEvery::Epoch {
-            maybe_eval(step, &mut best);
+            maybe_eval(step, &mut selection);
         }
     }
 
@@ -625,6 +676,7 @@ pub fn run(
             metrics: BTreeMap::new(),
             score: None,
             best_dev: None,
+            curve: selection.curve().to_vec(),
             steps: step,
             sizes,
             params: counts,
@@ -633,19 +685,15 @@ pub fn run(
             samples: Vec::new(),
         });
     }
-    let (best_score, best_step, snapshot) = best.ok_or_else(|| anyhow!("no dev evaluation happened"))?;
-    tch::no_grad(|| {
-        for ((_, t), saved) in all_params.iter().zip(&snapshot) {
-            t.shallow_clone().copy_(saved);
-        }
-    });
+    let best_dev = selection.restore_best(&all_params).ok_or_else(|| anyhow!("no dev evaluation happened"))?;
     let metrics = ctx.evaluate(&test, cache.as_ref().map(|c| &c.2));
     let score = mean(&metrics);
     Ok(Outcome {
         diverged: None,
         metrics,
         score: Some(score),
-        best_dev: Some((best_score, best_step)),
+        best_dev: Some(best_dev),
+        curve: selection.curve().to_vec(),
         steps: step,
         sizes,
         params: counts,
@@ -659,6 +707,26 @@ pub fn run(
 mod tests {
     use super::*;
     use pelt_backbone::{Bert, BertConfig};
+
+    #[test]
+    fn selection_keeps_the_curve_and_restores_the_first_best_checkpoint() {
+        let w = Tensor::from_slice(&[0.0f32, 0.0]);
+        let params = vec![("w".to_owned(), w.shallow_clone())];
+        let set = |v: [f32; 2]| tch::no_grad(|| w.shallow_clone().copy_(&Tensor::from_slice(&v)));
+        let mut selection = Selection::default();
+        assert_eq!(selection.restore_best(&params), None, "nothing evaluated yet");
+        for (loss, dev, value) in [(2.0, 60.0, [1.0, 2.0]), (1.0, 75.0, [3.0, 4.0]), (0.5, 75.0, [5.0, 6.0])] {
+            set(value);
+            selection.add_loss(loss);
+            selection.add_loss(loss + 1.0);
+            selection.observe(selection.curve().len() * 10 + 10, dev, &params);
+        }
+        let points: Vec<(usize, f64, f64)> = selection.curve().iter().map(|p| (p.step, p.dev, p.train_loss)).collect();
+        assert_eq!(points, [(10, 60.0, 2.5), (20, 75.0, 1.5), (30, 75.0, 1.0)], "each loss mean covers its window");
+        // A tie does not move the selection: the earlier checkpoint stays.
+        assert_eq!(selection.restore_best(&params), Some((75.0, 20)));
+        assert_eq!(Vec::<f32>::try_from(&w).unwrap(), [3.0, 4.0]);
+    }
 
     #[test]
     fn regression_heads_start_at_the_mean_training_score_and_classifiers_at_zero() {

@@ -127,6 +127,16 @@ fn a_sweep_records_every_run_and_a_rerun_skips_them() {
         assert_eq!(r["test_examples"], 24);
         assert!(r["metrics"]["accuracy"].as_f64().is_some());
         assert!(r["libtorch_version"].as_str().unwrap().starts_with("2.13.0"), "{r}");
+        // The dev curve: one point per epoch (2 epochs of 3 batches), each with the mean training loss
+        // of its epoch, and the selected checkpoint is the curve's first best point.
+        let curve = r["curve"].as_array().unwrap_or_else(|| panic!("no curve: {r}"));
+        let steps: Vec<u64> = curve.iter().map(|p| p["step"].as_u64().unwrap()).collect();
+        assert_eq!(steps, [3, 6], "{r}");
+        assert!(curve.iter().all(|p| p["train_loss"].as_f64().is_some_and(|l| l.is_finite() && l > 0.0)), "{r}");
+        let devs: Vec<f64> = curve.iter().map(|p| p["dev"].as_f64().unwrap()).collect();
+        let best = devs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(r["best_dev_score"].as_f64(), Some(best), "{r}");
+        assert_eq!(r["best_step"].as_u64(), Some(steps[devs.iter().position(|&d| d == best).unwrap()]), "{r}");
     }
     let lora = records.iter().find(|r| r["method"] == "lora").unwrap();
     assert_eq!(lora["method_params"], 2 * 2 * 2 * (16 + 16), "r 2 on query and value of 2 layers, d 16");
@@ -252,6 +262,7 @@ fn diverged_runs_are_recorded_and_the_sweep_goes_on() {
         assert_eq!(r["status"], "diverged", "{r}");
         assert!(r["message"].as_str().unwrap().contains("NaN"), "{r}");
         assert!(r["score"].is_null(), "a diverged run has no score: {r}");
+        assert!(r["curve"].is_null(), "the loss was NaN from the first step, before any evaluation: {r}");
     }
     // A rerun treats diverged runs as finished.
     let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
