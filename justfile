@@ -78,7 +78,8 @@ sweep-ci: setup
 table SUITE="results/default": setup
     {{pelt}} table {{SUITE}}
 
-# Plot a suite (score vs data size, score vs % trainable parameters; SVG and PNG in SUITE/plots).
+# Plot a suite (score vs data size, score vs % trainable parameters, dev curves where records keep
+# them; SVG and PNG in SUITE/plots).
 plot SUITE="results/default": setup
     {{pelt}} plot {{SUITE}}
 

@@ -93,8 +93,8 @@ enum Command {
         #[arg(long)]
         against: Option<String>,
     },
-    /// Plot a suite's records: score against data size per method, and score against % trainable
-    /// parameters, as SVG and PNG.
+    /// Plot a suite's records: score against data size per method, score against % trainable
+    /// parameters, and dev score against training step where the records keep curves; SVG and PNG.
     Plot {
         /// Suite folder (e.g. results/default) or its experiment file.
         suite: PathBuf,
@@ -224,7 +224,7 @@ fn write_plots(
     let records = records::Store::open(suite_dir)?.load_all()?;
     let t = table::build(&records, exp)?;
     let name = exp.map(|e| e.name.clone()).unwrap_or_else(|| suite_dir.display().to_string());
-    plot::write(&t, &name, out, &assets.join("fonts/Roboto-Regular.ttf"))
+    plot::write(&t, &plot::curves(&records), &name, out, &assets.join("fonts/Roboto-Regular.ttf"))
 }
 
 /// Writes to stdout; a closed pipe (`pelt table … | head`) ends the program quietly instead of

@@ -1,15 +1,18 @@
 //! Plots generated from the records, as papers print them: test score against data size per method,
-//! and test score against the % of trainable parameters; each as SVG and PNG.
+//! and test score against the % of trainable parameters; each as SVG and PNG. Where the records kept
+//! their dev curves, a third plot draws them: dev score against training step, per task and data size.
 //!
 //! Scores are averaged over the suite's tasks (each task's mean over seeds first), one panel per task
 //! beside the average for the data-size plot, one panel per data size for the parameter plot.
 
 use crate::{
     experiment::DataSize,
+    records::{Record, Status},
     table::{Cell, Table},
 };
 use anyhow::{anyhow, bail, Context, Result};
 use plotters::{coord::Shift, prelude::*, style::FontStyle};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -362,15 +365,134 @@ fn draw_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, 
     root.present().map_err(err)
 }
 
-/// Writes `score_vs_size` and `score_vs_params`, each as SVG and PNG, into `out`; returns the files.
-pub fn write(table: &Table, suite: &str, out: &Path, font: &Path) -> Result<Vec<PathBuf>> {
+/// A table cell: (row, (task, size)), as [`Table::cells`] keys them.
+type CellKey = (String, (String, String));
+
+/// Mean dev curves by table cell: (step, mean dev score over the cell's seeds).
+pub type Curves = BTreeMap<CellKey, Vec<(usize, f64)>>;
+
+/// The dev curves of the runs that finished ok (the runs the table's cells average), each cell's seeds
+/// averaged step by step. Runs of one cell share their evaluation schedule; a step enters the mean only
+/// where every run of the cell that kept a curve evaluated it, so each point averages the same seeds.
+/// Records written before pelt kept curves add nothing.
+pub fn curves(records: &[Record]) -> Curves {
+    // Per cell: the runs with a curve, and the dev scores at each step.
+    let mut by_cell: BTreeMap<CellKey, (usize, BTreeMap<usize, Vec<f64>>)> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.status == Status::Ok && !r.curve.is_empty()) {
+        let (runs, steps) = by_cell.entry((r.method.clone(), (r.task.clone(), r.data_size.clone()))).or_default();
+        *runs += 1;
+        for p in &r.curve {
+            steps.entry(p.step).or_default().push(p.dev);
+        }
+    }
+    by_cell
+        .into_iter()
+        .map(|(cell, (runs, steps))| {
+            let mean = steps
+                .into_iter()
+                .filter(|(_, devs)| devs.len() == runs)
+                .map(|(step, devs)| (step, devs.iter().sum::<f64>() / runs as f64))
+                .collect();
+            (cell, mean)
+        })
+        .collect()
+}
+
+/// Dev score against training step: one panel per column of the table that has curves, a line per
+/// method in the legend's colours.
+fn draw_curves<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    table: &Table,
+    curves: &Curves,
+    suite: &str,
+) -> Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let (plots, side) = root.split_horizontally(SIZE.0 as i32 * 3 / 4);
+    legend(&side.margin(40, 10, 10, 10), &table.rows)?;
+    let columns: Vec<&(String, String)> = table
+        .columns
+        .iter()
+        .filter(|c| {
+            table.rows.iter().any(|(m, _, _)| curves.get(&(m.clone(), (*c).clone())).is_some_and(|p| !p.is_empty()))
+        })
+        .collect();
+    let cols = match columns.len() {
+        0..=4 => columns.len().clamp(1, 2),
+        5..=9 => 3,
+        _ => 4,
+    };
+    let areas = plots
+        .titled(&format!("{suite}: dev score during training (mean over seeds)"), (FONT, 26))
+        .map_err(err)?
+        .split_evenly((columns.len().div_ceil(cols).max(1), cols));
+    for (column, area) in columns.iter().zip(&areas) {
+        let series: Vec<(usize, &Vec<(usize, f64)>)> = table
+            .rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (m, _, _))| curves.get(&(m.clone(), (*column).clone())).map(|p| (i, p)))
+            .filter(|(_, p)| !p.is_empty())
+            .collect();
+        let points = series.iter().flat_map(|(_, p)| p.iter());
+        let (x_hi, lo, hi) = points
+            .fold((1usize, f64::INFINITY, f64::NEG_INFINITY), |(x, a, b), &(s, y)| (x.max(s), a.min(y), b.max(y)));
+        let pad = ((hi - lo) * 0.08).max(1.0);
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("{} {}", column.0, column.1), (FONT, 20))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0f64..(x_hi as f64 * 1.04), (lo - pad)..(hi + pad))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_labels(5)
+            .y_labels(6)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_desc("step")
+            .y_desc("dev score")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        for (i, p) in series {
+            let pts: Vec<(f64, f64)> = p.iter().map(|&(s, y)| (s as f64, y)).collect();
+            chart.draw_series(LineSeries::new(pts.clone(), color(i).stroke_width(2))).map_err(err)?;
+            markers(&mut chart, &pts, i, 2)?;
+        }
+    }
+    root.present().map_err(err)
+}
+
+/// Draws the plot `name` on `root`.
+fn draw<DB: DrawingBackend>(
+    name: &str,
+    root: DrawingArea<DB, Shift>,
+    table: &Table,
+    curves: &Curves,
+    suite: &str,
+) -> Result<()> {
+    match name {
+        "score_vs_size" => draw_sizes(root, table, suite),
+        "score_vs_params" => draw_params(root, table, suite),
+        _ => draw_curves(root, table, curves, suite),
+    }
+}
+
+/// Writes `score_vs_size` and `score_vs_params`, and `dev_curves` where `curves` has any, each as SVG
+/// and PNG, into `out`; returns the files.
+pub fn write(table: &Table, curves: &Curves, suite: &str, out: &Path, font: &Path) -> Result<Vec<PathBuf>> {
     if table.rows.is_empty() {
         bail!("no finished runs to plot");
     }
     register(font)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut names = vec!["score_vs_size", "score_vs_params"];
+    if curves.values().any(|p| !p.is_empty()) {
+        names.push("dev_curves");
+    }
     let mut files = Vec::new();
-    for name in ["score_vs_size", "score_vs_params"] {
+    for name in names {
         for ext in ["svg", "png"] {
             let path = out.join(format!("{name}.{ext}"));
             // Drawn to a temporary name and renamed, so a plot on disk is always whole. The name is
@@ -379,22 +501,8 @@ pub fn write(table: &Table, suite: &str, out: &Path, font: &Path) -> Result<Vec<
             // stays last because the bitmap backend picks the image format from it.
             let tmp = crate::records::temp_path(&path, ext);
             let result = match ext {
-                "svg" => {
-                    let root = SVGBackend::new(&tmp, SIZE).into_drawing_area();
-                    if name == "score_vs_size" {
-                        draw_sizes(root, table, suite)
-                    } else {
-                        draw_params(root, table, suite)
-                    }
-                }
-                _ => {
-                    let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
-                    if name == "score_vs_size" {
-                        draw_sizes(root, table, suite)
-                    } else {
-                        draw_params(root, table, suite)
-                    }
-                }
+                "svg" => draw(name, SVGBackend::new(&tmp, SIZE).into_drawing_area(), table, curves, suite),
+                _ => draw(name, BitMapBackend::new(&tmp, SIZE).into_drawing_area(), table, curves, suite),
             };
             result.with_context(|| format!("plotting {}", path.display()))?;
             std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
@@ -455,7 +563,7 @@ mod tests {
         }
         let t = Table { caption: String::new(), rows, columns, cells, notes: Vec::new() };
         let dir = tempfile::tempdir().unwrap();
-        write(&t, "many", dir.path(), &font()).unwrap();
+        write(&t, &Curves::new(), "many", dir.path(), &font()).unwrap();
         let svg = std::fs::read_to_string(dir.path().join("score_vs_size.svg")).unwrap();
         // Each panel and the legend draw one marker per method: 20 circles and 3 triangles each.
         let (circles, triangles) = (svg.matches("<circle").count(), svg.matches("<polygon").count());
@@ -501,7 +609,7 @@ mod tests {
     #[test]
     fn plots_are_written_as_svg_and_png() {
         let dir = tempfile::tempdir().unwrap();
-        let files = write(&table(), "test-suite", dir.path(), &font()).unwrap();
+        let files = write(&table(), &Curves::new(), "test-suite", dir.path(), &font()).unwrap();
         assert_eq!(files.len(), 4);
         let svg = std::fs::read_to_string(dir.path().join("score_vs_size.svg")).unwrap();
         for text in ["test-suite", "lora (0.300%)", "head_only (0.000%)", "average over tasks", "rte", "1000"] {
@@ -522,6 +630,71 @@ mod tests {
         assert_eq!(left.len(), 4);
     }
 
+    /// A finished run of `method` on SST-2 at 100 examples with the dev curve `curve`.
+    fn run(method: &str, seed: u64, status: &str, curve: &[(usize, f64)]) -> Record {
+        let curve: Vec<_> =
+            curve.iter().map(|&(step, dev)| serde_json::json!({"step": step, "dev": dev, "train_loss": 0.5})).collect();
+        serde_json::from_value(serde_json::json!({
+            "key": format!("sst2__{method}__100__s{seed}"), "suite": "t", "task": "sst2", "method": method,
+            "method_name": method, "method_config": {}, "config_hash": "h", "lr": 1e-3, "training": {},
+            "data_size": "100", "seed": seed, "status": status, "message": null, "metrics": {}, "score": 50.0,
+            "best_dev_score": null, "best_step": null, "curve": curve, "steps": 150, "train_examples": 100,
+            "dev_examples": 100, "test_examples": 100, "method_params": 0, "head_params": 0, "backbone_params": 0,
+            "method_percent": 0.0, "wall_seconds": 1.0, "train_examples_per_second": 1.0, "peak_rss_mib": 1.0,
+            "diagnostics": {}, "pelt_revision": "r", "libtorch_version": "2.13.0", "device": "cpu", "machine": "m",
+            "finished_at": 0
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn curves_average_the_seeds_that_kept_one_step_by_step() {
+        let records = [
+            run("lora", 1, "ok", &[(50, 60.0), (100, 70.0)]),
+            // An extra evaluation the other seed lacks would average one seed: it is left out.
+            run("lora", 2, "ok", &[(50, 64.0), (100, 74.0), (150, 80.0)]),
+            // A record from before curves were kept, and a diverged run: neither enters the mean.
+            run("lora", 3, "ok", &[]),
+            run("lora", 4, "diverged", &[(50, 10.0)]),
+            run("head_only", 1, "ok", &[(50, 55.0)]),
+        ];
+        let cell = |m: &str| (m.to_owned(), ("sst2".to_owned(), "100".to_owned()));
+        let expected: Curves = [(cell("head_only"), vec![(50, 55.0)]), (cell("lora"), vec![(50, 62.0), (100, 72.0)])]
+            .into_iter()
+            .collect();
+        assert_eq!(curves(&records), expected);
+    }
+
+    #[test]
+    fn dev_curves_are_drawn_where_records_kept_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cell = |m: &str, t: &str| (m.to_owned(), (t.to_owned(), "1000".to_owned()));
+        let curves: Curves = [
+            (cell("lora", "sst2"), vec![(50, 70.0), (100, 75.5), (150, 77.0)]),
+            (cell("full", "sst2"), vec![(50, 65.0), (100, 79.0), (150, 80.0)]),
+            (cell("lora", "rte"), vec![(50, 51.0), (100, 53.0)]),
+        ]
+        .into_iter()
+        .collect();
+        let files = write(&table(), &curves, "test-suite", dir.path(), &font()).unwrap();
+        assert_eq!(files.len(), 6, "{files:?}");
+        let svg = std::fs::read_to_string(dir.path().join("dev_curves.svg")).unwrap();
+        for text in ["test-suite: dev score during training", "sst2 1000", "rte 1000", "dev score", "step"] {
+            assert!(svg.contains(text), "`{text}` missing from the curve plot");
+        }
+        // Panels only for the columns with curves.
+        assert!(!svg.contains("sst2 100<") && !svg.contains("rte 100<"), "a panel without curves was drawn");
+        // One line per curve in its method's colour, besides the method's legend line: lora (row 0) has
+        // two curves, full (row 2) one, head_only (row 1) none.
+        let lines = |i: usize| {
+            let RGBColor(r, g, b) = color(i);
+            svg.lines().filter(|l| l.contains("<polyline") && l.contains(&format!("#{r:02X}{g:02X}{b:02X}"))).count()
+        };
+        assert_eq!((lines(0), lines(1), lines(2)), (3, 1, 2), "one line per curve");
+        let png = std::fs::read(dir.path().join("dev_curves.png")).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "dev_curves.png is not a whole PNG");
+    }
+
     #[test]
     fn writers_side_by_side_do_not_take_each_others_files() {
         // Two shards of one suite refresh its plots when each finishes a run; they must not draw into
@@ -530,7 +703,11 @@ mod tests {
         let (t, font) = (table(), font());
         std::thread::scope(|s| {
             let writers: Vec<_> = (0..2)
-                .map(|_| s.spawn(|| (0..3).map(|_| write(&t, "test-suite", dir.path(), &font)).collect::<Vec<_>>()))
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..3).map(|_| write(&t, &Curves::new(), "test-suite", dir.path(), &font)).collect::<Vec<_>>()
+                    })
+                })
                 .collect();
             for w in writers {
                 for result in w.join().unwrap() {
