@@ -195,6 +195,11 @@ fn write_tables(suite_dir: &Path, exp: Option<&experiment::Experiment>) -> Resul
         text.push('\n');
         text.push_str(&d);
     }
+    if let Some(s) = table::selection(&records, &t) {
+        records::write_atomic(&suite_dir.join("selection.md"), s.as_bytes())?;
+        text.push('\n');
+        text.push_str(&s);
+    }
     Ok(text)
 }
 
@@ -400,8 +405,13 @@ fn main() -> Result<()> {
             if let Some(method) = against {
                 out!("\n{}", table.against(&method)?);
             }
-            if let (table::Format::Markdown, Some(d)) = (format, table::diagnostics(&records, exp.as_ref())) {
-                out!("\n{d}");
+            if format == table::Format::Markdown {
+                if let Some(d) = table::diagnostics(&records, exp.as_ref()) {
+                    out!("\n{d}");
+                }
+                if let Some(s) = table::selection(&records, &table) {
+                    out!("\n{s}");
+                }
             }
         }
         Command::PretrainVit { out, epochs, assets } => {

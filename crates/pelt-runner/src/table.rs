@@ -351,6 +351,104 @@ pub fn diagnostics(records: &[Record], exp: Option<&Experiment>) -> Option<Strin
     Some(out)
 }
 
+/// Step of a run's first dev evaluation: its curve's first point, or for records that predate curves,
+/// the first multiple of `eval_every` (capped at the steps taken); `None` for those that evaluated once
+/// per epoch, whose epoch length the record does not keep for multi-task runs.
+fn first_evaluation(r: &Record) -> Option<usize> {
+    if let Some(p) = r.curve.first() {
+        return Some(p.step);
+    }
+    let every = r.training.get("eval_every")?.as_u64()? as usize;
+    Some(every.min(r.steps))
+}
+
+/// One cell's count for [`selection`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Selected {
+    /// Runs whose best dev score came at the first evaluation (where that step is known).
+    first: u32,
+    /// Runs whose best dev score came at the last evaluation.
+    last: u32,
+    /// Runs that finished ok.
+    runs: u32,
+    /// Runs whose first evaluation's step is not recorded.
+    unknown_first: u32,
+}
+
+impl std::ops::Add for Selected {
+    type Output = Selected;
+    fn add(self, o: Selected) -> Selected {
+        Selected {
+            first: self.first + o.first,
+            last: self.last + o.last,
+            runs: self.runs + o.runs,
+            unknown_first: self.unknown_first + o.unknown_first,
+        }
+    }
+}
+
+impl Selected {
+    /// "first / last of runs", "–" for first where a run's first step is unknown; empty for no runs.
+    fn text(self) -> String {
+        if self.runs == 0 {
+            return String::new();
+        }
+        let first = if self.unknown_first > 0 { "–".to_owned() } else { self.first.to_string() };
+        format!("{first} / {} of {}", self.last, self.runs)
+    }
+}
+
+/// Where model selection found each cell's runs at their best, as a Markdown table in the main table's
+/// rows and columns: "a / b" counts the runs (that finished ok) whose best dev score came at the first
+/// evaluation (selection kept a barely trained model: a task not learnt, or a collapse from the start)
+/// and at the last (still improving when training stopped: more steps might raise it). `None` when no
+/// cell has runs.
+pub fn selection(records: &[Record], table: &Table) -> Option<String> {
+    let mut counts: BTreeMap<(String, (String, String)), Selected> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.status == Status::Ok) {
+        let Some(best) = r.best_step else { continue };
+        let c = counts.entry((r.method.clone(), (r.task.clone(), r.data_size.clone()))).or_default();
+        match first_evaluation(r) {
+            Some(first) => c.first += u32::from(best == first),
+            None => c.unknown_first += 1,
+        }
+        c.last += u32::from(best == r.steps);
+        c.runs += 1;
+    }
+    if counts.is_empty() {
+        return None;
+    }
+    let header: Vec<String> = table.columns.iter().map(|(t, z)| format!("{t} {z}")).collect();
+    let mut out = format!("| method | {} | all |\n|---|{}---:|\n", header.join(" | "), "---:|".repeat(header.len()));
+    let mut by_column = vec![Selected::default(); table.columns.len()];
+    for (m, _, _) in &table.rows {
+        let mut all = Selected::default();
+        let cells: Vec<String> = table
+            .columns
+            .iter()
+            .zip(by_column.iter_mut())
+            .map(|(col, total)| {
+                let c = counts.get(&(m.clone(), col.clone())).copied().unwrap_or_default();
+                all = all + c;
+                *total = *total + c;
+                c.text()
+            })
+            .collect();
+        out.push_str(&format!("| {m} | {} | {} |\n", cells.join(" | "), all.text()));
+    }
+    let all = by_column.iter().fold(Selected::default(), |a, &b| a + b);
+    let totals: Vec<String> = by_column.into_iter().map(Selected::text).collect();
+    out.push_str(&format!("| all methods | {} | {} |\n", totals.join(" | "), all.text()));
+    out.push_str(
+        "\nCheckpoint selection: in each cell, the runs whose best dev score came at the first evaluation / at the \
+         last evaluation, of the runs that finished ok. Best at the first: selection kept a barely trained model \
+         (a task not learnt, or a collapse from the start). Best at the last: still improving when training \
+         stopped, so more steps might raise the cell. – where the first evaluation's step is not recorded \
+         (per-epoch evaluation in records without a dev curve).\n",
+    );
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +474,45 @@ mod tests {
             cells,
             notes: Vec::new(),
         }
+    }
+
+    /// A finished run of `method` on RTE at 100 examples: best dev at `best` of `steps`, dev evaluated
+    /// every 50 steps.
+    fn run(method: &str, seed: u64, best: usize, steps: usize) -> Record {
+        serde_json::from_value(serde_json::json!({
+            "key": format!("rte__{method}__100__s{seed}"), "suite": "t", "task": "rte", "method": method,
+            "method_name": method, "method_config": {}, "config_hash": "h", "lr": 1e-3,
+            "training": {"eval_every": 50, "batch_size": 16}, "data_size": "100", "seed": seed, "status": "ok",
+            "message": null, "metrics": {}, "score": 50.0, "best_dev_score": 50.0, "best_step": best,
+            "steps": steps, "train_examples": 100, "dev_examples": 100, "test_examples": 100, "method_params": 0,
+            "head_params": 0, "backbone_params": 0, "method_percent": 0.0, "wall_seconds": 1.0,
+            "train_examples_per_second": 1.0, "peak_rss_mib": 1.0, "diagnostics": {}, "pelt_revision": "r",
+            "libtorch_version": "2.13.0", "device": "cpu", "machine": "m", "finished_at": 0
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn selection_counts_runs_best_at_the_first_and_the_last_evaluation() {
+        let mut records = vec![run("lora", 1, 50, 140), run("lora", 2, 140, 140), run("lora", 3, 100, 140)];
+        // A curve, where kept, gives the first evaluation (here at step 20, not eval_every's 50).
+        let mut curved = run("adapter", 1, 20, 140);
+        curved.curve = vec![crate::records::CurvePoint { step: 20, dev: 50.0, train_loss: 0.7 }];
+        records.push(curved);
+        // Per-epoch evaluation without a curve: the first evaluation's step is unknown.
+        let mut per_epoch = run("unipelt", 1, 140, 140);
+        per_epoch.training = serde_json::json!({"eval_every": "epoch", "batch_size": 16});
+        records.push(per_epoch);
+        let mut diverged = run("unipelt", 2, 50, 140);
+        diverged.status = Status::Diverged;
+        records.push(diverged);
+        let out = selection(&records, &table()).unwrap();
+        assert!(out.starts_with("| method | rte 100 | sst2 100 | all |\n|---|---:|---:|---:|\n"), "{out}");
+        assert!(out.contains("| lora | 1 / 1 of 3 |  | 1 / 1 of 3 |"), "{out}");
+        assert!(out.contains("| adapter | 1 / 0 of 1 |  | 1 / 0 of 1 |"), "{out}");
+        assert!(out.contains("| unipelt | – / 1 of 1 |  | – / 1 of 1 |"), "the diverged run is left out: {out}");
+        assert!(out.contains("| all methods | – / 2 of 5 |  | – / 2 of 5 |"), "{out}");
+        assert_eq!(selection(&[], &table()), None);
     }
 
     #[test]
