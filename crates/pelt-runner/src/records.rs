@@ -27,9 +27,17 @@ pub struct CurvePoint {
     /// Optimizer steps taken before the evaluation.
     pub step: usize,
     /// Dev score (0–100), the score that selects the checkpoint.
+    #[serde(deserialize_with = "nan_if_null")]
     pub dev: f64,
     /// Mean training loss over the steps since the previous evaluation.
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_loss: f64,
+}
+
+/// JSON has no NaN: serde_json writes a non-finite float as `null`. Read it back as NaN, so that one
+/// odd evaluation never makes a suite's records unreadable.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// One finished run, with everything needed to reproduce and compare it.
@@ -290,6 +298,15 @@ pub fn revision(root: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_curve_point_without_a_finite_value_reads_back_as_nan() {
+        let point = CurvePoint { step: 50, dev: f64::NAN, train_loss: 0.25 };
+        let text = serde_json::to_string(&point).unwrap();
+        assert_eq!(text, r#"{"step":50,"dev":null,"train_loss":0.25}"#);
+        let back: CurvePoint = serde_json::from_str(&text).unwrap();
+        assert!(back.dev.is_nan() && back.step == 50 && back.train_loss == 0.25);
+    }
 
     #[test]
     fn cpu_names_family_model_and_vector_extension() {
