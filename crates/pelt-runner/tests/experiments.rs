@@ -1,0 +1,63 @@
+//! The GLUE experiment files that say they run unipelt-lowres.yaml's methods: CI's short sweep
+//! (ci-glue.yaml) and UniPELT's table (unipelt-table.yaml, whose K columns `--reuse` takes over from
+//! unipelt-lowres's records only when method, config, learning rate and training settings all match).
+//! A rate retuned in one file and not the others would make CI test other runs than the tables show,
+//! or make `--reuse` silently retrain; these tests catch that.
+
+use serde_yaml::Value;
+use std::path::Path;
+
+/// An experiment file of the repository, parsed.
+fn experiment(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The file's methods as (method name, (lr, config)); a missing config is the empty one (the defaults).
+/// Labels are left out: `--reuse` matches runs by method name, config hash and the rest, not by row label
+/// (unipelt-table shows Pfeiffer's adapter as `adapter`).
+fn methods(exp: &Value) -> Vec<(String, (f64, Value))> {
+    exp["methods"]
+        .as_sequence()
+        .expect("a methods list")
+        .iter()
+        .map(|m| {
+            let name = m["method"].as_str().expect("a method name").to_owned();
+            let config = m.get("config").cloned().unwrap_or_else(|| Value::Mapping(Default::default()));
+            (name, (m["lr"].as_f64().expect("a learning rate"), config))
+        })
+        .collect()
+}
+
+/// Asserts that every method of `file` runs as the same method does in unipelt-lowres.yaml; returns the
+/// file's method names.
+fn runs_lowres_methods(file: &str) -> Vec<String> {
+    let lowres: std::collections::BTreeMap<_, _> = methods(&experiment("unipelt-lowres.yaml")).into_iter().collect();
+    let mut names = Vec::new();
+    for (name, spec) in methods(&experiment(file)) {
+        let Some(theirs) = lowres.get(&name) else { panic!("{file}: `{name}` is not in unipelt-lowres.yaml") };
+        assert_eq!(&spec, theirs, "{file}: `{name}` differs from unipelt-lowres.yaml (lr, config)");
+        names.push(name);
+    }
+    names
+}
+
+#[test]
+fn ci_glue_trains_every_lowres_method_as_lowres_does() {
+    let names = runs_lowres_methods("ci-glue.yaml");
+    let lowres: Vec<String> = methods(&experiment("unipelt-lowres.yaml")).into_iter().map(|(m, _)| m).collect();
+    assert_eq!(names, lowres, "ci-glue.yaml must train every unipelt-lowres method, in the same order");
+}
+
+#[test]
+fn unipelt_table_can_reuse_the_lowres_runs() {
+    let names = runs_lowres_methods("unipelt-table.yaml");
+    assert!(names.contains(&"unipelt".to_owned()) && names.len() >= 6, "{names:?}");
+    let (table, lowres) = (experiment("unipelt-table.yaml"), experiment("unipelt-lowres.yaml"));
+    assert_eq!(table["training"], lowres["training"], "training settings enter the run hash: they must match");
+    assert_eq!(table["backbone"], lowres["backbone"], "the backbone enters the run hash: it must match");
+    for seed in table["seeds"].as_sequence().unwrap() {
+        assert!(lowres["seeds"].as_sequence().unwrap().contains(seed), "seed {seed:?} is not in unipelt-lowres");
+    }
+}
