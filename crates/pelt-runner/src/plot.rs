@@ -373,28 +373,30 @@ pub type Curves = BTreeMap<CellKey, Vec<(usize, f64)>>;
 
 /// The dev curves of the runs that finished ok (the runs the table's cells average), each cell's seeds
 /// averaged step by step. Runs of one cell share their evaluation schedule; a step enters the mean only
-/// where every run of the cell that kept a curve evaluated it, so each point averages the same seeds.
-/// Records written before pelt kept curves add nothing.
+/// where every run of the cell that kept a curve evaluated it (to a finite score), so each point averages
+/// the same seeds; a cell left with no point is left out. Records written before pelt kept curves add
+/// nothing.
 pub fn curves(records: &[Record]) -> Curves {
     // Per cell: the runs with a curve, and the dev scores at each step.
     let mut by_cell: BTreeMap<CellKey, (usize, BTreeMap<usize, Vec<f64>>)> = BTreeMap::new();
     for r in records.iter().filter(|r| r.status == Status::Ok && !r.curve.is_empty()) {
         let (runs, steps) = by_cell.entry((r.method.clone(), (r.task.clone(), r.data_size.clone()))).or_default();
         *runs += 1;
-        for p in &r.curve {
+        for p in r.curve.iter().filter(|p| p.dev.is_finite()) {
             steps.entry(p.step).or_default().push(p.dev);
         }
     }
     by_cell
         .into_iter()
         .map(|(cell, (runs, steps))| {
-            let mean = steps
+            let mean: Vec<(usize, f64)> = steps
                 .into_iter()
                 .filter(|(_, devs)| devs.len() == runs)
                 .map(|(step, devs)| (step, devs.iter().sum::<f64>() / runs as f64))
                 .collect();
             (cell, mean)
         })
+        .filter(|(_, mean)| !mean.is_empty())
         .collect()
 }
 
@@ -412,9 +414,7 @@ fn draw_curves<DB: DrawingBackend>(
     let columns: Vec<&(String, String)> = table
         .columns
         .iter()
-        .filter(|c| {
-            table.rows.iter().any(|(m, _, _)| curves.get(&(m.clone(), (*c).clone())).is_some_and(|p| !p.is_empty()))
-        })
+        .filter(|c| table.rows.iter().any(|(m, _, _)| curves.contains_key(&(m.clone(), (*c).clone()))))
         .collect();
     let cols = match columns.len() {
         0..=4 => columns.len().clamp(1, 2),
@@ -431,7 +431,6 @@ fn draw_curves<DB: DrawingBackend>(
             .iter()
             .enumerate()
             .filter_map(|(i, (m, _, _))| curves.get(&(m.clone(), (*column).clone())).map(|p| (i, p)))
-            .filter(|(_, p)| !p.is_empty())
             .collect();
         let points = series.iter().flat_map(|(_, p)| p.iter());
         let (x_hi, lo, hi) = points
@@ -488,7 +487,7 @@ pub fn write(table: &Table, curves: &Curves, suite: &str, out: &Path, font: &Pat
     register(font)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut names = vec!["score_vs_size", "score_vs_params"];
-    if curves.values().any(|p| !p.is_empty()) {
+    if !curves.is_empty() {
         names.push("dev_curves");
     }
     let mut files = Vec::new();
@@ -657,6 +656,8 @@ mod tests {
             run("lora", 3, "ok", &[]),
             run("lora", 4, "diverged", &[(50, 10.0)]),
             run("head_only", 1, "ok", &[(50, 55.0)]),
+            // A cell whose only evaluation gave no finite score has no point to draw.
+            run("bitfit", 1, "ok", &[(50, f64::NAN)]),
         ];
         let cell = |m: &str| (m.to_owned(), ("sst2".to_owned(), "100".to_owned()));
         let expected: Curves = [(cell("head_only"), vec![(50, 55.0)]), (cell("lora"), vec![(50, 62.0), (100, 72.0)])]
