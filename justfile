@@ -35,6 +35,10 @@ sweep-glue-sample *ARGS: setup
 sweep-lowres DIR *ARGS: setup
     {{pelt}} sweep experiments/unipelt-lowres.yaml --glue-dir {{DIR}} {{ARGS}}
 
+# STS-B K = 100 at 50 epochs instead of unipelt-lowres's 20, for three methods: is that cell step-limited?
+sweep-lowres-budget DIR *ARGS: setup
+    {{pelt}} sweep experiments/lowres-budget.yaml --glue-dir {{DIR}} {{ARGS}}
+
 # UniPELT's main-table structure on a GLUE folder (K columns taken over from unipelt-lowres's records).
 sweep-unipelt-table DIR *ARGS: setup
     {{pelt}} sweep experiments/unipelt-table.yaml --glue-dir {{DIR}} $(test -d results/unipelt-lowres/records && echo --reuse results/unipelt-lowres) {{ARGS}}

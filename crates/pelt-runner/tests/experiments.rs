@@ -1,8 +1,9 @@
 //! The GLUE experiment files that say they run unipelt-lowres.yaml's methods: CI's short sweep
-//! (ci-glue.yaml) and UniPELT's table (unipelt-table.yaml, whose K columns `--reuse` takes over from
-//! unipelt-lowres's records only when method, config, learning rate and training settings all match).
-//! A rate retuned in one file and not the others would make CI test other runs than the tables show,
-//! or make `--reuse` silently retrain; these tests catch that.
+//! (ci-glue.yaml), the step-budget check (lowres-budget.yaml) and UniPELT's table (unipelt-table.yaml,
+//! whose K columns `--reuse` takes over from unipelt-lowres's records only when method, config,
+//! learning rate and training settings all match). A rate retuned in one file and not the others would
+//! make CI test other runs than the tables show, or make `--reuse` silently retrain; these tests catch
+//! that.
 
 use serde_yaml::Value;
 use std::path::Path;
@@ -48,6 +49,18 @@ fn ci_glue_trains_every_lowres_method_as_lowres_does() {
     let names = runs_lowres_methods("ci-glue.yaml");
     let lowres: Vec<String> = methods(&experiment("unipelt-lowres.yaml")).into_iter().map(|(m, _)| m).collect();
     assert_eq!(names, lowres, "ci-glue.yaml must train every unipelt-lowres method, in the same order");
+}
+
+#[test]
+fn the_budget_check_trains_as_lowres_does() {
+    let names = runs_lowres_methods("lowres-budget.yaml");
+    assert_eq!(names, ["bitfit", "houlsby", "lora"]);
+    let (budget, lowres) = (experiment("lowres-budget.yaml"), experiment("unipelt-lowres.yaml"));
+    // Only the epochs differ: the point of the file.
+    let mut training = budget["training"].clone();
+    training["epochs"] = lowres["training"]["epochs"].clone();
+    assert_eq!(training, lowres["training"]);
+    assert_eq!(budget["backbone"], lowres["backbone"]);
 }
 
 #[test]
