@@ -631,19 +631,10 @@ mod tests {
 
     /// A finished run of `method` on SST-2 at 100 examples with the dev curve `curve`.
     fn run(method: &str, seed: u64, status: &str, curve: &[(usize, f64)]) -> Record {
-        let curve: Vec<_> =
-            curve.iter().map(|&(step, dev)| serde_json::json!({"step": step, "dev": dev, "train_loss": 0.5})).collect();
-        serde_json::from_value(serde_json::json!({
-            "key": format!("sst2__{method}__100__s{seed}"), "suite": "t", "task": "sst2", "method": method,
-            "method_name": method, "method_config": {}, "config_hash": "h", "lr": 1e-3, "training": {},
-            "data_size": "100", "seed": seed, "status": status, "message": null, "metrics": {}, "score": 50.0,
-            "best_dev_score": null, "best_step": null, "curve": curve, "steps": 150, "train_examples": 100,
-            "dev_examples": 100, "test_examples": 100, "method_params": 0, "head_params": 0, "backbone_params": 0,
-            "method_percent": 0.0, "wall_seconds": 1.0, "train_examples_per_second": 1.0, "peak_rss_mib": 1.0,
-            "diagnostics": {}, "pelt_revision": "r", "libtorch_version": "2.13.0", "device": "cpu", "machine": "m",
-            "finished_at": 0
-        }))
-        .unwrap()
+        let mut r = crate::records::test_record("sst2", method, seed);
+        r.status = serde_json::from_value(serde_json::json!(status)).unwrap();
+        r.curve = curve.iter().map(|&(step, dev)| crate::records::CurvePoint { step, dev, train_loss: 0.5 }).collect();
+        r
     }
 
     #[test]

@@ -295,6 +295,23 @@ pub fn revision(root: &Path) -> String {
     }
 }
 
+/// A finished run of `method` on `task` at 100 examples, seed `seed`, for the tests of the readers of
+/// records (tables, plots): status ok, score 50, 150 steps, no curve; tests set what they look at.
+#[cfg(test)]
+pub(crate) fn test_record(task: &str, method: &str, seed: u64) -> Record {
+    serde_json::from_value(serde_json::json!({
+        "key": format!("{task}__{method}__100__s{seed}"), "suite": "t", "task": task, "method": method,
+        "method_name": method, "method_config": {}, "config_hash": "h", "lr": 1e-3,
+        "training": {"eval_every": 50, "batch_size": 16}, "data_size": "100", "seed": seed, "status": "ok",
+        "message": null, "metrics": {}, "score": 50.0, "best_dev_score": null, "best_step": null, "steps": 150,
+        "train_examples": 100, "dev_examples": 100, "test_examples": 100, "method_params": 0, "head_params": 0,
+        "backbone_params": 0, "method_percent": 0.0, "wall_seconds": 1.0, "train_examples_per_second": 1.0,
+        "peak_rss_mib": 1.0, "diagnostics": {}, "pelt_revision": "r", "libtorch_version": "2.13.0", "device": "cpu",
+        "machine": "m", "finished_at": 0
+    }))
+    .expect("a whole record")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

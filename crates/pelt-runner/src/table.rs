@@ -479,17 +479,9 @@ mod tests {
     /// A finished run of `method` on RTE at 100 examples: best dev at `best` of `steps`, dev evaluated
     /// every 50 steps.
     fn run(method: &str, seed: u64, best: usize, steps: usize) -> Record {
-        serde_json::from_value(serde_json::json!({
-            "key": format!("rte__{method}__100__s{seed}"), "suite": "t", "task": "rte", "method": method,
-            "method_name": method, "method_config": {}, "config_hash": "h", "lr": 1e-3,
-            "training": {"eval_every": 50, "batch_size": 16}, "data_size": "100", "seed": seed, "status": "ok",
-            "message": null, "metrics": {}, "score": 50.0, "best_dev_score": 50.0, "best_step": best,
-            "steps": steps, "train_examples": 100, "dev_examples": 100, "test_examples": 100, "method_params": 0,
-            "head_params": 0, "backbone_params": 0, "method_percent": 0.0, "wall_seconds": 1.0,
-            "train_examples_per_second": 1.0, "peak_rss_mib": 1.0, "diagnostics": {}, "pelt_revision": "r",
-            "libtorch_version": "2.13.0", "device": "cpu", "machine": "m", "finished_at": 0
-        }))
-        .unwrap()
+        let mut r = crate::records::test_record("rte", method, seed);
+        (r.best_dev_score, r.best_step, r.steps) = (Some(50.0), Some(best), steps);
+        r
     }
 
     #[test]
