@@ -154,15 +154,19 @@ if ! fm_ok; then
   if [ ! -f "$deb" ] || [ "$(sha "$deb")" != "$fm_deb_sha" ]; then
     log "downloading Fashion-MNIST ($fm_deb)"
     tmp="$(mktemp -d "$cache/downloads/.partial.XXXXXX")"
-    # Straight from the Debian archive's pool; apt-get download (which needs the apt lists) if that fails.
-    curl -fsS --retry 3 -o "$tmp/$fm_deb" \
-      "http://deb.debian.org/debian/pool/main/d/dataset-fashion-mnist/dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb" \
-      || (cd "$tmp" && apt-get download "dataset-fashion-mnist=0.0~git20200523.55506a9-1" >/dev/null 2>&1) || true
+    # Through Debian's own client only (the package manager knows its mirrors; no host is named here).
+    # A machine whose package lists were never fetched finds nothing: refresh them once (root only) and retry.
+    fm_get() { (cd "$tmp" && apt-get download "dataset-fashion-mnist=0.0~git20200523.55506a9-1" >/dev/null 2>&1); }
+    if ! fm_get && [ "$(id -u)" = 0 ]; then
+      log "refreshing apt's package lists (apt-get update) to find dataset-fashion-mnist"
+      apt-get update -qq >/dev/null 2>&1 || true
+      fm_get || true
+    fi
     if [ -f "$tmp/$fm_deb" ] && [ "$(sha "$tmp/$fm_deb")" = "$fm_deb_sha" ]; then
       mv "$tmp/$fm_deb" "$deb"
     fi
     rm -rf "$tmp"
-    [ -f "$deb" ] || { log "Fashion-MNIST: could not download $fm_deb with sha256 $fm_deb_sha (apt-get download)"; exit 1; }
+    [ -f "$deb" ] || { log "Fashion-MNIST: could not download $fm_deb with sha256 $fm_deb_sha through apt-get download (as root, run apt-get update first)"; exit 1; }
   fi
   tmp="$(mktemp -d "$cache/downloads/.partial.XXXXXX")"
   dpkg-deb -x "$deb" "$tmp"
