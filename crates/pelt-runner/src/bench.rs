@@ -6,11 +6,16 @@
 //! the official train split, tokenised with the same tokenizer, padded per batch and bucketed by length
 //! as `pelt sweep` trains.
 
-use crate::{optim::AdamW, records, train};
+use crate::host;
 use anyhow::{bail, Context, Result};
 use pelt_backbone::{Bert, ClassificationHead, Pooling};
+use pelt_classify::run::loss_of;
 use pelt_core::{params, Backbone, Inputs, Registry};
 use pelt_data::{glue, tokenize::TextTokenizer, Encoding, LabelSpace};
+use pelt_train::{
+    batch::{bucketed_batches, inputs},
+    AdamW,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -117,7 +122,7 @@ pub fn run(
             let tok = TextTokenizer::load(&model_dir.join("tokenizer.json"), 128)?;
             let enc: Vec<Encoding> = tok.encode(examples)?;
             let lengths: Vec<usize> = enc.iter().map(|e| e.ids.len()).collect();
-            let order = train::bucketed_batches(&lengths, *batch, &mut ChaCha8Rng::seed_from_u64(0));
+            let order = bucketed_batches(&lengths, *batch, &mut ChaCha8Rng::seed_from_u64(0));
             if order.len() < total {
                 bail!("SST-2 has too few examples for {total} batches of {batch}");
             }
@@ -126,7 +131,7 @@ pub fn run(
                 .take(total)
                 .map(|idx| {
                     let rows: Vec<&Encoding> = idx.iter().map(|&i| &enc[i]).collect();
-                    let inputs = train::inputs(&rows, tok.pad_id, device);
+                    let inputs = inputs(&rows, tok.pad_id, device);
                     let labels =
                         Tensor::from_slice(&idx.iter().map(|&i| examples[i].label.value() as i64).collect::<Vec<_>>());
                     let shape = (rows.len(), inputs.input_ids.size()[1] as usize);
@@ -142,7 +147,7 @@ pub fn run(
     for (i, (inputs, labels, shape)) in prepared.iter().enumerate() {
         let started = std::time::Instant::now();
         let logits = head.forward(&backbone.forward(inputs, m.as_ref(), true), true);
-        let loss = train::loss_of(&logits, labels, &LabelSpace::Classes(vec![]));
+        let loss = loss_of(&logits, labels, &LabelSpace::Classes(vec![]));
         opt.zero_grad();
         loss.backward();
         m.after_backward();
@@ -167,7 +172,7 @@ pub fn run(
         },
         median_step_s: times[times.len() / 2],
         examples_per_s: examples as f64 / total_s,
-        peak_rss_mib: records::peak_rss_mib(),
+        peak_rss_mib: host::peak_rss_mib(),
         trainable: n_trainable,
         shapes,
         threads: tch::get_num_threads(),

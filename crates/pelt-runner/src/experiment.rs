@@ -1,258 +1,26 @@
 //! Experiment files: one YAML per sweep or paper table, validated whole before any training starts.
 
 use anyhow::{anyhow, bail, Context, Result};
+pub use pelt_classify::Transfer;
+use pelt_classify::{SHIPPED, VISION};
 use pelt_core::{BackboneDims, Registry};
+pub use pelt_records::DataSize;
+use pelt_seq2seq::is_summarization;
+pub use pelt_seq2seq::GenerationSpec;
+pub use pelt_train::{MethodSpec, Training};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// A training-set size: a number of examples, k per class, or all of the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DataSize {
-    /// K examples drawn from the training pool (UniPELT low-resource protocol).
-    Examples(usize),
-    /// k examples per class for train and again for dev (LM-BFF few-shot).
-    Shot(usize),
-    /// The whole training pool (minus the held-out dev set where the task has none).
-    All,
-}
-
-impl DataSize {
-    /// The label used in records and tables: `100`, `16-shot`, `all`.
-    pub fn label(self) -> String {
-        match self {
-            DataSize::Examples(k) => k.to_string(),
-            DataSize::Shot(k) => format!("{k}-shot"),
-            DataSize::All => "all".into(),
-        }
-    }
-
-    /// Parses a label written by [`DataSize::label`].
-    pub fn parse(s: &str) -> Option<DataSize> {
-        if s == "all" {
-            return Some(DataSize::All);
-        }
-        if let Some(k) = s.strip_suffix("-shot") {
-            return k.parse().ok().filter(|k| *k > 0).map(DataSize::Shot);
-        }
-        s.parse().ok().filter(|k| *k > 0).map(DataSize::Examples)
-    }
-
-    /// Sort key: sizes in increasing order, `all` last.
-    pub fn order(self) -> (u8, usize) {
-        match self {
-            DataSize::Shot(k) => (0, k),
-            DataSize::Examples(k) => (1, k),
-            DataSize::All => (2, 0),
-        }
-    }
-}
-
-impl Serialize for DataSize {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.label())
-    }
-}
-
-impl<'de> Deserialize<'de> for DataSize {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<DataSize, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(i64),
-            S(String),
-        }
-        let bad = || serde::de::Error::custom("a data size is a positive number, `N-shot` or `all`");
-        match Raw::deserialize(d)? {
-            Raw::N(n) if n > 0 => Ok(DataSize::Examples(n as usize)),
-            Raw::N(_) => Err(bad()),
-            Raw::S(s) => DataSize::parse(&s).ok_or_else(bad),
-        }
-    }
-}
-
-/// When the dev set is evaluated for model selection: `epoch`, or a number of optimizer steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EvalEvery {
-    /// After every epoch.
-    Epoch,
-    /// Every N optimizer steps (and at the end).
-    Steps(usize),
-}
-
-impl Serialize for EvalEvery {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            EvalEvery::Epoch => s.serialize_str("epoch"),
-            EvalEvery::Steps(n) => s.serialize_u64(*n as u64),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for EvalEvery {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EvalEvery, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(i64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) if n > 0 => Ok(EvalEvery::Steps(n as usize)),
-            Raw::S(s) if s == "epoch" => Ok(EvalEvery::Epoch),
-            _ => Err(serde::de::Error::custom("eval_every is `epoch` or a positive number of steps")),
-        }
-    }
-}
-
-/// Optimisation settings shared by every run of a sweep.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Training {
-    /// Passes over the training set.
-    pub epochs: usize,
-    /// Upper bound on optimizer steps (0 = no bound).
-    pub max_steps: usize,
-    /// Lower bound on optimizer steps: small data sizes get more epochs so every run trains enough.
-    pub min_steps: usize,
-    /// Examples per step.
-    pub batch_size: usize,
-    /// Examples per evaluation batch.
-    pub eval_batch_size: usize,
-    /// Token limit per example (pairs are truncated longest-first).
-    pub max_len: usize,
-    /// Fraction of steps with linear warm-up.
-    pub warmup_ratio: f64,
-    /// AdamW decoupled weight decay (not applied to biases and LayerNorm).
-    pub weight_decay: f64,
-    /// Global gradient-norm clip.
-    pub max_grad_norm: f64,
-    /// Dev evaluation schedule.
-    pub eval_every: EvalEvery,
-    /// Cap on the dev set used for model selection (protocol maximum 1000).
-    pub dev_limit: usize,
-    /// Cap on the test set (0 = the whole test split); a cap takes a fixed seeded sample.
-    pub test_limit: usize,
-    /// Intra-op threads for libtorch (0 = libtorch's default).
-    pub threads: usize,
-    /// Peak learning rate of the parts every method trains — the task head, a warm-started decoder's
-    /// new cross-attention and output transform — so that rows differ only in the method (`None`: each
-    /// method's own `lr`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub head_lr: Option<f64>,
-}
-
-impl Default for Training {
-    fn default() -> Self {
-        Training {
-            epochs: 10,
-            max_steps: 0,
-            min_steps: 0,
-            batch_size: 32,
-            eval_batch_size: 64,
-            max_len: 128,
-            warmup_ratio: 0.06,
-            weight_decay: 0.01,
-            max_grad_norm: 1.0,
-            eval_every: EvalEvery::Epoch,
-            dev_limit: 1000,
-            test_limit: 0,
-            threads: 0,
-            head_lr: None,
-        }
-    }
-}
-
-/// One method of the sweep with its configuration and learning rate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MethodSpec {
-    /// Registry name.
-    pub method: String,
-    /// Row label in tables (defaults to the method name); must be unique within the file.
-    #[serde(default)]
-    pub label: Option<String>,
-    /// Peak learning rate.
-    pub lr: f64,
-    /// Method configuration; omitted fields take the method's defaults.
-    #[serde(default)]
-    pub config: serde_yaml::Value,
-    /// In an experiment with a `transfer` section: whether this method trains on the source tasks
-    /// first (default) or only on the target (`false`: the single-task baseline row).
-    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
-    pub transfer: bool,
-    /// In a summarization experiment with several tasks (XL-Sum languages): one instance of the method
-    /// trained on every task at once and evaluated on each, instead of one per task.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub shared: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// How source training picks the task of each step.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Sampling {
-    /// With probability proportional to the task's training examples.
-    #[default]
-    Proportional,
-    /// Every task equally often.
-    Uniform,
-}
-
-/// The two-stage protocol (Polytropon, ATTEMPT): train on the source tasks together, each step one
-/// task's batch with its own head and task id, then adapt to each target task of `tasks` as in a
-/// single-task run. Source training is the same for every target, size and seed of a method, so it
-/// runs once per (method, seed) and is kept in `<suite>/sources/`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Transfer {
-    /// Source task names (GLUE or shipped); none of them may be a target.
-    pub sources: Vec<String>,
-    /// How each step's task is drawn.
-    #[serde(default)]
-    pub sampling: Sampling,
-    /// Training examples per source, drawn with the seed (0 = all of its training pool).
-    #[serde(default)]
-    pub examples_per_source: usize,
-    /// Optimizer steps of source training (warm-up and linear decay as in `training`).
-    pub steps: usize,
-}
-
-/// Target and decoding settings of a summarization experiment.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GenerationSpec {
-    /// Summary tokens kept as training targets (the decoder adds its start and end tokens).
-    pub max_target_len: usize,
-    /// Tokens generated at most.
-    pub max_new_tokens: usize,
-    /// 1: greedy decoding; more: beam search.
-    pub num_beams: usize,
-    /// Beam scores are divided by length^length_penalty.
-    pub length_penalty: f64,
-    /// No n-gram of this size is generated twice (0: no constraint).
-    pub no_repeat_ngram_size: usize,
-}
-
-impl Default for GenerationSpec {
-    fn default() -> Self {
-        GenerationSpec {
-            max_target_len: 32,
-            max_new_tokens: 32,
-            num_beams: 1,
-            length_penalty: 1.0,
-            no_repeat_ngram_size: 0,
-        }
-    }
-}
-
-impl MethodSpec {
-    /// The row label.
-    pub fn label(&self) -> &str {
-        self.label.as_deref().unwrap_or(&self.method)
-    }
+/// Where an experiment's data and models are, besides what the file says: the command line's
+/// overrides of its folders, and the assets folder of the set-up.
+#[derive(Debug, Clone, Default)]
+pub struct Places<'a> {
+    /// `--glue-dir`, over the file's `glue_dir`.
+    pub glue_dir: Option<&'a Path>,
+    /// `--xlsum-dir`, over the file's `xlsum_dir`.
+    pub xlsum_dir: Option<&'a Path>,
+    /// The assets folder (`--assets` / `PELT_ASSETS`); the default backbone is its `minilm/`.
+    pub assets: Option<&'a Path>,
 }
 
 /// A sweep: methods × tasks × data sizes × seeds.
@@ -264,8 +32,9 @@ pub struct Experiment {
     /// Caption printed above the table.
     #[serde(default)]
     pub description: String,
-    /// HF model folder, relative to the repository root (the experiment file's parent's parent).
-    #[serde(default = "default_backbone")]
+    /// HF model folder, relative to the repository root; by default the set-up's all-MiniLM-L6-v2,
+    /// `minilm/` under the assets folder (`--assets`, `PELT_ASSETS`). Resolved to a full path on load.
+    #[serde(default)]
     pub backbone: PathBuf,
     /// Task names: GLUE tasks (need `glue_dir`) or shipped sets (`rotten_tomatoes`, `bbc_news`).
     pub tasks: Vec<String>,
@@ -304,10 +73,6 @@ pub struct Experiment {
     pub source: PathBuf,
 }
 
-fn default_backbone() -> PathBuf {
-    PathBuf::from("assets/minilm")
-}
-
 /// The 1-based line of the `index`-th entry of the top-level `methods:` list, and of `field` inside
 /// it when given, so errors from method configs (parsed after the file) can still point at a line.
 pub fn locate_method(text: &str, index: usize, field: Option<&str>) -> Option<usize> {
@@ -341,52 +106,24 @@ pub fn locate_method(text: &str, index: usize, field: Option<&str>) -> Option<us
     entry_line.map(|l| l + 1)
 }
 
-/// Known shipped text task names.
-pub const SHIPPED: [&str; 2] = ["rotten_tomatoes", "bbc_news"];
-
-/// Known shipped summarization task names (`xlsum:<language>` tasks come from a user's XL-Sum folder).
-pub const SUMMARIZATION: [&str; 2] = ["bbc_headlines", "aclsum"];
-
-/// Whether a task is summarization (trained as seq2seq and scored by ROUGE).
-pub fn is_summarization(task: &str) -> bool {
-    SUMMARIZATION.contains(&task) || task.starts_with("xlsum:")
-}
-
-/// Known shipped image task names (they need a ViT backbone).
-pub const VISION: [&str; 3] = ["fashion_mnist", "digits", "mnist_5k"];
-
 impl Experiment {
     /// Reads and validates an experiment file. Every error names the file, and the line and field
     /// where there is one. `dims` come from the backbone's `config.json`, so method configs are
     /// validated against the real sizes before anything is trained.
-    pub fn load(
-        path: &Path,
-        registry: &Registry,
-        root: &Path,
-        glue_override: Option<&Path>,
-    ) -> Result<(Experiment, BackboneDims)> {
-        Experiment::load_with(path, registry, root, glue_override, None)
-    }
-
-    /// [`Experiment::load`] with the XL-Sum folder overridden too.
-    pub fn load_with(
-        path: &Path,
-        registry: &Registry,
-        root: &Path,
-        glue_override: Option<&Path>,
-        xlsum_override: Option<&Path>,
-    ) -> Result<(Experiment, BackboneDims)> {
+    pub fn load(path: &Path, registry: &Registry, root: &Path, places: &Places) -> Result<(Experiment, BackboneDims)> {
         let shown = path.display();
         let text = std::fs::read_to_string(path).with_context(|| format!("{shown}: cannot read experiment file"))?;
         let mut exp: Experiment = serde_yaml::from_str(&text).map_err(|e| anyhow!("{shown}: {e}"))?;
         exp.source = path.to_path_buf();
-        if let Some(g) = glue_override {
+        if let Some(g) = places.glue_dir {
             exp.glue_dir = Some(g.to_path_buf());
         }
-        if let Some(x) = xlsum_override {
+        if let Some(x) = places.xlsum_dir {
             exp.xlsum_dir = Some(x.to_path_buf());
         }
-        if exp.backbone.is_relative() {
+        if exp.backbone.as_os_str().is_empty() {
+            exp.backbone = root.join(places.assets.unwrap_or(Path::new("assets"))).join("minilm");
+        } else if exp.backbone.is_relative() {
             exp.backbone = root.join(&exp.backbone);
         }
         let line_of = |key: &str| text.lines().position(|l| l.starts_with(&format!("{key}:"))).map_or(0, |i| i + 1);
@@ -522,6 +259,16 @@ impl Experiment {
         Ok((exp, dims))
     }
 
+    /// What the reports need of this experiment: name, caption, row and column order.
+    pub fn suite(&self) -> pelt_report::Suite {
+        pelt_report::Suite {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            tasks: self.tasks.clone(),
+            methods: self.methods.iter().map(|m| m.label().to_owned()).collect(),
+        }
+    }
+
     /// Whether the experiment trains encoder-decoders on summarization tasks.
     pub fn is_summarization(&self) -> bool {
         self.tasks.iter().any(|t| is_summarization(t))
@@ -635,21 +382,76 @@ mod tests {
     use super::*;
 
     #[test]
-    fn data_sizes_parse_and_order() {
-        let v: Vec<DataSize> = serde_yaml::from_str("[100, all, 16-shot]").unwrap();
-        assert_eq!(v, vec![DataSize::Examples(100), DataSize::All, DataSize::Shot(16)]);
-        assert!(serde_yaml::from_str::<Vec<DataSize>>("[0]").is_err());
-        assert!(serde_yaml::from_str::<Vec<DataSize>>("[lots]").is_err());
-        assert!(DataSize::Shot(16).order() < DataSize::Examples(10).order());
-        assert_eq!(DataSize::parse(&DataSize::All.label()), Some(DataSize::All));
-    }
-
-    #[test]
     fn locates_method_entries_and_fields() {
         let text = "name: x\nmethods:\n  - method: full\n    lr: 1e-5\n  - method: lora\n    lr: 5e-4\n    config:\n      r: 0\nseeds: [1]\n";
         assert_eq!(locate_method(text, 0, None), Some(3));
         assert_eq!(locate_method(text, 1, Some("lr")), Some(6));
         assert_eq!(locate_method(text, 1, Some("r")), Some(8));
         assert_eq!(locate_method(text, 1, Some("method")), Some(5));
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A valid experiment over a tiny BERT's config and a one-file SST-2, beside which the test writes
+    /// its variants.
+    const VALID: &str = "name: fuzz\ndescription: a file to mutate\nbackbone: model\ntasks: [sst2]\nglue_dir: glue\n\
+data_sizes: [100, 16-shot]\nseeds: [1, 2]\ntraining:\n  epochs: 2\n  batch_size: 8\n  eval_every: 10\n\
+methods:\n  - method: lora\n    lr: 1.0e-3\n    config: {r: 4}\n  - method: houlsby\n    label: adapter\n    lr: 1.0e-3\n";
+
+    fn workspace() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("model")).unwrap();
+        let config = serde_json::json!({"model_type": "bert", "vocab_size": 100, "hidden_size": 16,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32,
+            "max_position_embeddings": 64, "type_vocab_size": 2});
+        std::fs::write(dir.path().join("model/config.json"), config.to_string()).unwrap();
+        std::fs::create_dir_all(dir.path().join("glue/SST-2")).unwrap();
+        std::fs::write(dir.path().join("glue/SST-2/train.tsv"), "sentence\tlabel\na b\t1\n").unwrap();
+        dir
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_experiment_file_is_loaded_or_refused(edit in 0usize..4, at in any::<prop::sample::Index>(),
+                                                    b in any::<u8>(), noise in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let bytes = match edit {
+                0 => noise,
+                1 => { let mut v = VALID.as_bytes().to_vec(); let i = at.index(v.len()); v[i] ^= b | 1; v }
+                2 => { let mut v = VALID.as_bytes().to_vec(); let i = at.index(v.len()); v.insert(i, b); v }
+                _ => VALID.as_bytes()[..at.index(VALID.len())].to_vec(),
+            };
+            let dir = workspace();
+            let path = dir.path().join("e.yaml");
+            std::fs::write(&path, &bytes).unwrap();
+            let registry = crate::registry::registry();
+            if let Err(e) = Experiment::load(&path, &registry, dir.path(), &Places::default()) {
+                // Every refusal names the file.
+                prop_assert!(e.to_string().contains("e.yaml"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_valid_file_loads_and_the_default_backbone_follows_the_assets_folder() {
+        let dir = workspace();
+        let path = dir.path().join("e.yaml");
+        // A relative glue_dir is read from the current folder, as on the command line.
+        let valid = VALID.replace("glue_dir: glue", &format!("glue_dir: {}", dir.path().join("glue").display()));
+        std::fs::write(&path, &valid).unwrap();
+        let registry = crate::registry::registry();
+        let (exp, _) = Experiment::load(&path, &registry, dir.path(), &Places::default()).unwrap();
+        assert_eq!(exp.backbone, dir.path().join("model"));
+        std::fs::create_dir_all(dir.path().join("elsewhere/minilm")).unwrap();
+        std::fs::copy(dir.path().join("model/config.json"), dir.path().join("elsewhere/minilm/config.json")).unwrap();
+        std::fs::write(&path, valid.replace("backbone: model\n", "")).unwrap();
+        let places = Places { assets: Some(Path::new("elsewhere")), ..Places::default() };
+        let (exp, _) = Experiment::load(&path, &registry, dir.path(), &places).unwrap();
+        assert_eq!(exp.backbone, dir.path().join("elsewhere/minilm"));
     }
 }

@@ -1,21 +1,22 @@
 //! `pelt`: run sweeps of parameter-efficient tuning methods and print the comparison tables.
+//!
+//! The binary only runs: the command line, experiment files, the sweep's grid, keys, shards and
+//! resume. Training lives in the task-family crates (`pelt-classify`, `pelt-seq2seq`) on the shared
+//! loop of `pelt-train`; records in `pelt-records`; tables, plots and pages in `pelt-report`.
 
 #![warn(missing_docs)]
 
 mod bench;
 mod experiment;
-mod optim;
-mod plot;
-mod pretrain;
-mod records;
+mod host;
 mod registry;
-mod summarize;
 mod sweep;
-mod table;
-mod train;
+mod weights;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use pelt_classify::pretrain;
+use pelt_report::{page, plot, table, Records, Suite};
 use std::path::{Path, PathBuf};
 
 /// pelt: benchmarks parameter-efficient tuning methods side by side.
@@ -83,7 +84,7 @@ enum Command {
         suite: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value = "markdown")]
-        format: table::Format,
+        format: Format,
         /// Cells from this test metric (`rouge1`, `rouge2`, `rougeL`, `accuracy`, …) instead of the task
         /// score.
         #[arg(long)]
@@ -92,6 +93,10 @@ enum Command {
         /// with the difference and its standard error over seeds.
         #[arg(long)]
         against: Option<String>,
+        /// Fail (exit status 1) when a record file of the suite is not a record; by default such files
+        /// are named, left out and counted, and the table covers the rest.
+        #[arg(long)]
+        strict: bool,
     },
     /// Plot a suite's records: score against data size per method, score against % trainable
     /// parameters, and dev score against training step where the records keep curves; SVG and PNG.
@@ -159,6 +164,27 @@ enum Command {
     },
 }
 
+/// Table formats on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// GitHub Markdown.
+    Markdown,
+    /// Comma-separated values (one row per method, mean and std columns per cell).
+    Csv,
+    /// A LaTeX tabular.
+    Latex,
+}
+
+impl From<Format> for table::Format {
+    fn from(f: Format) -> table::Format {
+        match f {
+            Format::Markdown => table::Format::Markdown,
+            Format::Csv => table::Format::Csv,
+            Format::Latex => table::Format::Latex,
+        }
+    }
+}
+
 fn parse_shard(s: &str) -> Result<(usize, usize)> {
     let parsed = s.split_once('/').and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
     match parsed {
@@ -178,58 +204,43 @@ fn parse_device(s: &str) -> Result<tch::Device> {
     })
 }
 
-/// Writes the suite's table files (Markdown, CSV, LaTeX) next to its records and returns the Markdown.
-fn write_tables(suite_dir: &Path, exp: Option<&experiment::Experiment>) -> Result<String> {
-    let store = records::Store::open(suite_dir)?;
-    let records = store.load_all()?;
-    if records.is_empty() {
-        bail!("{}: no records yet", suite_dir.display());
-    }
-    let t = table::build(&records, exp)?;
-    for (format, ext) in [(table::Format::Markdown, "md"), (table::Format::Csv, "csv"), (table::Format::Latex, "tex")] {
-        records::write_atomic(&suite_dir.join(format!("table.{ext}")), t.render(format).as_bytes())?;
-    }
-    let mut text = t.render(table::Format::Markdown);
-    if let Some(d) = table::diagnostics(&records, exp) {
-        records::write_atomic(&suite_dir.join("diagnostics.md"), d.as_bytes())?;
-        text.push('\n');
-        text.push_str(&d);
-    }
-    if let Some(s) = table::selection(&records, &t) {
-        records::write_atomic(&suite_dir.join("selection.md"), s.as_bytes())?;
-        text.push('\n');
-        text.push_str(&s);
-    }
-    Ok(text)
+/// Writes a suite's tables and its page, `README.md` (the hand-written reading kept); returns the
+/// tables' Markdown and the records.
+fn report(dir: &Path, suite: Option<&Suite>) -> Result<(String, Records)> {
+    let records = Records::load(dir)?;
+    let md = pelt_report::write_tables(dir, &records.records, suite)?;
+    let table = table::build(&records.records, suite)?.render(table::Format::Markdown);
+    let name = suite.map_or_else(|| dir.display().to_string(), |s| s.name.clone());
+    page::write(dir, &page::Page { name: &name, table: &table })?;
+    Ok((md, records))
 }
 
-/// A suite's folder and experiment, from the folder or from its experiment file.
-fn locate_suite(
-    suite: &Path,
+/// Each row's method family from the registry, full fine-tuning and the linear probe as the references
+/// every panel of the score-vs-size chart shows.
+fn families(records: &[pelt_records::Record], registry: &pelt_core::Registry) -> plot::Families {
+    let family = |name: &str| match name {
+        "full" | "head_only" => plot::REFERENCE.to_owned(),
+        other => registry.get(other).map_or_else(|_| "other".to_owned(), |e| e.info.family.to_owned()),
+    };
+    records.iter().map(|r| (r.method.clone(), family(&r.method_name))).collect()
+}
+
+/// Draws a suite's plots into `out` and refreshes its page (which shows them).
+fn plots(
+    dir: &Path,
+    suite: Option<&Suite>,
     registry: &pelt_core::Registry,
-    root: &Path,
-) -> Result<(PathBuf, Option<experiment::Experiment>)> {
-    if suite.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-        let (exp, _) = experiment::Experiment::load(suite, registry, root, None)?;
-        Ok((PathBuf::from("results").join(&exp.name), Some(exp)))
-    } else {
-        let saved = suite.join("experiment.yaml");
-        let exp = std::fs::read_to_string(&saved).ok().and_then(|t| serde_yaml::from_str(&t).ok());
-        Ok((suite.to_path_buf(), exp))
-    }
-}
-
-/// Writes the suite's plots into `out` and returns their paths.
-fn write_plots(
-    suite_dir: &Path,
-    exp: Option<&experiment::Experiment>,
     out: &Path,
     assets: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let records = records::Store::open(suite_dir)?.load_all()?;
-    let t = table::build(&records, exp)?;
-    let name = exp.map(|e| e.name.clone()).unwrap_or_else(|| suite_dir.display().to_string());
-    plot::write(&t, &plot::curves(&records), &name, out, &assets.join("fonts/Roboto-Regular.ttf"))
+    let records = Records::load(dir)?;
+    let font = assets.join("fonts/Roboto-Regular.ttf");
+    let families = families(&records.records, registry);
+    let files = pelt_report::write_plots(dir, &records.records, suite, &families, out, &font)?;
+    let table = table::build(&records.records, suite)?.render(table::Format::Markdown);
+    let name = suite.map_or_else(|| dir.display().to_string(), |s| s.name.clone());
+    page::write(dir, &page::Page { name: &name, table: &table })?;
+    Ok(files)
 }
 
 /// Writes to stdout; a closed pipe (`pelt table … | head`) ends the program quietly instead of
@@ -301,8 +312,12 @@ fn main() -> Result<()> {
         } => {
             let shard = parse_shard(&shard)?;
             let device = parse_device(&device)?;
-            let (exp, _dims) =
-                experiment::Experiment::load_with(&file, &registry, &root, glue_dir.as_deref(), xlsum_dir.as_deref())?;
+            let places = experiment::Places {
+                glue_dir: glue_dir.as_deref(),
+                xlsum_dir: xlsum_dir.as_deref(),
+                assets: Some(&assets),
+            };
+            let (exp, _dims) = experiment::Experiment::load(&file, &registry, &root, &places)?;
             let cells = exp.methods.len() * exp.tasks.len() * exp.data_sizes.len() * exp.seeds.len();
             if dry_run {
                 outln!(
@@ -346,10 +361,14 @@ fn main() -> Result<()> {
             };
             let (ran, skipped, failed) = sweep::sweep(&exp, &registry, &opts)?;
             let suite_dir = results.join(&exp.name);
-            let md = write_tables(&suite_dir, Some(&exp))?;
+            let suite = exp.suite();
+            let (md, records) = report(&suite_dir, Some(&suite))?;
             outln!("{md}");
+            if let Some(w) = records.warning() {
+                eprintln!("{w}");
+            }
             // A plot that cannot be drawn (no font installed) must not hide the finished sweep.
-            match write_plots(&suite_dir, Some(&exp), &suite_dir.join("plots"), &opts.assets) {
+            match plots(&suite_dir, Some(&suite), &registry, &suite_dir.join("plots"), &opts.assets) {
                 Ok(files) => {
                     outln!("plots: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))
                 }
@@ -388,29 +407,36 @@ fn main() -> Result<()> {
             outln!("{}", serde_json::to_string(&report)?);
         }
         Command::Plot { suite, out, assets } => {
-            let (dir, exp) = locate_suite(&suite, &registry, &root)?;
+            let (dir, suite) = pelt_report::locate(&suite)?;
             let out = out.unwrap_or_else(|| dir.join("plots"));
-            let files = write_plots(&dir, exp.as_ref(), &out, &assets)
+            let files = plots(&dir, suite.as_ref(), &registry, &out, &assets)
                 .with_context(|| format!("plotting {}", dir.display()))?;
             for f in files {
                 outln!("{}", f.display());
             }
         }
-        Command::Table { suite, format, metric, against } => {
-            let (dir, exp) = locate_suite(&suite, &registry, &root)?;
-            write_tables(&dir, exp.as_ref()).with_context(|| format!("building the table of {}", dir.display()))?;
-            let records = records::Store::open(&dir)?.load_all()?;
-            let table = table::build_on(&records, exp.as_ref(), metric.as_deref())?;
-            out!("{}", table.render(format));
+        Command::Table { suite, format, metric, against, strict } => {
+            let (dir, suite) = pelt_report::locate(&suite)?;
+            let (_, loaded) =
+                report(&dir, suite.as_ref()).with_context(|| format!("building the table of {}", dir.display()))?;
+            let records = &loaded.records;
+            let table = table::build_on(records, suite.as_ref(), metric.as_deref())?;
+            out!("{}", table.render(format.into()));
             if let Some(method) = against {
                 out!("\n{}", table.against(&method)?);
             }
-            if format == table::Format::Markdown {
-                if let Some(d) = table::diagnostics(&records, exp.as_ref()) {
+            if format == Format::Markdown {
+                if let Some(d) = table::diagnostics(records, suite.as_ref()) {
                     out!("\n{d}");
                 }
-                if let Some(s) = table::selection(&records, &table) {
+                if let Some(s) = table::selection(records, &table) {
                     out!("\n{s}");
+                }
+            }
+            if let Some(w) = loaded.warning() {
+                eprintln!("{w}");
+                if strict {
+                    bail!("--strict: {} record files of {} are not records", loaded.unreadable.len(), dir.display());
                 }
             }
         }

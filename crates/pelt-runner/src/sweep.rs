@@ -2,17 +2,21 @@
 //! record saved as soon as its run ends.
 
 use crate::{
-    experiment::{DataSize, Experiment, MethodSpec, SHIPPED, VISION},
-    records::{self, Record, Status, Store},
-    train::{self, TaskData},
+    experiment::{DataSize, Experiment, MethodSpec},
+    host, weights,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use pelt_classify::{Classification, TaskFiles};
 use pelt_core::Registry;
-use pelt_data::{glue, shipped, Dataset, TextTokenizer};
+use pelt_data::glue;
+use pelt_records::{file_part, write_atomic, Record, Status, Store};
+use pelt_seq2seq::Summarization;
+use pelt_train::{Family, Outcome, Run};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
-use tch::{Device, Tensor};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tch::Device;
 
 /// One cell of the grid.
 #[derive(Debug, Clone)]
@@ -122,95 +126,14 @@ fn trains_regression(exp: &Experiment, id: &RunId) -> bool {
     regression(id.task) || (id.method.transfer && exp.transfer.iter().flat_map(|t| &t.sources).any(|s| regression(s)))
 }
 
-/// A name part safe in file names.
-fn clean(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
-}
-
+/// A run's key: its record's file name.
 fn run_key(id: &RunId, hash: &str) -> String {
-    format!("{}__{}__{}__s{}__{hash}", clean(id.task), clean(id.method.label()), clean(&id.size.label()), id.seed)
+    let (task, label, size) = (file_part(id.task), file_part(id.method.label()), file_part(&id.size.label()));
+    format!("{task}__{label}__{size}__s{}__{hash}", id.seed)
 }
 
-/// Loads a task's examples from the shipped assets or the GLUE folder.
-pub fn load_task(name: &str, exp: &Experiment, assets: &Path) -> Result<Dataset> {
-    let data = match name {
-        "rotten_tomatoes" => {
-            shipped::rotten_tomatoes(&assets.join("rotten_tomatoes/rotten_tomatoes_corpus_full.csv.bz2"))
-        }
-        "bbc_news" => shipped::bbc_news(&assets.join("bbcnews")),
-        other => {
-            let task = glue::GlueTask::parse(other).ok_or_else(|| anyhow!("unknown task `{other}`"))?;
-            let dir = exp.glue_dir.as_ref().ok_or_else(|| anyhow!("task `{other}` needs glue_dir"))?;
-            glue::load(dir, task)
-        }
-    };
-    let data = data.map_err(|e| {
-        anyhow!("{e}{}", if SHIPPED.contains(&name) { " (run the set-up: scripts/setup.sh)" } else { "" })
-    })?;
-    if data.skipped_rows > 0 {
-        eprintln!("{name}: skipped {} malformed rows of the official files", data.skipped_rows);
-    }
-    Ok(data)
-}
-
-/// Loads a shipped image set (installed by the set-up) as a task: its examples carry only labels, the
-/// images travel beside them.
-pub(crate) fn load_vision(name: &str, assets: &Path, user: Option<(&Path, usize)>) -> Result<TaskData> {
-    use pelt_data::vision;
-    let ds = match (name, user) {
-        // A user's folder, read at the backbone's image size.
-        (_, Some((dir, size))) => vision::user_folder(name, dir, size).map_err(|e| anyhow!("{e}"))?,
-        ("fashion_mnist", _) => vision::idx_folder(name, &assets.join("fashion_mnist"), &vision::FASHION_CLASSES)
-            .map_err(|e| anyhow!("{e} (run the set-up: scripts/setup.sh)"))?,
-        ("digits", _) => vision::csv_images(name, &assets.join("vision/digits.csv.gz"), 8, 16)
-            .map_err(|e| anyhow!("{e} (run the set-up: scripts/setup.sh)"))?,
-        ("mnist_5k", _) => vision::csv_images(name, &assets.join("vision/mnist_5k.csv.gz"), 28, 255)
-            .map_err(|e| anyhow!("{e} (run the set-up: scripts/setup.sh)"))?,
-        (other, None) => return Err(anyhow!("unknown image task `{other}`")),
-    };
-    let examples = |set: &pelt_data::vision::ImageSet| -> Vec<pelt_data::Example> {
-        set.labels
-            .iter()
-            .map(|&c| pelt_data::Example { text_a: String::new(), text_b: None, label: pelt_data::Label::Class(c) })
-            .collect()
-    };
-    let dataset = Dataset {
-        name: name.to_owned(),
-        labels: pelt_data::LabelSpace::Classes(ds.classes.clone()),
-        metrics: vec![pelt_data::Metric::Accuracy],
-        train: examples(&ds.train),
-        dev: ds.dev.as_ref().map(examples),
-        test: examples(&ds.test),
-        skipped_rows: 0,
-    };
-    Ok(TaskData {
-        dataset,
-        train: Vec::new(),
-        dev: None,
-        test: Vec::new(),
-        pad_id: 0,
-        images: Some((ds.train, ds.dev, ds.test)),
-    })
-}
-
-fn prepare(
-    name: &str,
-    exp: &Experiment,
-    assets: &Path,
-    tokenizer: Option<&TextTokenizer>,
-    image_size: Option<i64>,
-) -> Result<TaskData> {
-    let user = exp.image_dirs.get(name).map(|d| (d.as_path(), image_size.unwrap_or(224) as usize));
-    if VISION.contains(&name) || user.is_some() {
-        return load_vision(name, assets, user);
-    }
-    let tokenizer = tokenizer.ok_or_else(|| anyhow!("task `{name}` is text: the backbone has no tokenizer.json"))?;
-    let dataset = load_task(name, exp, assets)?;
-    let train = tokenizer.encode(&dataset.train)?;
-    let dev = dataset.dev.as_ref().map(|d| tokenizer.encode(d)).transpose()?;
-    let test = tokenizer.encode(&dataset.test)?;
-    Ok(TaskData { dataset, train, dev, test, pad_id: tokenizer.pad_id, images: None })
-}
+/// A cell still to run: its id, key, config hash and resolved method config.
+type Todo<'a> = (RunId<'a>, String, String, serde_json::Value);
 
 /// Runs a validated experiment; returns (ran, skipped, failed) counts.
 pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Result<(usize, usize, usize)> {
@@ -267,137 +190,152 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
             todo.push((id.clone(), key, hash, resolved));
         }
     }
-    let announce = |skipped: usize, reused: usize, todo: usize| {
-        eprintln!(
-            "{}: {} runs in the grid, {} in this shard already done{}, {} to run",
-            exp.name,
-            grid.len(),
-            skipped,
-            if reused > 0 { format!(" ({reused} of them taken from --reuse suites)") } else { String::new() },
-            todo
-        )
-    };
-    if exp.is_summarization() {
-        if !opts.reuse.is_empty() {
-            bail!("--reuse takes over classification runs only; {} is a summarization suite", exp.name);
-        }
-        announce(skipped, 0, todo.len());
-        if todo.is_empty() {
-            return Ok((0, skipped, 0));
-        }
-        return summarization_sweep(exp, registry, opts, &store, todo, skipped);
+    let announce = Announce { suite: &exp.name, grid: grid.len() };
+    if exp.is_summarization() && !opts.reuse.is_empty() {
+        bail!("--reuse takes over classification runs only; {} is a summarization suite", exp.name);
     }
     if todo.is_empty() {
-        announce(skipped, 0, 0);
+        announce.say(skipped, 0, 0);
         return Ok((0, skipped, 0));
     }
-    let backbone = pelt_backbone::load(&exp.backbone, opts.device)
-        .with_context(|| format!("loading backbone {}", exp.backbone.display()))?;
-    let backbone = backbone.as_ref();
-    // Selective methods move backbone weights; each run starts from this pristine copy.
-    let pristine: Vec<(Tensor, Tensor)> =
-        backbone.var_store().variables().into_values().map(|t| (t.shallow_clone(), t.detach().copy())).collect();
-    // Vision backbones have no tokenizer.
-    let tokenizer = match backbone.dims().image {
-        None => Some(TextTokenizer::load(&exp.backbone.join("tokenizer.json"), exp.training.max_len)?),
-        Some(_) => None,
+    // The weights every run of this sweep starts from, verified against the set-up's pin; a suite never
+    // mixes runs of different weights.
+    let weights = weights::verified(&exp.backbone)?;
+    if let Some(r) = store.load()?.records.iter().find(|r| r.weights_digest.as_ref().is_some_and(|d| *d != weights)) {
+        bail!(
+            "{}: record {} was trained from weights with SHA-256 {}, but {} now has {weights}; a suite never mixes \
+             runs of different weights: sweep into another --results folder, or put those weights back",
+            store.dir().display(),
+            r.key,
+            r.weights_digest.as_deref().unwrap_or_default(),
+            exp.backbone.display()
+        );
+    }
+    let ctx = Drive { exp, opts, store: &store, weights: &weights, announce };
+    if exp.is_summarization() {
+        let family = Summarization::load(
+            registry,
+            &exp.backbone,
+            &opts.assets,
+            exp.xlsum_dir.as_deref(),
+            &exp.training,
+            exp.generation(),
+            opts.device,
+        )?;
+        drive(&family, &ctx, todo, skipped)
+    } else {
+        let files = TaskFiles {
+            assets: opts.assets.clone(),
+            glue_dir: exp.glue_dir.clone(),
+            image_dirs: exp.image_dirs.clone(),
+        };
+        let transfer = exp.transfer.as_ref().map(|t| (t, store.dir().join("sources")));
+        let family = Classification::load(registry, &exp.backbone, files, &exp.training, transfer, opts.device)?;
+        drive(&family, &ctx, todo, skipped)
+    }
+}
+
+/// The line a sweep prints before it trains.
+struct Announce<'a> {
+    suite: &'a str,
+    grid: usize,
+}
+
+impl Announce<'_> {
+    fn say(&self, skipped: usize, reused: usize, todo: usize) {
+        let taken = if reused > 0 { format!(" ({reused} of them taken from --reuse suites)") } else { String::new() };
+        eprintln!(
+            "{}: {} runs in the grid, {skipped} in this shard already done{taken}, {todo} to run",
+            self.suite, self.grid
+        );
+    }
+}
+
+/// What [`drive`] needs besides the family and the runs.
+struct Drive<'a> {
+    exp: &'a Experiment,
+    opts: &'a SweepOptions,
+    store: &'a Store,
+    weights: &'a str,
+    announce: Announce<'a>,
+}
+
+/// Runs `todo` through a task family: prepares the tasks the runs need (all of the suite's when a
+/// method is shared across them), takes over runs from `--reuse` suites, then trains the rest in
+/// order, each record saved as soon as its run ends. A shared method's run covers every task of its
+/// (size, seed) and saves a record for each. Returns (ran, skipped, failed).
+fn drive<F: Family>(family: &F, ctx: &Drive, mut todo: Vec<Todo>, mut skipped: usize) -> Result<(usize, usize, usize)> {
+    let Drive { exp, opts, store, weights, .. } = *ctx;
+    let needed: Vec<&str> = if todo.iter().any(|(id, ..)| id.method.shared) {
+        exp.tasks.iter().map(String::as_str).collect()
+    } else {
+        todo.iter().map(|(id, ..)| id.task).collect()
     };
-    // Every task this shard needs (its targets and any sources), tokenised once.
-    let mut tasks: std::collections::HashMap<String, TaskData> = Default::default();
-    let sources_needed = exp.transfer.iter().flat_map(|t| t.sources.iter().map(String::as_str));
-    for name in todo.iter().map(|(id, ..)| id.task).chain(sources_needed) {
+    let mut tasks: HashMap<String, F::Task> = HashMap::new();
+    for name in needed {
         if !tasks.contains_key(name) {
-            let size = backbone.dims().image.map(|i| i.size);
-            tasks.insert(name.to_owned(), prepare(name, exp, &opts.assets, tokenizer.as_ref(), size)?);
+            tasks.insert(name.to_owned(), family.prepare(name)?);
         }
     }
-    let digests: std::collections::HashMap<&str, String> =
-        tasks.iter().map(|(name, task)| (name.as_str(), data_digest(task))).collect();
-    let reused = reuse_runs(exp, &store, &opts.reuse, &digests, &mut todo)?;
-    announce(skipped + reused, reused, todo.len());
+    let digests: HashMap<&str, String> =
+        tasks.iter().filter_map(|(name, task)| Some((name.as_str(), family.digest(task)?))).collect();
+    let reused = reuse_runs(exp, store, &opts.reuse, &digests, weights, &mut todo)?;
+    ctx.announce.say(skipped + reused, reused, todo.len());
     skipped += reused;
-    let sources = exp.transfer.as_ref().map(|t| train::Sources {
-        transfer: t,
-        tasks: t.sources.iter().map(|n| &tasks[n]).collect(),
-        cache: store.dir().join("sources"),
-    });
-    let revision = records::revision(&opts.root);
-    let machine = records::machine();
-
+    let revision = host::revision(&opts.root);
+    let machine = host::machine();
     let (_progress, runs_bar, steps_bar) = progress_bars(todo.len());
-
     let (mut ran, mut failed) = (0, 0);
-    for (id, key, hash, resolved) in todo {
-        // Another process (a shard with other filters, or a record put back by hand) may have finished
-        // this run since the grid was dealt out.
-        if store.is_done(&key) {
+    for (id, key, hash, resolved) in &todo {
+        // Another process (a shard with other filters, a shared run earlier in this loop, or a record
+        // put back by hand) may have finished this run since the grid was dealt out.
+        if store.is_done(key) {
             runs_bar.inc(1);
             continue;
         }
-        let task = &tasks[id.task];
         runs_bar.set_message(format!("{} {} {} s{}", id.task, id.method.label(), id.size.label(), id.seed));
-        tch::no_grad(|| {
-            for (dst, src) in &pristine {
-                dst.shallow_clone().copy_(src);
-            }
-        });
-        records::reset_peak_rss();
+        family.restore_pretrained();
+        host::reset_peak_rss();
         let started = std::time::Instant::now();
-        let source_key = format!("{}__s{}__{hash}", clean(id.method.label()), id.seed);
-        let result = train::run(
-            registry,
-            backbone,
-            id.method,
-            task,
-            id.size,
-            id.seed,
-            &exp.training,
-            sources.as_ref().map(|s| (s, source_key.as_str())),
-            opts.device,
-            &steps_bar,
-        );
+        // The tasks this run trains on, and the grid cells it answers.
+        let names: Vec<&str> =
+            if id.method.shared { exp.tasks.iter().map(String::as_str).collect() } else { vec![id.task] };
+        let data: Vec<&F::Task> = names.iter().map(|n| &tasks[*n]).collect();
+        let run = Run { spec: id.method, size: id.size, seed: id.seed, hash };
+        let result = family.run(&run, &data, &steps_bar);
         let wall = started.elapsed().as_secs_f64();
-        let run = Finished {
-            exp,
-            id: &id,
-            key: &key,
-            hash,
-            resolved,
-            wall,
-            revision: &revision,
-            machine: &machine,
-            data_digest: Some(digests[id.task].clone()),
+        let outcomes: Vec<Result<Outcome>> = match result {
+            Ok(all) => all.into_iter().map(Ok).collect(),
+            Err(e) => names.iter().map(|_| Err(anyhow!("{e:#}"))).collect(),
         };
-        if save(&store, run, result, opts.device, &runs_bar)? {
-            failed += 1;
+        for (name, outcome) in names.iter().zip(outcomes) {
+            let cell = RunId { task: name, ..id.clone() };
+            let cell_key = run_key(&cell, hash);
+            if *name != id.task && store.is_done(&cell_key) {
+                continue;
+            }
+            let run = Finished {
+                exp,
+                id: &cell,
+                key: &cell_key,
+                hash: hash.clone(),
+                resolved: resolved.clone(),
+                wall,
+                revision: &revision,
+                machine: &machine,
+                data_digest: digests.get(name).cloned(),
+                weights_digest: weights,
+            };
+            if save(store, run, outcome, opts.device, &runs_bar)? {
+                failed += 1;
+            }
+            ran += 1;
         }
-        ran += 1;
         runs_bar.inc(1);
     }
     runs_bar.finish_and_clear();
     steps_bar.finish_and_clear();
     Ok((ran, skipped, failed))
-}
-
-/// SHA-256 (first 12 bytes, hex) of a task's examples as loaded: every split's texts and labels, and
-/// an image task's pixels, so two runs with the same digest saw the same data.
-fn data_digest(task: &TaskData) -> String {
-    let mut h = Sha256::new();
-    let d = &task.dataset;
-    let splits = [Some(&d.train), d.dev.as_ref(), Some(&d.test)];
-    for (i, split) in splits.iter().enumerate() {
-        h.update(format!("split {i} {}\n", split.map_or(0, |s| s.len())));
-        for e in split.iter().flat_map(|s| s.iter()) {
-            h.update(format!("{:?}\t{:?}\t{:?}\n", e.text_a, e.text_b, e.label));
-        }
-    }
-    if let Some((train, dev, test)) = &task.images {
-        for set in [Some(train), dev.as_ref(), Some(test)].into_iter().flatten() {
-            h.update(format!("images {} {} {}\n", set.channels, set.size, set.max_value));
-            h.update(&set.pixels);
-        }
-    }
-    h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Takes over, from the suites in `from`, every run of `todo` that one of them finished (ok or
@@ -407,14 +345,21 @@ fn reuse_runs(
     exp: &Experiment,
     store: &Store,
     from: &[PathBuf],
-    digests: &std::collections::HashMap<&str, String>,
-    todo: &mut Vec<(RunId, String, String, serde_json::Value)>,
+    digests: &HashMap<&str, String>,
+    weights: &str,
+    todo: &mut Vec<Todo>,
 ) -> Result<usize> {
     type Cell = (String, String, String, u64, String, String);
-    let mut found: std::collections::HashMap<Cell, Record> = Default::default();
+    let mut found: HashMap<Cell, Record> = HashMap::new();
     for dir in from {
-        for r in Store::open(dir)?.load_all()? {
-            if let (true, Some(digest)) = (r.status != Status::Failed, r.data_digest.clone()) {
+        let loaded = Store::open(dir)?.load()?;
+        for u in &loaded.unreadable {
+            eprintln!("warning: --reuse {}: {} left out: {}", dir.display(), u.path.display(), u.error);
+        }
+        for r in loaded.records {
+            // Never a run of other weights (records from before pelt kept the digest have none).
+            let same_weights = r.weights_digest.as_deref().is_none_or(|d| d == weights);
+            if let (true, true, Some(digest)) = (r.status != Status::Failed, same_weights, r.data_digest.clone()) {
                 let at =
                     (r.task.clone(), r.method_name.clone(), r.data_size.clone(), r.seed, r.config_hash.clone(), digest);
                 found.entry(at).or_insert(r);
@@ -424,7 +369,10 @@ fn reuse_runs(
     let mut taken = Vec::new();
     let mut kept = Vec::new();
     for (id, key, hash, resolved) in todo.drain(..) {
-        let digest = digests[id.task].clone();
+        let Some(digest) = digests.get(id.task).cloned() else {
+            kept.push((id, key, hash, resolved));
+            continue;
+        };
         let at = (id.task.to_owned(), id.method.method.clone(), id.size.label(), id.seed, hash.clone(), digest);
         match found.get(&at) {
             Some(r) => taken.push(Record {
@@ -432,6 +380,7 @@ fn reuse_runs(
                 suite: exp.name.clone(),
                 method: id.method.label().to_owned(),
                 reused_from: Some(r.reused_from.clone().unwrap_or_else(|| r.suite.clone())),
+                weights_digest: Some(weights.to_owned()),
                 ..r.clone()
             }),
             None => kept.push((id, key, hash, resolved)),
@@ -471,17 +420,12 @@ struct Finished<'a> {
     revision: &'a str,
     machine: &'a str,
     data_digest: Option<String>,
+    weights_digest: &'a str,
 }
 
 /// Saves a finished run's record and prints its summary line; returns whether the run failed.
-fn save(
-    store: &Store,
-    run: Finished,
-    result: Result<train::Outcome>,
-    device: Device,
-    runs_bar: &ProgressBar,
-) -> Result<bool> {
-    let Finished { exp, id, key, hash, resolved, wall, revision, machine, data_digest } = run;
+fn save(store: &Store, run: Finished, result: Result<Outcome>, device: Device, runs_bar: &ProgressBar) -> Result<bool> {
+    let Finished { exp, id, key, hash, resolved, wall, revision, machine, data_digest, weights_digest } = run;
     let mut record = Record {
         key: key.to_owned(),
         suite: exp.name.clone(),
@@ -511,7 +455,7 @@ fn save(
         method_percent: 0.0,
         wall_seconds: wall,
         train_examples_per_second: 0.0,
-        peak_rss_mib: records::peak_rss_mib(),
+        peak_rss_mib: host::peak_rss_mib(),
         diagnostics: Default::default(),
         pelt_revision: revision.to_owned(),
         libtorch_version: env!("PELT_LIBTORCH_VERSION").to_owned(),
@@ -520,6 +464,7 @@ fn save(
         finished_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         data_digest,
         reused_from: None,
+        weights_digest: Some(weights_digest.to_owned()),
     };
     let mut failed = false;
     let line = match result {
@@ -533,10 +478,7 @@ fn save(
                     .collect();
                 let dir = store.dir().join("samples");
                 std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-                records::write_atomic(
-                    &dir.join(format!("{key}.tsv")),
-                    format!("generated\treference\n{lines}").as_bytes(),
-                )?;
+                write_atomic(&dir.join(format!("{key}.tsv")), format!("generated\treference\n{lines}").as_bytes())?;
             }
             record.status = if o.diverged.is_some() { Status::Diverged } else { Status::Ok };
             record.message = o.diverged;
@@ -577,142 +519,4 @@ fn save(
         runs_bar.println(line);
     }
     Ok(failed)
-}
-
-/// Loads a summarization task: BBC headlines and ACLSum from the assets, an XL-Sum language from the
-/// experiment's folder.
-fn load_summaries(name: &str, exp: &Experiment, assets: &Path) -> Result<pelt_data::summarization::SummarySplits> {
-    use pelt_data::summarization as s;
-    let hint = " (run the set-up: scripts/setup.sh)";
-    match name {
-        "bbc_headlines" => s::bbc_headlines(&assets.join("bbcnews")).map_err(|e| anyhow!("{e}{hint}")),
-        "aclsum" => s::aclsum(&assets.join("aclsum")).map_err(|e| anyhow!("{e}{hint}")),
-        other => {
-            let language =
-                other.strip_prefix("xlsum:").ok_or_else(|| anyhow!("unknown summarization task `{other}`"))?;
-            let dir = exp.xlsum_dir.as_ref().ok_or_else(|| anyhow!("task `{other}` needs xlsum_dir"))?;
-            s::xlsum(&dir.join(language)).map_err(|e| anyhow!("{e}"))
-        }
-    }
-}
-
-/// The encoder-decoder of a summarization experiment: its T5 / mT5, or a BERT2BERT warm-started from its
-/// BERT-family backbone (the decoder's start, end and padding ids from the tokenizer).
-fn load_seq2seq(
-    exp: &Experiment,
-    tokenizer: &TextTokenizer,
-    device: Device,
-) -> Result<Box<dyn pelt_backbone::Seq2Seq>> {
-    let dims = pelt_backbone::dims_of(&exp.backbone)?;
-    if dims.is_t5() {
-        return Ok(Box::new(pelt_backbone::T5::load(&exp.backbone, device)?));
-    }
-    let id = |names: [&str; 2]| names.iter().find_map(|n| tokenizer.token_id(n));
-    let ids = (id(["[CLS]", "<s>"]), id(["[SEP]", "</s>"]));
-    let (Some(start), Some(eos)) = ids else {
-        bail!(
-            "{}: the tokenizer has neither [CLS]/[SEP] nor <s>/</s> to start and end summaries",
-            exp.backbone.display()
-        );
-    };
-    let special = pelt_backbone::seq2seq::SpecialIds { start, eos, pad: tokenizer.pad_id };
-    Ok(Box::new(pelt_backbone::Bert2Bert::warm_start(&exp.backbone, special, 0, device)?))
-}
-
-/// The sweep of a summarization experiment: like [`sweep`]'s loop, with encoder-decoder runs; a shared
-/// method's run covers every task of its (size, seed) and saves a record for each.
-fn summarization_sweep(
-    exp: &Experiment,
-    registry: &Registry,
-    opts: &SweepOptions,
-    store: &Store,
-    todo: Vec<(RunId, String, String, serde_json::Value)>,
-    skipped: usize,
-) -> Result<(usize, usize, usize)> {
-    let tokenizer = TextTokenizer::load(&exp.backbone.join("tokenizer.json"), exp.training.max_len)?;
-    let model = load_seq2seq(exp, &tokenizer, opts.device)
-        .with_context(|| format!("loading the encoder-decoder from {}", exp.backbone.display()))?;
-    let model = model.as_ref();
-    let pristine: Vec<(Tensor, Tensor)> =
-        model.var_store().variables().into_values().map(|t| (t.shallow_clone(), t.detach().copy())).collect();
-    let g = exp.generation();
-    let needed: Vec<&str> = if todo.iter().any(|(id, ..)| id.method.shared) {
-        exp.tasks.iter().map(String::as_str).collect()
-    } else {
-        todo.iter().map(|(id, ..)| id.task).collect()
-    };
-    let mut tasks: std::collections::HashMap<String, crate::summarize::SummaryData> = Default::default();
-    for name in needed {
-        if !tasks.contains_key(name) {
-            let splits = load_summaries(name, exp, &opts.assets)?;
-            tasks.insert(name.to_owned(), crate::summarize::SummaryData::prepare(splits, &tokenizer, &g)?);
-        }
-    }
-    let revision = records::revision(&opts.root);
-    let machine = records::machine();
-    let (_progress, runs_bar, steps_bar) = progress_bars(todo.len());
-    let (mut ran, mut failed) = (0, 0);
-    for (id, key, hash, resolved) in &todo {
-        if store.is_done(key) {
-            // Written by a shared run earlier in this loop.
-            runs_bar.inc(1);
-            continue;
-        }
-        runs_bar.set_message(format!("{} {} {} s{}", id.task, id.method.label(), id.size.label(), id.seed));
-        tch::no_grad(|| {
-            for (dst, src) in &pristine {
-                dst.shallow_clone().copy_(src);
-            }
-        });
-        records::reset_peak_rss();
-        let started = std::time::Instant::now();
-        // The tasks this run trains on, and the grid cells it answers.
-        let names: Vec<&str> =
-            if id.method.shared { exp.tasks.iter().map(String::as_str).collect() } else { vec![id.task] };
-        let data: Vec<&crate::summarize::SummaryData> = names.iter().map(|n| &tasks[*n]).collect();
-        let result = crate::summarize::run(
-            registry,
-            model,
-            &tokenizer,
-            id.method,
-            &data,
-            id.size,
-            id.seed,
-            &exp.training,
-            &g,
-            opts.device,
-            &steps_bar,
-        );
-        let wall = started.elapsed().as_secs_f64();
-        let outcomes: Vec<Result<train::Outcome>> = match result {
-            Ok(all) => all.into_iter().map(Ok).collect(),
-            Err(e) => names.iter().map(|_| Err(anyhow!("{e:#}"))).collect(),
-        };
-        for (name, outcome) in names.iter().zip(outcomes) {
-            let cell = RunId { task: name, ..id.clone() };
-            let cell_key = run_key(&cell, hash);
-            if *name != id.task && store.is_done(&cell_key) {
-                continue;
-            }
-            let run = Finished {
-                exp,
-                id: &cell,
-                key: &cell_key,
-                hash: hash.clone(),
-                resolved: resolved.clone(),
-                wall,
-                revision: &revision,
-                machine: &machine,
-                data_digest: None,
-            };
-            if save(store, run, outcome, opts.device, &runs_bar)? {
-                failed += 1;
-            }
-            ran += 1;
-        }
-        runs_bar.inc(1);
-    }
-    runs_bar.finish_and_clear();
-    steps_bar.finish_and_clear();
-    Ok((ran, skipped, failed))
 }

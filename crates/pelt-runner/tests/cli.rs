@@ -475,3 +475,94 @@ fn image_folders_train_on_a_vit_and_modality_mismatches_are_refused() {
         assert!(!ok && out.contains(what) && out.contains("e.yaml"), "for `{what}` got: {out}");
     }
 }
+
+#[test]
+fn the_default_backbone_lives_under_the_assets_folder() {
+    // No `backbone:` in the file: the model is `minilm/` under --assets, wherever that is.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_model(&d.join("elsewhere/minilm"));
+    tiny_glue(&d.join("glue"));
+    std::fs::write(d.join("e.yaml"), GOOD.replace("backbone: model\n", "")).unwrap();
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out", "--assets", "elsewhere"], d);
+    assert!(ok, "{out}");
+    let saved = std::fs::read_to_string(d.join("out/tiny/experiment.yaml")).unwrap();
+    assert!(saved.contains("elsewhere/minilm"), "{saved}");
+    // The same through PELT_ASSETS; without either, `assets/minilm` of the current folder, absent here.
+    let run = |env: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_pelt"));
+        c.args(["sweep", "e.yaml", "--results", "out2"]).current_dir(d).env_remove("PELT_ASSETS");
+        if let Some(v) = env {
+            c.env("PELT_ASSETS", v);
+        }
+        let o = c.output().unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (ok, err) = run(Some("elsewhere"));
+    assert!(ok, "{err}");
+    let (ok, err) = run(None);
+    assert!(!ok && err.contains("assets/minilm"), "{err}");
+}
+
+#[test]
+fn flipped_weight_bytes_are_refused_with_both_digests_and_every_record_names_its_weights() {
+    let dir = tiny_workspace();
+    let d = dir.path();
+    let weights = d.join("model/model.safetensors");
+    let sha = |bytes: &[u8]| {
+        use sha2::Digest;
+        sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let pinned = sha(&bytes);
+    // The set-up pins the weights it installed; the sweep checks them and records the digest.
+    std::fs::write(d.join("model/.pelt-weights.sha256"), format!("{pinned}\n")).unwrap();
+    std::fs::write(d.join("e.yaml"), GOOD).unwrap();
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
+    assert!(ok, "{out}");
+    assert!(records(d, "tiny").iter().all(|r| r["weights_digest"] == pinned.as_str()));
+    // A byte flipped inside a tensor (the header stays readable): refused, nothing trained.
+    let at = bytes.len() - 7;
+    bytes[at] ^= 0x40;
+    std::fs::write(&weights, &bytes).unwrap();
+    let flipped = sha(&bytes);
+    std::fs::write(d.join("e2.yaml"), GOOD.replace("name: tiny", "name: other")).unwrap();
+    let (ok, out) = pelt(&["sweep", "e2.yaml", "--results", "out"], d);
+    assert!(!ok, "{out}");
+    assert!(out.contains(&pinned) && out.contains(&flipped) && out.contains("Rerun the set-up"), "{out}");
+    assert!(!d.join("out/other/records.jsonl").exists(), "{out}");
+    // A user's own folder has no pin: it trains, but never into a suite made from other weights.
+    std::fs::remove_file(d.join("model/.pelt-weights.sha256")).unwrap();
+    std::fs::write(d.join("e3.yaml"), GOOD.replace("seeds: [1]", "seeds: [1, 2]")).unwrap();
+    let (ok, out) = pelt(&["sweep", "e3.yaml", "--results", "out"], d);
+    assert!(!ok && out.contains("never mixes") && out.contains(&pinned) && out.contains(&flipped), "{out}");
+    let (ok, out) = pelt(&["sweep", "e2.yaml", "--results", "out"], d);
+    assert!(ok, "{out}");
+    assert!(records(d, "other").iter().all(|r| r["weights_digest"] == flipped.as_str()));
+    // --reuse takes no run of other weights: every run of `third` is trained here.
+    std::fs::write(d.join("e4.yaml"), GOOD.replace("name: tiny", "name: third")).unwrap();
+    let (ok, out) = pelt(&["sweep", "e4.yaml", "--results", "out", "--reuse", "out/tiny"], d);
+    assert!(ok && out.contains("0 in this shard already done"), "{out}");
+}
+
+#[test]
+fn a_corrupt_record_is_named_left_out_and_counted() {
+    let dir = swept_tiny();
+    let d = dir.path();
+    std::fs::write(d.join("out/tiny/records/broken.json"), "{\"key\": \"cut sh").unwrap();
+    let (ok, out) = pelt(&["table", "out/tiny"], d);
+    assert!(ok, "{out}");
+    assert!(out.contains("| lora |") && out.contains("| head_only |"), "the other runs still make the table: {out}");
+    assert!(out.contains("broken.json: left out: not a pelt record"), "{out}");
+    assert!(out.contains("1 record file left out of the reports; the table covers the other 2"), "{out}");
+    let (ok, out) = pelt(&["table", "out/tiny", "--strict"], d);
+    assert!(!ok && out.contains("--strict"), "{out}");
+    // The suite's page is generated beside the table; its hand-written reading survives.
+    let page = d.join("out/tiny/README.md");
+    let text = std::fs::read_to_string(&page).unwrap();
+    std::fs::write(&page, text.replace("No reading written yet.", "LoRA and the probe tie here.")).unwrap();
+    let (ok, out) = pelt(&["table", "out/tiny"], d);
+    assert!(ok, "{out}");
+    let text = std::fs::read_to_string(&page).unwrap();
+    assert!(text.contains("| lora |") && text.contains("LoRA and the probe tie here."), "{text}");
+}

@@ -5,12 +5,9 @@
 //! Scores are averaged over the suite's tasks (each task's mean over seeds first), one panel per task
 //! beside the average for the data-size plot, one panel per data size for the parameter plot.
 
-use crate::{
-    experiment::DataSize,
-    records::{Record, Status},
-    table::{Cell, Table},
-};
+use crate::table::{Cell, Table};
 use anyhow::{anyhow, bail, Context, Result};
+use pelt_records::{DataSize, Record, Status};
 use plotters::{coord::Shift, prelude::*, style::FontStyle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,12 +30,15 @@ fn register(font: &Path) -> Result<()> {
     done.clone().map_err(|e| anyhow!(e))
 }
 
-/// Mean over tasks of the cells of `row` at `size`, when every task has one.
-fn task_average(table: &Table, tasks: &[String], row: &str, size: &str) -> Option<f64> {
+/// Mean over tasks of the cells of `row` at `size`, when every task has one, with the std over seeds
+/// of that mean (tasks taken as independent: √Σσ²ₜ / T).
+fn task_average(table: &Table, tasks: &[String], row: &str, size: &str) -> Option<(f64, f64)> {
     let cells: Vec<&Cell> =
         tasks.iter().filter_map(|t| table.cells.get(&(row.to_owned(), (t.clone(), size.to_owned())))).collect();
-    (cells.len() == tasks.len() && !cells.is_empty())
-        .then(|| cells.iter().map(|c| c.mean).sum::<f64>() / cells.len() as f64)
+    (cells.len() == tasks.len() && !cells.is_empty()).then(|| {
+        let t = cells.len() as f64;
+        (cells.iter().map(|c| c.mean).sum::<f64>() / t, cells.iter().map(|c| c.std * c.std).sum::<f64>().sqrt() / t)
+    })
 }
 
 /// The table's tasks and data sizes, in column order.
@@ -151,27 +151,112 @@ fn legend<DB: DrawingBackend>(area: Draw<DB>, rows: &[(String, i64, f64)]) -> Re
     Ok(())
 }
 
-/// One panel of score against data size.
-fn size_panel<DB: DrawingBackend>(
-    area: Draw<DB>,
-    title: &str,
-    sizes: &[String],
-    series: &[(usize, Vec<(usize, f64)>)],
+/// Each method's family (label → family), which groups the score-vs-size chart into panels; the
+/// family [`REFERENCE`] marks the baselines drawn in grey in every panel.
+pub type Families = BTreeMap<String, String>;
+
+/// The family of the baselines (full fine-tuning, the linear probe) that every panel shows in grey.
+pub const REFERENCE: &str = "reference";
+
+/// Colours within one panel: few enough methods share a panel that each gets its own.
+fn panel_color(i: usize) -> RGBColor {
+    const P: [(u8, u8, u8); 10] = [
+        (31, 119, 180),
+        (214, 39, 40),
+        (44, 160, 44),
+        (148, 103, 189),
+        (255, 127, 14),
+        (23, 190, 207),
+        (140, 86, 75),
+        (227, 119, 194),
+        (188, 189, 34),
+        (57, 59, 121),
+    ];
+    let (r, g, b) = P[i % P.len()];
+    RGBColor(r, g, b)
+}
+
+/// A panel's line: its name, colour, marker and points (x = size index, mean, std).
+#[derive(Clone)]
+struct Line {
+    name: String,
+    color: RGBColor,
+    shape: usize,
+    reference: bool,
+    points: Vec<(f64, f64, f64)>,
+}
+
+/// Draws marker `shape` (circle, triangle, square, diamond, cross, in turn) at `p`.
+fn marker_at<DB: DrawingBackend, CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    p: (f64, f64),
+    shape: usize,
+    c: RGBColor,
 ) -> Result<()> {
-    let ys: Vec<f64> = series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)).collect();
-    let (lo, hi) = ys.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(*y), b.max(*y)));
+    let drawn = match shape % 5 {
+        0 => chart.draw_series(std::iter::once(Circle::new(p, 5, c.filled()))).map(drop),
+        1 => chart.draw_series(std::iter::once(TriangleMarker::new(p, 7, c.filled()))).map(drop),
+        2 => chart
+            .draw_series(std::iter::once(EmptyElement::at(p) + Rectangle::new([(-5, -5), (5, 5)], c.filled())))
+            .map(drop),
+        3 => chart
+            .draw_series(std::iter::once(
+                EmptyElement::at(p) + Polygon::new(vec![(0, -7), (6, 0), (0, 7), (-6, 0)], c.filled()),
+            ))
+            .map(drop),
+        _ => chart.draw_series(std::iter::once(Cross::new(p, 5, c.stroke_width(2)))).map(drop),
+    };
+    drawn.map_err(err)
+}
+
+/// Spreads label heights (pixels, in line order) so that no two are closer than `gap`, moving each as
+/// little as it can and keeping their order; returns the new heights.
+fn spread(ys: &[i32], gap: i32) -> Vec<i32> {
+    let mut order: Vec<usize> = (0..ys.len()).collect();
+    order.sort_by_key(|&i| ys[i]);
+    let mut out = ys.to_vec();
+    // Push down any label that sits too close below the one above it, then centre each crowded run
+    // on its labels' own mean height so the group moves as little as possible.
+    for k in 1..order.len() {
+        let (prev, cur) = (order[k - 1], order[k]);
+        out[cur] = out[cur].max(out[prev] + gap);
+    }
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && out[order[end]] == out[order[end - 1]] + gap {
+            end += 1;
+        }
+        let run = &order[start..end];
+        let shift = (run.iter().map(|&i| ys[i] - out[i]).sum::<i32>()) / run.len() as i32;
+        let shift = shift.max(if start > 0 { out[order[start - 1]] + gap - out[run[0]] } else { i32::MIN });
+        for &i in run {
+            out[i] += shift;
+        }
+        start = end;
+    }
+    out
+}
+
+/// One panel of score against data size: the family's methods in colour, the references in grey, each
+/// line with ± std bars over the seeds and its name at its end.
+fn size_panel<DB: DrawingBackend>(area: Draw<DB>, title: &str, sizes: &[String], lines: &[Line]) -> Result<()> {
+    let ys = lines.iter().flat_map(|l| l.points.iter().flat_map(|p| [p.1 - p.2, p.1 + p.2]));
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
     let pad = ((hi - lo) * 0.08).max(1.0);
     let n = sizes.len().max(1);
+    // Room right of the last size for the names at the lines' ends.
+    let names_room = 1.1 + 0.25 * (3.0 - n as f64).max(0.0);
     let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT, 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(-0.3f64..(n as f64 - 0.7), (lo - pad)..(hi + pad))
+        .caption(title, (FONT, 20))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(50)
+        .build_cartesian_2d(-0.3f64..(n as f64 - 1.0 + names_room), (lo - pad)..(hi + pad))
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_labels(n)
+        .x_labels(n + 2)
         .x_label_formatter(&|x| {
             let i = x.round();
             if (x - i).abs() < 1e-6 && i >= 0.0 {
@@ -182,53 +267,104 @@ fn size_panel<DB: DrawingBackend>(
         })
         .x_desc("training examples")
         .y_desc("test score")
-        .label_style((FONT, 16))
-        .axis_desc_style((FONT, 17))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
         .draw()
         .map_err(err)?;
-    for (i, points) in series {
-        let c = color(*i);
-        let pts: Vec<(f64, f64)> = points.iter().map(|(x, y)| (*x as f64, *y)).collect();
-        chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2))).map_err(err)?;
-        markers(&mut chart, &pts, *i, 4)?;
+    // References first, so the family's own lines are drawn over them.
+    let mut ends = Vec::new();
+    for line in lines.iter().filter(|l| l.reference).chain(lines.iter().filter(|l| !l.reference)) {
+        let c = line.color;
+        let style = if line.reference { c.stroke_width(2) } else { c.stroke_width(3) };
+        let pts: Vec<(f64, f64)> = line.points.iter().map(|p| (p.0, p.1)).collect();
+        chart.draw_series(LineSeries::new(pts.clone(), style)).map_err(err)?;
+        for &(x, y, sd) in &line.points {
+            if sd > 0.0 {
+                let bar = ErrorBar::new_vertical(x, y - sd, y, y + sd, c.stroke_width(1), 8);
+                chart.draw_series(std::iter::once(bar)).map_err(err)?;
+            }
+            marker_at(&mut chart, (x, y), line.shape, c)?;
+        }
+        if let Some(&(x, y)) = pts.last() {
+            ends.push((line, (x, y), chart.backend_coord(&(x, y))));
+        }
+    }
+    // Names at the lines' ends, spread apart where lines end close together; each drawn at a pixel
+    // offset from its line's last point, with a thin lead where it had to move.
+    let heights = spread(&ends.iter().map(|(_, _, p)| p.1).collect::<Vec<_>>(), 17);
+    let x_end = ends.iter().map(|(_, _, p)| p.0).max().unwrap_or(0);
+    for ((line, at, (px, py)), label_y) in ends.iter().zip(heights) {
+        let font = (FONT, 15).into_font().color(&line.color);
+        let (dx, dy) = (x_end + 14 - px, label_y - py);
+        let name = EmptyElement::at(*at) + Text::new(line.name.clone(), (dx, dy - 8), font);
+        chart.draw_series(std::iter::once(name)).map_err(err)?;
+        if dy.abs() > 3 || dx > 20 {
+            let lead = EmptyElement::at(*at) + PathElement::new(vec![(6, 0), (dx - 2, dy)], line.color.mix(0.5));
+            chart.draw_series(std::iter::once(lead)).map_err(err)?;
+        }
     }
     Ok(())
 }
 
-/// Score against data size: the task average and each task, lines per method.
-fn draw_sizes<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, suite: &str) -> Result<()> {
+/// Score against data size as small multiples: one panel per method family, each line the mean over
+/// the suite's tasks (± the std over seeds of that mean, tasks taken as independent: √Σσ²ₜ / T), with
+/// full fine-tuning and the linear probe in grey in every panel.
+fn draw_sizes<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    table: &Table,
+    families: &Families,
+    suite: &str,
+) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let (tasks, sizes) = axes(table);
-    let (plots, side) = root.split_horizontally(SIZE.0 as i32 * 3 / 4);
-    legend(&side.margin(40, 10, 10, 10), &table.rows)?;
-    let mut panels = vec![("average over tasks".to_owned(), None)];
-    panels.extend(tasks.iter().map(|t| (t.clone(), Some(t.clone()))));
-    let cols = if panels.len() > 4 { 3 } else { panels.len().min(2) };
-    let rows = panels.len().div_ceil(cols);
-    let areas = plots.titled(&format!("{suite}: test score against training data"), (FONT, 26)).map_err(err)?;
-    let areas = areas.split_evenly((rows, cols));
-    for ((title, task), area) in panels.iter().zip(&areas) {
-        let series: Vec<(usize, Vec<(usize, f64)>)> = table
-            .rows
+    let family = |m: &str| families.get(m).map_or("methods", String::as_str);
+    let line_of = |m: &str, color: RGBColor, shape: usize, reference: bool| Line {
+        name: m.to_owned(),
+        color,
+        shape,
+        reference,
+        points: sizes
             .iter()
             .enumerate()
-            .map(|(i, (m, _, _))| {
-                let points = sizes
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(x, z)| {
-                        let y = match task {
-                            Some(t) => table.cells.get(&(m.clone(), (t.clone(), z.clone()))).map(|c| c.mean),
-                            None => task_average(table, &tasks, m, z),
-                        };
-                        y.map(|y| (x, y))
-                    })
-                    .collect();
-                (i, points)
-            })
-            .collect();
-        if series.iter().any(|(_, p)| !p.is_empty()) {
-            size_panel(area, title, &sizes, &series)?;
+            .filter_map(|(x, z)| task_average(table, &tasks, m, z).map(|(mean, sd)| (x as f64, mean, sd)))
+            .collect(),
+    };
+    let references: Vec<Line> = table
+        .rows
+        .iter()
+        .filter(|(m, ..)| family(m) == REFERENCE)
+        .enumerate()
+        .map(|(k, (m, ..))| {
+            line_of(m, if k == 0 { RGBColor(90, 90, 90) } else { RGBColor(160, 160, 160) }, k + 2, true)
+        })
+        .collect();
+    let mut panels: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (m, ..) in table.rows.iter().filter(|(m, ..)| family(m) != REFERENCE) {
+        match panels.iter_mut().find(|(f, _)| *f == family(m)) {
+            Some((_, members)) => members.push(m),
+            None => panels.push((family(m), vec![m])),
+        }
+    }
+    if panels.is_empty() {
+        // Only references: one panel of them.
+        panels.push((REFERENCE, Vec::new()));
+    }
+    let cols = match panels.len() {
+        1 => 1,
+        2..=4 => 2,
+        _ => 3,
+    };
+    let over = if tasks.len() == 1 { tasks[0].clone() } else { format!("mean over {} tasks", tasks.len()) };
+    let areas = root
+        .titled(&format!("{suite}: test score ({over}) against training data, ± std over seeds"), (FONT, 24))
+        .map_err(err)?;
+    let areas = areas.split_evenly((panels.len().div_ceil(cols), cols));
+    for ((name, members), area) in panels.iter().zip(&areas) {
+        let mut lines: Vec<Line> = references.to_vec();
+        lines.extend(members.iter().enumerate().map(|(k, m)| line_of(m, panel_color(k), k, false)));
+        if lines.iter().any(|l| !l.points.is_empty()) {
+            let lines: Vec<Line> = lines.into_iter().filter(|l| !l.points.is_empty()).collect();
+            size_panel(area, name, &sizes, &lines)?;
         }
     }
     root.present().map_err(err)
@@ -306,16 +442,18 @@ fn draw_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, 
     let cols = sizes.len().clamp(1, 3);
     let areas = areas.split_evenly((sizes.len().div_ceil(cols).max(1), cols));
     for (z, area) in sizes.iter().zip(&areas) {
-        let points: Vec<(usize, f64, f64)> = table
+        let with_sd: Vec<(usize, f64, f64, f64)> = table
             .rows
             .iter()
             .enumerate()
-            .filter_map(|(i, (m, _, pc))| task_average(table, &tasks, m, z).map(|y| (i, pc.max(floor), y)))
+            .filter_map(|(i, (m, _, pc))| task_average(table, &tasks, m, z).map(|(y, sd)| (i, pc.max(floor), y, sd)))
             .collect();
-        if points.is_empty() {
+        if with_sd.is_empty() {
             continue;
         }
-        let (lo, hi) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.2), b.max(p.2)));
+        let points: Vec<(usize, f64, f64)> = with_sd.iter().map(|&(i, x, y, _)| (i, x, y)).collect();
+        let (lo, hi) =
+            with_sd.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.2 - p.3), b.max(p.2 + p.3)));
         let pad = ((hi - lo) * 0.1).max(1.0);
         let mut chart = ChartBuilder::on(area)
             .caption(format!("{z} training examples"), (FONT, 22))
@@ -326,7 +464,7 @@ fn draw_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, 
             .map_err(err)?;
         chart
             .configure_mesh()
-            .x_desc("% of backbone parameters trained (log scale; 0% at the left edge)")
+            .x_desc("% of backbone parameters trained (log scale; 0% at the left edge); bars ± std over seeds")
             .y_desc("test score, task average")
             .x_label_formatter(&|x| if *x < floor * 1.01 { "0".into() } else { format!("{x}") })
             .label_style((FONT, 15))
@@ -345,6 +483,12 @@ fn draw_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, table: &Table, 
                 (w as i32, h as i32)
             })
             .collect();
+        for &(i, x, y, sd) in &with_sd {
+            if sd > 0.0 {
+                let bar = ErrorBar::new_vertical(x, y - sd, y, y + sd, color(i).mix(0.7).stroke_width(1), 8);
+                chart.draw_series(std::iter::once(bar)).map_err(err)?;
+            }
+        }
         let bounds = chart.plotting_area().get_pixel_range();
         let offsets = place_labels(&pixels, &sizes, bounds, MARKER + 1);
         for (((i, x, y), (dx, dy)), (w, h)) in points.iter().zip(&offsets).zip(&sizes) {
@@ -469,10 +613,11 @@ fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     table: &Table,
     curves: &Curves,
+    families: &Families,
     suite: &str,
 ) -> Result<()> {
     match name {
-        "score_vs_size" => draw_sizes(root, table, suite),
+        "score_vs_size" => draw_sizes(root, table, families, suite),
         "score_vs_params" => draw_params(root, table, suite),
         _ => draw_curves(root, table, curves, suite),
     }
@@ -480,7 +625,14 @@ fn draw<DB: DrawingBackend>(
 
 /// Writes `score_vs_size` and `score_vs_params`, and `dev_curves` where `curves` has any, each as SVG
 /// and PNG, into `out`; returns the files.
-pub fn write(table: &Table, curves: &Curves, suite: &str, out: &Path, font: &Path) -> Result<Vec<PathBuf>> {
+pub fn write(
+    table: &Table,
+    curves: &Curves,
+    families: &Families,
+    suite: &str,
+    out: &Path,
+    font: &Path,
+) -> Result<Vec<PathBuf>> {
     if table.rows.is_empty() {
         bail!("no finished runs to plot");
     }
@@ -498,10 +650,10 @@ pub fn write(table: &Table, curves: &Curves, suite: &str, out: &Path, font: &Pat
             // this writer's own: shards of one suite finish side by side, and with a shared name one
             // renamed the other's half-drawn file away ("no plots: ... No such file"). The extension
             // stays last because the bitmap backend picks the image format from it.
-            let tmp = crate::records::temp_path(&path, ext);
+            let tmp = pelt_records::temp_path(&path, ext);
             let result = match ext {
-                "svg" => draw(name, SVGBackend::new(&tmp, SIZE).into_drawing_area(), table, curves, suite),
-                _ => draw(name, BitMapBackend::new(&tmp, SIZE).into_drawing_area(), table, curves, suite),
+                "svg" => draw(name, SVGBackend::new(&tmp, SIZE).into_drawing_area(), table, curves, families, suite),
+                _ => draw(name, BitMapBackend::new(&tmp, SIZE).into_drawing_area(), table, curves, families, suite),
             };
             result.with_context(|| format!("plotting {}", path.display()))?;
             std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
@@ -546,7 +698,8 @@ mod tests {
         let mut t = table();
         let tasks = vec!["sst2".to_owned(), "rte".to_owned()];
         // lora: sst2 100 → 50, rte 100 → 52.
-        assert_eq!(task_average(&t, &tasks, "lora", "100"), Some(51.0));
+        // The std of the mean of two tasks of std 1: √2 / 2.
+        assert_eq!(task_average(&t, &tasks, "lora", "100"), Some((51.0, 2f64.sqrt() / 2.0)));
         t.cells.remove(&("lora".to_owned(), ("rte".to_owned(), "100".to_owned())));
         assert_eq!(task_average(&t, &tasks, "lora", "100"), None);
     }
@@ -562,13 +715,53 @@ mod tests {
         }
         let t = Table { caption: String::new(), rows, columns, cells, notes: Vec::new() };
         let dir = tempfile::tempdir().unwrap();
-        write(&t, &Curves::new(), "many", dir.path(), &font()).unwrap();
-        let svg = std::fs::read_to_string(dir.path().join("score_vs_size.svg")).unwrap();
-        // Each panel and the legend draw one marker per method: 20 circles and 3 triangles each.
+        write(&t, &Curves::new(), &Families::new(), "many", dir.path(), &font()).unwrap();
+        let svg = std::fs::read_to_string(dir.path().join("score_vs_params.svg")).unwrap();
+        // One marker per method: 20 circles, then 3 triangles in the palette's repeated colours.
         let (circles, triangles) = (svg.matches("<circle").count(), svg.matches("<polygon").count());
-        assert_eq!(circles % 20, 0, "{circles} circles");
-        assert_eq!(circles / 20, triangles / 3, "{circles} circles, {triangles} triangles");
-        assert!(triangles >= 3, "no triangle markers for the methods past the palette");
+        assert_eq!((circles, triangles), (20, 3));
+    }
+
+    #[test]
+    fn size_panels_are_method_families_with_the_references_in_each() {
+        let mut t = table();
+        t.rows.push(("houlsby".to_owned(), 500, 2.0));
+        t.rows.push(("pfeiffer".to_owned(), 250, 1.0));
+        for (m, base) in [("houlsby", 70.0), ("pfeiffer", 69.0)] {
+            for c in t.columns.clone() {
+                t.cells.insert((m.to_owned(), c), Cell { mean: base, std: 2.0, n: 3 });
+            }
+        }
+        let families: Families = [
+            ("full", REFERENCE),
+            ("head_only", REFERENCE),
+            ("lora", "low-rank"),
+            ("houlsby", "adapters"),
+            ("pfeiffer", "adapters"),
+        ]
+        .into_iter()
+        .map(|(m, f)| (m.to_owned(), f.to_owned()))
+        .collect();
+        let dir = tempfile::tempdir().unwrap();
+        write(&t, &Curves::new(), &families, "fam", dir.path(), &font()).unwrap();
+        let svg = std::fs::read_to_string(dir.path().join("score_vs_size.svg")).unwrap();
+        let names = |m: &str| svg.lines().filter(|l| l.trim() == m).count();
+        // Two panels (low-rank, adapters), each with both references; every other method once.
+        assert_eq!((names("low-rank"), names("adapters")), (1, 1), "panel titles");
+        assert_eq!((names("full"), names("head_only")), (2, 2), "references in every panel");
+        assert_eq!((names("lora"), names("houlsby"), names("pfeiffer")), (1, 1, 1));
+        // Error bars: std 2 over two tasks gives bars on every point of houlsby and pfeiffer.
+        assert!(svg.matches("<polyline").count() + svg.matches("<line").count() > 10, "no error bars drawn");
+    }
+
+    #[test]
+    fn end_labels_spread_apart_keeping_their_order() {
+        assert_eq!(spread(&[100, 300], 17), vec![100, 300], "far apart: unmoved");
+        let out = spread(&[100, 101, 102], 17);
+        assert!(out[1] - out[0] >= 17 && out[2] - out[1] >= 17, "{out:?}");
+        assert!((out[1] - 101).abs() <= 1, "the crowd is centred on its own heights: {out:?}");
+        let out = spread(&[50, 10, 12], 17);
+        assert!(out[2] - out[1] >= 17 && out[0] - out[2] >= 17 && out[0] == 50, "{out:?}");
     }
 
     #[test]
@@ -608,11 +801,14 @@ mod tests {
     #[test]
     fn plots_are_written_as_svg_and_png() {
         let dir = tempfile::tempdir().unwrap();
-        let files = write(&table(), &Curves::new(), "test-suite", dir.path(), &font()).unwrap();
+        let files = write(&table(), &Curves::new(), &Families::new(), "test-suite", dir.path(), &font()).unwrap();
         assert_eq!(files.len(), 4);
         let svg = std::fs::read_to_string(dir.path().join("score_vs_size.svg")).unwrap();
-        for text in ["test-suite", "lora (0.300%)", "head_only (0.000%)", "average over tasks", "rte", "1000"] {
+        for text in ["test-suite", "mean over 2 tasks", "± std over seeds", "1000"] {
             assert!(svg.contains(text), "`{text}` missing from the size plot");
+        }
+        for m in ["full", "lora", "head_only"] {
+            assert!(svg.lines().any(|l| l.trim() == m), "size plot lacks the name of {m} at its line's end");
         }
         let svg = std::fs::read_to_string(dir.path().join("score_vs_params.svg")).unwrap();
         assert!(svg.contains("1000 training examples"), "params plot lacks its panel titles");
@@ -631,9 +827,9 @@ mod tests {
 
     /// A finished run of `method` on SST-2 at 100 examples with the dev curve `curve`.
     fn run(method: &str, seed: u64, status: &str, curve: &[(usize, f64)]) -> Record {
-        let mut r = crate::records::test_record("sst2", method, seed);
+        let mut r = pelt_records::test_record("sst2", method, seed);
         r.status = serde_json::from_value(serde_json::json!(status)).unwrap();
-        r.curve = curve.iter().map(|&(step, dev)| crate::records::CurvePoint { step, dev, train_loss: 0.5 }).collect();
+        r.curve = curve.iter().map(|&(step, dev)| pelt_records::CurvePoint { step, dev, train_loss: 0.5 }).collect();
         r
     }
 
@@ -668,7 +864,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let files = write(&table(), &curves, "test-suite", dir.path(), &font()).unwrap();
+        let files = write(&table(), &curves, &Families::new(), "test-suite", dir.path(), &font()).unwrap();
         assert_eq!(files.len(), 6, "{files:?}");
         let svg = std::fs::read_to_string(dir.path().join("dev_curves.svg")).unwrap();
         for text in ["test-suite: dev score during training", "sst2 1000", "rte 1000", "dev score", "step"] {
@@ -697,7 +893,9 @@ mod tests {
             let writers: Vec<_> = (0..2)
                 .map(|_| {
                     s.spawn(|| {
-                        (0..3).map(|_| write(&t, &Curves::new(), "test-suite", dir.path(), &font)).collect::<Vec<_>>()
+                        (0..3)
+                            .map(|_| write(&t, &Curves::new(), &Families::new(), "test-suite", dir.path(), &font))
+                            .collect::<Vec<_>>()
                     })
                 })
                 .collect();

@@ -4,67 +4,29 @@
 //! test set's ROUGE-1, ROUGE-2 and ROUGE-L F1 are the result.
 //!
 //! One run can train one method instance on several tasks at once (XL-Sum languages sharing a method,
-//! [`crate::experiment::MethodSpec::shared`]): batches come from one task each, in proportion to the
+//! [`pelt_train::MethodSpec::shared`]): batches come from one task each, in proportion to the
 //! tasks' training sizes, the checkpoint is selected on the mean dev score over tasks, and every task
 //! gets its own outcome.
 
-use crate::{
-    experiment::{DataSize, EvalEvery, GenerationSpec, MethodSpec, Training},
-    optim::AdamW,
-    train::{bucketed_batches, capped, inputs, schedule, Outcome, Selection},
-};
+use crate::data::{GenerationSpec, SummaryData};
 use anyhow::{anyhow, Context, Result};
 use indicatif::ProgressBar;
 use pelt_backbone::{seq2seq, Generation, Seq2Seq};
 use pelt_core::{params, Method, Registry};
 use pelt_data::{
     sampler,
-    summarization::{corpus_rouge, is_latin, latin_tokens, SummarySplits},
+    summarization::{corpus_rouge, latin_tokens},
     Encoding, TextTokenizer,
+};
+use pelt_records::DataSize;
+use pelt_train::{
+    batch::{bucketed_batches, capped, inputs},
+    fit, mean, total_steps, AdamW, MethodSpec, Outcome, Plan, Selection, Steps, Training,
 };
 use rand::{seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use tch::{Device, Tensor};
-
-/// A summarization task with its tokenised splits, prepared once per sweep.
-#[derive(Debug)]
-pub struct SummaryData {
-    /// The articles and reference summaries.
-    pub splits: SummarySplits,
-    /// Encoder inputs of the training articles (special tokens added, cut to `max_len`).
-    pub train: Vec<Encoding>,
-    /// Target token ids of the training summaries (no special tokens, cut to `max_target_len`).
-    pub targets: Vec<Vec<i64>>,
-    /// Encoder inputs of the validation articles.
-    pub val: Vec<Encoding>,
-    /// Encoder inputs of the test articles.
-    pub test: Vec<Encoding>,
-    /// Whether the references are Latin script (ROUGE on `rouge_score`'s tokens); otherwise ROUGE runs on
-    /// the tokenizer's pieces, as XL-Sum's multilingual scorer does.
-    pub latin: bool,
-    /// The tokenizer's padding id.
-    pub pad_id: i64,
-}
-
-impl SummaryData {
-    /// Tokenises a task's splits.
-    pub fn prepare(splits: SummarySplits, tokenizer: &TextTokenizer, g: &GenerationSpec) -> Result<SummaryData> {
-        fn texts(a: &[pelt_data::summarization::Article]) -> Vec<&str> {
-            a.iter().map(|x| x.text.as_str()).collect()
-        }
-        let train = tokenizer.encode_texts(&texts(&splits.train))?;
-        let summaries: Vec<&str> = splits.train.iter().map(|a| a.summary.as_str()).collect();
-        let targets = tokenizer.encode_targets(&summaries, g.max_target_len)?;
-        let val = tokenizer.encode_texts(&texts(&splits.val))?;
-        let test = tokenizer.encode_texts(&texts(&splits.test))?;
-        let sample: String = splits.test.iter().take(50).map(|a| a.summary.as_str()).collect::<Vec<_>>().join(" ");
-        if splits.train.is_empty() || splits.val.is_empty() || splits.test.is_empty() {
-            return Err(anyhow!("{}: every split needs at least one article", splits.name));
-        }
-        Ok(SummaryData { latin: is_latin(&sample), splits, train, targets, val, test, pad_id: tokenizer.pad_id })
-    }
-}
 
 /// The decoder settings of [`GenerationSpec`] for `seq2seq::generate`.
 fn generation(g: &GenerationSpec) -> Generation {
@@ -138,8 +100,53 @@ type Samples = Vec<(String, String)>;
 /// Test summaries kept with each record, to read beside the scores.
 const SAMPLES: usize = 20;
 
-fn mean(values: &BTreeMap<String, f64>) -> f64 {
-    values.values().sum::<f64>() / values.len().max(1) as f64
+/// The seq2seq hooks of the shared loop: each epoch every task's articles in length-bucketed batches,
+/// the batches of all tasks shuffled together (so tasks come in proportion to their sizes); the
+/// teacher-forced loss; the mean dev ROUGE over tasks.
+struct Loop<'a> {
+    ctx: &'a Ctx<'a>,
+    tasks: &'a [&'a SummaryData],
+    train_rows: &'a [Vec<usize>],
+    dev_rows: &'a [Vec<usize>],
+}
+
+impl Loop<'_> {
+    /// Encoder inputs and target ids of the training articles `rows` of task `task`.
+    fn batch(&self, task: usize, rows: &[usize]) -> (pelt_core::Inputs, Vec<Vec<i64>>) {
+        let t = self.tasks[task];
+        let enc: Vec<&Encoding> = rows.iter().map(|&i| &t.train[i]).collect();
+        let targets: Vec<Vec<i64>> = rows.iter().map(|&i| t.targets[i].clone()).collect();
+        (inputs(&enc, t.pad_id, self.ctx.device), targets)
+    }
+}
+
+impl Steps for Loop<'_> {
+    type Batch = (usize, Vec<usize>);
+
+    fn epoch(&self, rng: &mut ChaCha8Rng) -> Vec<(usize, Vec<usize>)> {
+        let mut batches = Vec::new();
+        for (task, rows) in self.train_rows.iter().enumerate() {
+            let lengths: Vec<usize> = rows.iter().map(|&i| self.tasks[task].train[i].ids.len()).collect();
+            for b in bucketed_batches(&lengths, self.ctx.training.batch_size, rng) {
+                batches.push((task, b.into_iter().map(|j| rows[j]).collect()));
+            }
+        }
+        batches.shuffle(rng);
+        batches
+    }
+
+    fn loss(&self, (task, rows): &(usize, Vec<usize>)) -> (Tensor, usize) {
+        let (x, y) = self.batch(*task, rows);
+        (seq2seq::loss(self.ctx.model, &x, &y, self.ctx.method, true), rows.len())
+    }
+
+    fn dev_score(&self) -> Result<f64> {
+        let mut scores = Vec::new();
+        for (t, rows) in self.tasks.iter().zip(self.dev_rows) {
+            scores.push(mean(&self.ctx.rouge(t, &t.val, &t.splits.val, rows)?.0));
+        }
+        Ok(scores.iter().sum::<f64>() / scores.len() as f64)
+    }
 }
 
 /// Trains one method instance on `tasks` (one task, or several when the method is shared) at `size`
@@ -191,97 +198,33 @@ pub fn run(
     all.sort_by(|a, b| a.0.cmp(&b.0));
     let ctx = Ctx { model, method: method.as_ref(), tokenizer, training, generation: generation(g), device };
 
-    let batch_of = |task: usize, rows: &[usize]| {
-        let t = tasks[task];
-        let enc: Vec<&Encoding> = rows.iter().map(|&i| &t.train[i]).collect();
-        let targets: Vec<Vec<i64>> = rows.iter().map(|&i| t.targets[i].clone()).collect();
-        (inputs(&enc, t.pad_id, device), targets)
-    };
+    let hooks = Loop { ctx: &ctx, tasks, train_rows: &train_rows, dev_rows: &dev_rows };
     // SNIP scores weights by the loss gradient at init: the first task's first articles, dropout off,
     // each batch's mean-loss gradient summed (as in the classification runner).
     pelt_core::run_calibration(method.as_ref(), train_rows[0].len(), training.batch_size, |chunk| {
         let rows: Vec<usize> = chunk.iter().map(|&p| train_rows[0][p]).collect();
-        let (x, y) = batch_of(0, &rows);
+        let (x, y) = hooks.batch(0, &rows);
         seq2seq::loss(model, &x, &y, method.as_ref(), false)
     });
     let head = params::numel(new_parts.iter().map(|(_, t)| t));
     let counts = params::count(model, method.as_ref(), head);
 
-    // Each epoch: every task's articles in length-bucketed batches, the batches of all tasks shuffled
-    // together (so tasks come in proportion to their sizes).
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
-    let epoch = |rng: &mut ChaCha8Rng| -> Vec<(usize, Vec<usize>)> {
-        let mut batches = Vec::new();
-        for (task, rows) in train_rows.iter().enumerate() {
-            let lengths: Vec<usize> = rows.iter().map(|&i| tasks[task].train[i].ids.len()).collect();
-            for b in bucketed_batches(&lengths, training.batch_size, rng) {
-                batches.push((task, b.into_iter().map(|j| rows[j]).collect()));
-            }
-        }
-        batches.shuffle(rng);
-        batches
-    };
     let per_epoch: usize = train_rows.iter().map(|r| r.len().div_ceil(training.batch_size)).sum();
-    let mut total = (training.epochs * per_epoch).max(training.min_steps);
-    if training.max_steps > 0 {
-        total = total.min(training.max_steps);
-    }
-    let warmup = (training.warmup_ratio * total as f64).round() as usize;
+    let total = total_steps(training, per_epoch);
     let head_scale = training.head_lr.map_or(1.0, |h| h / spec.lr);
     let mut opt =
         AdamW::new(&all, training.weight_decay).scale_group("new.", head_scale).method_rates(method.as_ref(), spec.lr);
-    bar.set_length(total as u64);
-    bar.set_position(0);
-
-    let evaluate_dev = || -> Result<f64> {
-        let mut scores = Vec::new();
-        for (t, rows) in tasks.iter().zip(&dev_rows) {
-            scores.push(mean(&ctx.rouge(t, &t.val, &t.splits.val, rows)?.0));
-        }
-        Ok(scores.iter().sum::<f64>() / scores.len() as f64)
-    };
     let mut selection = Selection::default();
-    let keep_best = |step: usize, selection: &mut Selection| -> Result<()> {
-        selection.observe(step, evaluate_dev()?, &all);
-        Ok(())
-    };
-    let (mut step, mut seen, mut seconds) = (0usize, 0usize, 0.0f64);
-    let mut diverged = None;
-    'outer: while step < total {
-        for (task, rows) in epoch(&mut rng) {
-            let started = std::time::Instant::now();
-            let (x, y) = batch_of(task, &rows);
-            let loss = seq2seq::loss(model, &x, &y, method.as_ref(), true);
-            let lr = schedule(spec.lr, step, warmup, total);
-            match opt.train_step(&loss, method.as_ref(), training.max_grad_norm, lr) {
-                Ok(value) => selection.add_loss(value),
-                Err(value) => {
-                    diverged = Some(format!("loss became {value} at step {step}"));
-                    break 'outer;
-                }
-            }
-            step += 1;
-            seen += rows.len();
-            seconds += started.elapsed().as_secs_f64();
-            bar.set_position(step as u64);
-            let now = matches!(training.eval_every, EvalEvery::Steps(n) if step % n == 0);
-            if now || step == total {
-                keep_best(step, &mut selection)?;
-            }
-            if step == total {
-                break 'outer;
-            }
-        }
-        if training.eval_every == EvalEvery::Epoch {
-            keep_best(step, &mut selection)?;
-        }
-    }
+    let plan = Plan { opt: &mut opt, method: method.as_ref(), params: &all, lr: spec.lr, total, training };
+    let fitted = fit(&hooks, plan, &mut rng, &mut selection, bar)?;
+    let (step, diverged) = (fitted.steps, fitted.diverged.clone());
 
     let mut diagnostics: BTreeMap<String, f64> = method.diagnostics().into_iter().collect();
     if tasks.len() > 1 {
         diagnostics.insert("shared_tasks".into(), tasks.len() as f64);
     }
-    let train_eps = seen as f64 / seconds.max(1e-9);
+    let train_eps = fitted.examples_per_second();
     let outcome = |i: usize, metrics: BTreeMap<String, f64>, best: Option<(f64, usize)>, samples| Outcome {
         diverged: diverged.clone(),
         score: (!metrics.is_empty()).then(|| mean(&metrics)),

@@ -1,16 +1,14 @@
 //! Comparison tables generated from the records (never edited by hand): rows are methods with their
 //! trainable parameters, columns task × data size, cells mean ± std over seeds with the seed count.
 
-use crate::{
-    experiment::{DataSize, Experiment},
-    records::{Record, Status},
-};
+use crate::Suite;
 use anyhow::Result;
+use pelt_records::{DataSize, Record, Status};
 use polars::prelude::*;
 use std::collections::BTreeMap;
 
 /// Output format of a table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// GitHub Markdown.
     Markdown,
@@ -61,13 +59,13 @@ pub fn frame(records: &[Record]) -> PolarsResult<DataFrame> {
 }
 
 /// Aggregates records into a table; `exp` (when known) fixes the row and column order.
-pub fn build(records: &[Record], exp: Option<&Experiment>) -> Result<Table> {
+pub fn build(records: &[Record], exp: Option<&Suite>) -> Result<Table> {
     build_on(records, exp, None)
 }
 
 /// As [`build`], with cells from one test metric of the records (`rouge2`, `accuracy`) instead of the
 /// task score; runs without that metric are left out.
-pub fn build_on(records: &[Record], exp: Option<&Experiment>, metric: Option<&str>) -> Result<Table> {
+pub fn build_on(records: &[Record], exp: Option<&Suite>, metric: Option<&str>) -> Result<Table> {
     let picked: Vec<Record>;
     let records = match metric {
         Some(m) => {
@@ -118,7 +116,7 @@ pub fn build_on(records: &[Record], exp: Option<&Experiment>, metric: Option<&st
 
     // Rows in the experiment's method order, else by trainable parameters (largest first).
     let mut rows: Vec<(String, i64, f64)> = row_info.iter().map(|(m, (p, pc))| (m.clone(), *p, *pc)).collect();
-    let method_rank = |m: &str| exp.and_then(|e| e.methods.iter().position(|s| s.label() == m)).unwrap_or(usize::MAX);
+    let method_rank = |m: &str| exp.and_then(|e| e.methods.iter().position(|s| s == m)).unwrap_or(usize::MAX);
     rows.sort_by(|a, b| method_rank(&a.0).cmp(&method_rank(&b.0)).then(b.1.cmp(&a.1)).then(a.0.cmp(&b.0)));
     let task_rank = |t: &str| exp.and_then(|e| e.tasks.iter().position(|x| x == t)).unwrap_or(usize::MAX);
     let mut columns: Vec<(String, String)> = cells.keys().map(|(_, c)| c.clone()).collect();
@@ -312,11 +310,11 @@ impl Table {
 /// The methods' own diagnostics (UniPELT's gate means, ATTEMPT's attention over source prompts,
 /// Polytropon's routing concentration, source-training losses), mean ± std over the seeds of each
 /// (method, task, data size), as a Markdown table in long form; `None` when no record has any.
-pub fn diagnostics(records: &[Record], exp: Option<&Experiment>) -> Option<String> {
+pub fn diagnostics(records: &[Record], exp: Option<&Suite>) -> Option<String> {
     // Sorted by the experiment's method order, then task, size (in data-size order) and diagnostic.
     type Key = (usize, String, String, (u8, usize), String, String);
     let mut groups: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
-    let method_rank = |m: &str| exp.and_then(|e| e.methods.iter().position(|s| s.label() == m)).unwrap_or(usize::MAX);
+    let method_rank = |m: &str| exp.and_then(|e| e.methods.iter().position(|s| s == m)).unwrap_or(usize::MAX);
     for r in records.iter().filter(|r| r.status == Status::Ok) {
         let size = DataSize::parse(&r.data_size).map(DataSize::order).unwrap_or((9, 0));
         for (k, v) in &r.diagnostics {
@@ -479,7 +477,7 @@ mod tests {
     /// A finished run of `method` on RTE at 100 examples: best dev at `best` of `steps`, dev evaluated
     /// every 50 steps.
     fn run(method: &str, seed: u64, best: usize, steps: usize) -> Record {
-        let mut r = crate::records::test_record("rte", method, seed);
+        let mut r = pelt_records::test_record("rte", method, seed);
         (r.best_dev_score, r.best_step, r.steps) = (Some(50.0), Some(best), steps);
         r
     }
@@ -489,7 +487,7 @@ mod tests {
         let mut records = vec![run("lora", 1, 50, 140), run("lora", 2, 140, 140), run("lora", 3, 100, 140)];
         // A curve, where kept, gives the first evaluation (here at step 20, not eval_every's 50).
         let mut curved = run("adapter", 1, 20, 140);
-        curved.curve = vec![crate::records::CurvePoint { step: 20, dev: 50.0, train_loss: 0.7 }];
+        curved.curve = vec![pelt_records::CurvePoint { step: 20, dev: 50.0, train_loss: 0.7 }];
         records.push(curved);
         // Per-epoch evaluation without a curve: the first evaluation's step is unknown.
         let mut per_epoch = run("unipelt", 1, 140, 140);

@@ -3,14 +3,12 @@
 //! shipped image set and saved as a Hugging Face ViT folder, which the vision experiments then load as
 //! their backbone like any other.
 
-use crate::{
-    experiment::{DataSize, EvalEvery, MethodSpec, Training},
-    sweep::load_vision,
-    train,
-};
+use crate::{data::load_vision, run};
 use anyhow::{anyhow, Context, Result};
 use pelt_backbone::{Vit, VitConfig};
 use pelt_core::{Backbone, Registry};
+use pelt_records::DataSize;
+use pelt_train::{EvalEvery, MethodSpec, Training};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -52,7 +50,7 @@ pub fn pretrain(settings: &Pretrain, registry: &Registry, assets: &Path, out: &P
     };
     let bar = indicatif::ProgressBar::hidden();
     let started = std::time::Instant::now();
-    let outcome = train::run(
+    let outcome = run::run(
         registry,
         &backbone,
         &spec,

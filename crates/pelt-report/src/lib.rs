@@ -1,0 +1,179 @@
+//! pelt's reports, generated from a suite's records and nothing else: comparison tables (Markdown,
+//! CSV, LaTeX), the methods' diagnostics, where checkpoint selection found each run at its best, plots
+//! (score against data size and against % trainable parameters, dev curves), and the suite's page.
+//! It depends on the records only, not on libtorch or the model stack.
+
+#![warn(missing_docs)]
+
+pub mod page;
+pub mod plot;
+pub mod table;
+
+use anyhow::{anyhow, bail, Context, Result};
+use pelt_records::{write_atomic, Record, Store, Unreadable};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// What the reports need of a suite's experiment file: its name, its caption, and the order of its
+/// rows (method labels) and columns (tasks). Read leniently, so any version of an experiment file
+/// (the one a sweep saved beside its records, or the file in `experiments/`) gives it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Suite {
+    /// Suite name (the folder under `results/`).
+    pub name: String,
+    /// Caption printed above the table.
+    pub description: String,
+    /// Task names in the file's order.
+    pub tasks: Vec<String>,
+    /// Method row labels in the file's order.
+    pub methods: Vec<String>,
+}
+
+impl Suite {
+    /// Reads the parts of an experiment file that reports use.
+    pub fn from_yaml(text: &str) -> Result<Suite> {
+        #[derive(Deserialize)]
+        struct Method {
+            method: String,
+            #[serde(default)]
+            label: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct File {
+            name: String,
+            #[serde(default)]
+            description: String,
+            #[serde(default)]
+            tasks: Vec<String>,
+            #[serde(default)]
+            methods: Vec<Method>,
+        }
+        let f: File = serde_yaml::from_str(text)?;
+        let methods = f.methods.into_iter().map(|m| m.label.unwrap_or(m.method)).collect();
+        Ok(Suite { name: f.name, description: f.description, tasks: f.tasks, methods })
+    }
+}
+
+/// A suite's folder and, where it can be read, its experiment: from the folder (its saved
+/// `experiment.yaml`) or from an experiment file (the folder is then `results/<name>`).
+pub fn locate(suite: &Path) -> Result<(PathBuf, Option<Suite>)> {
+    if suite.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+        let text = std::fs::read_to_string(suite).with_context(|| format!("{}: cannot read", suite.display()))?;
+        let s = Suite::from_yaml(&text).map_err(|e| anyhow!("{}: {e}", suite.display()))?;
+        Ok((PathBuf::from("results").join(&s.name), Some(s)))
+    } else {
+        let saved = suite.join("experiment.yaml");
+        let s = std::fs::read_to_string(&saved).ok().and_then(|t| Suite::from_yaml(&t).ok());
+        Ok((suite.to_path_buf(), s))
+    }
+}
+
+/// A suite's records as the reports see them: those that read, and the files left out.
+#[derive(Debug)]
+pub struct Records {
+    /// The records, sorted by key.
+    pub records: Vec<Record>,
+    /// Files of `records/` that are not records, left out of every report.
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl Records {
+    /// Loads a suite's records; a suite with none is an error.
+    pub fn load(suite_dir: &Path) -> Result<Records> {
+        let loaded = Store::open(suite_dir)?.load()?;
+        if loaded.records.is_empty() {
+            match loaded.unreadable.first() {
+                Some(u) => bail!("{}: no readable records ({}: {})", suite_dir.display(), u.path.display(), u.error),
+                None => bail!("{}: no records yet", suite_dir.display()),
+            }
+        }
+        Ok(Records { records: loaded.records, unreadable: loaded.unreadable })
+    }
+
+    /// The warning for the files left out (one line each, then the count), or `None`.
+    pub fn warning(&self) -> Option<String> {
+        if self.unreadable.is_empty() {
+            return None;
+        }
+        let mut out = String::new();
+        for u in &self.unreadable {
+            out.push_str(&format!("warning: {}: left out: {}\n", u.path.display(), u.error));
+        }
+        out.push_str(&format!(
+            "warning: {} record file{} left out of the reports; the table covers the other {}",
+            self.unreadable.len(),
+            if self.unreadable.len() == 1 { "" } else { "s" },
+            self.records.len()
+        ));
+        Some(out)
+    }
+}
+
+/// Writes the suite's table files (Markdown, CSV, LaTeX) and its diagnostics and selection pages next
+/// to its records, and returns the Markdown of all three.
+pub fn write_tables(suite_dir: &Path, records: &[Record], exp: Option<&Suite>) -> Result<String> {
+    let t = table::build(records, exp)?;
+    for (format, ext) in [(table::Format::Markdown, "md"), (table::Format::Csv, "csv"), (table::Format::Latex, "tex")] {
+        write_atomic(&suite_dir.join(format!("table.{ext}")), t.render(format).as_bytes())?;
+    }
+    let mut text = t.render(table::Format::Markdown);
+    if let Some(d) = table::diagnostics(records, exp) {
+        write_atomic(&suite_dir.join("diagnostics.md"), d.as_bytes())?;
+        text.push('\n');
+        text.push_str(&d);
+    }
+    if let Some(s) = table::selection(records, &t) {
+        write_atomic(&suite_dir.join("selection.md"), s.as_bytes())?;
+        text.push('\n');
+        text.push_str(&s);
+    }
+    Ok(text)
+}
+
+/// Writes the suite's plots into `out` with the charts' font and returns their paths; `families` groups
+/// the methods into the score-vs-size chart's panels.
+pub fn write_plots(
+    suite_dir: &Path,
+    records: &[Record],
+    exp: Option<&Suite>,
+    families: &plot::Families,
+    out: &Path,
+    font: &Path,
+) -> Result<Vec<PathBuf>> {
+    let t = table::build(records, exp)?;
+    let name = exp.map(|e| e.name.clone()).unwrap_or_else(|| suite_dir.display().to_string());
+    plot::write(&t, &plot::curves(records), families, &name, out, font)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suites_read_labels_and_order_from_any_experiment_file() {
+        let text = "name: s\ndescription: >\n  two\n  lines\ntasks: [rte, sst2]\nseeds: [1]\nunknown_field: 3\n\
+                    methods:\n  - method: lora\n    lr: 1e-3\n  - method: houlsby\n    label: adapter\n    lr: 1e-3\n";
+        let s = Suite::from_yaml(text).unwrap();
+        assert_eq!(s.name, "s");
+        assert_eq!(s.description, "two lines\n");
+        assert_eq!(s.tasks, ["rte", "sst2"]);
+        assert_eq!(s.methods, ["lora", "adapter"]);
+        assert!(Suite::from_yaml("tasks: [rte]").is_err(), "a suite needs its name");
+    }
+
+    #[test]
+    fn a_suite_with_a_corrupt_record_reports_the_rest_and_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.save(&pelt_records::test_record("rte", "lora", 1)).unwrap();
+        std::fs::write(dir.path().join("records/broken.json"), "{").unwrap();
+        let r = Records::load(dir.path()).unwrap();
+        assert_eq!(r.records.len(), 1);
+        let w = r.warning().unwrap();
+        assert!(w.contains("broken.json: left out: not a pelt record"), "{w}");
+        assert!(w.ends_with("1 record file left out of the reports; the table covers the other 1"), "{w}");
+        std::fs::remove_file(dir.path().join("records/rte__lora__100__s1.json")).unwrap();
+        let e = Records::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("no readable records") && e.contains("broken.json"), "{e}");
+    }
+}

@@ -1,0 +1,26 @@
+//! What every task family's runs share: the settings of experiment files (`training:`, `methods:`),
+//! AdamW, the warm-up and decay schedule, the training loop with its dev evaluations, checkpoint
+//! selection, length-bucketed batches, and the [`Family`] surface through which the sweep drives a
+//! family. Nothing here knows a family's data, loss or metrics.
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod family;
+pub mod fit;
+pub mod optim;
+pub mod outcome;
+pub mod select;
+pub mod settings;
+
+pub use family::{Family, Pristine, Run};
+pub use fit::{fit, schedule, total_steps, warmup_steps, Fit, Plan, Steps};
+pub use optim::AdamW;
+pub use outcome::Outcome;
+pub use select::Selection;
+pub use settings::{EvalEvery, MethodSpec, Training};
+
+/// Mean of a run's metrics (the GLUE convention for a task with two metrics), 0 for none.
+pub fn mean(values: &std::collections::BTreeMap<String, f64>) -> f64 {
+    values.values().sum::<f64>() / values.len().max(1) as f64
+}

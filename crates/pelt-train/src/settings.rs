@@ -1,0 +1,131 @@
+//! The settings every run of a sweep shares, as experiment files write them: the optimisation
+//! (`training:`) and each method's entry (`methods:`).
+
+use serde::{Deserialize, Serialize};
+
+/// When the dev set is evaluated for model selection: `epoch`, or a number of optimizer steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalEvery {
+    /// After every epoch.
+    Epoch,
+    /// Every N optimizer steps (and at the end).
+    Steps(usize),
+}
+
+impl Serialize for EvalEvery {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            EvalEvery::Epoch => s.serialize_str("epoch"),
+            EvalEvery::Steps(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EvalEvery {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EvalEvery, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(i64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) if n > 0 => Ok(EvalEvery::Steps(n as usize)),
+            Raw::S(s) if s == "epoch" => Ok(EvalEvery::Epoch),
+            _ => Err(serde::de::Error::custom("eval_every is `epoch` or a positive number of steps")),
+        }
+    }
+}
+
+/// Optimisation settings shared by every run of a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Training {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Upper bound on optimizer steps (0 = no bound).
+    pub max_steps: usize,
+    /// Lower bound on optimizer steps: small data sizes get more epochs so every run trains enough.
+    pub min_steps: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Examples per evaluation batch.
+    pub eval_batch_size: usize,
+    /// Token limit per example (pairs are truncated longest-first).
+    pub max_len: usize,
+    /// Fraction of steps with linear warm-up.
+    pub warmup_ratio: f64,
+    /// AdamW decoupled weight decay (not applied to biases and LayerNorm).
+    pub weight_decay: f64,
+    /// Global gradient-norm clip.
+    pub max_grad_norm: f64,
+    /// Dev evaluation schedule.
+    pub eval_every: EvalEvery,
+    /// Cap on the dev set used for model selection (protocol maximum 1000).
+    pub dev_limit: usize,
+    /// Cap on the test set (0 = the whole test split); a cap takes a fixed seeded sample.
+    pub test_limit: usize,
+    /// Intra-op threads for libtorch (0 = libtorch's default).
+    pub threads: usize,
+    /// Peak learning rate of the parts every method trains — the task head, a warm-started decoder's
+    /// new cross-attention and output transform — so that rows differ only in the method (`None`: each
+    /// method's own `lr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_lr: Option<f64>,
+}
+
+impl Default for Training {
+    fn default() -> Self {
+        Training {
+            epochs: 10,
+            max_steps: 0,
+            min_steps: 0,
+            batch_size: 32,
+            eval_batch_size: 64,
+            max_len: 128,
+            warmup_ratio: 0.06,
+            weight_decay: 0.01,
+            max_grad_norm: 1.0,
+            eval_every: EvalEvery::Epoch,
+            dev_limit: 1000,
+            test_limit: 0,
+            threads: 0,
+            head_lr: None,
+        }
+    }
+}
+
+/// One method of the sweep with its configuration and learning rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodSpec {
+    /// Registry name.
+    pub method: String,
+    /// Row label in tables (defaults to the method name); must be unique within the file.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Method configuration; omitted fields take the method's defaults.
+    #[serde(default)]
+    pub config: serde_yaml::Value,
+    /// In an experiment with a `transfer` section: whether this method trains on the source tasks
+    /// first (default) or only on the target (`false`: the single-task baseline row).
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub transfer: bool,
+    /// In a summarization experiment with several tasks (XL-Sum languages): one instance of the method
+    /// trained on every task at once and evaluated on each, instead of one per task.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl MethodSpec {
+    /// The row label.
+    pub fn label(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.method)
+    }
+}
