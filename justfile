@@ -109,3 +109,7 @@ lint: setup
 
 # What CI runs (.ci/run: fmt check, tests, the short GLUE sweep), plus clippy.
 ready: lint test sweep-ci
+
+# Rewrite the README's default-sweep section (table, differences beyond noise, plot) from results/default.
+readme-default:
+    python3 scripts/readme_default.py

@@ -109,8 +109,8 @@ impl Records {
     }
 }
 
-/// Writes the suite's table files (Markdown, CSV, LaTeX) and its diagnostics and selection pages next
-/// to its records, and returns the Markdown of all three.
+/// Writes the suite's table files (Markdown, CSV, LaTeX), its diagnostics and selection pages and the
+/// differences beyond seed noise (`noise.md`) next to its records, and returns the Markdown of all.
 pub fn write_tables(suite_dir: &Path, records: &[Record], exp: Option<&Suite>) -> Result<String> {
     let t = table::build(records, exp)?;
     for (format, ext) in [(table::Format::Markdown, "md"), (table::Format::Csv, "csv"), (table::Format::Latex, "tex")] {
@@ -126,6 +126,18 @@ pub fn write_tables(suite_dir: &Path, records: &[Record], exp: Option<&Suite>) -
         write_atomic(&suite_dir.join("selection.md"), s.as_bytes())?;
         text.push('\n');
         text.push_str(&s);
+    }
+    let noise = suite_dir.join("noise.md");
+    match table::separated(&t) {
+        Some(s) => {
+            write_atomic(&noise, s.as_bytes())?;
+            text.push('\n');
+            text.push_str(&s);
+        }
+        // A stale page from an earlier table must not outlive it.
+        None => {
+            let _ = std::fs::remove_file(&noise);
+        }
     }
     Ok(text)
 }

@@ -93,6 +93,9 @@ enum Command {
         /// with the difference and its standard error over seeds.
         #[arg(long)]
         against: Option<String>,
+        /// Also print, per column, the rows the best row is above by more than both rows' seed std.
+        #[arg(long)]
+        noise: bool,
         /// Fail (exit status 1) when a record file of the suite is not a record; by default such files
         /// are named, left out and counted, and the table covers the rest.
         #[arg(long)]
@@ -209,7 +212,7 @@ fn parse_device(s: &str) -> Result<tch::Device> {
 fn report(dir: &Path, suite: Option<&Suite>) -> Result<(String, Records)> {
     let records = Records::load(dir)?;
     let md = pelt_report::write_tables(dir, &records.records, suite)?;
-    let table = table::build(&records.records, suite)?.render(table::Format::Markdown);
+    let table = page_table(&records, suite)?;
     let name = suite.map_or_else(|| dir.display().to_string(), |s| s.name.clone());
     page::write(dir, &page::Page { name: &name, table: &table })?;
     Ok((md, records))
@@ -225,6 +228,18 @@ fn families(records: &[pelt_records::Record], registry: &pelt_core::Registry) ->
     records.iter().map(|r| (r.method.clone(), family(&r.method_name))).collect()
 }
 
+/// The table a suite's page shows: the Markdown table with its caption, then the differences beyond
+/// seed noise.
+fn page_table(records: &Records, suite: Option<&Suite>) -> Result<String> {
+    let t = table::build(&records.records, suite)?;
+    let mut text = t.render(table::Format::Markdown);
+    if let Some(s) = table::separated(&t) {
+        text.push('\n');
+        text.push_str(&s);
+    }
+    Ok(text)
+}
+
 /// Draws a suite's plots into `out` and refreshes its page (which shows them).
 fn plots(
     dir: &Path,
@@ -237,7 +252,7 @@ fn plots(
     let font = assets.join("fonts/Roboto-Regular.ttf");
     let families = families(&records.records, registry);
     let files = pelt_report::write_plots(dir, &records.records, suite, &families, out, &font)?;
-    let table = table::build(&records.records, suite)?.render(table::Format::Markdown);
+    let table = page_table(&records, suite)?;
     let name = suite.map_or_else(|| dir.display().to_string(), |s| s.name.clone());
     page::write(dir, &page::Page { name: &name, table: &table })?;
     Ok(files)
@@ -415,7 +430,7 @@ fn main() -> Result<()> {
                 outln!("{}", f.display());
             }
         }
-        Command::Table { suite, format, metric, against, strict } => {
+        Command::Table { suite, format, metric, against, noise, strict } => {
             let (dir, suite) = pelt_report::locate(&suite)?;
             let (_, loaded) =
                 report(&dir, suite.as_ref()).with_context(|| format!("building the table of {}", dir.display()))?;
@@ -424,6 +439,9 @@ fn main() -> Result<()> {
             out!("{}", table.render(format.into()));
             if let Some(method) = against {
                 out!("\n{}", table.against(&method)?);
+            }
+            if noise {
+                out!("\n{}", table::separated(&table).unwrap_or_else(|| "No difference exceeds seed noise.\n".into()));
             }
             if format == Format::Markdown {
                 if let Some(d) = table::diagnostics(records, suite.as_ref()) {
