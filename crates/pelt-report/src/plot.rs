@@ -246,7 +246,7 @@ fn size_panel<DB: DrawingBackend>(area: Draw<DB>, title: &str, sizes: &[String],
     let pad = ((hi - lo) * 0.08).max(1.0);
     let n = sizes.len().max(1);
     // Room right of the last size for the names at the lines' ends.
-    let names_room = 1.1 + 0.25 * (3.0 - n as f64).max(0.0);
+    let names_room = 0.55 * (n as f64 - 1.0).max(1.0);
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 20))
         .margin(10)
