@@ -322,33 +322,22 @@ pub fn run(
         })
         .collect();
     diagnostics.extend(source_diagnostics);
-    let sizes = (train.len(), dev.len(), test.len());
-    if diverged.is_some() {
-        return Ok(Outcome {
-            diverged,
-            metrics: BTreeMap::new(),
-            score: None,
-            best_dev: None,
-            curve: selection.curve().to_vec(),
-            steps: step,
-            sizes,
-            params: counts,
-            train_eps,
-            diagnostics,
-            samples: Vec::new(),
-        });
-    }
-    let best_dev = selection.restore_best(&all_params).ok_or_else(|| anyhow!("no dev evaluation happened"))?;
-    let metrics = ctx.evaluate(&test, cache.as_ref().map(|c| &c.2));
-    let score = mean(&metrics);
+    // A diverged run keeps its curve up to the last evaluation and is not tested.
+    let (metrics, best_dev) = match diverged {
+        Some(_) => (BTreeMap::new(), None),
+        None => {
+            let best = selection.restore_best(&all_params).ok_or_else(|| anyhow!("no dev evaluation happened"))?;
+            (ctx.evaluate(&test, cache.as_ref().map(|c| &c.2)), Some(best))
+        }
+    };
     Ok(Outcome {
-        diverged: None,
+        score: diverged.is_none().then(|| mean(&metrics)),
+        diverged,
         metrics,
-        score: Some(score),
-        best_dev: Some(best_dev),
+        best_dev,
         curve: selection.curve().to_vec(),
         steps: step,
-        sizes,
+        sizes: (train.len(), dev.len(), test.len()),
         params: counts,
         train_eps,
         diagnostics,

@@ -95,7 +95,7 @@ proptest! {
     #[test]
     fn bbc_news_folders_never_panic(article in file(b"Headline\n\nBody of the article.\n"), name in prop_oneof![Just("001.txt"), Just("x.txt"), Just("a"), Just(".txt")]) {
         let dir = tempfile::tempdir().unwrap();
-        write(&dir.path().join("business").join(&name), &article);
+        write(&dir.path().join("business").join(name), &article);
         write(&dir.path().join("tech/001.txt"), &article);
         let _ = shipped::bbc_news(dir.path());
         let _ = summarization::bbc_headlines(dir.path());

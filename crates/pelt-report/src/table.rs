@@ -112,9 +112,9 @@ pub fn build_on(records: &[Record], exp: Option<&Suite>, metric: Option<&str>) -
 
     let mut cells = BTreeMap::new();
     let mut row_info: BTreeMap<String, (i64, f64)> = BTreeMap::new();
-    for i in 0..groups.len() {
+    for (i, &n) in counts.iter().enumerate() {
         let (Some(m), Some(t), Some(z)) = (methods.get(i), tasks.get(i), sizes.get(i)) else { continue };
-        let cell = Cell { mean: means.get(i).unwrap_or(f64::NAN), std: stds.get(i).unwrap_or(0.0), n: counts[i] };
+        let cell = Cell { mean: means.get(i).unwrap_or(f64::NAN), std: stds.get(i).unwrap_or(0.0), n };
         cells.insert((m.to_owned(), (t.to_owned(), z.to_owned())), cell);
         row_info.insert(m.to_owned(), (params.get(i).unwrap_or(0), percents.get(i).unwrap_or(0.0)));
     }

@@ -119,7 +119,7 @@ pub fn fit<S: Steps>(
             fit.examples += examples;
             fit.seconds += started.elapsed().as_secs_f64();
             bar.set_position(fit.steps as u64);
-            let due = matches!(training.eval_every, EvalEvery::Steps(n) if fit.steps % n == 0);
+            let due = matches!(training.eval_every, EvalEvery::Steps(n) if fit.steps.is_multiple_of(n));
             if due || fit.steps == total {
                 selection.observe(fit.steps, steps.dev_score()?, params);
             }
