@@ -305,7 +305,8 @@ pub fn run(
     let mut selection = Selection::default();
     let plan = Plan { opt: &mut opt, method: method.as_ref(), params: &all_params, lr: spec.lr, total, training };
     let fitted = fit(&hooks, plan, &mut rng, &mut selection, bar)?;
-    let (step, diverged, train_eps) = (fitted.steps, fitted.diverged.clone(), fitted.examples_per_second());
+    let train_eps = fitted.examples_per_second();
+    let (step, diverged) = (fitted.steps, fitted.diverged);
 
     let names: &[String] = sources.filter(|_| spec.transfer).map_or(&[], |(s, _)| &s.transfer.sources);
     let mut diagnostics: BTreeMap<String, f64> = method

@@ -10,7 +10,7 @@ pub mod plot;
 pub mod table;
 
 use anyhow::{anyhow, bail, Context, Result};
-use pelt_records::{write_atomic, Record, Store, Unreadable};
+use pelt_records::{write_atomic, Loaded, Record, Store};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -68,49 +68,53 @@ pub fn locate(suite: &Path) -> Result<(PathBuf, Option<Suite>)> {
     }
 }
 
-/// A suite's records as the reports see them: those that read, and the files left out.
-#[derive(Debug)]
-pub struct Records {
-    /// The records, sorted by key.
-    pub records: Vec<Record>,
-    /// Files of `records/` that are not records, left out of every report.
-    pub unreadable: Vec<Unreadable>,
+/// Loads a suite's records for the reports: those that read, and the files left out (see
+/// [`left_out`]); a suite with no readable record is an error.
+pub fn load_records(suite_dir: &Path) -> Result<Loaded> {
+    let loaded = Store::open(suite_dir)?.load()?;
+    if loaded.records.is_empty() {
+        match loaded.unreadable.first() {
+            Some(u) => bail!("{}: no readable records ({}: {})", suite_dir.display(), u.path.display(), u.error),
+            None => bail!("{}: no records yet", suite_dir.display()),
+        }
+    }
+    Ok(loaded)
 }
 
-impl Records {
-    /// Loads a suite's records; a suite with none is an error.
-    pub fn load(suite_dir: &Path) -> Result<Records> {
-        let loaded = Store::open(suite_dir)?.load()?;
-        if loaded.records.is_empty() {
-            match loaded.unreadable.first() {
-                Some(u) => bail!("{}: no readable records ({}: {})", suite_dir.display(), u.path.display(), u.error),
-                None => bail!("{}: no records yet", suite_dir.display()),
-            }
-        }
-        Ok(Records { records: loaded.records, unreadable: loaded.unreadable })
+/// The warning for the record files left out of the reports (one line each, then the count), or
+/// `None` when every file read.
+pub fn left_out(loaded: &Loaded) -> Option<String> {
+    if loaded.unreadable.is_empty() {
+        return None;
     }
-
-    /// The warning for the files left out (one line each, then the count), or `None`.
-    pub fn warning(&self) -> Option<String> {
-        if self.unreadable.is_empty() {
-            return None;
-        }
-        let mut out = String::new();
-        for u in &self.unreadable {
-            out.push_str(&format!("warning: {}: left out: {}\n", u.path.display(), u.error));
-        }
-        out.push_str(&format!(
-            "warning: {} record file{} left out of the reports; the table covers the other {}",
-            self.unreadable.len(),
-            if self.unreadable.len() == 1 { "" } else { "s" },
-            self.records.len()
-        ));
-        Some(out)
+    let mut out = String::new();
+    for u in &loaded.unreadable {
+        out.push_str(&format!("warning: {}: left out: {}\n", u.path.display(), u.error));
     }
+    out.push_str(&format!(
+        "warning: {} record file{} left out of the reports; the table covers the other {}",
+        loaded.unreadable.len(),
+        if loaded.unreadable.len() == 1 { "" } else { "s" },
+        loaded.records.len()
+    ));
+    Some(out)
 }
 
-/// Writes the suite's table files (Markdown, CSV, LaTeX), its diagnostics and selection pages and the
-/// differences beyond seed noise (`noise.md`) next to its records, and returns the Markdown of all.
+/// Rewrites the generated part of the suite's page from its table: the Markdown table with its caption,
+/// then the differences beyond seed noise.
+fn write_page(suite_dir: &Path, exp: Option<&Suite>, t: &table::Table) -> Result<PathBuf> {
+    let mut text = t.render(table::Format::Markdown);
+    if let Some(s) = table::separated(t) {
+        text.push('\n');
+        text.push_str(&s);
+    }
+    let name = exp.map_or_else(|| suite_dir.display().to_string(), |e| e.name.clone());
+    page::write(suite_dir, &page::Page { name: &name, table: &text })
+}
+
+/// Writes the suite's table files (Markdown, CSV, LaTeX), its diagnostics and selection pages, the
+/// differences beyond seed noise (`noise.md`) and its page (`README.md`, the hand-written reading kept)
+/// next to its records, and returns the Markdown of the tables.
 pub fn write_tables(suite_dir: &Path, records: &[Record], exp: Option<&Suite>) -> Result<String> {
     let t = table::build(records, exp)?;
     for (format, ext) in [(table::Format::Markdown, "md"), (table::Format::Csv, "csv"), (table::Format::Latex, "tex")] {
@@ -139,11 +143,12 @@ pub fn write_tables(suite_dir: &Path, records: &[Record], exp: Option<&Suite>) -
             let _ = std::fs::remove_file(&noise);
         }
     }
+    write_page(suite_dir, exp, &t)?;
     Ok(text)
 }
 
-/// Writes the suite's plots into `out` with the charts' font and returns their paths; `families` groups
-/// the methods into the score-vs-size chart's panels.
+/// Writes the suite's plots into `out` with the charts' font, refreshes its page (which shows them) and
+/// returns the plots' paths; `families` groups the methods into the score-vs-size chart's panels.
 pub fn write_plots(
     suite_dir: &Path,
     records: &[Record],
@@ -153,8 +158,10 @@ pub fn write_plots(
     font: &Path,
 ) -> Result<Vec<PathBuf>> {
     let t = table::build(records, exp)?;
-    let name = exp.map(|e| e.name.clone()).unwrap_or_else(|| suite_dir.display().to_string());
-    plot::write(&t, &plot::curves(records), families, &name, out, font)
+    let name = exp.map_or_else(|| suite_dir.display().to_string(), |e| e.name.clone());
+    let files = plot::write(&t, &plot::curves(records), families, &name, out, font)?;
+    write_page(suite_dir, exp, &t)?;
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -179,13 +186,13 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store.save(&pelt_records::test_record("rte", "lora", 1)).unwrap();
         std::fs::write(dir.path().join("records/broken.json"), "{").unwrap();
-        let r = Records::load(dir.path()).unwrap();
+        let r = load_records(dir.path()).unwrap();
         assert_eq!(r.records.len(), 1);
-        let w = r.warning().unwrap();
+        let w = left_out(&r).unwrap();
         assert!(w.contains("broken.json: left out: not a pelt record"), "{w}");
         assert!(w.ends_with("1 record file left out of the reports; the table covers the other 1"), "{w}");
         std::fs::remove_file(dir.path().join("records/rte__lora__100__s1.json")).unwrap();
-        let e = Records::load(dir.path()).unwrap_err().to_string();
+        let e = load_records(dir.path()).unwrap_err().to_string();
         assert!(e.contains("no readable records") && e.contains("broken.json"), "{e}");
     }
 }

@@ -158,22 +158,12 @@ pub type Families = BTreeMap<String, String>;
 /// The family of the baselines (full fine-tuning, the linear probe) that every panel shows in grey.
 pub const REFERENCE: &str = "reference";
 
-/// Colours within one panel: few enough methods share a panel that each gets its own.
+/// Colours within one panel: ten of [`color`]'s, the most distinct first and its grey (7) left out, so
+/// that no method is mistaken for the grey references; few enough methods share a panel that each gets
+/// its own.
 fn panel_color(i: usize) -> RGBColor {
-    const P: [(u8, u8, u8); 10] = [
-        (31, 119, 180),
-        (214, 39, 40),
-        (44, 160, 44),
-        (148, 103, 189),
-        (255, 127, 14),
-        (23, 190, 207),
-        (140, 86, 75),
-        (227, 119, 194),
-        (188, 189, 34),
-        (57, 59, 121),
-    ];
-    let (r, g, b) = P[i % P.len()];
-    RGBColor(r, g, b)
+    const ORDER: [usize; 10] = [0, 3, 2, 4, 1, 9, 5, 6, 8, 10];
+    color(ORDER[i % ORDER.len()])
 }
 
 /// A panel's line: its name, colour, marker and points (x = size index, mean, std).

@@ -16,7 +16,7 @@ mod weights;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use pelt_classify::pretrain;
-use pelt_report::{page, plot, table, Records, Suite};
+use pelt_report::{plot, table, Suite};
 use std::path::{Path, PathBuf};
 
 /// pelt: benchmarks parameter-efficient tuning methods side by side.
@@ -207,17 +207,6 @@ fn parse_device(s: &str) -> Result<tch::Device> {
     })
 }
 
-/// Writes a suite's tables and its page, `README.md` (the hand-written reading kept); returns the
-/// tables' Markdown and the records.
-fn report(dir: &Path, suite: Option<&Suite>) -> Result<(String, Records)> {
-    let records = Records::load(dir)?;
-    let md = pelt_report::write_tables(dir, &records.records, suite)?;
-    let table = page_table(&records, suite)?;
-    let name = suite.map_or_else(|| dir.display().to_string(), |s| s.name.clone());
-    page::write(dir, &page::Page { name: &name, table: &table })?;
-    Ok((md, records))
-}
-
 /// Each row's method family from the registry, full fine-tuning and the linear probe as the references
 /// every panel of the score-vs-size chart shows.
 fn families(records: &[pelt_records::Record], registry: &pelt_core::Registry) -> plot::Families {
@@ -228,34 +217,17 @@ fn families(records: &[pelt_records::Record], registry: &pelt_core::Registry) ->
     records.iter().map(|r| (r.method.clone(), family(&r.method_name))).collect()
 }
 
-/// The table a suite's page shows: the Markdown table with its caption, then the differences beyond
-/// seed noise.
-fn page_table(records: &Records, suite: Option<&Suite>) -> Result<String> {
-    let t = table::build(&records.records, suite)?;
-    let mut text = t.render(table::Format::Markdown);
-    if let Some(s) = table::separated(&t) {
-        text.push('\n');
-        text.push_str(&s);
-    }
-    Ok(text)
-}
-
-/// Draws a suite's plots into `out` and refreshes its page (which shows them).
+/// Draws a suite's plots into `out` (and refreshes its page, which shows them).
 fn plots(
     dir: &Path,
+    records: &[pelt_records::Record],
     suite: Option<&Suite>,
     registry: &pelt_core::Registry,
     out: &Path,
     assets: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let records = Records::load(dir)?;
     let font = assets.join("fonts/Roboto-Regular.ttf");
-    let families = families(&records.records, registry);
-    let files = pelt_report::write_plots(dir, &records.records, suite, &families, out, &font)?;
-    let table = page_table(&records, suite)?;
-    let name = suite.map_or_else(|| dir.display().to_string(), |s| s.name.clone());
-    page::write(dir, &page::Page { name: &name, table: &table })?;
-    Ok(files)
+    pelt_report::write_plots(dir, records, suite, &families(records, registry), out, &font)
 }
 
 /// Writes to stdout; a closed pipe (`pelt table … | head`) ends the program quietly instead of
@@ -377,13 +349,14 @@ fn main() -> Result<()> {
             let (ran, skipped, failed) = sweep::sweep(&exp, &registry, &opts)?;
             let suite_dir = results.join(&exp.name);
             let suite = exp.suite();
-            let (md, records) = report(&suite_dir, Some(&suite))?;
-            outln!("{md}");
-            if let Some(w) = records.warning() {
+            let loaded = pelt_report::load_records(&suite_dir)?;
+            outln!("{}", pelt_report::write_tables(&suite_dir, &loaded.records, Some(&suite))?);
+            if let Some(w) = pelt_report::left_out(&loaded) {
                 eprintln!("{w}");
             }
             // A plot that cannot be drawn (no font installed) must not hide the finished sweep.
-            match plots(&suite_dir, Some(&suite), &registry, &suite_dir.join("plots"), &opts.assets) {
+            let out = suite_dir.join("plots");
+            match plots(&suite_dir, &loaded.records, Some(&suite), &registry, &out, &opts.assets) {
                 Ok(files) => {
                     outln!("plots: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))
                 }
@@ -424,7 +397,8 @@ fn main() -> Result<()> {
         Command::Plot { suite, out, assets } => {
             let (dir, suite) = pelt_report::locate(&suite)?;
             let out = out.unwrap_or_else(|| dir.join("plots"));
-            let files = plots(&dir, suite.as_ref(), &registry, &out, &assets)
+            let loaded = pelt_report::load_records(&dir)?;
+            let files = plots(&dir, &loaded.records, suite.as_ref(), &registry, &out, &assets)
                 .with_context(|| format!("plotting {}", dir.display()))?;
             for f in files {
                 outln!("{}", f.display());
@@ -432,9 +406,10 @@ fn main() -> Result<()> {
         }
         Command::Table { suite, format, metric, against, noise, strict } => {
             let (dir, suite) = pelt_report::locate(&suite)?;
-            let (_, loaded) =
-                report(&dir, suite.as_ref()).with_context(|| format!("building the table of {}", dir.display()))?;
+            let loaded = pelt_report::load_records(&dir)?;
             let records = &loaded.records;
+            pelt_report::write_tables(&dir, records, suite.as_ref())
+                .with_context(|| format!("building the table of {}", dir.display()))?;
             let table = table::build_on(records, suite.as_ref(), metric.as_deref())?;
             out!("{}", table.render(format.into()));
             if let Some(method) = against {
@@ -451,7 +426,7 @@ fn main() -> Result<()> {
                     out!("\n{s}");
                 }
             }
-            if let Some(w) = loaded.warning() {
+            if let Some(w) = pelt_report::left_out(&loaded) {
                 eprintln!("{w}");
                 if strict {
                     bail!("--strict: {} record files of {} are not records", loaded.unreadable.len(), dir.display());

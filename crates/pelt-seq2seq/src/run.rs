@@ -218,13 +218,13 @@ pub fn run(
     let mut selection = Selection::default();
     let plan = Plan { opt: &mut opt, method: method.as_ref(), params: &all, lr: spec.lr, total, training };
     let fitted = fit(&hooks, plan, &mut rng, &mut selection, bar)?;
-    let (step, diverged) = (fitted.steps, fitted.diverged.clone());
+    let train_eps = fitted.examples_per_second();
+    let (step, diverged) = (fitted.steps, fitted.diverged);
 
     let mut diagnostics: BTreeMap<String, f64> = method.diagnostics().into_iter().collect();
     if tasks.len() > 1 {
         diagnostics.insert("shared_tasks".into(), tasks.len() as f64);
     }
-    let train_eps = fitted.examples_per_second();
     let outcome = |i: usize, metrics: BTreeMap<String, f64>, best: Option<(f64, usize)>, samples| Outcome {
         diverged: diverged.clone(),
         score: (!metrics.is_empty()).then(|| mean(&metrics)),
