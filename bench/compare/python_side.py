@@ -142,6 +142,82 @@ def sst2_batches(glue_dir: str, model_dir: str, batch: int, count: int):
     return out
 
 
+def eval_batches(lengths, rows: int = 64, tokens: int = 2048):
+    """pelt's evaluation batches (pelt_train::batch::eval_batches): positions sorted by length (stable),
+    each batch at most `rows` examples and `tokens` padded tokens."""
+    out, current = [], []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        cap = rows if lengths[i] == 0 else min(rows, max(1, tokens // lengths[i]))
+        if len(current) + 1 > cap:
+            out.append(current)
+            current = []
+        current.append(i)
+    if current:
+        out.append(current)
+    return out
+
+
+def sst2_dev(glue_dir: str, model_dir: str, batching: str):
+    """The SST-2 dev set as padded batches: `trainer` = 8 at a time in file order (Trainer's
+    per_device_eval_batch_size and sequential sampler, DataCollatorWithPadding), `pelt` = pelt's."""
+    from tokenizers import Tokenizer
+
+    with open(f"{glue_dir}/SST-2/dev.tsv", newline="") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+    tok = Tokenizer.from_file(f"{model_dir}/tokenizer.json")
+    tok.no_padding()
+    tok.enable_truncation(128)
+    enc = tok.encode_batch([r[0] for r in rows])
+    lengths = [len(e.ids) for e in enc]
+    if batching == "trainer":
+        groups = [list(range(i, min(i + 8, len(enc)))) for i in range(0, len(enc), 8)]
+    else:
+        groups = eval_batches(lengths)
+    out = []
+    for idx in groups:
+        length = max(lengths[i] for i in idx)
+        ids = torch.zeros(len(idx), length, dtype=torch.long)
+        mask = torch.zeros(len(idx), length, dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids[row, : lengths[i]] = torch.tensor(enc[i].ids)
+            mask[row, : lengths[i]] = 1
+        out.append((ids, mask, torch.zeros_like(ids)))
+    return out, len(enc)
+
+
+def run_eval(args):
+    """Median seconds of a forward pass over the SST-2 dev set in eval mode under inference_mode, the
+    predictions read back: what Trainer.evaluate computes, without its metric code."""
+    torch.manual_seed(0)
+    model = build(args.method, args.model)
+    model.eval()
+    batches, n = sst2_dev(args.eval, args.model, args.eval_batches)
+    times = []
+    for p in range(args.warmup + args.steps):
+        t = time.perf_counter()
+        with torch.inference_mode():
+            for ids, mask, types in batches:
+                model(ids, mask, types).argmax(-1).tolist()
+        if p >= args.warmup:
+            times.append(time.perf_counter() - t)
+    median = sorted(times)[len(times) // 2]
+    print(
+        json.dumps(
+            {
+                "side": "python",
+                "method": args.method,
+                "batches": args.eval_batches,
+                "median_pass_s": median,
+                "examples_per_s": n / median,
+                "examples": n,
+                "padded_tokens": sum(int(ids.numel()) for ids, _, _ in batches),
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "threads": torch.get_num_threads(),
+            }
+        )
+    )
+
+
 def matmul_gflops(n: int = 2048, reps: int = 20) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
@@ -166,10 +242,15 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--matmul", action="store_true")
+    ap.add_argument("--eval", help="time evaluation passes over this GLUE folder's SST-2 dev set instead")
+    ap.add_argument("--eval-batches", default="trainer", choices=["trainer", "pelt"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.matmul:
         print(json.dumps({"side": "python", "matmul_gflops": matmul_gflops(), "threads": torch.get_num_threads()}))
+        return
+    if args.eval:
+        run_eval(args)
         return
     torch.manual_seed(0)
     model = build(args.method, args.model)

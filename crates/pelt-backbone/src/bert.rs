@@ -310,6 +310,9 @@ pub(crate) fn attend(
         gate = prefix.gate.map(|g| (p, g));
     }
     let keep = keep.view([b, 1, 1, -1]);
+    // A batch without padding (every fixed-length batch, many bucketed ones) needs no mask at all; one
+    // check here saves a masking pass over every layer's scores.
+    let all_kept = keep.all().int64_value(&[]) != 0;
     // On a GPU the fused kernel draws its own dropout; on a CPU pelt's masks are drawn here instead
     // (libtorch draws its CPU masks serially on non-Intel processors; see pelt_core::dropout), and with
     // dropout libtorch's CPU kernel takes this same math path anyway.
@@ -317,28 +320,53 @@ pub(crate) fn attend(
     if gate.is_none() && !own_dropout {
         // The fused kernel takes one mask: boolean alone, or additive when there is a bias.
         let mask = match &bias {
-            None => keep.shallow_clone(),
-            Some(bias) => bias.masked_fill(&keep.logical_not(), f64::NEG_INFINITY),
+            None if all_kept => None,
+            None => Some(keep.shallow_clone()),
+            Some(bias) if all_kept => Some(bias.shallow_clone()),
+            Some(bias) => Some(bias.masked_fill(&keep.logical_not(), f64::NEG_INFINITY)),
         };
         let p = if train { p_drop } else { 0.0 };
-        return Tensor::scaled_dot_product_attention(q, &k, &v, Some(&mask), p, false, Some(scale), false);
+        return Tensor::scaled_dot_product_attention(q, &k, &v, mask.as_ref(), p, false, Some(scale), false);
     }
-    // Spelled out: a gate scales the prefix positions' probabilities, which the fused kernel cannot do.
-    let scores = (q * scale).matmul(&k.transpose(-2, -1));
-    let scores = match &bias {
-        Some(bias) => scores + bias,
-        None => scores,
+    // Spelled out (dropout on a CPU, or a gate that scales the prefix positions' probabilities, which
+    // the fused kernel cannot do), with heads folded into the batch of three-dimensional products.
+    let (heads, hd) = (q.size()[1], q.size()[3]);
+    let s = k.size()[2];
+    let bh = b * heads;
+    let q3 = q.reshape([bh, t, hd]);
+    let kt = k.reshape([bh, s, hd]).transpose(1, 2);
+    let v3 = v.reshape([bh, s, hd]);
+    // The mask and any bias enter the score product as its added operand (β = 1) and the scale as its
+    // α: no separate scaling and masking passes over the (batch · heads, t, s) scores, forward or back.
+    let additive = match &bias {
+        Some(bias) => {
+            let bias =
+                if all_kept { bias.shallow_clone() } else { bias.masked_fill(&keep.logical_not(), f64::NEG_INFINITY) };
+            Some(bias.expand([b, heads, t, s], false).reshape([bh, t, s]))
+        }
+        None if all_kept => None,
+        None => Some(
+            Tensor::zeros([b, 1, 1, s], (q.kind(), q.device()))
+                .masked_fill(&keep.logical_not(), f64::NEG_INFINITY)
+                .expand([b, heads, 1, s], false)
+                .reshape([bh, 1, s]),
+        ),
     };
-    let probs = scores.masked_fill(&keep.logical_not(), f64::NEG_INFINITY).softmax(-1, Kind::Float);
+    let scores = match additive {
+        Some(c) => c.baddbmm(&q3, &kt, 1.0, scale),
+        // β = 0: the added operand is never read.
+        None => Tensor::zeros([1, 1, 1], (q.kind(), q.device())).baddbmm(&q3, &kt, 0.0, scale),
+    };
+    let probs = scores.softmax(-1, Kind::Float);
     let probs = match gate {
         Some((p, g)) => {
-            let total = probs.size()[3];
+            let probs = probs.view([b, heads, t, s]);
             let g = g.view([b, 1, t, 1]);
-            Tensor::cat(&[probs.narrow(3, 0, p) * g, probs.narrow(3, p, total - p)], 3)
+            Tensor::cat(&[probs.narrow(3, 0, p) * g, probs.narrow(3, p, s - p)], 3).view([bh, t, s])
         }
         None => probs,
     };
-    probs.drop_out(p_drop, train).matmul(&v)
+    probs.drop_out(p_drop, train).bmm(&v3).view([b, heads, t, hd])
 }
 
 /// Query, key and value projections and the scaled dot-product attention over them, shared by the BERT
@@ -625,5 +653,47 @@ impl Backbone for Bert {
 
     fn merge_projection(&mut self, layer: usize, site: Site, delta_w: &Tensor) -> Result<()> {
         merge_linear(self.projection_mut(layer, site), layer, site, delta_w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spelled-out attention (mask and scale inside the score product) against libtorch's fused
+    /// kernel: a gate of ones changes nothing but forces the spelled-out path.
+    #[test]
+    fn spelled_out_attention_matches_the_fused_kernel() {
+        tch::manual_seed(3);
+        let (b, h, t, hd, p) = (3, 2, 5, 4, 2);
+        let opts = (Kind::Float, Device::Cpu);
+        let q = Tensor::randn([b, h, t, hd], opts);
+        let k = Tensor::randn([b, h, t, hd], opts);
+        let v = Tensor::randn([b, h, t, hd], opts);
+        let prefix = |gate: bool| {
+            Some(pelt_core::Prefix {
+                keys: Tensor::randn([b, h, p, hd], opts).fill_(0.5),
+                values: Tensor::randn([b, h, p, hd], opts).fill_(-0.25),
+                gate: gate.then(|| Tensor::ones([b, t], opts)),
+            })
+        };
+        let padded = Tensor::from_slice(&[1i64, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0]).view([b, t]).ne(0);
+        let full = Tensor::ones([b, t], (Kind::Bool, Device::Cpu));
+        let bias = Tensor::randn([1, h, t, t], opts);
+        for keep in [&padded, &full] {
+            for bias in [None, Some(&bias)] {
+                let run = |gate| attend(&q, k.copy(), v.copy(), keep, bias, 0.3, prefix(gate), 0.0, false);
+                let (spelled, fused) = (run(true), run(false));
+                let diff = (&spelled - &fused).abs().max().double_value(&[]);
+                assert!(diff < 1e-5, "bias {}, padded {}: {diff}", bias.is_some(), keep == &padded);
+            }
+        }
+        // Without a prefix or gate, training with dropout takes the spelled-out path on a CPU: at p → 0
+        // it is the fused result.
+        for keep in [&padded, &full] {
+            let fused = attend(&q, k.copy(), v.copy(), keep, None, 0.3, None, 0.0, false);
+            let spelled = attend(&q, k.copy(), v.copy(), keep, None, 0.3, None, 1e-9, true);
+            assert!((&spelled - &fused).abs().max().double_value(&[]) < 1e-5);
+        }
     }
 }

@@ -12,8 +12,8 @@ use pelt_core::{params, Backbone, Inputs, Method, Registry};
 use pelt_data::{sampler, Label, LabelSpace};
 use pelt_records::DataSize;
 use pelt_train::{
-    batch::{bucketed_batches, capped},
-    fit, mean, total_steps, AdamW, MethodSpec, Outcome, Plan, Selection, Steps, Training,
+    batch::{bucketed_batches, capped, eval_batches, EVAL_TOKENS},
+    fit, mean, total_steps, AdamW, EvalClock, MethodSpec, Outcome, Plan, Selection, Steps, Training,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -83,22 +83,24 @@ struct Ctx<'a> {
     /// Pooled features of frozen-backbone runs (head only), keyed by split; `None` when the backbone
     /// path has trainable parameters and must run every step.
     frozen: bool,
+    /// Time spent evaluating, for the record's evaluation rate.
+    clock: EvalClock,
 }
 
 impl Ctx<'_> {
     /// Pooled features of a subset in eval mode (for the frozen fast path), in subset order.
     fn features(&self, set: &Subset) -> Tensor {
-        let bs = self.training.eval_batch_size;
-        let order = by_length(set);
         let mut parts: Vec<Tensor> = (0..set.len()).map(|_| Tensor::new()).collect();
-        tch::no_grad(|| {
-            for chunk in order.chunks(bs) {
-                let out = self.backbone.forward(&set.batch(chunk, self.device), self.method, false);
-                let pooled = self.head.pool(&out);
-                for (row, &i) in chunk.iter().enumerate() {
-                    parts[i] = pooled.get(row as i64);
+        self.clock.measure(set.len(), || {
+            tch::no_grad(|| {
+                for chunk in self.eval_batches(set) {
+                    let out = self.backbone.forward(&set.batch(&chunk, self.device), self.method, false);
+                    let pooled = self.head.pool(&out);
+                    for (row, &i) in chunk.iter().enumerate() {
+                        parts[i] = pooled.get(row as i64);
+                    }
                 }
-            }
+            })
         });
         Tensor::stack(&parts, 0)
     }
@@ -107,31 +109,31 @@ impl Ctx<'_> {
     fn evaluate(&self, set: &Subset, cached: Option<&Tensor>) -> BTreeMap<String, f64> {
         let space = &self.task.dataset.labels;
         let mut pred = vec![0.0; set.len()];
-        tch::no_grad(|| match cached {
-            Some(features) => {
-                let logits = self.head.forward_pooled(features, false);
-                pred = predictions(&logits, space);
-            }
-            None => {
-                for chunk in by_length(set).chunks(self.training.eval_batch_size) {
-                    let out = self.backbone.forward(&set.batch(chunk, self.device), self.method, false);
-                    for (&i, p) in chunk.iter().zip(predictions(&self.head.forward(&out, false), space)) {
-                        pred[i] = p;
+        self.clock.measure(set.len(), || {
+            tch::no_grad(|| match cached {
+                Some(features) => {
+                    let logits = self.head.forward_pooled(features, false);
+                    pred = predictions(&logits, space);
+                }
+                None => {
+                    for chunk in self.eval_batches(set) {
+                        let out = self.backbone.forward(&set.batch(&chunk, self.device), self.method, false);
+                        for (&i, p) in chunk.iter().zip(predictions(&self.head.forward(&out, false), space)) {
+                            pred[i] = p;
+                        }
                     }
                 }
-            }
+            })
         });
         let gold: Vec<f64> = set.gold.iter().map(|l| l.value()).collect();
         self.task.dataset.metrics.iter().map(|m| (m.name().to_owned(), 100.0 * m.compute(&pred, &gold))).collect()
     }
-}
 
-/// Positions of a subset sorted by length, so evaluation batches carry little padding.
-fn by_length(set: &Subset) -> Vec<usize> {
-    let lengths = set.lengths();
-    let mut order: Vec<usize> = (0..set.len()).collect();
-    order.sort_by_key(|&i| lengths[i]);
-    order
+    /// A subset's evaluation batches: by length, each up to `eval_batch_size` examples and
+    /// [`EVAL_TOKENS`] padded tokens.
+    fn eval_batches(&self, set: &Subset) -> Vec<Vec<usize>> {
+        eval_batches(&set.lengths(), self.training.eval_batch_size, EVAL_TOKENS)
+    }
 }
 
 /// The classification head for a backbone: mean pooling over tokens for text encoders (how
@@ -262,6 +264,7 @@ pub fn run(
                     sizes: (0, 0, 0),
                     params: counts,
                     train_eps: 0.0,
+                    eval_eps: None,
                     diagnostics: BTreeMap::new(),
                     samples: Vec::new(),
                 });
@@ -277,8 +280,16 @@ pub fn run(
     let mut all_params: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
     all_params.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
     all_params.sort_by(|a, b| a.0.cmp(&b.0));
-    let ctx =
-        Ctx { backbone, method: method.as_ref(), head: &head, task, training, device, frozen: trainable.is_empty() };
+    let ctx = Ctx {
+        backbone,
+        method: method.as_ref(),
+        head: &head,
+        task,
+        training,
+        device,
+        frozen: trainable.is_empty(),
+        clock: EvalClock::default(),
+    };
 
     // SNIP-style pruning scores weights by the loss gradient at init, with the freshly initialised head:
     // the first examples of this seed's shuffled draw, dropout off, each batch's mean-loss gradient
@@ -341,6 +352,7 @@ pub fn run(
         sizes: (train.len(), dev.len(), test.len()),
         params: counts,
         train_eps,
+        eval_eps: ctx.clock.examples_per_second(),
         diagnostics,
         samples: Vec::new(),
     })

@@ -8,6 +8,6 @@ mod record;
 mod size;
 mod store;
 
-pub use record::{test_record, CurvePoint, Record, Status};
+pub use record::{test_record, CurvePoint, Record, Status, NUMERICS};
 pub use size::DataSize;
 pub use store::{file_part, temp_path, write_atomic, Loaded, Store, Unreadable};

@@ -124,7 +124,26 @@ pub struct Record {
     /// keep their keys, and resume and `--reuse` compare this field where both records have it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights_digest: Option<String>,
+    /// Evaluation examples per second over the run's dev and test evaluations (generation included
+    /// for summarization); records written before pelt kept it have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_examples_per_second: Option<f64>,
+    /// The numerics revision the run was computed with ([`NUMERICS`]); records without one were made
+    /// under revision 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numerics: Option<u32>,
 }
+
+/// pelt's numerics revision: bumped whenever a change alters the floating-point results of the same
+/// run (another kernel, another summation order), so that records say which arithmetic made them.
+///
+/// 1. Everything before 2026-12-07 (records without the field).
+/// 2. The AdamW update and the gradient-norm clipping fused into one pass over each parameter (the
+///    clipping factor multiplies the gradient inside the update; the norm is summed in f64); the
+///    attention scale and padding mask applied inside the score product (β·mask + α·q·kᵀ) on the CPU
+///    dropout path; no mask at all for batches without padding; evaluation batches of up to 2048
+///    padded tokens (different batch shapes, so other GEMM blockings).
+pub const NUMERICS: u32 = 2;
 
 /// For the tests of the readers of records (tables, plots, pages): a finished run of `method` on `task` at 100 examples, seed `seed`, for the tests of the readers of
 /// records (tables, plots): status ok, score 50, 150 steps, no curve; tests set what they look at.

@@ -1,5 +1,6 @@
-//! `pelt bench`: times pelt's training step on fixed batches, the pelt side of the side-by-side
-//! comparison with Python transformers + peft (`bench/compare`), and libtorch's fp32 matmul rate.
+//! `pelt bench`: times pelt's training step on fixed batches and its evaluation passes, the pelt side
+//! of the side-by-side comparison with Python transformers + peft (`bench/compare`), and libtorch's
+//! fp32 matmul rate.
 //!
 //! The fixed-length batches are a formula of (row, position) that the Python side reproduces, so both
 //! sides see the same token ids without sharing a file; the SST-2 batches are the first examples of
@@ -13,7 +14,7 @@ use pelt_classify::run::loss_of;
 use pelt_core::{params, Backbone, Inputs, Registry};
 use pelt_data::{glue, tokenize::TextTokenizer, Encoding, LabelSpace};
 use pelt_train::{
-    batch::{bucketed_batches, inputs},
+    batch::{bucketed_batches, eval_batches, inputs, EVAL_TOKENS},
     AdamW,
 };
 use rand::SeedableRng;
@@ -54,6 +55,9 @@ pub struct Report {
     pub median_step_s: f64,
     /// Training examples per second over the timed steps.
     pub examples_per_s: f64,
+    /// Median seconds of the step's phases: forward with the loss, backward with the method's
+    /// gradient masks, clipping with the AdamW update.
+    pub phases_s: [f64; 3],
     /// Peak resident memory of the process, MiB.
     pub peak_rss_mib: f64,
     /// Trainable parameters, head included.
@@ -144,26 +148,39 @@ pub fn run(
     // Peak memory is the whole process's, loading included, as the Python side's ru_maxrss.
     let mut times = Vec::new();
     let mut shapes = Vec::new();
+    let mut phases = Vec::new();
     for (i, (inputs, labels, shape)) in prepared.iter().enumerate() {
         let started = std::time::Instant::now();
         let logits = head.forward(&backbone.forward(inputs, m.as_ref(), true), true);
         let loss = loss_of(&logits, labels, &LabelSpace::Classes(vec![]));
+        if !loss.double_value(&[]).is_finite() {
+            bail!("{method}: the loss is not finite at step {i}");
+        }
+        let forward = started.elapsed().as_secs_f64();
+        // As `AdamW::train_step` in `pelt sweep`, with the phases timed: clear, backward, the method's
+        // gradient masks, then clipping at 1 and AdamW.
         opt.zero_grad();
         loss.backward();
         m.after_backward();
-        opt.clip_grad_norm(1.0);
-        opt.step(1e-4);
-        // Reading the loss waits for the step to finish (a no-op on CPU, a sync on CUDA).
-        let _ = loss.double_value(&[]);
+        let backward = started.elapsed().as_secs_f64();
+        opt.apply(1.0, 1e-4);
+        let step = started.elapsed().as_secs_f64();
         if i >= warmup {
-            times.push(started.elapsed().as_secs_f64());
+            times.push(step);
+            phases.push([forward, backward - forward, step - backward]);
             shapes.push(*shape);
         }
     }
     let examples: usize = shapes.iter().map(|s| s.0).sum();
     let total_s: f64 = times.iter().sum();
     times.sort_by(|a, b| a.total_cmp(b));
+    let median = |k: usize| {
+        let mut x: Vec<f64> = phases.iter().map(|p: &[f64; 3]| p[k]).collect();
+        x.sort_by(|a, b| a.total_cmp(b));
+        x[x.len() / 2]
+    };
     Ok(Report {
+        phases_s: [median(0), median(1), median(2)],
         side: "pelt",
         method: method.to_owned(),
         batches: match batches {
@@ -175,6 +192,122 @@ pub fn run(
         peak_rss_mib: host::peak_rss_mib(),
         trainable: n_trainable,
         shapes,
+        threads: tch::get_num_threads(),
+    })
+}
+
+/// How an evaluation benchmark batches the dev set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalBatching {
+    /// As `pelt sweep` evaluates: by length, up to 64 rows and `EVAL_TOKENS` padded tokens per batch.
+    Pelt,
+    /// Hugging Face Trainer's evaluation defaults: 8 examples at a time in file order, padded per batch.
+    Trainer,
+}
+
+impl EvalBatching {
+    /// `pelt` or `trainer`.
+    pub fn parse(text: &str) -> Result<EvalBatching> {
+        match text {
+            "pelt" => Ok(EvalBatching::Pelt),
+            "trainer" => Ok(EvalBatching::Trainer),
+            other => bail!("--eval-batches `{other}`: expected `pelt` or `trainer`"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            EvalBatching::Pelt => "pelt",
+            EvalBatching::Trainer => "trainer",
+        }
+    }
+}
+
+/// What one evaluation benchmark measured.
+#[derive(Debug, Serialize)]
+pub struct EvalReport {
+    /// `pelt`.
+    pub side: &'static str,
+    /// Registry name.
+    pub method: String,
+    /// `pelt` or `trainer`.
+    pub batches: String,
+    /// Median seconds of one pass over the dev set.
+    pub median_pass_s: f64,
+    /// Dev examples per second of the median pass.
+    pub examples_per_s: f64,
+    /// Examples per pass.
+    pub examples: usize,
+    /// Padded tokens per pass (rows × padded length, summed over batches).
+    pub padded_tokens: usize,
+    /// Peak resident memory of the process, MiB.
+    pub peak_rss_mib: f64,
+    /// libtorch intra-op threads.
+    pub threads: i32,
+}
+
+/// Times `passes` evaluation passes (after `warmup` untimed ones) over the SST-2 dev set with a freshly
+/// built `method` (its initial weights; evaluation cost does not depend on them): forward through
+/// backbone and head without gradients, dropout off, predictions read back, as `pelt sweep` evaluates.
+#[allow(clippy::too_many_arguments)]
+pub fn eval(
+    registry: &Registry,
+    model_dir: &Path,
+    method: &str,
+    config: &serde_yaml::Value,
+    glue_dir: &Path,
+    batching: EvalBatching,
+    warmup: usize,
+    passes: usize,
+    threads: i32,
+) -> Result<EvalReport> {
+    if threads > 0 {
+        tch::set_num_threads(threads);
+    }
+    pelt_core::manual_seed(0);
+    let device = Device::Cpu;
+    let backbone = Bert::load(model_dir, device)?;
+    let m = (registry.get(method)?.build)(config, backbone.dims(), device)?;
+    m.init_from(&backbone);
+    let head = ClassificationHead::new(backbone.dims().hidden, 2, Pooling::Mean, 0.1, device);
+    let ds = glue::load(glue_dir, glue::GlueTask::Sst2)?;
+    // pelt's GLUE loader keeps the official dev set as its test split.
+    let dev = &ds.test;
+    let tok = TextTokenizer::load(&model_dir.join("tokenizer.json"), 128)?;
+    let enc: Vec<Encoding> = tok.encode(dev)?;
+    let lengths: Vec<usize> = enc.iter().map(|e| e.ids.len()).collect();
+    let batches: Vec<Vec<usize>> = match batching {
+        EvalBatching::Pelt => eval_batches(&lengths, 64, EVAL_TOKENS),
+        EvalBatching::Trainer => (0..enc.len()).collect::<Vec<_>>().chunks(8).map(<[usize]>::to_vec).collect(),
+    };
+    let padded_tokens =
+        batches.iter().map(|b| b.len() * b.iter().map(|&i| lengths[i]).max().unwrap_or(0)).sum::<usize>();
+    let mut times = Vec::new();
+    for pass in 0..warmup + passes {
+        let started = std::time::Instant::now();
+        tch::no_grad(|| {
+            for b in &batches {
+                let rows: Vec<&Encoding> = b.iter().map(|&i| &enc[i]).collect();
+                let logits =
+                    head.forward(&backbone.forward(&inputs(&rows, tok.pad_id, device), m.as_ref(), false), false);
+                let _ = Vec::<i64>::try_from(logits.argmax(-1, false)).unwrap_or_default();
+            }
+        });
+        if pass >= warmup {
+            times.push(started.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let median = times[times.len() / 2];
+    Ok(EvalReport {
+        side: "pelt",
+        method: method.to_owned(),
+        batches: batching.name().to_owned(),
+        median_pass_s: median,
+        examples_per_s: enc.len() as f64 / median,
+        examples: enc.len(),
+        padded_tokens,
+        peak_rss_mib: host::peak_rss_mib(),
         threads: tch::get_num_threads(),
     })
 }

@@ -142,6 +142,15 @@ enum Command {
         /// Measure the fp32 matmul rate (2048 × 2048) instead.
         #[arg(long)]
         matmul: bool,
+        /// Time evaluation instead of training: forward passes (no gradients, dropout off) over the
+        /// SST-2 dev set of this GLUE folder, `--steps` passes after `--warmup` untimed ones.
+        #[arg(long)]
+        eval: Option<PathBuf>,
+        /// The evaluation batches: `pelt` (by length, up to 64 rows and 2048 padded tokens each, as
+        /// `pelt sweep` evaluates) or `trainer` (8 in file order padded per batch, Hugging Face Trainer's
+        /// evaluation defaults).
+        #[arg(long, default_value = "pelt")]
+        eval_batches: String,
         /// Folder of the assets installed by the set-up.
         #[arg(long, env = "PELT_ASSETS", default_value = "assets")]
         assets: PathBuf,
@@ -372,7 +381,20 @@ fn main() -> Result<()> {
                 bail!("{failed} runs failed; their records hold the errors, and a rerun retries them");
             }
         }
-        Command::Bench { method, config, batch, len, sst2, warmup, steps, threads, matmul, assets } => {
+        Command::Bench {
+            method,
+            config,
+            batch,
+            len,
+            sst2,
+            warmup,
+            steps,
+            threads,
+            matmul,
+            eval,
+            eval_batches,
+            assets,
+        } => {
             if matmul {
                 let gflops = bench::matmul_gflops(2048, 20, threads);
                 outln!(
@@ -390,8 +412,15 @@ fn main() -> Result<()> {
             };
             let method = method.unwrap_or_default();
             let config = bench::parse_config(&config)?;
-            let report =
-                bench::run(&registry, &assets.join("minilm"), &method, &config, &batches, warmup, steps, threads)?;
+            let model = assets.join("minilm");
+            if let Some(glue_dir) = eval {
+                let batching = bench::EvalBatching::parse(&eval_batches)?;
+                let report =
+                    bench::eval(&registry, &model, &method, &config, &glue_dir, batching, warmup, steps, threads)?;
+                outln!("{}", serde_json::to_string(&report)?);
+                return Ok(());
+            }
+            let report = bench::run(&registry, &model, &method, &config, &batches, warmup, steps, threads)?;
             outln!("{}", serde_json::to_string(&report)?);
         }
         Command::Plot { suite, out, assets } => {

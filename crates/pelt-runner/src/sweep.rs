@@ -465,6 +465,8 @@ fn save(store: &Store, run: Finished, result: Result<Outcome>, device: Device, r
         data_digest,
         reused_from: None,
         weights_digest: Some(weights_digest.to_owned()),
+        eval_examples_per_second: None,
+        numerics: Some(pelt_records::NUMERICS),
     };
     let mut failed = false;
     let line = match result {
@@ -494,6 +496,7 @@ fn save(store: &Store, run: Finished, result: Result<Outcome>, device: Device, r
             record.backbone_params = o.params.backbone;
             record.method_percent = o.params.method_percent();
             record.train_examples_per_second = o.train_eps;
+            record.eval_examples_per_second = o.eval_eps;
             record.diagnostics = o.diagnostics;
             match record.score {
                 Some(s) => format!(

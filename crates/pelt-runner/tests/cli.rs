@@ -138,6 +138,11 @@ fn a_sweep_records_every_run_and_a_rerun_skips_them() {
         assert_eq!(r["best_dev_score"].as_f64(), Some(best), "{r}");
         assert_eq!(r["best_step"].as_u64(), Some(steps[devs.iter().position(|&d| d == best).unwrap()]), "{r}");
     }
+    for r in &records {
+        // Every new record says which numerics made it, and how fast it evaluated.
+        assert_eq!(r["numerics"], pelt_records::NUMERICS, "{r}");
+        assert!(r["eval_examples_per_second"].as_f64().is_some_and(|x| x > 0.0), "{r}");
+    }
     let lora = records.iter().find(|r| r["method"] == "lora").unwrap();
     assert_eq!(lora["method_params"], 2 * 2 * 2 * (16 + 16), "r 2 on query and value of 2 layers, d 16");
     assert_eq!(lora["method_config"]["alpha"], 16.0, "defaults are resolved into the record");
@@ -149,6 +154,26 @@ fn a_sweep_records_every_run_and_a_rerun_skips_them() {
     assert!(out.contains("2 in this shard already done, 0 to run"), "{out}");
     let (ok, out) = pelt(&["table", "out/tiny", "--format", "csv"], d);
     assert!(ok && out.starts_with("method,params,percent,sst2 24 mean"), "{out}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_results_on_one_machine_and_thread_count() {
+    let dir = swept_tiny();
+    let d = dir.path();
+    let again = d.join("again");
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", again.to_str().unwrap()], d);
+    assert!(ok, "{out}");
+    let first = records(d, "tiny");
+    let jsonl = std::fs::read_to_string(again.join("tiny/records.jsonl")).unwrap();
+    let second: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(first.len(), second.len());
+    for a in &first {
+        let b = second.iter().find(|b| b["key"] == a["key"]).unwrap_or_else(|| panic!("{} missing", a["key"]));
+        // Bit for bit: every dev score and training loss of the curve, the test metrics, the selection.
+        for field in ["metrics", "curve", "best_dev_score", "best_step", "score", "steps"] {
+            assert_eq!(a[field], b[field], "{}: {field} differs between two runs of the same seed", a["key"]);
+        }
+    }
 }
 
 #[test]

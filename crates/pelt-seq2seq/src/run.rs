@@ -21,7 +21,7 @@ use pelt_data::{
 use pelt_records::DataSize;
 use pelt_train::{
     batch::{bucketed_batches, capped, inputs},
-    fit, mean, total_steps, AdamW, MethodSpec, Outcome, Plan, Selection, Steps, Training,
+    fit, mean, total_steps, AdamW, EvalClock, MethodSpec, Outcome, Plan, Selection, Steps, Training,
 };
 use rand::{seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -46,6 +46,8 @@ struct Ctx<'a> {
     training: &'a Training,
     generation: Generation,
     device: Device,
+    /// Time spent generating for evaluation, for the record's evaluation rate.
+    clock: EvalClock,
 }
 
 impl Ctx<'_> {
@@ -55,16 +57,22 @@ impl Ctx<'_> {
         order.sort_by_key(|&i| split[rows[i]].ids.len());
         let mut out = vec![String::new(); rows.len()];
         let ids = self.model.special_ids();
-        for chunk in order.chunks(self.training.eval_batch_size) {
-            let batch: Vec<&Encoding> = chunk.iter().map(|&i| &split[rows[i]]).collect();
-            let generated =
-                seq2seq::generate(self.model, &inputs(&batch, pad_id, self.device), self.method, &self.generation);
-            for (&i, seq) in chunk.iter().zip(generated) {
-                // The decoder start token leads; the summary ends at the first end token.
-                let body: Vec<i64> = seq.into_iter().skip(1).take_while(|&t| t != ids.eos && t != ids.pad).collect();
-                out[i] = self.tokenizer.decode(&body)?;
+        // Generation's cost grows with rows × beams × new tokens, not with the articles' lengths, so
+        // its batches stay at `eval_batch_size` rows.
+        self.clock.measure(rows.len(), || {
+            for chunk in order.chunks(self.training.eval_batch_size) {
+                let batch: Vec<&Encoding> = chunk.iter().map(|&i| &split[rows[i]]).collect();
+                let generated =
+                    seq2seq::generate(self.model, &inputs(&batch, pad_id, self.device), self.method, &self.generation);
+                for (&i, seq) in chunk.iter().zip(generated) {
+                    // The decoder start token leads; the summary ends at the first end token.
+                    let body: Vec<i64> =
+                        seq.into_iter().skip(1).take_while(|&t| t != ids.eos && t != ids.pad).collect();
+                    out[i] = self.tokenizer.decode(&body)?;
+                }
             }
-        }
+            Ok::<(), anyhow::Error>(())
+        })?;
         Ok(out)
     }
 
@@ -196,7 +204,15 @@ pub fn run(
     let mut all: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
     all.extend(new_parts.iter().map(|(n, t)| (n.clone(), t.shallow_clone())));
     all.sort_by(|a, b| a.0.cmp(&b.0));
-    let ctx = Ctx { model, method: method.as_ref(), tokenizer, training, generation: generation(g), device };
+    let ctx = Ctx {
+        model,
+        method: method.as_ref(),
+        tokenizer,
+        training,
+        generation: generation(g),
+        device,
+        clock: EvalClock::default(),
+    };
 
     let hooks = Loop { ctx: &ctx, tasks, train_rows: &train_rows, dev_rows: &dev_rows };
     // SNIP scores weights by the loss gradient at init: the first task's first articles, dropout off,
@@ -235,6 +251,7 @@ pub fn run(
         sizes: (train_rows[i].len(), dev_rows[i].len(), test_rows[i].len()),
         params: counts,
         train_eps,
+        eval_eps: ctx.clock.examples_per_second(),
         diagnostics: diagnostics.clone(),
         samples,
     };

@@ -1,6 +1,6 @@
 //! What every task family's runs share: the settings of experiment files (`training:`, `methods:`),
 //! AdamW, the warm-up and decay schedule, the training loop with its dev evaluations, checkpoint
-//! selection, length-bucketed batches, and the [`Family`] surface through which the sweep drives a
+//! selection, length-bucketed training batches and evaluation batches by length, and the [`Family`] surface through which the sweep drives a
 //! family. Nothing here knows a family's data, loss or metrics.
 
 #![warn(missing_docs)]
@@ -16,7 +16,7 @@ pub mod settings;
 pub use family::{Family, Pristine, Run};
 pub use fit::{fit, schedule, total_steps, warmup_steps, Fit, Plan, Steps};
 pub use optim::AdamW;
-pub use outcome::Outcome;
+pub use outcome::{EvalClock, Outcome};
 pub use select::Selection;
 pub use settings::{EvalEvery, MethodSpec, Training};
 

@@ -78,23 +78,40 @@ impl AdamW {
 
     /// Scales gradients so their global L2 norm is at most `max_norm`; returns the norm before.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
+        let total = self.grad_norm();
+        let scale = clip_factor(total, max_norm);
+        if scale != 1.0 {
+            tch::no_grad(|| {
+                for s in &self.slots {
+                    let mut g = s.param.grad();
+                    if g.defined() {
+                        let _ = g.g_mul_scalar_(scale);
+                    }
+                }
+            });
+        }
+        total
+    }
+
+    /// The global L2 norm of the gradients. On the CPU one pass in f64 over fixed chunks, summed in a
+    /// fixed order, so the same gradients give the same norm whatever the thread count.
+    pub fn grad_norm(&self) -> f64 {
+        let mut sum = 0.0;
         tch::no_grad(|| {
-            let grads: Vec<Tensor> = self.slots.iter().map(|s| s.param.grad()).filter(Tensor::defined).collect();
-            if grads.is_empty() {
-                return 0.0;
-            }
-            let total = Tensor::stack(&grads.iter().map(|g| g.square().sum(tch::Kind::Float)).collect::<Vec<_>>(), 0)
-                .sum(tch::Kind::Float)
-                .sqrt()
-                .double_value(&[]);
-            if total > max_norm {
-                let scale = max_norm / (total + 1e-6);
-                for mut g in grads {
-                    let _ = g.g_mul_scalar_(scale);
+            let mut host = Vec::new();
+            for s in &self.slots {
+                let g = s.param.grad();
+                if !g.defined() {
+                    continue;
+                }
+                match host_f32(&g) {
+                    Some(slice) => host.push(slice),
+                    None => sum += g.square().sum(tch::Kind::Double).double_value(&[]),
                 }
             }
-            total
-        })
+            sum += fused::sum_squares(&host);
+        });
+        sum.sqrt()
     }
 
     /// One training step on `loss`: a loss that is not finite is returned as `Err` (the run diverged)
@@ -115,13 +132,29 @@ impl AdamW {
         self.zero_grad();
         loss.backward();
         method.after_backward();
-        self.clip_grad_norm(max_norm);
-        self.step(lr);
+        self.apply(max_norm, lr);
         Ok(value)
+    }
+
+    /// The update from the gradients in place: clipped to global norm `max_norm`, applied at `lr`.
+    /// Returns the norm before clipping.
+    pub fn apply(&mut self, max_norm: f64, lr: f64) -> f64 {
+        // The clipping factor goes into the update itself instead of a pass that rescales the
+        // gradients in memory first.
+        let norm = self.grad_norm();
+        self.update(lr, clip_factor(norm, max_norm));
+        norm
     }
 
     /// One update with learning rate `lr`.
     pub fn step(&mut self, lr: f64) {
+        self.update(lr, 1.0);
+    }
+
+    /// One update with learning rate `lr` on the gradients times `clip`. Float32 tensors in CPU memory
+    /// are updated by one fused pass per element (read p, g, m, v; write p, m, v), split over two
+    /// threads when large; others (a GPU's) by libtorch's elementwise operations, the same formula.
+    fn update(&mut self, lr: f64, clip: f64) {
         if lr <= 0.0 {
             return;
         }
@@ -130,28 +163,185 @@ impl AdamW {
         let bc1 = 1.0 - b1.powi(self.t);
         let bc2 = 1.0 - b2.powi(self.t);
         tch::no_grad(|| {
+            let mut host = Vec::new();
             for s in &mut self.slots {
                 let g = s.param.grad();
                 if !g.defined() {
                     continue;
                 }
                 let lr = lr * s.lr_scale;
-                // In place wherever libtorch allows: the update touches every trainable weight each
-                // step, so temporaries cost as much memory traffic as the arithmetic.
                 let decay = s.own_decay.unwrap_or(if s.decay { self.weight_decay } else { 0.0 });
+                let hyper = fused::Hyper {
+                    shrink: (1.0 - lr * decay) as f32,
+                    clip: clip as f32,
+                    b1: (1.0 - b1) as f32,
+                    b2: (1.0 - b2) as f32,
+                    bc2_sqrt: bc2.sqrt() as f32,
+                    eps: eps as f32,
+                    step: (lr / bc1) as f32,
+                };
+                let slices = (host_f32(&s.param), host_f32(&g), host_f32(&s.m), host_f32(&s.v));
+                if let (Some(p), Some(g), Some(m), Some(v)) = slices {
+                    host.push(fused::Slot { p, g, m, v, hyper });
+                    continue;
+                }
+                let g = if clip != 1.0 { &g * clip } else { g };
                 if decay > 0.0 {
                     let _ = s.param.g_mul_scalar_(1.0 - lr * decay);
                 }
                 let _ = s.m.lerp_(&g, 1.0 - b1);
                 let _ = s.v.lerp_(&g.square(), 1.0 - b2);
-                // p −= (lr / bc1) · m / (√v / √bc2 + ε), folded into one addcdiv_.
                 let mut denom = s.v.sqrt();
                 let _ = denom.g_div_scalar_(bc2.sqrt());
                 let _ = denom.g_add_scalar_(eps);
                 let _ = denom.g_mul_scalar_(-bc1 / lr);
                 let _ = s.param.addcdiv_(&s.m, &denom);
             }
+            fused::adamw(&host);
         });
+    }
+}
+
+/// The factor that brings a gradient norm down to `max_norm` (1 when it is already within; a norm
+/// that is not finite is left alone, as the loss check catches divergence).
+fn clip_factor(norm: f64, max_norm: f64) -> f64 {
+    if norm > max_norm {
+        max_norm / (norm + 1e-6)
+    } else {
+        1.0
+    }
+}
+
+/// A CPU float32 tensor's elements, when it is contiguous (every parameter and its moments are).
+fn host_f32(t: &Tensor) -> Option<fused::Host> {
+    (t.device() == tch::Device::Cpu && t.kind() == tch::Kind::Float && t.is_contiguous())
+        .then(|| fused::Host { ptr: t.data_ptr() as *mut f32, len: t.numel() })
+}
+
+/// The optimizer's loops over raw CPU memory.
+mod fused {
+    /// A contiguous f32 buffer owned by a tensor that outlives the call using it.
+    #[derive(Clone, Copy)]
+    pub(super) struct Host {
+        pub(super) ptr: *mut f32,
+        pub(super) len: usize,
+    }
+
+    // SAFETY: the buffers belong to tensors that live through the (scoped) threads' work, and each
+    // thread touches a disjoint range of them.
+    unsafe impl Send for Host {}
+    unsafe impl Sync for Host {}
+
+    /// The per-tensor constants of one AdamW update, in f32 as libtorch's float kernels use them.
+    #[derive(Clone, Copy)]
+    pub(super) struct Hyper {
+        pub(super) shrink: f32,
+        pub(super) clip: f32,
+        pub(super) b1: f32,
+        pub(super) b2: f32,
+        pub(super) bc2_sqrt: f32,
+        pub(super) eps: f32,
+        pub(super) step: f32,
+    }
+
+    /// A parameter with its gradient and moments.
+    pub(super) struct Slot {
+        pub(super) p: Host,
+        pub(super) g: Host,
+        pub(super) m: Host,
+        pub(super) v: Host,
+        pub(super) hyper: Hyper,
+    }
+
+    /// Elements per work item: work is cut at the same places whatever the thread count.
+    const CHUNK: usize = 1 << 16;
+    /// Below this many elements in all, one thread does everything (thread start-up would cost more).
+    const PARALLEL: usize = 1 << 20;
+
+    /// (buffer index, start, end) work items over buffers of the given lengths.
+    fn items(lens: impl Iterator<Item = usize>) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        for (i, len) in lens.enumerate() {
+            let mut at = 0;
+            while at < len {
+                out.push((i, at, (at + CHUNK).min(len)));
+                at += CHUNK;
+            }
+        }
+        out
+    }
+
+    /// Runs `work` on every item, on two threads when the items hold many elements, and returns the
+    /// results in item order.
+    fn run<T: Send>(items: &[(usize, usize, usize)], work: impl Fn(&(usize, usize, usize)) -> T + Sync) -> Vec<T> {
+        let total: usize = items.iter().map(|(_, a, b)| b - a).sum();
+        if total < PARALLEL || items.len() < 2 {
+            return items.iter().map(&work).collect();
+        }
+        let (first, second) = items.split_at(items.len() / 2);
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| second.iter().map(&work).collect::<Vec<T>>());
+            let mut out: Vec<T> = first.iter().map(&work).collect();
+            out.extend(other.join().expect("optimizer worker panicked"));
+            out
+        })
+    }
+
+    /// Σ x² over every buffer, in f64, summed chunk by chunk in a fixed order.
+    pub(super) fn sum_squares(buffers: &[Host]) -> f64 {
+        let items = items(buffers.iter().map(|b| b.len));
+        let parts = run(&items, |&(i, a, b)| {
+            // SAFETY: a..b lies within buffer i, which is only read here.
+            let x = unsafe { std::slice::from_raw_parts(buffers[i].ptr.add(a), b - a) };
+            x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()
+        });
+        parts.iter().sum()
+    }
+
+    /// The AdamW update of every slot: p ← p·shrink; m ← m + b1·(g − m); v ← v + b2·(g² − v);
+    /// p ← p − step · m / (√v / √bc2 + ε), with g the gradient times `clip` (libtorch's lerp and
+    /// addcdiv in one pass).
+    pub(super) fn adamw(slots: &[Slot]) {
+        let items = items(slots.iter().map(|s| s.p.len));
+        run(&items, |&(i, a, b)| {
+            let s = &slots[i];
+            // SAFETY: a..b lies within the slot's four buffers (same length); items are disjoint, and
+            // the gradient is only read.
+            unsafe {
+                let p = std::slice::from_raw_parts_mut(s.p.ptr.add(a), b - a);
+                let g = std::slice::from_raw_parts(s.g.ptr.add(a), b - a);
+                let m = std::slice::from_raw_parts_mut(s.m.ptr.add(a), b - a);
+                let v = std::slice::from_raw_parts_mut(s.v.ptr.add(a), b - a);
+                update(p, g, m, v, &s.hyper);
+            }
+        });
+    }
+
+    #[inline(always)]
+    fn kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &Hyper) {
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = g * h.clip;
+            *m += h.b1 * (g - *m);
+            *v += h.b2 * (g * g - *v);
+            let denom = v.sqrt() / h.bc2_sqrt + h.eps;
+            *p = *p * h.shrink - h.step * (*m / denom);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn kernel_avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &Hyper) {
+        kernel(p, g, m, v, h)
+    }
+
+    fn update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &Hyper) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the processor has AVX2, checked just above.
+            unsafe { kernel_avx2(p, g, m, v, h) };
+            return;
+        }
+        kernel(p, g, m, v, h)
     }
 }
 

@@ -25,8 +25,33 @@ pub struct Outcome {
     pub params: ParamCount,
     /// Training examples per second.
     pub train_eps: f64,
+    /// Evaluation examples per second over every dev and test evaluation of the run (`None`: none ran).
+    pub eval_eps: Option<f64>,
     /// Method diagnostics.
     pub diagnostics: BTreeMap<String, f64>,
     /// A few test outputs with their references (generated summaries), kept beside the record.
     pub samples: Vec<(String, String)>,
+}
+
+/// Time and examples spent in a run's evaluations, for the record's evaluation rate.
+#[derive(Debug, Default)]
+pub struct EvalClock {
+    examples: std::cell::Cell<usize>,
+    seconds: std::cell::Cell<f64>,
+}
+
+impl EvalClock {
+    /// Runs `f`, an evaluation of `examples` examples, and adds its time.
+    pub fn measure<T>(&self, examples: usize, f: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let out = f();
+        self.seconds.set(self.seconds.get() + started.elapsed().as_secs_f64());
+        self.examples.set(self.examples.get() + examples);
+        out
+    }
+
+    /// Examples per second over everything measured; `None` before any evaluation.
+    pub fn examples_per_second(&self) -> Option<f64> {
+        (self.examples.get() > 0).then(|| self.examples.get() as f64 / self.seconds.get().max(1e-9))
+    }
 }
