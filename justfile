@@ -87,12 +87,18 @@ table SUITE="results/default": setup
 plot SUITE="results/default": setup
     {{pelt}} plot {{SUITE}}
 
-# pelt against Python transformers + peft, side by side (installs the Python side's venv on first use);
-# writes results/bench/compare.md.
+# pelt against Python transformers + peft, side by side (installs the Python side's venv on first use):
+# training steps, evaluation passes, one low-resource run; writes results/bench/compare.md. With
+# `--before-rev REV` it also builds and measures pelt at REV (the before column).
 bench-compare *ARGS: setup
     cargo test --workspace --no-run --quiet
     bash bench/compare/setup.sh
     bench/compare/.venv/bin/python bench/compare/run.py --pelt {{target}}/debug/pelt --python bench/compare/.venv/bin/python --glue-dir {{glue_sample}} {{ARGS}}
+
+# A perf profile of pelt's LoRA training step (needs Debian's linux-perf); writes results/bench/profile.md.
+bench-profile: setup
+    cargo test --workspace --no-run --quiet
+    python3 bench/compare/perf_profile.py --pelt {{target}}/debug/pelt
 
 # List the registered methods.
 list: setup

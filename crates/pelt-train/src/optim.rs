@@ -378,6 +378,30 @@ mod tests {
     }
 
     #[test]
+    fn the_fused_update_matches_adamw_in_f64_on_two_threads() {
+        // 3·2²⁰ elements: enough for the update and the norm to split across two threads.
+        tch::manual_seed(1);
+        let opts = (tch::Kind::Float, tch::Device::Cpu);
+        let n = 3 << 20;
+        let w = Tensor::randn([n], opts).set_requires_grad(true);
+        let w0 = w.detach().copy();
+        let g = Tensor::randn([n], opts);
+        (&w * &g).sum(tch::Kind::Float).backward();
+        let mut opt = AdamW::new(&[("w".into(), w.shallow_clone())], 0.1);
+        let f64_norm = g.to_kind(tch::Kind::Double).square().sum(tch::Kind::Double).sqrt().double_value(&[]);
+        assert!((opt.grad_norm() / f64_norm - 1.0).abs() < 1e-12, "the norm is summed in f64");
+        let (lr, clip) = (1e-3, 1.0 / (f64_norm + 1e-6));
+        assert!((opt.apply(1.0, lr) - f64_norm).abs() < 1e-6 * f64_norm);
+        // Step 1 in f64: bias corrections 0.1 and 0.001, decay 0.1, the gradient clipped to norm 1.
+        let gc = g.to_kind(tch::Kind::Double) * clip;
+        let (m, v) = (&gc * 0.1, gc.square() * 0.001);
+        let expected =
+            w0.to_kind(tch::Kind::Double) * (1.0 - lr * 0.1) - (m / (v.sqrt() / 0.001f64.sqrt() + 1e-8)) * (lr / 0.1);
+        let diff = (w.detach().to_kind(tch::Kind::Double) - expected).abs().max().double_value(&[]);
+        assert!(diff < 1e-6, "largest difference from the f64 update {diff}");
+    }
+
+    #[test]
     fn clipping_bounds_the_global_norm() {
         let w = Tensor::from_slice(&[0.0f32, 0.0]).set_requires_grad(true);
         let mut opt = AdamW::new(&[("w".into(), w.shallow_clone())], 0.0);
