@@ -467,6 +467,17 @@ impl Attention {
     }
 
     /// The projection at `site`: q, k, v or output, named by the self- or the cross-attention's site.
+    /// The projection at `site`, read-only (see [`Attention::projection_mut`]).
+    pub(crate) fn projection(&self, site: Site) -> Option<&Linear> {
+        match site {
+            Site::Query | Site::CrossQuery => Some(&self.core.query),
+            Site::Key | Site::CrossKey => Some(&self.core.key),
+            Site::Value | Site::CrossValue => Some(&self.core.value),
+            Site::AttentionOutput | Site::CrossOutput => Some(&self.output),
+            _ => None,
+        }
+    }
+
     pub(crate) fn projection_mut(&mut self, site: Site) -> Option<&mut Linear> {
         match site {
             Site::Query | Site::CrossQuery => Some(&mut self.core.query),
@@ -544,6 +555,16 @@ impl Layer {
     }
 
     /// The projection at `site` (self-attention and FFN sites).
+    /// The projection at `site`, read-only (self-attention and FFN sites).
+    pub(crate) fn projection(&self, site: Site) -> Option<&Linear> {
+        match site {
+            Site::FfnIntermediate => Some(&self.ffn.intermediate),
+            Site::FfnOutput => Some(&self.ffn.output),
+            s if s.is_cross() => None,
+            s => self.attention.projection(s),
+        }
+    }
+
     pub(crate) fn projection_mut(&mut self, site: Site) -> Option<&mut Linear> {
         match site {
             Site::FfnIntermediate => Some(&mut self.ffn.intermediate),
@@ -653,6 +674,10 @@ impl Backbone for Bert {
 
     fn merge_projection(&mut self, layer: usize, site: Site, delta_w: &Tensor) -> Result<()> {
         merge_linear(self.projection_mut(layer, site), layer, site, delta_w)
+    }
+
+    fn projection_weight(&self, layer: usize, site: Site) -> Option<Tensor> {
+        Some(self.layers.get(layer)?.projection(site)?.weight.shallow_clone())
     }
 }
 

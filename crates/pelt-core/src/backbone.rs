@@ -190,6 +190,14 @@ pub trait Backbone {
     /// reparameterised method into the frozen weights).
     fn merge_projection(&mut self, layer: usize, site: Site, delta_w: &Tensor) -> Result<()>;
 
+    /// The weight (out × in) of the projection at `site` of `layer`, sharing its storage with the
+    /// backbone, so an evaluation can merge a method into it and restore it after
+    /// ([`crate::EvalMerge`]); `None` where the backbone does not expose it (the default), and
+    /// evaluation then runs with the method attached.
+    fn projection_weight(&self, _layer: usize, _site: Site) -> Option<Tensor> {
+        None
+    }
+
     /// The output the conformance suite checks, which must pass through every layer a method attaches
     /// to: an encoder's [`Backbone::forward`]; an encoder-decoder's decoder states, with the inputs
     /// teacher-forced as decoder inputs over the encoder's output.

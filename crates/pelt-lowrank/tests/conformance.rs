@@ -120,3 +120,58 @@ fn lora_config_refuses_bad_values() {
         ],
     );
 }
+
+#[test]
+fn an_evaluation_merge_matches_the_attached_method_and_restores_the_weights_bit_for_bit() {
+    use pelt_core::{EvalMerge, Inputs, NoMethod};
+    use tch::{Kind, Tensor};
+    let bert = Bert::random(&BertConfig::tiny(), 7, Device::Cpu);
+    for config in [
+        LoraConfig { r: 4, ..LoraConfig::default() },
+        LoraConfig { r: 2, targets: vec![Site::FfnIntermediate, Site::FfnOutput], ..LoraConfig::default() },
+    ] {
+        let m = Lora::new(config, bert.dims(), Device::Cpu).unwrap();
+        // B starts at zero; a trained one does not.
+        tch::no_grad(|| {
+            for (_, mut t) in m.var_store().variables() {
+                let _ = t.normal_(0.0, 0.3);
+            }
+        });
+        let before: Vec<(String, Tensor)> =
+            bert.var_store().variables().into_iter().map(|(n, t)| (n, t.copy())).collect();
+        let ids = Tensor::from_slice(&[5i64, 9, 13, 2, 7, 0, 11, 3, 4, 0]).view([2, 5]);
+        let inputs = Inputs::text(ids.shallow_clone(), ids.ne(0).to_kind(Kind::Int64), ids.zeros_like());
+        let attached = tch::no_grad(|| bert.forward(&inputs, &m, false).hidden);
+        {
+            let merged = EvalMerge::new(&bert, &m).expect("LoRA on a BERT merges");
+            let out = tch::no_grad(|| bert.forward(&inputs, &NoMethod, false).hidden);
+            let diff = (&out - &attached).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "merged output differs by {diff}");
+            drop(merged);
+        }
+        let vars = bert.var_store().variables();
+        for (name, original) in &before {
+            assert!(vars[name].equal(original), "{name} not restored exactly");
+        }
+        // A method that does not merge (prompts, adapters: `merge_into` says false) gets no guard.
+        assert!(EvalMerge::new(&bert, &NoMerge).is_none());
+    }
+}
+
+/// A method with nothing to merge.
+struct NoMerge;
+impl pelt_core::Attachment for NoMerge {}
+impl Method for NoMerge {
+    fn name(&self) -> &str {
+        "no_merge"
+    }
+    fn var_store(&self) -> &tch::nn::VarStore {
+        unimplemented!("not used")
+    }
+    fn identity(&self) -> pelt_core::Identity {
+        pelt_core::Identity::Exact
+    }
+    fn formula_params(&self, _: &BackboneDims) -> i64 {
+        0
+    }
+}

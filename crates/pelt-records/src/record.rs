@@ -142,7 +142,9 @@ pub struct Record {
 ///    clipping factor multiplies the gradient inside the update; the norm is summed in f64); the
 ///    attention scale and padding mask applied inside the score product (β·mask + α·q·kᵀ) on the CPU
 ///    dropout path; no mask at all for batches without padding; evaluation batches of up to 2048
-///    padded tokens (different batch shapes, so other GEMM blockings).
+///    padded tokens (different batch shapes, so other GEMM blockings); reparameterised methods (LoRA,
+///    KronA, KAdaptation, Poly-μ and the Polytropon family at their target stage) evaluated merged
+///    into the weights (W + ΔW in one product).
 pub const NUMERICS: u32 = 2;
 
 /// For the tests of the readers of records (tables, plots, pages): a finished run of `method` on `task` at 100 examples, seed `seed`, for the tests of the readers of

@@ -286,10 +286,12 @@ pub fn eval(
     for pass in 0..warmup + passes {
         let started = std::time::Instant::now();
         tch::no_grad(|| {
+            // As `pelt sweep` evaluates: a reparameterised method merged into the weights for the pass.
+            let merged = pelt_core::EvalMerge::new(&backbone, m.as_ref());
+            let method: &dyn pelt_core::Attachment = if merged.is_some() { &pelt_core::NoMethod } else { m.as_ref() };
             for b in &batches {
                 let rows: Vec<&Encoding> = b.iter().map(|&i| &enc[i]).collect();
-                let logits =
-                    head.forward(&backbone.forward(&inputs(&rows, tok.pad_id, device), m.as_ref(), false), false);
+                let logits = head.forward(&backbone.forward(&inputs(&rows, tok.pad_id, device), method, false), false);
                 let _ = Vec::<i64>::try_from(logits.argmax(-1, false)).unwrap_or_default();
             }
         });
