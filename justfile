@@ -22,6 +22,10 @@ setup:
 sweep: setup
     {{pelt}} sweep experiments/default.yaml
 
+# A task from your own files (experiments/your-data.yaml: the GLUE sample's SST-2 read as a user's TSV).
+sweep-your-data *ARGS: setup
+    {{pelt}} sweep experiments/your-data.yaml {{ARGS}}
+
 # Run the GLUE suite on a glue_data folder in the official layout.
 sweep-glue DIR: setup
     {{pelt}} sweep experiments/glue.yaml --glue-dir {{DIR}}

@@ -26,6 +26,10 @@ pub struct TaskFiles {
     pub glue_dir: Option<PathBuf>,
     /// Image tasks from a user's folders, by task name.
     pub image_dirs: BTreeMap<String, PathBuf>,
+    /// Text tasks from a user's files, by task name.
+    pub file_tasks: BTreeMap<String, pelt_data::files::FileTask>,
+    /// The folder relative paths of file tasks start from.
+    pub root: PathBuf,
 }
 
 /// A task with its tokenised splits, prepared once per sweep.
@@ -122,10 +126,11 @@ impl Source<'_> {
     }
 }
 
-/// Loads a task's examples from the shipped assets or the GLUE folder.
+/// Loads a task's examples from a user's files, the shipped assets or the GLUE folder.
 pub fn load_task(name: &str, files: &TaskFiles) -> Result<Dataset> {
     let assets = files.assets.as_path();
     let data = match name {
+        _ if files.file_tasks.contains_key(name) => pelt_data::files::load(name, &files.file_tasks[name], &files.root),
         "rotten_tomatoes" => {
             shipped::rotten_tomatoes(&assets.join("rotten_tomatoes/rotten_tomatoes_corpus_full.csv.bz2"))
         }

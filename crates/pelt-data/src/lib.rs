@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod files;
 pub mod glue;
 pub mod metrics;
 pub mod sampler;
@@ -55,6 +56,19 @@ pub enum DataError {
     /// A sampler request that the data cannot satisfy.
     #[error("{0}")]
     Sampling(String),
+    /// A value of a user's data file that cannot be used: the file, where (`line N` of a text file,
+    /// `row N` of a Parquet file, 1-based), the column and what was expected.
+    #[error("{path}: {at}, column `{column}`: {message}")]
+    Field {
+        /// The file.
+        path: String,
+        /// `line N` or `row N`.
+        at: String,
+        /// The column as the file names it (or its 0-based index without a header).
+        column: String,
+        /// What was expected.
+        message: String,
+    },
 }
 
 /// Result alias for [`DataError`].

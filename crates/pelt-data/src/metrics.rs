@@ -12,6 +12,9 @@ pub enum Metric {
     F1,
     /// Matthews correlation coefficient (CoLA), multi-class form (Gorodkin 2004).
     Matthews,
+    /// Unweighted mean of the per-class F1 over the classes in gold or predictions (scikit-learn's
+    /// `f1_score(average="macro")`).
+    MacroF1,
     /// Pearson correlation (STS-B).
     Pearson,
     /// Spearman rank correlation, ties given their average rank (STS-B).
@@ -25,6 +28,7 @@ impl Metric {
             Metric::Accuracy => "accuracy",
             Metric::F1 => "f1",
             Metric::Matthews => "matthews",
+            Metric::MacroF1 => "macro_f1",
             Metric::Pearson => "pearson",
             Metric::Spearman => "spearman",
         }
@@ -36,6 +40,7 @@ impl Metric {
             Metric::Accuracy => accuracy(pred, gold),
             Metric::F1 => f1(pred, gold),
             Metric::Matthews => matthews(pred, gold),
+            Metric::MacroF1 => macro_f1(pred, gold),
             Metric::Pearson => pearson(pred, gold),
             Metric::Spearman => spearman(pred, gold),
         }
@@ -60,6 +65,29 @@ pub fn f1(pred: &[f64], gold: &[f64]) -> f64 {
     } else {
         2.0 * tp / (2.0 * tp + fp + fne)
     }
+}
+
+/// Macro-averaged F1 over the classes that occur in `gold` or `pred` (a class with no true positive
+/// scores 0), as scikit-learn computes it.
+pub fn macro_f1(pred: &[f64], gold: &[f64]) -> f64 {
+    let mut classes: Vec<i64> = pred.iter().chain(gold).map(|&v| v as i64).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    if classes.is_empty() {
+        return 0.0;
+    }
+    let per_class = classes.iter().map(|&c| {
+        let c = c as f64;
+        let tp = pred.iter().zip(gold).filter(|(p, g)| **p == c && **g == c).count() as f64;
+        let fp = pred.iter().zip(gold).filter(|(p, g)| **p == c && **g != c).count() as f64;
+        let fne = pred.iter().zip(gold).filter(|(p, g)| **p != c && **g == c).count() as f64;
+        if tp == 0.0 {
+            0.0
+        } else {
+            2.0 * tp / (2.0 * tp + fp + fne)
+        }
+    });
+    per_class.sum::<f64>() / classes.len() as f64
 }
 
 /// Matthews correlation over any number of classes; 0 when undefined (one class predicted or present).
@@ -127,6 +155,16 @@ pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn macro_f1_averages_per_class_f1_over_the_classes_seen() {
+        // Class 0: F1 1; class 1: no true positive, 0; class 2: 2·1/(2·1 + 1 + 1) = 0.5 (scikit-learn:
+        // f1_score([0, 2, 2, 1], [0, 1, 2, 2], average="macro") = 0.5).
+        let m = macro_f1(&[0.0, 1.0, 2.0, 2.0], &[0.0, 2.0, 2.0, 1.0]);
+        assert!((m - 0.5).abs() < 1e-12, "{m}");
+        assert_eq!(Metric::MacroF1.name(), "macro_f1");
+    }
+
     use super::*;
 
     fn close(a: f64, b: f64) {

@@ -45,6 +45,11 @@ pub struct Experiment {
     /// per class (optionally under `train/` and `test/`); they need a ViT backbone.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub image_dirs: std::collections::BTreeMap<String, PathBuf>,
+    /// Text tasks from a user's files (CSV, TSV, JSON Lines, Parquet), by task name: files, columns,
+    /// labels or scores, splits and metrics (`pelt_data::files::FileTask`). Paths are relative to the
+    /// repository root.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub file_tasks: std::collections::BTreeMap<String, pelt_data::files::FileTask>,
     /// Training-set sizes.
     pub data_sizes: Vec<DataSize>,
     /// Seeds; each (method, task, size) runs once per seed.
@@ -126,6 +131,13 @@ impl Experiment {
         } else if exp.backbone.is_relative() {
             exp.backbone = root.join(&exp.backbone);
         }
+        for task in exp.file_tasks.values_mut() {
+            for p in [Some(&mut task.train), task.dev.as_mut(), task.test.as_mut()].into_iter().flatten() {
+                if p.is_relative() {
+                    *p = root.join(&*p);
+                }
+            }
+        }
         let line_of = |key: &str| text.lines().position(|l| l.starts_with(&format!("{key}:"))).map_or(0, |i| i + 1);
         let fail = |key: &str, msg: String| anyhow!("{shown}:{}: field `{key}`: {msg}", line_of(key));
         if exp.name.is_empty() || !exp.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
@@ -201,7 +213,27 @@ impl Experiment {
             }
             dims
         };
+        for name in exp.file_tasks.keys() {
+            let known = SHIPPED.contains(&name.as_str())
+                || VISION.contains(&name.as_str())
+                || pelt_data::glue::GlueTask::parse(name).is_some();
+            if known {
+                return Err(fail("file_tasks", format!("`{name}` is the name of a built-in task: choose another")));
+            }
+            if !exp.tasks.contains(name) && !sources.contains(name) {
+                return Err(fail("file_tasks", format!("`{name}` is not in `tasks` (or transfer sources)")));
+            }
+        }
         for task in exp.tasks.iter().chain(&sources).filter(|t| !is_summarization(t)) {
+            if let Some(file_task) = exp.file_tasks.get(task) {
+                if dims.image.is_some() {
+                    return Err(fail("tasks", format!("`{task}` is a text task, but {} is not", config.display())));
+                }
+                // Read every file now: a bad value is refused before anything trains.
+                pelt_data::files::load(task, file_task, root)
+                    .map_err(|e| fail("file_tasks", format!("`{task}`: {e}")))?;
+                continue;
+            }
             let user_images = exp.image_dirs.get(task);
             let image_task = VISION.contains(&task.as_str()) || user_images.is_some();
             if image_task != dims.image.is_some() {

@@ -228,6 +228,8 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
             assets: opts.assets.clone(),
             glue_dir: exp.glue_dir.clone(),
             image_dirs: exp.image_dirs.clone(),
+            file_tasks: exp.file_tasks.clone(),
+            root: opts.root.clone(),
         };
         let transfer = exp.transfer.as_ref().map(|t| (t, store.dir().join("sources")));
         let family = Classification::load(registry, &exp.backbone, files, &exp.training, transfer, opts.device)?;

@@ -591,3 +591,100 @@ fn a_corrupt_record_is_named_left_out_and_counted() {
     let text = std::fs::read_to_string(&page).unwrap();
     assert!(text.contains("| lora |") && text.contains("LoRA and the probe tie here."), "{text}");
 }
+
+/// 40 labelled sentences for the file-task tests: (text, label).
+fn file_rows() -> Vec<(String, &'static str)> {
+    let words = ["good", "bad", "film", "plot", "great", "awful", "fine", "dull"];
+    (0..40)
+        .map(|i| {
+            (
+                format!("{} {} {}", words[i % 8], words[(i * 3) % 8], words[(i * 5 + 1) % 8]),
+                if i % 2 == 0 { "pos" } else { "neg" },
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn file_tasks_in_every_format_run_through_a_two_step_sweep_and_bad_files_are_refused_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_model(&d.join("model"));
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let rows = file_rows();
+    let csv: String =
+        std::iter::once("text,label\n".to_owned()).chain(rows.iter().map(|(t, l)| format!("{t},{l}\n"))).collect();
+    std::fs::write(data.join("t.csv"), csv).unwrap();
+    let tsv: String = rows.iter().map(|(t, l)| format!("{l}\t{t}\n")).collect();
+    std::fs::write(data.join("t.tsv"), tsv).unwrap();
+    let jsonl: String =
+        rows.iter().map(|(t, l)| format!("{}\n", serde_json::json!({"review": t, "label": l}))).collect();
+    std::fs::write(data.join("t.jsonl"), jsonl).unwrap();
+    use polars::prelude::*;
+    let mut frame = df!(
+        "text" => rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        "label" => rows.iter().map(|r| r.1).collect::<Vec<_>>()
+    )
+    .unwrap();
+    ParquetWriter::new(std::fs::File::create(data.join("t.parquet")).unwrap()).finish(&mut frame).unwrap();
+    let experiment = "name: mine
+backbone: model
+tasks: [from_csv, from_tsv, from_jsonl, from_parquet]
+file_tasks:
+  from_csv: {train: data/t.csv, holdout: {test: 0.25}, text: text, label: label}
+  from_tsv: {train: data/t.tsv, holdout: {test: 0.25}, header: false, text: 1, label: 0}
+  from_jsonl: {train: data/t.jsonl, holdout: {test: 0.25}, text: review, label: label, metrics: [accuracy, macro_f1]}
+  from_parquet: {train: data/t.parquet, holdout: {test: 0.25}, text: text, label: label}
+data_sizes: [8]
+seeds: [1]
+training:
+  epochs: 1
+  min_steps: 2
+  max_steps: 2
+  batch_size: 4
+  max_len: 16
+methods:
+  - method: lora
+    lr: 1.0e-3
+";
+    std::fs::write(d.join("e.yaml"), experiment).unwrap();
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
+    assert!(ok, "{out}");
+    let records = records(d, "mine");
+    assert_eq!(records.len(), 4);
+    for r in &records {
+        assert_eq!(r["status"], "ok", "{r}");
+        assert_eq!(
+            (r["steps"].as_u64(), r["train_examples"].as_u64(), r["test_examples"].as_u64()),
+            (Some(2), Some(8), Some(10)),
+            "{r}"
+        );
+    }
+    let jsonl = records.iter().find(|r| r["task"] == "from_jsonl").unwrap();
+    assert!(jsonl["metrics"]["macro_f1"].as_f64().is_some(), "{jsonl}");
+    // The four formats hold the same examples: the same data digest.
+    let digests: std::collections::HashSet<&str> =
+        records.iter().filter(|r| r["task"] != "from_jsonl").map(|r| r["data_digest"].as_str().unwrap()).collect();
+    assert_eq!(digests.len(), 1, "{records:?}");
+
+    // A test file with a label the training file never had: refused before training, with file,
+    // line and column.
+    std::fs::write(data.join("test.csv"), "text,label\ngood film,pos\nbad plot,meh\n").unwrap();
+    let bad = experiment
+        .replace(
+            "from_csv: {train: data/t.csv, holdout: {test: 0.25},",
+            "from_csv: {train: data/t.csv, test: data/test.csv,",
+        )
+        .replace("name: mine", "name: refused");
+    std::fs::write(d.join("bad.yaml"), bad).unwrap();
+    let (ok, out) = pelt(&["sweep", "bad.yaml", "--results", "out"], d);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("bad.yaml")
+            && out.contains("file_tasks")
+            && out.contains("test.csv: line 3, column `label`: label `meh`"),
+        "{out}"
+    );
+    assert!(!d.join("out/refused/records").exists(), "nothing may train");
+}
