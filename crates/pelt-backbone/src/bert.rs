@@ -48,6 +48,48 @@ pub struct BertConfig {
     pub pad_token_id: i64,
     /// Std of the normal initialiser (random models only).
     pub initializer_range: f64,
+    /// ELECTRA: the embeddings' width when it differs from `hidden_size` (a linear
+    /// `embeddings_project` then maps it up); `None`: the hidden size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding_size: Option<i64>,
+}
+
+/// The `model_type`s read as a BERT-family encoder.
+pub const BERT_FAMILY: [&str; 6] = ["bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert"];
+
+/// DistilBERT's `config.json` (its own key names), for translation into a [`BertConfig`].
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct DistilBertConfig {
+    vocab_size: i64,
+    dim: i64,
+    n_layers: i64,
+    n_heads: i64,
+    hidden_dim: i64,
+    activation: String,
+    dropout: f64,
+    attention_dropout: f64,
+    max_position_embeddings: i64,
+    pad_token_id: i64,
+    initializer_range: f64,
+}
+
+impl Default for DistilBertConfig {
+    fn default() -> Self {
+        DistilBertConfig {
+            vocab_size: 30522,
+            dim: 768,
+            n_layers: 6,
+            n_heads: 12,
+            hidden_dim: 3072,
+            activation: "gelu".into(),
+            dropout: 0.1,
+            attention_dropout: 0.1,
+            max_position_embeddings: 512,
+            pad_token_id: 0,
+            initializer_range: 0.02,
+        }
+    }
 }
 
 impl Default for BertConfig {
@@ -67,6 +109,7 @@ impl Default for BertConfig {
             layer_norm_eps: 1e-12,
             pad_token_id: 0,
             initializer_range: 0.02,
+            embedding_size: None,
         }
     }
 }
@@ -98,9 +141,37 @@ impl BertConfig {
             .map_err(|source| PeltError::Io { path: path.display().to_string(), source })?;
         let config: BertConfig =
             serde_json::from_str(&text).map_err(|e| err(format!("not a BERT config.json: {e}")))?;
-        if !matches!(config.model_type.as_str(), "bert" | "roberta" | "xlm-roberta" | "camembert") {
-            return Err(err(format!("model_type `{}` is not a BERT-family encoder", config.model_type)));
+        if !BERT_FAMILY.contains(&config.model_type.as_str()) {
+            return Err(err(format!(
+                "model_type `{}` is not supported; pelt reads {} (BERT family), vit, t5 and mt5",
+                config.model_type,
+                BERT_FAMILY.join(", ")
+            )));
         }
+        // DistilBERT names its sizes its own way and has no segment embeddings.
+        let config = if config.model_type == "distilbert" {
+            let d: DistilBertConfig =
+                serde_json::from_str(&text).map_err(|e| err(format!("not a DistilBERT config.json: {e}")))?;
+            BertConfig {
+                model_type: "distilbert".into(),
+                vocab_size: d.vocab_size,
+                hidden_size: d.dim,
+                num_hidden_layers: d.n_layers,
+                num_attention_heads: d.n_heads,
+                intermediate_size: d.hidden_dim,
+                hidden_act: d.activation,
+                hidden_dropout_prob: d.dropout,
+                attention_probs_dropout_prob: d.attention_dropout,
+                max_position_embeddings: d.max_position_embeddings,
+                type_vocab_size: 0,
+                layer_norm_eps: 1e-12,
+                pad_token_id: d.pad_token_id,
+                initializer_range: d.initializer_range,
+                embedding_size: None,
+            }
+        } else {
+            config
+        };
         if config.hidden_size % config.num_attention_heads != 0 {
             return Err(err(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
@@ -228,28 +299,38 @@ impl LayerNorm {
     }
 }
 
-/// Word, position and segment embeddings, summed and normalised.
+/// Word, position and segment embeddings, summed and normalised (ELECTRA: then projected up to the
+/// hidden size; DistilBERT: no segment embeddings).
 #[derive(Debug)]
 pub struct Embeddings {
     word: Tensor,
     position: Tensor,
-    token_type: Tensor,
+    token_type: Option<Tensor>,
     norm: LayerNorm,
+    project: Option<Linear>,
     dropout: f64,
     roberta_positions: bool,
     pad: i64,
 }
 
 impl Embeddings {
-    pub(crate) fn new(p: nn::Path, c: &BertConfig) -> Embeddings {
+    /// The embeddings under `root / "embeddings"`, and an ELECTRA's `root / "embeddings_project"`
+    /// (HF's names).
+    pub(crate) fn new(root: &nn::Path, c: &BertConfig) -> Embeddings {
+        let p = root / "embeddings";
         let init = nn::Init::Randn { mean: 0.0, stdev: c.initializer_range };
+        let width = c.embedding_size.unwrap_or(c.hidden_size);
+        let project = (width != c.hidden_size)
+            .then(|| Linear::new(root / "embeddings_project", width, c.hidden_size, c.initializer_range));
         Embeddings {
-            word: (&p / "word_embeddings").var("weight", &[c.vocab_size, c.hidden_size], init),
-            position: (&p / "position_embeddings").var("weight", &[c.max_position_embeddings, c.hidden_size], init),
-            token_type: (&p / "token_type_embeddings").var("weight", &[c.type_vocab_size, c.hidden_size], init),
-            norm: LayerNorm::new(&p / "LayerNorm", c.hidden_size, c.layer_norm_eps),
+            word: (&p / "word_embeddings").var("weight", &[c.vocab_size, width], init),
+            position: (&p / "position_embeddings").var("weight", &[c.max_position_embeddings, width], init),
+            token_type: (c.type_vocab_size > 0)
+                .then(|| (&p / "token_type_embeddings").var("weight", &[c.type_vocab_size, width], init)),
+            norm: LayerNorm::new(&p / "LayerNorm", width, c.layer_norm_eps),
+            project,
             dropout: c.hidden_dropout_prob,
-            roberta_positions: c.model_type != "bert",
+            roberta_positions: matches!(c.model_type.as_str(), "roberta" | "xlm-roberta" | "camembert"),
             pad: c.pad_token_id,
         }
     }
@@ -268,10 +349,16 @@ impl Embeddings {
         } else {
             Tensor::arange(len, (Kind::Int64, inputs.input_ids.device())).unsqueeze(0)
         };
-        let e = Tensor::embedding(&self.word, &inputs.input_ids, -1, false, false)
-            + Tensor::embedding(&self.position, &positions, -1, false, false)
-            + Tensor::embedding(&self.token_type, &inputs.token_type_ids, -1, false, false);
-        self.norm.forward(&e).drop_out(self.dropout, train)
+        let mut e = Tensor::embedding(&self.word, &inputs.input_ids, -1, false, false)
+            + Tensor::embedding(&self.position, &positions, -1, false, false);
+        if let Some(token_type) = &self.token_type {
+            e += Tensor::embedding(token_type, &inputs.token_type_ids, -1, false, false);
+        }
+        let e = self.norm.forward(&e).drop_out(self.dropout, train);
+        match &self.project {
+            Some(project) => e.linear(&project.weight, Some(&project.bias)),
+            None => e,
+        }
     }
 }
 
@@ -635,7 +722,7 @@ impl Bert {
         tch::manual_seed(seed);
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let embeddings = Embeddings::new(&root / "embeddings", config);
+        let embeddings = Embeddings::new(&root, config);
         let layers =
             (0..config.num_hidden_layers).map(|i| Layer::new(&root / "encoder" / "layer" / i, config)).collect();
         Bert { dims: config.dims(), config: config.clone(), vs, embeddings, layers }

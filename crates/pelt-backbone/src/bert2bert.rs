@@ -62,7 +62,7 @@ impl Bert2Bert {
         let vs = nn::VarStore::new(device);
         let mut new = nn::VarStore::new(device);
         let (root, fresh) = (vs.root(), new.root());
-        let embeddings = Embeddings::new(&root / "embeddings", config);
+        let embeddings = Embeddings::new(&root, config);
         let encoder =
             (0..config.num_hidden_layers).map(|i| Layer::new(&root / "encoder" / "layer" / i, config)).collect();
         let decoder = (0..config.num_hidden_layers)

@@ -4,10 +4,36 @@ use pelt_core::{PeltError, Result};
 use std::{collections::HashMap, path::Path};
 use tch::{nn::VarStore, Kind, Tensor};
 
+/// DistilBERT's layer names and BERT's, in the order they are tried.
+const DISTILBERT_NAMES: [(&str, &str); 8] = [
+    (".attention.q_lin.", ".attention.self.query."),
+    (".attention.k_lin.", ".attention.self.key."),
+    (".attention.v_lin.", ".attention.self.value."),
+    (".attention.out_lin.", ".attention.output.dense."),
+    (".sa_layer_norm.", ".attention.output.LayerNorm."),
+    (".ffn.lin1.", ".intermediate.dense."),
+    (".ffn.lin2.", ".output.dense."),
+    (".output_layer_norm.", ".output.LayerNorm."),
+];
+
 /// Maps a checkpoint tensor name onto pelt's: drops the model-class prefix that task checkpoints add
-/// (`bert.`, `roberta.`) and renames old TF-era LayerNorm names (`gamma`, `beta`).
+/// (`bert.`, `roberta.`, `electra.`, `distilbert.`), renames DistilBERT's layers (`transformer.layer.N.
+/// q_lin` …) to BERT's, and old TF-era LayerNorm names (`gamma`, `beta`).
 fn canonical(name: &str) -> String {
-    let name = ["bert.", "roberta.", "vit.", "model."].iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name);
+    let prefixes = ["bert.", "roberta.", "electra.", "distilbert.", "vit.", "model."];
+    let name = prefixes.iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name);
+    let renamed;
+    let name = match name.strip_prefix("transformer.layer.") {
+        Some(rest) => {
+            let mut layer = format!("encoder.layer.{rest}");
+            if let Some((from, to)) = DISTILBERT_NAMES.iter().find(|(from, _)| layer.contains(from)) {
+                layer = layer.replacen(from, to, 1);
+            }
+            renamed = layer;
+            renamed.as_str()
+        }
+        None => name,
+    };
     if let Some(stem) = name.strip_suffix(".gamma") {
         format!("{stem}.weight")
     } else if let Some(stem) = name.strip_suffix(".beta") {
@@ -62,5 +88,15 @@ mod tests {
         assert_eq!(canonical("embeddings.LayerNorm.gamma"), "embeddings.LayerNorm.weight");
         assert_eq!(canonical("roberta.embeddings.LayerNorm.beta"), "embeddings.LayerNorm.bias");
         assert_eq!(canonical("pooler.dense.weight"), "pooler.dense.weight");
+        assert_eq!(
+            canonical("distilbert.transformer.layer.3.attention.q_lin.weight"),
+            "encoder.layer.3.attention.self.query.weight"
+        );
+        assert_eq!(canonical("transformer.layer.0.ffn.lin2.bias"), "encoder.layer.0.output.dense.bias");
+        assert_eq!(
+            canonical("distilbert.transformer.layer.5.sa_layer_norm.weight"),
+            "encoder.layer.5.attention.output.LayerNorm.weight"
+        );
+        assert_eq!(canonical("electra.embeddings_project.weight"), "embeddings_project.weight");
     }
 }

@@ -148,3 +148,102 @@ fn gated_prefix_attention_matches_the_fused_path_and_closes() {
     assert!((&closed - &other).abs().max().double_value(&[]) < 1e-6);
     assert!((&closed - &fused).abs().max().double_value(&[]) > 1e-3);
 }
+
+/// Writes `tensors` and a `config.json` holding `config` into `dir`.
+fn write_hf(dir: &Path, config: &serde_json::Value, tensors: Vec<(String, Tensor)>) {
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    Tensor::write_safetensors(&tensors, dir.join("model.safetensors")).unwrap();
+}
+
+/// Every BERT-family `model_type` from a tiny random checkpoint whose tensor names and config keys are
+/// the ones transformers writes (`BertModel`, `RobertaModel`, `XLMRobertaModel`, `CamembertModel`,
+/// `ElectraModel` with its narrower embeddings and `embeddings_project`, and `DistilBertModel` with
+/// its own layer names and config keys, bare and with the task checkpoints' prefix): each loads, and
+/// its weights land where BERT's names put them.
+#[test]
+fn every_bert_family_model_type_loads_from_transformers_names() {
+    let x = inputs(&[5, 6, 7, 8, 9, 10, 0, 0], 2);
+    for model_type in ["bert", "roberta", "xlm-roberta", "camembert", "electra"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = BertConfig { model_type: model_type.into(), ..BertConfig::tiny() };
+        if model_type == "electra" {
+            config.embedding_size = Some(8);
+        }
+        if model_type != "bert" {
+            // RoBERTa-style position ids start past the padding index.
+            config.pad_token_id = 1;
+        }
+        let model = Bert::random(&config, 3, Device::Cpu);
+        let prefix = if model_type == "electra" { "electra." } else { "" };
+        let tensors = model.var_store().variables().into_iter().map(|(n, t)| (format!("{prefix}{n}"), t)).collect();
+        write_hf(dir.path(), &serde_json::to_value(&config).unwrap(), tensors);
+        let loaded = pelt_backbone::load(dir.path(), Device::Cpu).unwrap_or_else(|e| panic!("{model_type}: {e}"));
+        let (a, b) = (model.forward(&x, &NoMethod, false).hidden, loaded.forward(&x, &NoMethod, false).hidden);
+        assert_eq!(b.size(), vec![2, 4, 16], "{model_type}");
+        assert!(a.allclose(&b, 0.0, 0.0, false), "{model_type}: loaded output differs");
+    }
+    // ELECTRA's embeddings are 8 wide and projected to 16.
+    let electra = Bert::random(
+        &BertConfig { model_type: "electra".into(), embedding_size: Some(8), ..BertConfig::tiny() },
+        3,
+        Device::Cpu,
+    );
+    let vars = electra.var_store().variables();
+    assert_eq!(vars["embeddings.word_embeddings.weight"].size(), vec![100, 8]);
+    assert_eq!(vars["embeddings_project.weight"].size(), vec![16, 8]);
+
+    // DistilBERT: its own config keys, no segment embeddings, `transformer.layer.N.{q_lin, …}` names.
+    let renames = [
+        ("attention.self.query", "attention.q_lin"),
+        ("attention.self.key", "attention.k_lin"),
+        ("attention.self.value", "attention.v_lin"),
+        ("attention.output.dense", "attention.out_lin"),
+        ("attention.output.LayerNorm", "sa_layer_norm"),
+        ("intermediate.dense", "ffn.lin1"),
+        ("output.dense", "ffn.lin2"),
+        ("output.LayerNorm", "output_layer_norm"),
+    ];
+    let distil = serde_json::json!({
+        "model_type": "distilbert", "vocab_size": 100, "dim": 16, "n_layers": 2, "n_heads": 2, "hidden_dim": 32,
+        "activation": "gelu", "dropout": 0.1, "attention_dropout": 0.1, "max_position_embeddings": 64,
+        "pad_token_id": 0, "sinusoidal_pos_embds": false
+    });
+    let reference = Bert::random(
+        &BertConfig { type_vocab_size: 0, model_type: "distilbert".into(), ..BertConfig::tiny() },
+        5,
+        Device::Cpu,
+    );
+    assert!(!reference.var_store().variables().contains_key("embeddings.token_type_embeddings.weight"));
+    for prefix in ["", "distilbert."] {
+        let dir = tempfile::tempdir().unwrap();
+        let tensors: Vec<(String, Tensor)> = reference
+            .var_store()
+            .variables()
+            .into_iter()
+            .map(|(name, t)| {
+                let hf = match name.strip_prefix("encoder.layer.") {
+                    Some(rest) => {
+                        let (layer, leaf) = rest.split_once('.').unwrap();
+                        let (from, to) = renames.iter().find(|(from, _)| leaf.starts_with(from)).unwrap();
+                        format!("transformer.layer.{layer}.{}", leaf.replacen(from, to, 1))
+                    }
+                    None => name,
+                };
+                (format!("{prefix}{hf}"), t)
+            })
+            .collect();
+        assert!(tensors.iter().any(|(n, _)| n.ends_with("transformer.layer.1.ffn.lin2.weight")));
+        write_hf(dir.path(), &distil, tensors);
+        let loaded =
+            pelt_backbone::load(dir.path(), Device::Cpu).unwrap_or_else(|e| panic!("distilbert {prefix}: {e}"));
+        let (a, b) = (reference.forward(&x, &NoMethod, false).hidden, loaded.forward(&x, &NoMethod, false).hidden);
+        assert!(a.allclose(&b, 0.0, 0.0, false), "distilbert {prefix}: loaded output differs");
+        assert_eq!(loaded.dims().arch, "distilbert");
+    }
+
+    // An unsupported model_type is refused, naming it and what pelt reads.
+    let dir = tempfile::tempdir().unwrap();
+    write_hf(dir.path(), &serde_json::json!({"model_type": "gpt2"}), Vec::new());
+    let e = pelt_backbone::load(dir.path(), Device::Cpu).err().expect("gpt2 refused").to_string();
+    assert!(e.contains("model_type `gpt2` is not supported") && e.contains("electra, distilbert"), "{e}");
+}

@@ -71,7 +71,12 @@ pub fn vocab_pool(backbone: &dyn Backbone) -> Option<Tensor> {
     tch::no_grad(|| {
         let rows = words.narrow(0, lo, hi - lo);
         let d = rows.size()[1];
-        Some(rows.layer_norm([d], Some(gain), Some(bias), 1e-12, false))
+        let normed = rows.layer_norm([d], Some(gain), Some(bias), 1e-12, false);
+        // An ELECTRA's narrower embeddings are projected up to the hidden size, as its real tokens are.
+        Some(match (vars.get("embeddings_project.weight"), vars.get("embeddings_project.bias")) {
+            (Some(w), Some(b)) => normed.linear(w, Some(b)),
+            _ => normed,
+        })
     })
 }
 
