@@ -281,6 +281,23 @@ fn drive<F: Family>(family: &F, ctx: &Drive, mut todo: Vec<Todo>, mut skipped: u
     }
     let digests: HashMap<&str, String> =
         tasks.iter().filter_map(|(name, task)| Some((name.as_str(), family.digest(task)?))).collect();
+    // As with weights, a suite never mixes runs of one task on different data (an edited file, another
+    // GLUE folder): its table would average them as one cell.
+    let loaded = store.load()?;
+    let changed = loaded.records.iter().find_map(|r| match (r.data_digest.as_deref(), digests.get(r.task.as_str())) {
+        (Some(old), Some(new)) if old != new => Some((r, new)),
+        _ => None,
+    });
+    if let Some((r, now)) = changed {
+        bail!(
+            "{}: record {} was trained on `{}` data with digest {}, but the task now loads as {now}; a suite never \
+             mixes runs of different data: sweep into another --results folder, or put the data back",
+            store.dir().display(),
+            r.key,
+            r.task,
+            r.data_digest.as_deref().unwrap_or_default()
+        );
+    }
     let reused = reuse_runs(exp, store, &opts.reuse, &digests, weights, &mut todo)?;
     ctx.announce.say(skipped + reused, reused, todo.len());
     skipped += reused;

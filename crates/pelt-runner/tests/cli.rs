@@ -668,6 +668,21 @@ methods:
         records.iter().filter(|r| r["task"] != "from_jsonl").map(|r| r["data_digest"].as_str().unwrap()).collect();
     assert_eq!(digests.len(), 1, "{records:?}");
 
+    // The data edited after the sweep, and a new seed to run: the suite would mix data, so the
+    // sweep refuses, naming the record and both digests.
+    let edited: String = std::iter::once("text,label\n".to_owned())
+        .chain(rows.iter().map(|(t, l)| format!("{t} again,{l}\n")))
+        .collect();
+    std::fs::write(data.join("t.csv"), edited).unwrap();
+    std::fs::write(d.join("more.yaml"), experiment.replace("seeds: [1]", "seeds: [1, 2]")).unwrap();
+    let (ok, out) = pelt(&["sweep", "more.yaml", "--results", "out", "--tasks", "from_csv"], d);
+    assert!(!ok && out.contains("a suite never mixes runs of different data") && out.contains("from_csv"), "{out}");
+    std::fs::write(
+        data.join("t.csv"),
+        rows.iter().fold("text,label\n".to_owned(), |acc, (t, l)| acc + &format!("{t},{l}\n")),
+    )
+    .unwrap();
+
     // A test file with a label the training file never had: refused before training, with file,
     // line and column.
     std::fs::write(data.join("test.csv"), "text,label\ngood film,pos\nbad plot,meh\n").unwrap();
