@@ -312,4 +312,18 @@ impl Backbone for Vit {
     fn merge_projection(&mut self, layer: usize, site: Site, delta_w: &Tensor) -> Result<()> {
         merge_linear(self.projection_mut(layer, site), layer, site, delta_w)
     }
+
+    fn projection_weight(&self, layer: usize, site: Site) -> Option<Tensor> {
+        let l = self.layers.get(layer)?;
+        let linear = match site {
+            Site::Query => &l.attention.query,
+            Site::Key => &l.attention.key,
+            Site::Value => &l.attention.value,
+            Site::AttentionOutput => &l.attention_output,
+            Site::FfnIntermediate => &l.intermediate,
+            Site::FfnOutput => &l.output,
+            _ => return None,
+        };
+        Some(linear.weight.shallow_clone())
+    }
 }

@@ -175,3 +175,27 @@ impl Method for NoMerge {
         0
     }
 }
+
+#[test]
+fn an_evaluation_merge_works_on_a_vit_too() {
+    use pelt_backbone::{Vit, VitConfig};
+    use pelt_core::{EvalMerge, Inputs, NoMethod};
+    use tch::Tensor;
+    let vit = Vit::random(&VitConfig::tiny(), 4, Device::Cpu);
+    let m = Lora::new(LoraConfig { r: 2, ..LoraConfig::default() }, vit.dims(), Device::Cpu).unwrap();
+    tch::no_grad(|| {
+        for (_, mut t) in m.var_store().variables() {
+            let _ = t.normal_(0.0, 0.3);
+        }
+    });
+    let image = vit.dims().image.unwrap();
+    let pixels = Tensor::randn([2, image.channels, image.size, image.size], (tch::Kind::Float, Device::Cpu));
+    let inputs = Inputs::images(pixels);
+    let before = vit.var_store().variables()["encoder.layer.0.attention.attention.query.weight"].copy();
+    let attached = tch::no_grad(|| vit.forward(&inputs, &m, false).hidden);
+    let merged = EvalMerge::new(&vit, &m).expect("LoRA on a ViT merges");
+    let out = tch::no_grad(|| vit.forward(&inputs, &NoMethod, false).hidden);
+    assert!((&out - &attached).abs().max().double_value(&[]) < 1e-5);
+    drop(merged);
+    assert!(vit.var_store().variables()["encoder.layer.0.attention.attention.query.weight"].equal(&before));
+}
