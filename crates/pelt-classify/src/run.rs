@@ -8,7 +8,7 @@ use crate::{
 use anyhow::{anyhow, Context, Result};
 use indicatif::ProgressBar;
 use pelt_backbone::{ClassificationHead, Pooling};
-use pelt_core::{params, Attachment, Backbone, EvalMerge, Inputs, Method, NoMethod, Registry};
+use pelt_core::{for_evaluation, params, Backbone, Inputs, Method, Registry};
 use pelt_data::{sampler, Label, LabelSpace};
 use pelt_records::DataSize;
 use pelt_train::{
@@ -118,8 +118,7 @@ impl Ctx<'_> {
                 None => {
                     // A reparameterised method (LoRA and kin) is merged into the weights for the pass,
                     // and the weights are restored exactly when `merged` drops.
-                    let merged = EvalMerge::new(self.backbone, self.method);
-                    let method: &dyn Attachment = if merged.is_some() { &NoMethod } else { self.method };
+                    let (_merged, method) = for_evaluation(self.backbone, self.method);
                     for chunk in self.eval_batches(set) {
                         let out = self.backbone.forward(&set.batch(&chunk, self.device), method, false);
                         for (&i, p) in chunk.iter().zip(predictions(&self.head.forward(&out, false), space)) {

@@ -28,7 +28,7 @@ pub use backbone::{is_layer_layer_norm, is_layer_norm, Backbone, BackboneDims, E
 pub use config::{parse_config, ConfigError, MethodConfig};
 pub use dropout::{manual_seed, Dropout};
 pub use error::{PeltError, Result};
-pub use merge::EvalMerge;
+pub use merge::{for_evaluation, EvalMerge};
 pub use method::{run_calibration, Attachment, Delta, Identity, Method, NoMethod, OwnRate, Prefix, SiteTable};
 pub use params::{prepare_training, ParamCount};
 pub use registry::{MethodEntry, MethodInfo, Registry};

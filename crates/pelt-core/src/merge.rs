@@ -35,6 +35,17 @@ impl EvalMerge {
     }
 }
 
+/// The method's evaluation form: `(guard, attachment)` with the method merged and [`crate::NoMethod`]
+/// attached while the guard lives, or no guard and the method itself where it does not merge. Every
+/// evaluation loop takes its attachment from here.
+pub fn for_evaluation<'a>(backbone: &dyn Backbone, method: &'a dyn Method) -> (Option<EvalMerge>, &'a dyn Attachment) {
+    static BARE: crate::NoMethod = crate::NoMethod;
+    match EvalMerge::new(backbone, method) {
+        Some(merged) => (Some(merged), &BARE),
+        None => (None, method),
+    }
+}
+
 impl Drop for EvalMerge {
     fn drop(&mut self) {
         tch::no_grad(|| {

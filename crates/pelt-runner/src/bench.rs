@@ -83,6 +83,32 @@ fn fixed_batch(batch: usize, len: usize) -> (Inputs, Tensor) {
     (Inputs::text(input_ids.shallow_clone(), input_ids.ones_like(), input_ids.zeros_like()), labels)
 }
 
+/// The benchmarked model at `threads` intra-op threads, seeded: the backbone, a fresh `method` on it and
+/// a two-class mean-pooling head.
+fn model(
+    registry: &Registry,
+    model_dir: &Path,
+    method: &str,
+    config: &serde_yaml::Value,
+    threads: i32,
+) -> Result<(Bert, Box<dyn pelt_core::Method>, ClassificationHead)> {
+    if threads > 0 {
+        tch::set_num_threads(threads);
+    }
+    pelt_core::manual_seed(0);
+    let backbone = Bert::load(model_dir, Device::Cpu)?;
+    let m = (registry.get(method)?.build)(config, backbone.dims(), Device::Cpu)?;
+    m.init_from(&backbone);
+    let head = ClassificationHead::new(backbone.dims().hidden, 2, Pooling::Mean, 0.1, Device::Cpu);
+    Ok((backbone, m, head))
+}
+
+/// The median of `x` (the upper one of an even count).
+fn median(mut x: Vec<f64>) -> f64 {
+    x.sort_by(|a, b| a.total_cmp(b));
+    x[x.len() / 2]
+}
+
 /// Times `steps` training steps after `warmup` untimed ones.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
@@ -95,16 +121,8 @@ pub fn run(
     steps: usize,
     threads: i32,
 ) -> Result<Report> {
-    if threads > 0 {
-        tch::set_num_threads(threads);
-    }
-    pelt_core::manual_seed(0);
+    let (backbone, m, head) = model(registry, model_dir, method, config, threads)?;
     let device = Device::Cpu;
-    let backbone = Bert::load(model_dir, device)?;
-    let entry = registry.get(method)?;
-    let m = (entry.build)(config, backbone.dims(), device)?;
-    m.init_from(&backbone);
-    let head = ClassificationHead::new(backbone.dims().hidden, 2, Pooling::Mean, 0.1, device);
     let mut trainable = params::prepare_training(&backbone, m.as_ref());
     trainable.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
     let n_trainable = params::numel(trainable.iter().map(|(_, t)| t));
@@ -173,21 +191,16 @@ pub fn run(
     }
     let examples: usize = shapes.iter().map(|s| s.0).sum();
     let total_s: f64 = times.iter().sum();
-    times.sort_by(|a, b| a.total_cmp(b));
-    let median = |k: usize| {
-        let mut x: Vec<f64> = phases.iter().map(|p: &[f64; 3]| p[k]).collect();
-        x.sort_by(|a, b| a.total_cmp(b));
-        x[x.len() / 2]
-    };
+    let phase = |k: usize| median(phases.iter().map(|p: &[f64; 3]| p[k]).collect());
     Ok(Report {
-        phases_s: [median(0), median(1), median(2)],
+        phases_s: [phase(0), phase(1), phase(2)],
         side: "pelt",
         method: method.to_owned(),
         batches: match batches {
             Batches::Fixed { .. } => "fixed".into(),
             Batches::Sst2 { .. } => "sst2".into(),
         },
-        median_step_s: times[times.len() / 2],
+        median_step_s: median(times),
         examples_per_s: examples as f64 / total_s,
         peak_rss_mib: host::peak_rss_mib(),
         trainable: n_trainable,
@@ -261,15 +274,8 @@ pub fn eval(
     passes: usize,
     threads: i32,
 ) -> Result<EvalReport> {
-    if threads > 0 {
-        tch::set_num_threads(threads);
-    }
-    pelt_core::manual_seed(0);
+    let (backbone, m, head) = model(registry, model_dir, method, config, threads)?;
     let device = Device::Cpu;
-    let backbone = Bert::load(model_dir, device)?;
-    let m = (registry.get(method)?.build)(config, backbone.dims(), device)?;
-    m.init_from(&backbone);
-    let head = ClassificationHead::new(backbone.dims().hidden, 2, Pooling::Mean, 0.1, device);
     let ds = glue::load(glue_dir, glue::GlueTask::Sst2)?;
     // pelt's GLUE loader keeps the official dev set as its test split.
     let dev = &ds.test;
@@ -287,8 +293,7 @@ pub fn eval(
         let started = std::time::Instant::now();
         tch::no_grad(|| {
             // As `pelt sweep` evaluates: a reparameterised method merged into the weights for the pass.
-            let merged = pelt_core::EvalMerge::new(&backbone, m.as_ref());
-            let method: &dyn pelt_core::Attachment = if merged.is_some() { &pelt_core::NoMethod } else { m.as_ref() };
+            let (_merged, method) = pelt_core::for_evaluation(&backbone, m.as_ref());
             for b in &batches {
                 let rows: Vec<&Encoding> = b.iter().map(|&i| &enc[i]).collect();
                 let logits = head.forward(&backbone.forward(&inputs(&rows, tok.pad_id, device), method, false), false);
@@ -299,8 +304,7 @@ pub fn eval(
             times.push(started.elapsed().as_secs_f64());
         }
     }
-    times.sort_by(|a, b| a.total_cmp(b));
-    let median = times[times.len() / 2];
+    let median = median(times);
     Ok(EvalReport {
         side: "pelt",
         method: method.to_owned(),
@@ -323,7 +327,7 @@ pub fn matmul_gflops(n: i64, reps: usize, threads: i32) -> f64 {
     let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
     let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
     let _ = a.matmul(&b);
-    let mut times: Vec<f64> = (0..reps)
+    let times: Vec<f64> = (0..reps)
         .map(|_| {
             let t = std::time::Instant::now();
             let c = a.matmul(&b);
@@ -331,8 +335,7 @@ pub fn matmul_gflops(n: i64, reps: usize, threads: i32) -> f64 {
             t.elapsed().as_secs_f64()
         })
         .collect();
-    times.sort_by(|a, b| a.total_cmp(b));
-    2.0 * (n as f64).powi(3) / times[reps / 2] / 1e9
+    2.0 * (n as f64).powi(3) / median(times) / 1e9
 }
 
 /// Loads a method config given on the command line as YAML (`{r: 8}`); empty means defaults.

@@ -201,7 +201,10 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
     // The weights every run of this sweep starts from, verified against the set-up's pin; a suite never
     // mixes runs of different weights.
     let weights = weights::verified(&exp.backbone)?;
-    if let Some(r) = store.load()?.records.iter().find(|r| r.weights_digest.as_ref().is_some_and(|d| *d != weights)) {
+    // The suite's records as the sweep starts, for the weights check here and the data check once the
+    // tasks are loaded.
+    let finished = store.load()?.records;
+    if let Some(r) = finished.iter().find(|r| r.weights_digest.as_ref().is_some_and(|d| *d != weights)) {
         bail!(
             "{}: record {} was trained from weights with SHA-256 {}, but {} now has {weights}; a suite never mixes \
              runs of different weights: sweep into another --results folder, or put those weights back",
@@ -211,7 +214,7 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
             exp.backbone.display()
         );
     }
-    let ctx = Drive { exp, opts, store: &store, weights: &weights, announce };
+    let ctx = Drive { exp, opts, store: &store, finished: &finished, weights: &weights, announce };
     if exp.is_summarization() {
         let family = Summarization::load(
             registry,
@@ -258,6 +261,8 @@ struct Drive<'a> {
     exp: &'a Experiment,
     opts: &'a SweepOptions,
     store: &'a Store,
+    /// The suite's records when the sweep started.
+    finished: &'a [pelt_records::Record],
     weights: &'a str,
     announce: Announce<'a>,
 }
@@ -267,7 +272,7 @@ struct Drive<'a> {
 /// order, each record saved as soon as its run ends. A shared method's run covers every task of its
 /// (size, seed) and saves a record for each. Returns (ran, skipped, failed).
 fn drive<F: Family>(family: &F, ctx: &Drive, mut todo: Vec<Todo>, mut skipped: usize) -> Result<(usize, usize, usize)> {
-    let Drive { exp, opts, store, weights, .. } = *ctx;
+    let Drive { exp, opts, store, finished, weights, .. } = *ctx;
     let needed: Vec<&str> = if todo.iter().any(|(id, ..)| id.method.shared) {
         exp.tasks.iter().map(String::as_str).collect()
     } else {
@@ -283,8 +288,7 @@ fn drive<F: Family>(family: &F, ctx: &Drive, mut todo: Vec<Todo>, mut skipped: u
         tasks.iter().filter_map(|(name, task)| Some((name.as_str(), family.digest(task)?))).collect();
     // As with weights, a suite never mixes runs of one task on different data (an edited file, another
     // GLUE folder): its table would average them as one cell.
-    let loaded = store.load()?;
-    let changed = loaded.records.iter().find_map(|r| match (r.data_digest.as_deref(), digests.get(r.task.as_str())) {
+    let changed = finished.iter().find_map(|r| match (r.data_digest.as_deref(), digests.get(r.task.as_str())) {
         (Some(old), Some(new)) if old != new => Some((r, new)),
         _ => None,
     });
