@@ -613,9 +613,13 @@ fn file_tasks_in_every_format_run_through_a_two_step_sweep_and_bad_files_are_ref
     let data = d.join("data");
     std::fs::create_dir_all(&data).unwrap();
     let rows = file_rows();
-    let csv: String =
-        std::iter::once("text,label\n".to_owned()).chain(rows.iter().map(|(t, l)| format!("{t},{l}\n"))).collect();
-    std::fs::write(data.join("t.csv"), csv).unwrap();
+    // The CSV file, each text followed by `suffix` (to edit the data later).
+    let csv = |suffix: &str| -> String {
+        std::iter::once("text,label\n".to_owned())
+            .chain(rows.iter().map(|(t, l)| format!("{t}{suffix},{l}\n")))
+            .collect()
+    };
+    std::fs::write(data.join("t.csv"), csv("")).unwrap();
     let tsv: String = rows.iter().map(|(t, l)| format!("{l}\t{t}\n")).collect();
     std::fs::write(data.join("t.tsv"), tsv).unwrap();
     let jsonl: String =
@@ -670,18 +674,11 @@ methods:
 
     // The data edited after the sweep, and a new seed to run: the suite would mix data, so the
     // sweep refuses, naming the record and both digests.
-    let edited: String = std::iter::once("text,label\n".to_owned())
-        .chain(rows.iter().map(|(t, l)| format!("{t} again,{l}\n")))
-        .collect();
-    std::fs::write(data.join("t.csv"), edited).unwrap();
+    std::fs::write(data.join("t.csv"), csv(" again")).unwrap();
     std::fs::write(d.join("more.yaml"), experiment.replace("seeds: [1]", "seeds: [1, 2]")).unwrap();
     let (ok, out) = pelt(&["sweep", "more.yaml", "--results", "out", "--tasks", "from_csv"], d);
     assert!(!ok && out.contains("a suite never mixes runs of different data") && out.contains("from_csv"), "{out}");
-    std::fs::write(
-        data.join("t.csv"),
-        rows.iter().fold("text,label\n".to_owned(), |acc, (t, l)| acc + &format!("{t},{l}\n")),
-    )
-    .unwrap();
+    std::fs::write(data.join("t.csv"), csv("")).unwrap();
 
     // A test file with a label the training file never had: refused before training, with file,
     // line and column.
