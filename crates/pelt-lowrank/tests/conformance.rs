@@ -146,7 +146,9 @@ fn an_evaluation_merge_matches_the_attached_method_and_restores_the_weights_bit_
             let merged = EvalMerge::new(&bert, &m).expect("LoRA on a BERT merges");
             let out = tch::no_grad(|| bert.forward(&inputs, &NoMethod, false).hidden);
             let diff = (&out - &attached).abs().max().double_value(&[]);
-            assert!(diff < 1e-5, "merged output differs by {diff}");
+            // The testkit's merge tolerance: the merged matmul sums in another order, and the CI CPU
+            // (not this one) put 1.7e-5 between the two paths on outputs of order one.
+            assert!(diff < 1e-4, "merged output differs by {diff}");
             drop(merged);
         }
         let vars = bert.var_store().variables();
@@ -195,7 +197,7 @@ fn an_evaluation_merge_works_on_a_vit_too() {
     let attached = tch::no_grad(|| vit.forward(&inputs, &m, false).hidden);
     let merged = EvalMerge::new(&vit, &m).expect("LoRA on a ViT merges");
     let out = tch::no_grad(|| vit.forward(&inputs, &NoMethod, false).hidden);
-    assert!((&out - &attached).abs().max().double_value(&[]) < 1e-5);
+    assert!((&out - &attached).abs().max().double_value(&[]) < 1e-4);
     drop(merged);
     assert!(vit.var_store().variables()["encoder.layer.0.attention.attention.query.weight"].equal(&before));
 }
