@@ -198,6 +198,7 @@ impl BertConfig {
             image: None,
             decoder_layers: 0,
             activation: self.hidden_act.clone(),
+            embedding_dim: self.embedding_size.filter(|&e| e != self.hidden_size).unwrap_or(0),
             ..BackboneDims::default()
         }
     }
@@ -247,9 +248,19 @@ pub(crate) fn merge_linear(lin: Option<&mut Linear>, layer: usize, site: Site, d
 }
 
 /// Puts a method's prompt positions (if any) in front of the embedded input and extends the mask over
-/// them: (hidden, mask, number of prompt positions).
-pub(crate) fn prepend_prompt(h: Tensor, mask: &Tensor, method: &dyn Attachment, train: bool) -> (Tensor, Tensor, i64) {
-    match method.prompt(&h, mask, train) {
+/// them: (hidden, mask, number of prompt positions). `words`: the backbone put any
+/// [`Attachment::input_prompt`] in front of its word embeddings itself; otherwise (no absolute
+/// positions) it goes in front of the embedded input here.
+pub(crate) fn prepend_prompt(
+    h: Tensor,
+    mask: &Tensor,
+    method: &dyn Attachment,
+    words: bool,
+    train: bool,
+) -> (Tensor, Tensor, i64) {
+    let prompt = method.prompt(&h, mask, train);
+    let prompt = if words { prompt } else { prompt.or_else(|| method.input_prompt(h.size()[0], train)) };
+    match prompt {
         Some(prompt) => {
             let (b, p, _) = prompt.size3().expect("prompt is (batch, positions, d)");
             let ones = Tensor::ones([b, p], (Kind::Int64, h.device()));
@@ -340,19 +351,36 @@ impl Embeddings {
         &self.word
     }
 
-    pub(crate) fn forward(&self, inputs: &Inputs, train: bool) -> Tensor {
-        let (_, len) = inputs.input_ids.size2().expect("input_ids is (batch, len)");
+    /// The embedded input; `prompt` (batch, P, width), if any, goes in front of the word embeddings
+    /// before positions and segments are added (see [`Attachment::input_prompt`]), so the output has
+    /// P + len positions.
+    pub(crate) fn forward(&self, inputs: &Inputs, prompt: Option<&Tensor>, train: bool) -> Tensor {
+        let (b, len) = inputs.input_ids.size2().expect("input_ids is (batch, len)");
+        let device = inputs.input_ids.device();
+        let words = Tensor::embedding(&self.word, &inputs.input_ids, -1, false, false);
+        let (words, types, mask, len) = match prompt {
+            Some(prompt) => {
+                let p = prompt.size()[1];
+                let ones = Tensor::ones([b, p], (Kind::Int64, device));
+                (
+                    Tensor::cat(&[prompt, &words], 1),
+                    Tensor::cat(&[&ones.zeros_like(), &inputs.token_type_ids], 1),
+                    Tensor::cat(&[&ones, &inputs.attention_mask], 1),
+                    len + p,
+                )
+            }
+            None => (words, inputs.token_type_ids.shallow_clone(), inputs.attention_mask.shallow_clone(), len),
+        };
         let positions = if self.roberta_positions {
             // RoBERTa numbers real tokens from pad + 1 and gives padding the pad index.
-            let m = inputs.attention_mask.to_kind(Kind::Int64);
+            let m = mask.to_kind(Kind::Int64);
             m.cumsum(1, Kind::Int64) * &m + self.pad
         } else {
-            Tensor::arange(len, (Kind::Int64, inputs.input_ids.device())).unsqueeze(0)
+            Tensor::arange(len, (Kind::Int64, device)).unsqueeze(0)
         };
-        let mut e = Tensor::embedding(&self.word, &inputs.input_ids, -1, false, false)
-            + Tensor::embedding(&self.position, &positions, -1, false, false);
+        let mut e = words + Tensor::embedding(&self.position, &positions, -1, false, false);
         if let Some(token_type) = &self.token_type {
-            e += Tensor::embedding(token_type, &inputs.token_type_ids, -1, false, false);
+            e += Tensor::embedding(token_type, &types, -1, false, false);
         }
         let e = self.norm.forward(&e).drop_out(self.dropout, train);
         match &self.project {
@@ -685,8 +713,17 @@ pub(crate) fn encode(
     method: &dyn Attachment,
     train: bool,
 ) -> Encoded {
-    let embedded = embeddings.forward(inputs, train);
-    let (mut h, mask, p) = prepend_prompt(embedded, &inputs.attention_mask, method, train);
+    let words = method.input_prompt(inputs.input_ids.size()[0], train);
+    let (embedded, mask, p) = match &words {
+        Some(prompt) => {
+            let p = prompt.size()[1];
+            let ones = Tensor::ones([inputs.input_ids.size()[0], p], (Kind::Int64, inputs.input_ids.device()));
+            (embeddings.forward(inputs, Some(prompt), train), Tensor::cat(&[&ones, &inputs.attention_mask], 1), p)
+        }
+        None => (embeddings.forward(inputs, None, train), inputs.attention_mask.shallow_clone(), 0),
+    };
+    let (mut h, mask, q) = prepend_prompt(embedded, &mask, method, true, train);
+    let p = p + q;
     let keep = mask.ne(0);
     method.begin_stack(&keep, false);
     for (i, layer) in layers.iter().enumerate() {

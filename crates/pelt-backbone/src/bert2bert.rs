@@ -125,7 +125,7 @@ impl Bert2Bert {
             Tensor::ones([b, t], (Kind::Int64, device)),
             Tensor::zeros([b, t], (Kind::Int64, device)),
         );
-        let mut h = self.embeddings.forward(&inputs, train);
+        let mut h = self.embeddings.forward(&inputs, None, train);
         let keep = Tensor::ones([b, t], (Kind::Bool, device));
         let future = Tensor::ones([t, t], (Kind::Bool, device)).triu(1).view([1, 1, t, t]);
         let causal = Tensor::zeros([1, 1, t, t], (Kind::Float, device)).masked_fill(&future, f64::NEG_INFINITY);

@@ -138,6 +138,7 @@ impl T5Config {
             gated_ffn: self.gated(),
             position_buckets: self.relative_attention_num_buckets,
             untied_head: !self.tie_word_embeddings,
+            embedding_dim: 0,
         }
     }
 }
@@ -484,7 +485,7 @@ impl Backbone for T5 {
     fn forward(&self, inputs: &Inputs, method: &dyn Attachment, train: bool) -> Encoded {
         let p_drop = self.p_drop(train);
         let embedded = Tensor::embedding(&self.shared, &inputs.input_ids, -1, false, false).drop_out(p_drop, train);
-        let (mut h, mask, p) = prepend_prompt(embedded, &inputs.attention_mask, method, train);
+        let (mut h, mask, p) = prepend_prompt(embedded, &inputs.attention_mask, method, false, train);
         let keep = mask.ne(0);
         let t = h.size()[1];
         let table = self.encoder[0].self_attn.relative.as_ref().expect("the first encoder layer holds the buckets");

@@ -47,6 +47,10 @@ pub struct BackboneDims {
     /// Whether an encoder-decoder has an LM head of its own rather than the tied embedding matrix.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub untied_head: bool,
+    /// Width of the word embeddings when it differs from `hidden` (ELECTRA projects them up); 0 means
+    /// `hidden`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub embedding_dim: i64,
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -72,6 +76,15 @@ impl ImageDims {
 }
 
 impl BackboneDims {
+    /// Width of the word embeddings (see [`BackboneDims::embedding_dim`]).
+    pub fn embedding_width(&self) -> i64 {
+        if self.embedding_dim > 0 {
+            self.embedding_dim
+        } else {
+            self.hidden
+        }
+    }
+
     /// Size of one attention head.
     pub fn head_dim(&self) -> i64 {
         self.attention_width() / self.heads

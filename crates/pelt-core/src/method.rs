@@ -89,6 +89,14 @@ pub trait Attachment {
         None
     }
 
+    /// Vectors (batch, P, word width) to prepend to the word embeddings of the input, before the
+    /// position and segment embeddings and the embeddings' LayerNorm, as Hugging Face peft feeds prompt
+    /// tuning's `inputs_embeds`: the prompt takes positions 0..P (segment 0) and the real tokens move
+    /// to P.. . A backbone without absolute positions (T5) prepends them to its embedding output.
+    fn input_prompt(&self, _batch: i64, _train: bool) -> Option<Tensor> {
+        None
+    }
+
     /// Replacement positions (batch, P, d) for the P prompt positions at the input of `layer` ≥ 1 (deep
     /// prompts as VPT-deep: every layer gets fresh prompt tokens instead of the layer below's outputs).
     /// Called only when [`Attachment::prompt`] inserted positions.

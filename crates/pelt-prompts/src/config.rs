@@ -14,6 +14,26 @@ pub enum PromptInit {
     Random,
 }
 
+/// Where prompt tuning's soft tokens enter the backbone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptPlacement {
+    /// After the embedding block (its LayerNorm), with no position embedding; the real tokens keep
+    /// their positions. pelt's form since prompt tuning landed.
+    #[default]
+    EmbeddingOutput,
+    /// In front of the word embeddings, before positions, segments and the LayerNorm, as Hugging Face
+    /// peft feeds them (`inputs_embeds`): the soft tokens take positions 0..P and the real tokens
+    /// move up by P. The form `pelt export --format peft` can write. Text backbones only.
+    InputEmbeddings,
+}
+
+impl PromptPlacement {
+    fn is_default(&self) -> bool {
+        *self == PromptPlacement::EmbeddingOutput
+    }
+}
+
 /// Prompt tuning settings (Lester et al. 2021).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,11 +42,15 @@ pub struct PromptConfig {
     pub length: i64,
     /// How they start.
     pub init: PromptInit,
+    /// Where they enter. Left out of the serialised config at its default, so that runs made before
+    /// the option existed keep their config hashes (and records).
+    #[serde(skip_serializing_if = "PromptPlacement::is_default")]
+    pub placement: PromptPlacement,
 }
 
 impl Default for PromptConfig {
     fn default() -> Self {
-        PromptConfig { length: 20, init: PromptInit::Vocab }
+        PromptConfig { length: 20, init: PromptInit::Vocab, placement: PromptPlacement::EmbeddingOutput }
     }
 }
 
@@ -40,6 +64,12 @@ fn check_length(field: &str, p: i64, dims: &BackboneDims) -> Result<(), ConfigEr
 
 impl MethodConfig for PromptConfig {
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        if self.placement == PromptPlacement::InputEmbeddings && dims.image.is_some() {
+            return Err(ConfigError::new(
+                "placement",
+                "`input_embeddings` needs a text backbone with word embeddings (on a ViT, use vpt)",
+            ));
+        }
         check_length("length", self.length, dims)
     }
 }

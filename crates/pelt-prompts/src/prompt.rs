@@ -2,11 +2,13 @@
 //! 2021): P trainable vectors prepended to the embedded input; the backbone attends to them as to
 //! real tokens and its mask covers them.
 //!
-//! pelt prepends them to the embedding block's output (after its LayerNorm), so they carry no position
-//! embedding; the vocabulary init therefore normalises the drawn word embeddings with the embeddings'
-//! LayerNorm, putting the soft tokens at the scale of real ones.
+//! By default pelt prepends them to the embedding block's output (after its LayerNorm), so they carry
+//! no position embedding; the vocabulary init therefore normalises the drawn word embeddings with the
+//! embeddings' LayerNorm, putting the soft tokens at the scale of real ones. With `placement:
+//! input_embeddings` they go in front of the word embeddings instead, as peft puts them, and the
+//! vocabulary init copies raw word embeddings.
 
-use crate::config::{PromptConfig, PromptInit};
+use crate::config::{PromptConfig, PromptInit, PromptPlacement};
 use pelt_core::{Attachment, Backbone, BackboneDims, Identity, Method, Result};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -22,15 +24,35 @@ impl PromptTuning {
     /// Builds P soft tokens of width d (random until [`Method::init_from`] for the vocabulary init).
     pub fn new(config: PromptConfig, dims: &BackboneDims, device: Device) -> Result<PromptTuning> {
         let vs = nn::VarStore::new(device);
-        let prompt = vs.root().var("prompt", &[config.length, dims.hidden], nn::Init::Uniform { lo: -0.5, up: 0.5 });
+        let width = match config.placement {
+            PromptPlacement::EmbeddingOutput => dims.hidden,
+            PromptPlacement::InputEmbeddings => dims.embedding_width(),
+        };
+        let prompt = vs.root().var("prompt", &[config.length, width], nn::Init::Uniform { lo: -0.5, up: 0.5 });
         Ok(PromptTuning { vs, config, prompt })
+    }
+
+    /// The soft tokens, (P, width).
+    pub fn tokens(&self) -> &Tensor {
+        &self.prompt
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &PromptConfig {
+        &self.config
     }
 }
 
 impl Attachment for PromptTuning {
     fn prompt(&self, embeddings: &Tensor, _mask: &Tensor, _train: bool) -> Option<Tensor> {
         let b = embeddings.size()[0];
-        Some(self.prompt.unsqueeze(0).expand([b, -1, -1], false))
+        (self.config.placement == PromptPlacement::EmbeddingOutput)
+            .then(|| self.prompt.unsqueeze(0).expand([b, -1, -1], false))
+    }
+
+    fn input_prompt(&self, batch: i64, _train: bool) -> Option<Tensor> {
+        (self.config.placement == PromptPlacement::InputEmbeddings)
+            .then(|| self.prompt.unsqueeze(0).expand([batch, -1, -1], false))
     }
 }
 
@@ -51,7 +73,18 @@ impl Method for PromptTuning {
         if self.config.init != PromptInit::Vocab {
             return;
         }
-        if let Some(pool) = vocab_pool(backbone) {
+        let pool = match self.config.placement {
+            PromptPlacement::EmbeddingOutput => vocab_pool(backbone),
+            // In front of the word embeddings the soft tokens are word embeddings: no normalising.
+            PromptPlacement::InputEmbeddings => {
+                let vars = backbone.var_store().variables();
+                vars.get("embeddings.word_embeddings.weight").or_else(|| vars.get("shared.weight")).map(|w| {
+                    let (lo, hi) = common_token_ids(w.size()[0]);
+                    w.narrow(0, lo, hi - lo).detach()
+                })
+            }
+        };
+        if let Some(pool) = pool {
             tch::no_grad(|| self.prompt.shallow_clone().copy_(&draw(&pool, self.config.length)));
         }
     }

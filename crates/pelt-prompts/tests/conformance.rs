@@ -4,7 +4,9 @@
 use pelt_backbone::{Bert, BertConfig};
 use pelt_core::{testkit, Attachment, Backbone, BackboneDims, Method, MethodConfig, NoMethod};
 use pelt_prompts::{
-    config::{DeepPromptConfig, PcgConfig, PrefixConfig, PrefixInit, PromptConfig, PromptInit, VptConfig},
+    config::{
+        DeepPromptConfig, PcgConfig, PrefixConfig, PrefixInit, PromptConfig, PromptInit, PromptPlacement, VptConfig,
+    },
     DeepPrompt, Pcg, PrefixTuning, PromptTuning, Vpt,
 };
 use tch::Device;
@@ -15,16 +17,54 @@ fn backbone() -> Box<dyn Backbone> {
 
 #[test]
 fn prompt_tuning_conforms() {
-    for init in [PromptInit::Vocab, PromptInit::Random] {
-        let config = PromptConfig { length: 3, init };
-        testkit::run_conformance(
-            &backbone,
-            &|d: &BackboneDims| -> Box<dyn Method> {
-                Box::new(PromptTuning::new(config.clone(), d, Device::Cpu).unwrap())
-            },
-            3 * 16,
-        );
+    for placement in [PromptPlacement::EmbeddingOutput, PromptPlacement::InputEmbeddings] {
+        for init in [PromptInit::Vocab, PromptInit::Random] {
+            let config = PromptConfig { length: 3, init, placement };
+            testkit::run_conformance(
+                &backbone,
+                &|d: &BackboneDims| -> Box<dyn Method> {
+                    Box::new(PromptTuning::new(config.clone(), d, Device::Cpu).unwrap())
+                },
+                3 * 16,
+            );
+        }
     }
+}
+
+/// In front of the word embeddings, soft tokens equal to the embeddings of words v₁..v_P are those
+/// words: the output is the bare backbone's on [v₁..v_P, input] (segment 0, attended), which is what
+/// peft computes from `inputs_embeds`.
+#[test]
+fn prompts_in_front_of_the_word_embeddings_are_words_to_the_backbone() {
+    use pelt_core::Inputs;
+    use tch::{Kind, Tensor};
+    let bert = Bert::random(&BertConfig::tiny(), 3, Device::Cpu);
+    let config = PromptConfig { length: 2, placement: PromptPlacement::InputEmbeddings, ..PromptConfig::default() };
+    let m = PromptTuning::new(config, bert.dims(), Device::Cpu).unwrap();
+    let words = [17i64, 23];
+    let table = &bert.var_store().variables()["embeddings.word_embeddings.weight"];
+    tch::no_grad(|| m.tokens().shallow_clone().copy_(&table.index_select(0, &Tensor::from_slice(&words))));
+    let ids = Tensor::from_slice(&[5i64, 9, 13, 2, 7, 0]).view([2, 3]);
+    let types = Tensor::from_slice(&[0i64, 0, 1, 0, 1, 0]).view([2, 3]);
+    let inputs = Inputs::text(ids.shallow_clone(), ids.ne(0).to_kind(Kind::Int64), types.shallow_clone());
+    let with = tch::no_grad(|| bert.forward(&inputs, &m, false));
+    let front = Tensor::from_slice(&words).unsqueeze(0).expand([2, 2], false);
+    let spelled = Inputs::text(
+        Tensor::cat(&[&front, &ids], 1),
+        Tensor::cat(&[&front.ones_like(), &ids.ne(0).to_kind(Kind::Int64)], 1),
+        Tensor::cat(&[&front.zeros_like(), &types], 1),
+    );
+    let bare = tch::no_grad(|| bert.forward(&spelled, &NoMethod, false));
+    assert_eq!(with.inserted, (0, 2));
+    assert!(with.mask.equal(&spelled.attention_mask));
+    let diff = (&with.hidden - &bare.hidden).abs().max().double_value(&[]);
+    assert!(diff < 1e-5, "prompt in front of the words differs from the words by {diff}");
+    // A ViT has no word embeddings to put them in front of.
+    let vit_dims =
+        BackboneDims { image: Some(pelt_core::ImageDims { size: 8, patch: 4, channels: 3 }), ..bert.dims().clone() };
+    let refused =
+        PromptConfig { placement: PromptPlacement::InputEmbeddings, ..PromptConfig::default() }.validate(&vit_dims);
+    assert!(refused.is_err_and(|e| e.to_string().contains("placement")));
 }
 
 #[test]
