@@ -46,6 +46,11 @@ impl ClassificationHead {
         });
     }
 
+    /// How it pools.
+    pub fn pooling(&self) -> Pooling {
+        self.pooling
+    }
+
     /// The head's variables.
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs

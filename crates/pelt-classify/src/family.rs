@@ -94,6 +94,7 @@ impl Family for Classification<'_> {
             task,
             r.size,
             r.seed,
+            r.keep,
             &self.training,
             sources.as_ref().map(|s| (s, source_key.as_str())),
             self.device,

@@ -57,6 +57,7 @@ pub fn pretrain(settings: &Pretrain, registry: &Registry, assets: &Path, out: &P
         &task,
         DataSize::All,
         settings.seed,
+        false,
         &settings.training,
         None,
         tch::Device::Cpu,

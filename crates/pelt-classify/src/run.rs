@@ -13,7 +13,7 @@ use pelt_data::{sampler, Label, LabelSpace};
 use pelt_records::DataSize;
 use pelt_train::{
     batch::{bucketed_batches, capped, eval_batches, EVAL_TOKENS},
-    fit, mean, total_steps, AdamW, EvalClock, MethodSpec, Outcome, Plan, Selection, Steps, Training,
+    fit, mean, total_steps, AdamW, Checkpoint, EvalClock, MethodSpec, Outcome, Plan, Selection, Steps, Training,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -197,8 +197,49 @@ impl Steps for Loop<'_> {
     }
 }
 
-/// Trains and evaluates one (method, task, size, seed). The backbone must hold its pretrained
-/// weights on entry; selective methods change them, and the caller restores them afterwards.
+/// Test examples in a checkpoint's check batch.
+pub const CHECK_EXAMPLES: usize = 32;
+
+/// The run's parameters as they are now (the best dev step's, once selection restored them), with a
+/// check batch: the first [`CHECK_EXAMPLES`] test examples and the logits the run computes for them,
+/// the method attached as in training (not merged).
+fn checkpoint(ctx: &Ctx, params: &[(String, Tensor)], test: &Subset) -> Checkpoint {
+    let cpu = |t: &Tensor| t.detach().to_device(Device::Cpu).contiguous();
+    let mut tensors: Vec<(String, Tensor)> = params
+        .iter()
+        .filter(|(n, _)| n.starts_with("backbone.") || n.starts_with("head."))
+        .map(|(n, t)| (n.clone(), cpu(t)))
+        .collect();
+    // Every variable of the method, trained or not (frozen random projections belong to it too).
+    tensors.extend(ctx.method.var_store().variables().into_iter().map(|(n, t)| (format!("method.{n}"), cpu(&t))));
+    let rows: Vec<usize> = (0..test.len().min(CHECK_EXAMPLES)).collect();
+    if !rows.is_empty() && ctx.backbone.dims().image.is_none() {
+        let inputs = test.batch(&rows, ctx.device);
+        let logits = tch::no_grad(|| ctx.head.forward(&ctx.backbone.forward(&inputs, ctx.method, false), false));
+        tensors.extend([
+            ("check.input_ids".to_owned(), cpu(&inputs.input_ids)),
+            ("check.attention_mask".to_owned(), cpu(&inputs.attention_mask)),
+            ("check.token_type_ids".to_owned(), cpu(&inputs.token_type_ids)),
+            ("check.logits".to_owned(), cpu(&logits)),
+        ]);
+    }
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let labels = match &ctx.task.dataset.labels {
+        LabelSpace::Classes(names) => serde_json::json!(names),
+        LabelSpace::Regression => serde_json::json!("regression"),
+    };
+    let meta = serde_json::json!({
+        "task": ctx.task.dataset.name,
+        "labels": labels,
+        "head": {"pooling": ctx.head.pooling(), "outputs": ctx.task.dataset.labels.outputs()},
+        "dims": ctx.backbone.dims(),
+    });
+    Checkpoint { tensors, meta }
+}
+
+/// Trains and evaluates one (method, task, size, seed); `keep`: hand back the best dev step's
+/// parameters ([`Outcome::checkpoint`]). The backbone must hold its pretrained weights on entry;
+/// selective methods change them, and the caller restores them afterwards.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     registry: &Registry,
@@ -207,6 +248,7 @@ pub fn run(
     task: &TaskData,
     size: DataSize,
     seed: u64,
+    keep: bool,
     training: &Training,
     sources: Option<(&Sources, &str)>,
     device: Device,
@@ -270,6 +312,7 @@ pub fn run(
                     eval_eps: None,
                     diagnostics: BTreeMap::new(),
                     samples: Vec::new(),
+                    checkpoint: None,
                 });
             }
         }
@@ -338,11 +381,12 @@ pub fn run(
         .collect();
     diagnostics.extend(source_diagnostics);
     // A diverged run keeps its curve up to the last evaluation and is not tested.
-    let (metrics, best_dev) = match diverged {
-        Some(_) => (BTreeMap::new(), None),
+    let (metrics, best_dev, checkpoint) = match diverged {
+        Some(_) => (BTreeMap::new(), None, None),
         None => {
             let best = selection.restore_best(&all_params).ok_or_else(|| anyhow!("no dev evaluation happened"))?;
-            (ctx.evaluate(&test, cache.as_ref().map(|c| &c.2)), Some(best))
+            let metrics = ctx.evaluate(&test, cache.as_ref().map(|c| &c.2));
+            (metrics, Some(best), keep.then(|| checkpoint(&ctx, &all_params, &test)))
         }
     };
     Ok(Outcome {
@@ -358,6 +402,7 @@ pub fn run(
         eval_eps: ctx.clock.examples_per_second(),
         diagnostics,
         samples: Vec::new(),
+        checkpoint,
     })
 }
 

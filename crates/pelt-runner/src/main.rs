@@ -77,6 +77,40 @@ enum Command {
         /// unipelt-lowres.
         #[arg(long, value_delimiter = ',')]
         reuse: Vec<PathBuf>,
+        /// Keep each run's best-dev parameters (method, head, check batch) as an adapter folder,
+        /// `<suite>/adapters/<run key>/`, for `pelt export` (classification suites).
+        #[arg(long)]
+        save_adapters: bool,
+    },
+    /// Write an adapter a sweep kept (`--save-adapters`) in a format Python loads: `peft` (LoRA, prompt
+    /// tuning placed at the input embeddings) or `adapterhub` (Pfeiffer, Houlsby and parallel
+    /// bottleneck adapters), with pelt's task head and a check batch beside it.
+    Export {
+        /// The adapter folder (`results/<suite>/adapters/<run key>`), or a run key found under
+        /// `--results`.
+        adapter: PathBuf,
+        /// Target format.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where suites are (to find a run key).
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+    },
+    /// Read a peft LoRA or prompt-tuning adapter folder (a pelt export, or one trained in Python) into
+    /// a pelt adapter folder; when the folder carries a pelt head and check batch, show that pelt
+    /// computes the same logits from the imported adapter.
+    Import {
+        /// The peft adapter folder.
+        dir: PathBuf,
+        /// The backbone the adapter belongs to (an HF model folder).
+        #[arg(long)]
+        backbone: PathBuf,
+        /// Output folder (a pelt adapter folder).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Print the comparison table of a suite from its records.
     Table {
@@ -176,6 +210,15 @@ enum Command {
     },
 }
 
+/// Export formats on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormat {
+    /// Hugging Face peft (`adapter_config.json` + `adapter_model.safetensors`).
+    Peft,
+    /// The AdapterHub `adapters` library (`adapter_config.json` + `adapter_model.safetensors`).
+    Adapterhub,
+}
+
 /// Table formats on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
@@ -195,6 +238,19 @@ impl From<Format> for table::Format {
             Format::Latex => table::Format::Latex,
         }
     }
+}
+
+/// The adapter folder of run `key` in any suite under `results`.
+fn find_adapter(results: &Path, key: &Path) -> Result<PathBuf> {
+    let key = key.to_string_lossy();
+    let suites = std::fs::read_dir(results).with_context(|| format!("{}: cannot list suites", results.display()))?;
+    for suite in suites.flatten() {
+        let dir = suite.path().join("adapters").join(key.as_ref());
+        if dir.join(pelt_interop::folder::META_FILE).is_file() {
+            return Ok(dir);
+        }
+    }
+    bail!("{key}: no adapter folder of that name, and no run of that key under {}/*/adapters (sweep with --save-adapters)", results.display())
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize)> {
@@ -305,6 +361,7 @@ fn main() -> Result<()> {
             sizes,
             threads,
             reuse,
+            save_adapters,
         } => {
             let shard = parse_shard(&shard)?;
             let device = parse_device(&device)?;
@@ -354,6 +411,7 @@ fn main() -> Result<()> {
                 only,
                 threads,
                 reuse,
+                save_adapters,
             };
             let (ran, skipped, failed) = sweep::sweep(&exp, &registry, &opts)?;
             let suite_dir = results.join(&exp.name);
@@ -460,6 +518,35 @@ fn main() -> Result<()> {
                 if strict {
                     bail!("--strict: {} record files of {} are not records", loaded.unreadable.len(), dir.display());
                 }
+            }
+        }
+        Command::Export { adapter, format, out, results } => {
+            let dir = if adapter.join(pelt_interop::folder::META_FILE).is_file() {
+                adapter
+            } else {
+                find_adapter(&results, &adapter)?
+            };
+            let saved = pelt_interop::folder::read(&dir)?;
+            let written = match format {
+                ExportFormat::Peft => pelt_interop::peft::export(&saved, &out)?,
+                ExportFormat::Adapterhub => pelt_interop::adapterhub::export(&saved, &out)?,
+            };
+            for path in written {
+                outln!("wrote {}", path.display());
+            }
+        }
+        Command::Import { dir, backbone, out } => {
+            let model = pelt_backbone::load(&backbone, tch::Device::Cpu)
+                .with_context(|| format!("loading backbone {}", backbone.display()))?;
+            let imported = pelt_interop::peft::import(&dir, model.dims(), &backbone.display().to_string())?;
+            pelt_interop::peft::write_imported(imported, &out)?;
+            let saved = pelt_interop::folder::read(&out)?;
+            outln!("wrote {} ({} from {})", out.display(), saved.meta.method, dir.display());
+            match pelt_interop::folder::check(&saved, &registry, model.as_ref(), tch::Device::Cpu)? {
+                Some(diff) => outln!(
+                    "check batch: pelt's logits from the imported adapter differ from the exported ones by at most {diff:.2e}"
+                ),
+                None => outln!("no pelt head and check batch beside the adapter: nothing to compare"),
             }
         }
         Command::PretrainVit { out, epochs, assets } => {

@@ -52,6 +52,9 @@ pub struct SweepOptions {
     /// Suite folders whose finished runs are taken over where they are the same run as a cell of this
     /// grid (see [`Record::reused_from`]) instead of training it again.
     pub reuse: Vec<PathBuf>,
+    /// Keep each run's best-dev parameters as a pelt adapter folder, `<suite>/adapters/<key>/`
+    /// (classification suites; see `pelt_interop::folder`).
+    pub save_adapters: bool,
 }
 
 /// Grid restrictions from `--tasks`, `--methods`, `--seeds`, `--sizes`.
@@ -194,6 +197,9 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
     if exp.is_summarization() && !opts.reuse.is_empty() {
         bail!("--reuse takes over classification runs only; {} is a summarization suite", exp.name);
     }
+    if exp.is_summarization() && opts.save_adapters {
+        bail!("--save-adapters keeps classification runs' adapters only; {} is a summarization suite", exp.name);
+    }
     if todo.is_empty() {
         announce.say(skipped, 0, 0);
         return Ok((0, skipped, 0));
@@ -324,7 +330,7 @@ fn drive<F: Family>(family: &F, ctx: &Drive, mut todo: Vec<Todo>, mut skipped: u
         let names: Vec<&str> =
             if id.method.shared { exp.tasks.iter().map(String::as_str).collect() } else { vec![id.task] };
         let data: Vec<&F::Task> = names.iter().map(|n| &tasks[*n]).collect();
-        let run = Run { spec: id.method, size: id.size, seed: id.seed, hash };
+        let run = Run { spec: id.method, size: id.size, seed: id.seed, hash, keep: opts.save_adapters };
         let result = family.run(&run, &data, &steps_bar);
         let wall = started.elapsed().as_secs_f64();
         let outcomes: Vec<Result<Outcome>> = match result {
@@ -449,6 +455,11 @@ struct Finished<'a> {
 /// Saves a finished run's record and prints its summary line; returns whether the run failed.
 fn save(store: &Store, run: Finished, result: Result<Outcome>, device: Device, runs_bar: &ProgressBar) -> Result<bool> {
     let Finished { exp, id, key, hash, resolved, wall, revision, machine, data_digest, weights_digest } = run;
+    let origin = serde_json::json!({
+        "key": key, "suite": exp.name, "label": id.method.label(), "lr": id.method.lr,
+        "data_size": id.size.label(), "seed": id.seed, "config_hash": hash,
+    });
+    let method_config = resolved.clone();
     let mut record = Record {
         key: key.to_owned(),
         suite: exp.name.clone(),
@@ -493,7 +504,27 @@ fn save(store: &Store, run: Finished, result: Result<Outcome>, device: Device, r
     };
     let mut failed = false;
     let line = match result {
-        Ok(o) => {
+        Ok(mut o) => {
+            if let Some(checkpoint) = o.checkpoint.take() {
+                // The adapter first: a record is what marks a run done, so a run cut short between the
+                // two is trained again rather than left without its adapter.
+                let dir = store.dir().join("adapters").join(key);
+                std::fs::create_dir_all(store.dir().join("adapters"))
+                    .with_context(|| format!("creating {}", store.dir().join("adapters").display()))?;
+                let meta = pelt_interop::folder::AdapterMeta {
+                    format: String::new(),
+                    version: 0,
+                    method: id.method.method.clone(),
+                    config: method_config,
+                    origin,
+                    backbone: exp.backbone.display().to_string(),
+                    backbone_digest: Some(weights_digest.to_owned()),
+                    run: checkpoint.meta,
+                    tensors_sha256: String::new(),
+                };
+                pelt_interop::folder::write(&dir, meta, &checkpoint.tensors)
+                    .with_context(|| format!("saving the adapter of {key}"))?;
+            }
             if !o.samples.is_empty() {
                 // Generated text beside the record: `<suite>/samples/<key>.tsv`, generated then reference.
                 let lines: String = o

@@ -254,6 +254,7 @@ pub fn run(
         eval_eps: ctx.clock.examples_per_second(),
         diagnostics: diagnostics.clone(),
         samples,
+        checkpoint: None,
     };
     if diverged.is_some() {
         return Ok((0..tasks.len()).map(|i| outcome(i, BTreeMap::new(), None, Vec::new())).collect());

@@ -19,6 +19,8 @@ pub struct Run<'a> {
     pub seed: u64,
     /// The run's config hash (it names what a family caches per method and seed).
     pub hash: &'a str,
+    /// Whether to hand back the trained parameters ([`Outcome::checkpoint`]).
+    pub keep: bool,
 }
 
 /// A task family: sequence classification, seq2seq generation, and the families to come.

@@ -3,6 +3,7 @@
 use pelt_core::ParamCount;
 use pelt_records::CurvePoint;
 use std::collections::BTreeMap;
+use tch::Tensor;
 
 /// What a run produced.
 #[derive(Debug)]
@@ -31,6 +32,23 @@ pub struct Outcome {
     pub diagnostics: BTreeMap<String, f64>,
     /// A few test outputs with their references (generated summaries), kept beside the record.
     pub samples: Vec<(String, String)>,
+    /// The trained parameters at the best dev step, when the sweep asked to keep them
+    /// ([`crate::Run::keep`]) and the run did not diverge.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// A run's trained parameters at its best dev step, as the sweep saves them (`--save-adapters`).
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// Named tensors on the CPU: `method.<name>` for every variable of the method's store,
+    /// `head.<name>` for the task head's, `backbone.<name>` for backbone variables the method trained
+    /// (selective methods, full fine-tuning), and `check.<name>` for a check batch of test inputs with
+    /// the logits the run computes for them (`check.input_ids`, `check.attention_mask`,
+    /// `check.token_type_ids`, `check.logits`), so an exported adapter can be checked elsewhere.
+    pub tensors: Vec<(String, Tensor)>,
+    /// What using the tensors takes besides the method's config: the head's pooling and outputs,
+    /// the task's labels.
+    pub meta: serde_json::Value,
 }
 
 /// Time and examples spent in a run's evaluations, for the record's evaluation rate.
