@@ -26,6 +26,12 @@ sweep: setup
 sweep-your-data *ARGS: setup
     {{pelt}} sweep experiments/your-data.yaml {{ARGS}}
 
+# Train the export suite's adapters (experiments/export.yaml, 5 runs, ~8 minutes), export them, and check that
+# Python peft and the AdapterHub library compute pelt's logits from them (results/export/check.md).
+export-check: setup
+    {{pelt}} sweep experiments/export.yaml --glue-dir {{glue_sample}} --save-adapters
+    bash scripts/reference/export_check.sh
+
 # Run the GLUE suite on a glue_data folder in the official layout.
 sweep-glue DIR: setup
     {{pelt}} sweep experiments/glue.yaml --glue-dir {{DIR}}

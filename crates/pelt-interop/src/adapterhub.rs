@@ -50,12 +50,7 @@ pub fn export(saved: &Saved, out: &Path) -> Result<Vec<PathBuf>> {
         "houlsby" | "pfeiffer" => {
             // Either method with either placement exports: the placement decides the library's kind.
             let residual = c["placement"] == json!("residual");
-            let base = if residual {
-                json!({"original_ln_before": true, "original_ln_after": true, "residual_before_ln": true})
-            } else {
-                json!({"original_ln_before": false, "original_ln_after": true, "residual_before_ln": true})
-            };
-            base
+            json!({"original_ln_before": residual, "original_ln_after": true, "residual_before_ln": true})
         }
         "parallel_adapter" | "scaled_parallel_adapter" => json!({
             "original_ln_before": false, "original_ln_after": true, "is_parallel": true,

@@ -2,7 +2,7 @@
 //!
 //! - [`folder`]: pelt's own adapter folder, what `pelt sweep --save-adapters` keeps of each run.
 //! - [`peft`]: Hugging Face peft adapter folders (`adapter_config.json` + `adapter_model.safetensors`):
-//!   export for LoRA and prompt tuning (in peft's placement), import of LoRA and prompt tuning.
+//!   export for LoRA, prompt tuning (in peft's placement) and LN-tuning, import of LoRA and prompt tuning.
 //! - [`adapterhub`]: the AdapterHub `adapters` library's layout for bottleneck adapters.
 //!
 //! Every export writes the task head beside the adapter (`pelt_head.safetensors` + `pelt_head.json`:

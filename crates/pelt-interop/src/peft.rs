@@ -12,6 +12,9 @@
 //!   input_embeddings` exports; the default placement (after the embeddings' LayerNorm, no positions)
 //!   has no peft equivalent and is refused.
 //!
+//! - LN-tuning: the trained LayerNorm gains and biases as peft's LN_TUNING copies,
+//!   `<module>.ln_tuning_layers.{weight,bias}`.
+//!
 //! Import reads LoRA and prompt-tuning folders back into pelt's folder (with the head and check batch
 //! of a pelt export when they are there). What pelt's LoRA cannot express is refused by name: DoRA,
 //! trained biases, per-layer ranks or alphas, a subset of layers, whole modules saved beside the
@@ -116,14 +119,15 @@ pub fn export(saved: &Saved, out: &Path) -> Result<Vec<PathBuf>> {
     let (config, tensors) = match saved.meta.method.as_str() {
         "lora" => lora_out(saved, &arch)?,
         "prompt_tuning" => prompt_out(saved)?,
+        "ln_tuning" => ln_out(saved, &arch)?,
         other => {
             return Err(InteropError::Unsupported(format!(
-                "`{other}` has no peft export in pelt: peft's formats are written for lora and prompt_tuning \
-                 (placement: input_embeddings); bottleneck adapters export with --format adapterhub"
+                "`{other}` has no peft export in pelt: peft's formats are written for lora, prompt_tuning \
+                 (placement: input_embeddings) and ln_tuning; bottleneck adapters export with --format adapterhub"
             )))
         }
     };
-    if !saved.part("backbone.").is_empty() {
+    if saved.meta.method != "ln_tuning" && !saved.part("backbone.").is_empty() {
         return Err(InteropError::Unsupported(format!(
             "{}: the run also trained backbone variables (train_layer_norm or a selective part), which a peft {} \
              folder cannot carry",
@@ -191,6 +195,28 @@ fn lora_out(saved: &Saved, arch: &str) -> Result<(serde_json::Value, Vec<(String
         "layers_to_transform": null,
     });
     Ok((config, tensors))
+}
+
+/// LN-tuning's config and tensors in peft's names: peft's LN_TUNING trains a copy of each targeted
+/// LayerNorm in place of the original, so the trained gains and biases go in as
+/// `<module>.ln_tuning_layers.{weight,bias}`.
+fn ln_out(saved: &Saved, arch: &str) -> Result<(serde_json::Value, Vec<(String, Tensor)>)> {
+    if arch == "distilbert" {
+        return Err(InteropError::Unsupported(
+            "LN-tuning export covers BERT-style LayerNorm names, not DistilBERT's".into(),
+        ));
+    }
+    let mut tensors = Vec::new();
+    for (name, t) in saved.part("backbone.") {
+        let (module, which) = name.rsplit_once('.').filter(|(m, _)| m.ends_with("LayerNorm")).ok_or_else(|| {
+            InteropError::Unsupported(format!("LN-tuning trained `{name}`, which is not a LayerNorm"))
+        })?;
+        tensors.push((format!("{PREFIX}{module}.ln_tuning_layers.{which}"), t));
+    }
+    // Only the LayerNorms pelt trained: the layers' (and the embeddings' when configured).
+    let embeddings = saved.meta.config["embeddings"] == json!(true);
+    let pattern = if embeddings { ".*LayerNorm" } else { "encoder\\.layer\\.\\d+\\..*LayerNorm" };
+    Ok((json!({"peft_type": "LN_TUNING", "target_modules": pattern, "modules_to_save": null}), tensors))
 }
 
 /// Prompt tuning's config and tensor in peft's names (input-embeddings placement only).

@@ -12,6 +12,7 @@ use tch::{Device, Kind, Tensor};
 
 fn registry() -> Registry {
     let mut r = Registry::new();
+    r.extend(pelt_selective::methods());
     r.extend(pelt_lowrank::methods());
     r.extend(pelt_prompts::methods());
     r.extend(pelt_adapters::methods());
@@ -227,4 +228,28 @@ fn a_changed_tensor_file_is_caught_by_its_digest() {
     std::fs::write(&path, bytes).unwrap();
     let e = folder::read(&dir).unwrap_err();
     assert!(matches!(e, InteropError::Digest { .. }), "{e}");
+}
+
+#[test]
+fn ln_tuning_goes_to_peft_as_layer_norm_copies() {
+    let bert = Bert::random(&BertConfig::tiny(), 7, Device::Cpu);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut saved = saved_folder(&bert, "ln_tuning", json!({}), &tmp.path().join("ln"));
+    let vars = bert.var_store().variables();
+    let trained: Vec<String> =
+        vars.keys().filter(|n| n.starts_with("encoder.layer.") && n.contains("LayerNorm")).cloned().collect();
+    assert_eq!(trained.len(), 2 * 2 * 2, "two layers × two LayerNorms × gain and bias");
+    saved.tensors.extend(trained.iter().map(|n| (format!("backbone.{n}"), vars[n].detach().copy() + 0.5)));
+    let out = tmp.path().join("ln-out");
+    peft::export(&saved, &out).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(config["peft_type"], "LN_TUNING");
+    let tensors = Tensor::read_safetensors(out.join("adapter_model.safetensors")).unwrap();
+    assert_eq!(tensors.len(), trained.len());
+    let gain = tensors
+        .iter()
+        .find(|(n, _)| n == "base_model.model.encoder.layer.1.attention.output.LayerNorm.ln_tuning_layers.weight");
+    let original = &vars["encoder.layer.1.attention.output.LayerNorm.weight"];
+    assert!(gain.is_some_and(|(_, t)| t.equal(&(original + 0.5))));
 }

@@ -83,7 +83,7 @@ enum Command {
         save_adapters: bool,
     },
     /// Write an adapter a sweep kept (`--save-adapters`) in a format Python loads: `peft` (LoRA, prompt
-    /// tuning placed at the input embeddings) or `adapterhub` (Pfeiffer, Houlsby and parallel
+    /// tuning placed at the input embeddings, LN-tuning) or `adapterhub` (Pfeiffer, Houlsby and parallel
     /// bottleneck adapters), with pelt's task head and a check batch beside it.
     Export {
         /// The adapter folder (`results/<suite>/adapters/<run key>`), or a run key found under
