@@ -700,3 +700,48 @@ methods:
     );
     assert!(!d.join("out/refused/records").exists(), "nothing may train");
 }
+
+/// `--save-adapters` keeps each run's best-dev adapter beside its record; `pelt export` writes a peft
+/// folder from it (by path or by run key), `pelt import` reads that back and shows pelt's logits from
+/// the imported adapter equal the run's own on its check batch; what peft cannot hold is refused.
+#[test]
+fn saved_adapters_export_to_peft_and_import_back_with_the_same_logits() {
+    let dir = tiny_workspace();
+    let d = dir.path();
+    let text = GOOD.replace(
+        "  - method: head_only\n    lr: 1.0e-2\n",
+        "  - method: prompt_tuning\n    lr: 1.0e-2\n    config: {length: 2, placement: input_embeddings}\n  - method: houlsby\n    lr: 1.0e-3\n    config: {bottleneck: 4}\n",
+    );
+    std::fs::write(d.join("e.yaml"), text).unwrap();
+    let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out", "--save-adapters"], d);
+    assert!(ok, "{out}");
+    let adapters: Vec<PathBuf> =
+        std::fs::read_dir(d.join("out/tiny/adapters")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(adapters.len(), 3, "one adapter per run: {adapters:?}");
+    for a in &adapters {
+        let key = a.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(d.join("out/tiny/records").join(format!("{key}.json")).is_file(), "{key}: an adapter without a record");
+    }
+    for method in ["lora", "prompt_tuning"] {
+        let adapter = adapters.iter().find(|a| a.to_string_lossy().contains(&format!("__{method}__"))).unwrap();
+        let key = adapter.file_name().unwrap().to_string_lossy().into_owned();
+        let (ok, out) = pelt(&["export", &key, "--results", "out", "--format", "peft", "--out", "peft"], d);
+        assert!(ok, "{out}");
+        assert!(d.join("peft/adapter_model.safetensors").is_file() && d.join("peft/pelt_check.safetensors").is_file());
+        let (ok, out) = pelt(&["import", "peft", "--backbone", "model", "--out", "back"], d);
+        assert!(ok, "{out}");
+        let diff: f64 = out
+            .split("differ from the exported ones by at most ")
+            .nth(1)
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{method}: no check line in {out}"));
+        assert!(diff < 1e-5, "{method}: {out}");
+        std::fs::remove_dir_all(d.join("peft")).unwrap();
+    }
+    // Houlsby trained its LayerNorms: neither peft nor an AdapterHub folder can hold it.
+    let houlsby = adapters.iter().find(|a| a.to_string_lossy().contains("__houlsby__")).unwrap();
+    let (ok, out) = pelt(&["export", &houlsby.to_string_lossy(), "--format", "adapterhub", "--out", "hub"], d);
+    assert!(!ok && out.contains("train_layer_norm: false"), "{out}");
+    let (ok, out) = pelt(&["export", "no_such_run", "--results", "out", "--format", "peft", "--out", "x"], d);
+    assert!(!ok && out.contains("no_such_run") && out.contains("--save-adapters"), "{out}");
+}
