@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 pub const CONFIG_FILE: &str = "adapter_config.json";
 /// The library's safetensors weights file.
 pub const WEIGHTS_FILE: &str = "adapter.safetensors";
+/// The library version the folders are written for (and checked against).
+pub const LIBRARY_VERSION: &str = "adapters.1.3.0";
 
 /// The library's name for pelt's activation.
 fn non_linearity(act: &serde_json::Value) -> Result<&'static str> {
@@ -125,6 +127,10 @@ pub fn export(saved: &Saved, out: &Path) -> Result<Vec<PathBuf>> {
             "hidden_size": hidden,
             "model_type": saved.meta.run["dims"]["arch"],
             "model_name": saved.meta.backbone,
+            "model_class": "BertModel",
+            // Without a version the library takes the folder for a pre-v3 one and reads "gelu" as
+            // "gelu_new" (the tanh approximation): the export check caught it as a 3e-4 logit gap.
+            "version": LIBRARY_VERSION,
         }),
     )?;
     let weights = out.join(WEIGHTS_FILE);

@@ -195,6 +195,8 @@ fn bottleneck_adapters_take_the_adapterhub_layout() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("adapter_config.json")).unwrap()).unwrap();
     assert_eq!(config["name"], "pelt_pfeiffer");
+    // A folder without a version is read as a pre-v3 one, whose "gelu" means the tanh approximation.
+    assert_eq!(config["version"], adapterhub::LIBRARY_VERSION);
     let c = &config["config"];
     assert_eq!((c["mh_adapter"].clone(), c["output_adapter"].clone()), (json!(false), json!(true)));
     assert_eq!((c["original_ln_before"].clone(), c["reduction_factor"].clone()), (json!(true), json!(4.0)));
