@@ -11,12 +11,21 @@ use pelt_prompts::{
 };
 use tch::Device;
 
+/// Tests in this file run one at a time: each seeds libtorch's global generator (every random
+/// backbone does) and draws its method's init from it, so two running side by side would draw from
+/// each other's sequence, and a test's init (and the prefix fit it checks) would change from run to run.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn backbone() -> Box<dyn Backbone> {
     Box::new(Bert::random(&BertConfig::tiny(), 7, Device::Cpu))
 }
 
 #[test]
 fn prompt_tuning_conforms() {
+    let _serial = serial();
     for placement in [PromptPlacement::EmbeddingOutput, PromptPlacement::InputEmbeddings] {
         for init in [PromptInit::Vocab, PromptInit::Random] {
             let config = PromptConfig { length: 3, init, placement };
@@ -36,6 +45,7 @@ fn prompt_tuning_conforms() {
 /// peft computes from `inputs_embeds`.
 #[test]
 fn prompts_in_front_of_the_word_embeddings_are_words_to_the_backbone() {
+    let _serial = serial();
     use pelt_core::Inputs;
     use tch::{Kind, Tensor};
     let bert = Bert::random(&BertConfig::tiny(), 3, Device::Cpu);
@@ -69,6 +79,7 @@ fn prompts_in_front_of_the_word_embeddings_are_words_to_the_backbone() {
 
 #[test]
 fn prefix_tuning_conforms() {
+    let _serial = serial();
     // P = 4, m = 8: embeddings 4·16, MLP 16·8 + 8 and 8·64 + 64 (L·2·d = 64).
     let config = PrefixConfig { length: 4, mid_dim: 8, ..PrefixConfig::default() };
     testkit::run_conformance(
@@ -80,6 +91,7 @@ fn prefix_tuning_conforms() {
 
 #[test]
 fn deep_prompt_conforms() {
+    let _serial = serial();
     let config = DeepPromptConfig { length: 5, ..DeepPromptConfig::default() };
     testkit::run_conformance(
         &backbone,
@@ -90,6 +102,7 @@ fn deep_prompt_conforms() {
 
 #[test]
 fn folded_prefix_gives_identical_outputs() {
+    let _serial = serial();
     let b = backbone();
     let d = b.dims().clone();
     let m =
@@ -107,6 +120,7 @@ fn folded_prefix_gives_identical_outputs() {
 
 #[test]
 fn prompt_configs_refuse_bad_values() {
+    let _serial = serial();
     let dims = Bert::random(&BertConfig::tiny(), 7, Device::Cpu).dims().clone();
     testkit::check_config::<PromptConfig>(
         &dims,
@@ -118,6 +132,7 @@ fn prompt_configs_refuse_bad_values() {
 
 #[test]
 fn pcg_conforms() {
+    let _serial = serial();
     // Task prefix as prefix_tuning_conforms (776); generator k = 4, P_x = 2: (16·4 + 4) + (4·2·16 + 2·16).
     let config = PcgConfig {
         prefix: PrefixConfig { length: 4, mid_dim: 8, ..PrefixConfig::default() },
@@ -133,6 +148,7 @@ fn pcg_conforms() {
 
 #[test]
 fn pcg_prefix_depends_on_the_input() {
+    let _serial = serial();
     // Cutting the generator off its input (zero input weights: every input generates the same
     // positions) must change the outputs; padding invariance is the conformance suite's.
     let b = backbone();
@@ -160,6 +176,7 @@ fn pcg_prefix_depends_on_the_input() {
 
 #[test]
 fn pcg_config_names_nested_fields() {
+    let _serial = serial();
     let dims = BertConfig::minilm().dims();
     testkit::check_config::<PcgConfig>(
         &dims,
@@ -177,6 +194,7 @@ fn vit() -> Box<dyn Backbone> {
 
 #[test]
 fn vpt_conforms_on_vit_and_bert() {
+    let _serial = serial();
     // P = 2 tokens of d = 16: shallow once, deep in each of the 2 layers.
     let config = VptConfig { length: 2, dropout: 0.0 };
     for make in [&vit as &dyn Fn() -> Box<dyn Backbone>, &backbone] {
@@ -195,6 +213,7 @@ fn vpt_conforms_on_vit_and_bert() {
 
 #[test]
 fn vpt_sits_after_the_class_token_and_deep_prompts_reach_every_layer() {
+    let _serial = serial();
     let b = vit();
     let d = b.dims().clone();
     let inputs = testkit::sample_inputs(&d);
@@ -243,6 +262,7 @@ fn layer0_kv(b: &dyn Backbone, ids: &tch::Tensor) -> (tch::Tensor, tch::Tensor) 
 
 #[test]
 fn words_init_fits_the_prefix_to_real_tokens_keys_and_values() {
+    let _serial = serial();
     let b = backbone();
     let d = b.dims().clone();
     let m =
@@ -277,6 +297,7 @@ fn words_init_fits_the_prefix_to_real_tokens_keys_and_values() {
 
 #[test]
 fn words_init_is_refused_where_there_are_no_words_and_absent_from_default_configs() {
+    let _serial = serial();
     let mut dims = backbone().dims().clone();
     let words = PrefixConfig { init: PrefixInit::Words, ..PrefixConfig::default() };
     words.validate(&dims).unwrap();
