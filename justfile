@@ -32,6 +32,10 @@ export-check: setup
     {{pelt}} sweep experiments/export.yaml --glue-dir {{glue_sample}} --save-adapters
     bash scripts/reference/export_check.sh
 
+# Records at cluster scale: 4 processes write 100,000 synthetic records into one suite, then its tables are built.
+bench-records:
+    cargo run -q -p pelt-report --example records_at_scale -- "${TMPDIR:-/tmp}/pelt-records-at-scale" 100000 4
+
 # Run the GLUE suite on a glue_data folder in the official layout.
 sweep-glue DIR: setup
     {{pelt}} sweep experiments/glue.yaml --glue-dir {{DIR}}

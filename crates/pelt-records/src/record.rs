@@ -147,8 +147,9 @@ pub struct Record {
 ///    into the weights (W + ΔW in one product).
 pub const NUMERICS: u32 = 2;
 
-/// For the tests of the readers of records (tables, plots, pages): a finished run of `method` on `task` at 100 examples, seed `seed`, for the tests of the readers of
-/// records (tables, plots): status ok, score 50, 150 steps, no curve; tests set what they look at.
+/// A finished run of `method` on `task` at 100 examples, seed `seed`, for the tests and benchmarks of
+/// the readers of records (tables, plots, pages): status ok, score 50, 150 steps, no curve; callers set
+/// what they look at.
 pub fn test_record(task: &str, method: &str, seed: u64) -> Record {
     serde_json::from_value(serde_json::json!({
         "key": format!("{task}__{method}__100__s{seed}"), "suite": "t", "task": task, "method": method,

@@ -1,6 +1,12 @@
-//! The results store: one JSON record per finished run, written atomically as soon as the run ends,
-//! plus `records.jsonl` (every record, one per line, for polars and other readers) rewritten
-//! atomically after each run. A rerun skips runs whose record exists (unless it failed).
+//! The results store: one JSON record per finished run, written atomically as soon as the run ends. A
+//! rerun skips runs whose record exists (unless it failed).
+//!
+//! Saving a run writes its own file and nothing else: O(1) per run, no lock, nothing shared between
+//! writers but the folder, so any number of shards (a Slurm array on a network file system included)
+//! write one suite side by side. `records.jsonl` (every record, one per line, for polars and other
+//! readers) is derived: [`Store::write_jsonl`] rebuilds it when a table is built (the end of a sweep,
+//! `pelt table`, a Slurm array's table job). Two shards ending at once may leave it a run short; the
+//! `records/` folder is the truth, and the next table rebuilds the list from it.
 
 use crate::{Record, Status};
 use anyhow::{Context, Result};
@@ -79,17 +85,17 @@ impl Store {
             .is_some_and(|r| r.status != Status::Failed)
     }
 
-    /// Saves a record and refreshes `records.jsonl`.
+    /// Saves a record (its own file, atomically).
     pub fn save(&self, record: &Record) -> Result<()> {
         self.save_all(std::slice::from_ref(record))
     }
 
-    /// Saves several records and refreshes `records.jsonl` once (it is rebuilt from every record).
+    /// Saves several records, each in its own file.
     pub fn save_all(&self, records: &[Record]) -> Result<()> {
         for record in records {
             write_atomic(&self.path(&record.key), serde_json::to_string_pretty(record)?.as_bytes())?;
         }
-        self.write_jsonl()
+        Ok(())
     }
 
     /// Every record of the suite, sorted by key, and the files of `records/` that are not records
@@ -130,17 +136,12 @@ impl Store {
         Ok(loaded.records)
     }
 
-    fn write_jsonl(&self) -> Result<()> {
-        // Shards of one suite may finish runs at the same moment: each rewrites the file from every
-        // record under this lock, so the last writer holds every record saved before it.
-        let lock_path = self.dir.join(".records.lock");
-        let lock =
-            std::fs::File::create(&lock_path).with_context(|| format!("{}: cannot create", lock_path.display()))?;
-        lock.lock().with_context(|| format!("{}: cannot lock", lock_path.display()))?;
+    /// Rewrites `records.jsonl` (atomically) with `records`, one per line: the suite's records as the
+    /// caller loaded them (files that are not records stay out, and `pelt table` names them).
+    pub fn write_jsonl(&self, records: &[Record]) -> Result<()> {
         let mut text = String::new();
-        // A file that is not a record stays out of the list (and `pelt table` names it).
-        for r in self.load()?.records {
-            text.push_str(&serde_json::to_string(&r)?);
+        for r in records {
+            text.push_str(&serde_json::to_string(r)?);
             text.push('\n');
         }
         write_atomic(&self.dir.join("records.jsonl"), text.as_bytes())
@@ -169,8 +170,11 @@ mod tests {
         assert!(loaded.unreadable.iter().all(|u| u.error.starts_with("not a pelt record")), "{:?}", loaded.unreadable);
         let strict = store.load_all().unwrap_err().to_string();
         assert!(strict.contains("bytes.json") && strict.contains("not a pelt record"), "{strict}");
-        // Saving goes on past a bad file: records.jsonl lists the good ones.
+        // Saving goes on past a bad file, and touches nothing but its own record; records.jsonl lists
+        // the good ones when it is rebuilt.
         store.save(&crate::test_record("rte", "lora", 3)).unwrap();
+        assert!(!dir.path().join("records.jsonl").exists());
+        store.write_jsonl(&store.load().unwrap().records).unwrap();
         assert_eq!(std::fs::read_to_string(dir.path().join("records.jsonl")).unwrap().lines().count(), 3);
     }
 }

@@ -197,6 +197,11 @@ fn shards_run_side_by_side_into_one_suite() {
     for out in [&a, &b] {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
+    // Each run wrote only its own record; the table (here, or a Slurm array's table job) lists them all.
+    assert_eq!(std::fs::read_dir(d.join("out/tiny/records")).unwrap().count(), 4);
+    assert!(!d.join("out/tiny/.records.lock").exists(), "no lock file: writers share nothing but the folder");
+    let (ok, out) = pelt(&["table", "out/tiny"], d);
+    assert!(ok, "{out}");
     let jsonl = std::fs::read_to_string(d.join("out/tiny/records.jsonl")).unwrap();
     assert_eq!(jsonl.lines().count(), 4, "records.jsonl holds both shards' runs: {jsonl}");
     let (ok, out) = pelt(&["sweep", "e.yaml", "--results", "out"], d);
