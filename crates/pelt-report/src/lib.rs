@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cost;
 pub mod page;
 pub mod plot;
 pub mod table;
@@ -27,6 +28,8 @@ pub struct Suite {
     pub tasks: Vec<String>,
     /// Method row labels in the file's order.
     pub methods: Vec<String>,
+    /// Runs in the grid (methods × tasks × data sizes × seeds), when the file lists all four.
+    pub grid: Option<usize>,
 }
 
 impl Suite {
@@ -47,10 +50,21 @@ impl Suite {
             tasks: Vec<String>,
             #[serde(default)]
             methods: Vec<Method>,
+            #[serde(default)]
+            data_sizes: Vec<serde_yaml::Value>,
+            #[serde(default)]
+            seeds: Vec<serde_yaml::Value>,
         }
         let f: File = serde_yaml::from_str(text)?;
+        let grid = f.methods.len() * f.tasks.len() * f.data_sizes.len() * f.seeds.len();
         let methods = f.methods.into_iter().map(|m| m.label.unwrap_or(m.method)).collect();
-        Ok(Suite { name: f.name, description: f.description, tasks: f.tasks, methods })
+        Ok(Suite {
+            name: f.name,
+            description: f.description,
+            tasks: f.tasks,
+            methods,
+            grid: (grid > 0).then_some(grid),
+        })
     }
 }
 

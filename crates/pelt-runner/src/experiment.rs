@@ -298,6 +298,7 @@ impl Experiment {
             description: self.description.clone(),
             tasks: self.tasks.clone(),
             methods: self.methods.iter().map(|m| m.label().to_owned()).collect(),
+            grid: Some(self.methods.len() * self.tasks.len() * self.data_sizes.len() * self.seeds.len()),
         }
     }
 

@@ -134,6 +134,10 @@ enum Command {
         /// are named, left out and counted, and the table covers the rest.
         #[arg(long)]
         strict: bool,
+        /// Also print what the suite cost: run time, wall time, runs per hour, per method, and what the
+        /// rest of its grid needs at that pace (sizing a cluster request from a pilot).
+        #[arg(long)]
+        cost: bool,
     },
     /// Plot a suite's records: score against data size per method, score against % trainable
     /// parameters, and dev score against training step where the records keep curves; SVG and PNG.
@@ -384,6 +388,8 @@ fn main() -> Result<()> {
                 return Ok(());
             }
             let started = std::time::Instant::now();
+            let started_unix =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             for t in &tasks {
                 if !exp.tasks.contains(t) {
                     bail!("--tasks: `{t}` is not a task of {}", file.display());
@@ -429,10 +435,17 @@ fn main() -> Result<()> {
                 }
                 Err(e) => eprintln!("warning: no plots: {e:#}"),
             }
+            // This sweep's runs: their run time summed, and the pace over the sweep's wall time.
+            let since = started_unix.saturating_sub(1);
+            let mine = pelt_report::cost::Pace::of(loaded.records.iter().filter(|r| r.finished_at >= since));
+            let wall = started.elapsed().as_secs_f64();
             outln!(
-                "{}: {ran} runs in {:.1} min ({skipped} skipped as done, {failed} failed); tables in {}",
+                "{}: {ran} runs in {:.1} min ({skipped} skipped as done, {failed} failed); run time {:.1} min, {:.1} runs \
+                 per hour of wall time; tables in {}",
                 exp.name,
-                started.elapsed().as_secs_f64() / 60.0,
+                wall / 60.0,
+                mine.run_seconds / 60.0,
+                mine.runs as f64 * 3600.0 / wall.max(1e-9),
                 suite_dir.display()
             );
             if failed > 0 {
@@ -491,7 +504,7 @@ fn main() -> Result<()> {
                 outln!("{}", f.display());
             }
         }
-        Command::Table { suite, format, metric, against, noise, strict } => {
+        Command::Table { suite, format, metric, against, noise, strict, cost } => {
             let (dir, suite) = pelt_report::locate(&suite)?;
             let loaded = pelt_report::load_records(&dir)?;
             let records = &loaded.records;
@@ -512,6 +525,9 @@ fn main() -> Result<()> {
                 if let Some(s) = table::selection(records, &table) {
                     out!("\n{s}");
                 }
+            }
+            if cost {
+                out!("\n{}", pelt_report::cost::report(records, suite.as_ref()));
             }
             if let Some(w) = pelt_report::left_out(&loaded) {
                 eprintln!("{w}");

@@ -1,0 +1,138 @@
+//! What a suite cost to run, from its records: run time (the records' wall time summed), the wall time
+//! from the first run's start to the last run's end, runs per hour, per method; and, where the
+//! experiment is known, what the rest of its grid would take at the same pace — a pilot's numbers for
+//! sizing a cluster request (`pelt table --cost`).
+
+use crate::Suite;
+use pelt_records::Record;
+use std::collections::BTreeMap;
+
+/// Run time, wall time and pace of a set of runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    /// Runs counted.
+    pub runs: usize,
+    /// Sum of their wall times, seconds.
+    pub run_seconds: f64,
+    /// From the earliest start (finish time less wall time) to the latest finish, seconds.
+    pub elapsed_seconds: f64,
+}
+
+impl Pace {
+    /// The pace of `records` (those trained in the suite: runs taken over by `--reuse` cost nothing
+    /// here and carry another suite's times).
+    pub fn of<'a>(records: impl IntoIterator<Item = &'a Record>) -> Pace {
+        let mut pace = Pace { runs: 0, run_seconds: 0.0, elapsed_seconds: 0.0 };
+        let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
+        for r in records.into_iter().filter(|r| r.reused_from.is_none()) {
+            pace.runs += 1;
+            pace.run_seconds += r.wall_seconds;
+            first = first.min(r.finished_at as f64 - r.wall_seconds);
+            last = last.max(r.finished_at as f64);
+        }
+        if pace.runs > 0 {
+            // Finish times are whole seconds; a suite of one short run still took its wall time.
+            pace.elapsed_seconds = (last - first).max(pace.run_seconds / pace.runs as f64);
+        }
+        pace
+    }
+
+    /// Runs per hour of wall time.
+    pub fn runs_per_hour(&self) -> f64 {
+        self.runs as f64 * 3600.0 / self.elapsed_seconds.max(1e-9)
+    }
+
+    /// Mean run time, seconds.
+    pub fn mean_seconds(&self) -> f64 {
+        self.run_seconds / (self.runs.max(1)) as f64
+    }
+
+    /// How many runs went on at once on average (run time over wall time): the shards' parallelism.
+    pub fn concurrency(&self) -> f64 {
+        self.run_seconds / self.elapsed_seconds.max(1e-9)
+    }
+}
+
+/// The Markdown cost report of a suite's records; `suite` (its experiment) adds the sizing of the rest
+/// of its grid.
+pub fn report(records: &[Record], suite: Option<&Suite>) -> String {
+    let pace = Pace::of(records);
+    let reused = records.len() - pace.runs;
+    let mut out = format!(
+        "Cost: {} runs trained here{}; run time {:.2} h (mean {:.1} min per run); wall time {:.2} h from the first \
+         run's start to the last run's end; {:.1} runs per hour ({:.1} running at once on average).\n\n",
+        pace.runs,
+        if reused > 0 { format!(" ({reused} more taken over by --reuse, not counted)") } else { String::new() },
+        pace.run_seconds / 3600.0,
+        pace.mean_seconds() / 60.0,
+        pace.elapsed_seconds / 3600.0,
+        pace.runs_per_hour(),
+        pace.concurrency(),
+    );
+    let mut by_method: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.reused_from.is_none()) {
+        by_method.entry(r.method.as_str()).or_default().push(r);
+    }
+    out.push_str("| method | runs | mean min per run | run hours |\n|---|---:|---:|---:|\n");
+    let order: Vec<&str> = match suite {
+        Some(s) if !s.methods.is_empty() => s.methods.iter().map(String::as_str).collect(),
+        _ => by_method.keys().copied().collect(),
+    };
+    for m in order {
+        if let Some(rs) = by_method.get(m) {
+            let p = Pace::of(rs.iter().copied());
+            out.push_str(&format!(
+                "| {m} | {} | {:.1} | {:.2} |\n",
+                p.runs,
+                p.mean_seconds() / 60.0,
+                p.run_seconds / 3600.0
+            ));
+        }
+    }
+    if let Some(grid) = suite.and_then(|s| s.grid) {
+        let left = grid.saturating_sub(records.len());
+        if left == 0 {
+            out.push_str(&format!("\nEvery run of the grid's {grid} has a record.\n"));
+            return out;
+        }
+        let hours = left as f64 * pace.mean_seconds() / 3600.0;
+        out.push_str(&format!(
+            "\nSizing: the grid has {grid} runs, {} have records; the other {left} need about {hours:.1} run-hours at \
+             this mean, {:.1} hours of wall time on 10 shards of this speed, {:.1} on 100.\n",
+            records.len(),
+            hours / 10.0,
+            hours / 100.0
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pelt_records::test_record;
+
+    #[test]
+    fn pace_sums_run_time_and_spans_wall_time_leaving_out_reused_runs() {
+        let mut runs: Vec<Record> = (0..4).map(|s| test_record("rte", "lora", s)).collect();
+        // Two shards side by side: runs of 100 s ending at 100, 200 (shard 0) and 110, 210 (shard 1).
+        for (r, end) in runs.iter_mut().zip([100, 200, 110, 210]) {
+            r.wall_seconds = 100.0;
+            r.finished_at = end;
+        }
+        let mut reused = test_record("rte", "lora", 9);
+        reused.reused_from = Some("other".into());
+        reused.wall_seconds = 1e6;
+        runs.push(reused);
+        let pace = Pace::of(&runs);
+        assert_eq!((pace.runs, pace.run_seconds, pace.elapsed_seconds), (4, 400.0, 210.0));
+        assert!((pace.concurrency() - 400.0 / 210.0).abs() < 1e-12);
+        assert!((pace.runs_per_hour() - 4.0 * 3600.0 / 210.0).abs() < 1e-9);
+        let suite = Suite { methods: vec!["lora".into()], grid: Some(25), ..Suite::default() };
+        let text = report(&runs, Some(&suite));
+        assert!(text.contains("4 runs trained here (1 more taken over by --reuse"), "{text}");
+        assert!(text.contains("| lora | 4 | 1.7 | 0.11 |"), "{text}");
+        // 20 runs left at 100 s: 0.56 run-hours.
+        assert!(text.contains("the other 20 need about 0.6 run-hours"), "{text}");
+    }
+}
