@@ -10,6 +10,7 @@ mod bench;
 mod experiment;
 mod host;
 mod registry;
+mod slurm;
 mod sweep;
 mod weights;
 
@@ -77,10 +78,58 @@ enum Command {
         /// unipelt-lowres.
         #[arg(long, value_delimiter = ',')]
         reuse: Vec<PathBuf>,
+        /// Leave the tables and plots to a later `pelt table` / `pelt plot` (a Slurm array's shards do: its
+        /// table job builds them once).
+        #[arg(long)]
+        no_report: bool,
         /// Keep each run's best-dev parameters (method, head, check batch) as an adapter folder,
         /// `<suite>/adapters/<run key>/`, for `pelt export` (classification suites).
         #[arg(long)]
         save_adapters: bool,
+    },
+    /// Write (and with `--submit`, submit) a Slurm job array running the sweep in shards into one suite,
+    /// plus a table job that runs after every shard (`--dependency=afterany`). Resubmitting after
+    /// failures or a time limit runs only the runs that have no record.
+    Slurm {
+        /// The experiment YAML (validated before anything is written).
+        file: PathBuf,
+        /// Array tasks; task i runs `pelt sweep --shard i/N`.
+        #[arg(long)]
+        shards: usize,
+        /// CPUs per task (each shard's libtorch threads).
+        #[arg(long, default_value_t = 1)]
+        cpus_per_task: usize,
+        /// Slurm partition.
+        #[arg(long)]
+        partition: Option<String>,
+        /// Time limit per array task (Slurm's format, e.g. `4:00:00`).
+        #[arg(long)]
+        time: Option<String>,
+        /// Generic resources per task, e.g. `gpu:1` (then give `--device cuda`).
+        #[arg(long)]
+        gres: Option<String>,
+        /// Memory per task (e.g. `8G`).
+        #[arg(long)]
+        mem: Option<String>,
+        /// Slurm account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Device each shard trains on (`cpu`, `cuda`).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// GLUE folder in the official layout (passed to every shard).
+        #[arg(long)]
+        glue_dir: Option<PathBuf>,
+        /// Where suites are written (a folder every node sees).
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// Folder of the assets installed by the set-up.
+        #[arg(long, env = "PELT_ASSETS", default_value = "assets")]
+        assets: PathBuf,
+        /// Submit with `sbatch` (the array, then the table job depending on it); otherwise only write the
+        /// scripts and print the commands.
+        #[arg(long)]
+        submit: bool,
     },
     /// Write an adapter a sweep kept (`--save-adapters`) in a format Python loads: `peft` (LoRA, prompt
     /// tuning placed at the input embeddings, LN-tuning) or `adapterhub` (Pfeiffer, Houlsby and parallel
@@ -365,6 +414,7 @@ fn main() -> Result<()> {
             sizes,
             threads,
             reuse,
+            no_report,
             save_adapters,
         } => {
             let shard = parse_shard(&shard)?;
@@ -423,17 +473,20 @@ fn main() -> Result<()> {
             let suite_dir = results.join(&exp.name);
             let suite = exp.suite();
             let loaded = pelt_report::load_records(&suite_dir)?;
-            outln!("{}", pelt_report::write_tables(&suite_dir, &loaded.records, Some(&suite))?);
-            if let Some(w) = pelt_report::left_out(&loaded) {
-                eprintln!("{w}");
-            }
-            // A plot that cannot be drawn (no font installed) must not hide the finished sweep.
-            let out = suite_dir.join("plots");
-            match plots(&suite_dir, &loaded.records, Some(&suite), &registry, &out, &opts.assets) {
-                Ok(files) => {
-                    outln!("plots: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))
+            if !no_report {
+                outln!("{}", pelt_report::write_tables(&suite_dir, &loaded.records, Some(&suite))?);
+                if let Some(w) = pelt_report::left_out(&loaded) {
+                    eprintln!("{w}");
                 }
-                Err(e) => eprintln!("warning: no plots: {e:#}"),
+                // A plot that cannot be drawn (no font installed) must not hide the finished sweep.
+                let out = suite_dir.join("plots");
+                match plots(&suite_dir, &loaded.records, Some(&suite), &registry, &out, &opts.assets) {
+                    Ok(files) => outln!(
+                        "plots: {}",
+                        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                    Err(e) => eprintln!("warning: no plots: {e:#}"),
+                }
             }
             // This sweep's runs: their run time summed, and the pace over the sweep's wall time.
             let since = started_unix.saturating_sub(1);
@@ -441,11 +494,12 @@ fn main() -> Result<()> {
             let wall = started.elapsed().as_secs_f64();
             outln!(
                 "{}: {ran} runs in {:.1} min ({skipped} skipped as done, {failed} failed); run time {:.1} min, {:.1} runs \
-                 per hour of wall time; tables in {}",
+                 per hour of wall time; {} in {}",
                 exp.name,
                 wall / 60.0,
                 mine.run_seconds / 60.0,
                 mine.runs as f64 * 3600.0 / wall.max(1e-9),
+                if no_report { "records" } else { "tables" },
                 suite_dir.display()
             );
             if failed > 0 {
@@ -534,6 +588,62 @@ fn main() -> Result<()> {
                 if strict {
                     bail!("--strict: {} record files of {} are not records", loaded.unreadable.len(), dir.display());
                 }
+            }
+        }
+        Command::Slurm {
+            file,
+            shards,
+            cpus_per_task,
+            partition,
+            time,
+            gres,
+            mem,
+            account,
+            device,
+            glue_dir,
+            results,
+            assets,
+            submit,
+        } => {
+            // A bad experiment file is refused here, not in a thousand array tasks.
+            let places = experiment::Places { glue_dir: glue_dir.as_deref(), xlsum_dir: None, assets: Some(&assets) };
+            let (exp, _) = experiment::Experiment::load(&file, &registry, &root, &places)?;
+            parse_device(&device)?;
+            let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { root.join(p) };
+            let mut sweep_args =
+                vec!["--assets".to_owned(), abs(&assets).display().to_string(), "--device".to_owned(), device];
+            if let Some(g) = &glue_dir {
+                sweep_args.extend(["--glue-dir".to_owned(), abs(g).display().to_string()]);
+            }
+            let options: Vec<(String, String)> =
+                [("partition", partition), ("time", time), ("gres", gres), ("mem", mem), ("account", account)]
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+                    .collect();
+            let request = slurm::Request {
+                file: file.clone(),
+                suite: exp.name.clone(),
+                shards,
+                results,
+                sweep_args,
+                options,
+                cpus: cpus_per_task.max(1),
+                pelt: std::env::current_exe().context("locating the pelt binary")?,
+                root: root.clone(),
+            };
+            let scripts = slurm::write(&request)?;
+            let cells = exp.methods.len() * exp.tasks.len() * exp.data_sizes.len() * exp.seeds.len();
+            outln!("{}: {cells} runs in {shards} array tasks", file.display());
+            outln!("wrote {} and {}", scripts.sweep.display(), scripts.table.display());
+            if submit {
+                let (array, table) = slurm::submit(&scripts)?;
+                outln!("submitted array job {array} and table job {table} (after every task of {array})");
+            } else {
+                outln!(
+                    "submit with: jobid=$(sbatch --parsable {}) && sbatch --dependency=afterany:$jobid {}",
+                    scripts.sweep.display(),
+                    scripts.table.display()
+                );
             }
         }
         Command::Export { adapter, format, out, results } => {
