@@ -350,7 +350,12 @@ pub fn run(
     let counts = params::count(backbone, method.as_ref(), params::numel(head.var_store().trainable_variables().iter()));
 
     // Head-only runs never change the backbone's output: encode each split once.
-    let cache = ctx.frozen.then(|| (ctx.features(&train), ctx.features(&dev), ctx.features(&test)));
+    // Evaluations outside the loop run at the training's precision, as the loop's dev evaluations do.
+    let amp = |f: &mut dyn FnMut()| pelt_train::autocast(training.precision, device, f);
+    let mut cache = None;
+    if ctx.frozen {
+        amp(&mut || cache = Some((ctx.features(&train), ctx.features(&dev), ctx.features(&test))));
+    }
 
     let total = total_steps(training, train.len().div_ceil(training.batch_size));
     let head_scale = training.head_lr.map_or(1.0, |h| h / spec.lr);
@@ -385,8 +390,12 @@ pub fn run(
         Some(_) => (BTreeMap::new(), None, None),
         None => {
             let best = selection.restore_best(&all_params).ok_or_else(|| anyhow!("no dev evaluation happened"))?;
-            let metrics = ctx.evaluate(&test, cache.as_ref().map(|c| &c.2));
-            (metrics, Some(best), keep.then(|| checkpoint(&ctx, &all_params, &test)))
+            let (mut metrics, mut kept) = (BTreeMap::new(), None);
+            amp(&mut || {
+                metrics = ctx.evaluate(&test, cache.as_ref().map(|c| &c.2));
+                kept = keep.then(|| checkpoint(&ctx, &all_params, &test));
+            });
+            (metrics, Some(best), kept)
         }
     };
     Ok(Outcome {

@@ -128,6 +128,10 @@ pub struct Record {
     /// for summarization); records written before pelt kept it have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_examples_per_second: Option<f64>,
+    /// Precision of the run's forward and backward passes (`fp32`, `bf16`, `fp16`); records written
+    /// before pelt kept it have none and ran in fp32.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     /// The numerics revision the run was computed with ([`NUMERICS`]); records without one were made
     /// under revision 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]

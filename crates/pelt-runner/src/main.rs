@@ -419,6 +419,16 @@ fn main() -> Result<()> {
         } => {
             let shard = parse_shard(&shard)?;
             let device = parse_device(&device)?;
+            if device.is_cuda() {
+                // Deterministic where libtorch allows: cuBLAS reads its workspace setting when CUDA
+                // starts, which is after this (the model is not loaded yet).
+                if std::env::var_os("CUBLAS_WORKSPACE_CONFIG").is_none() {
+                    std::env::set_var("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
+                }
+                if !pelt_amp::deterministic(true) {
+                    eprintln!("warning: libtorch refused deterministic algorithms; CUDA runs may not repeat exactly");
+                }
+            }
             let places = experiment::Places {
                 glue_dir: glue_dir.as_deref(),
                 xlsum_dir: xlsum_dir.as_deref(),

@@ -501,6 +501,7 @@ fn save(store: &Store, run: Finished, result: Result<Outcome>, device: Device, r
         weights_digest: Some(weights_digest.to_owned()),
         eval_examples_per_second: None,
         numerics: Some(pelt_records::NUMERICS),
+        precision: Some(exp.training.precision.as_str().to_owned()),
     };
     let mut failed = false;
     let line = match result {

@@ -750,3 +750,33 @@ fn saved_adapters_export_to_peft_and_import_back_with_the_same_logits() {
     let (ok, out) = pelt(&["export", "no_such_run", "--results", "out", "--format", "peft", "--out", "x"], d);
     assert!(!ok && out.contains("no_such_run") && out.contains("--save-adapters"), "{out}");
 }
+
+/// `training.precision` trains under autocast (bf16 here on the CPU; fp16 with loss scaling), is in
+/// every record and in the hash of every non-fp32 run, and leaves fp32 runs' hashes as they were.
+#[test]
+fn mixed_precision_runs_are_recorded_and_hashed_apart_and_fp32_hashes_stay() {
+    let dir = swept_tiny();
+    let d = dir.path();
+    let fp32: Vec<serde_json::Value> = records(d, "tiny");
+    assert!(fp32.iter().all(|r| r["precision"] == "fp32"), "every record says its precision");
+    for precision in ["bf16", "fp16"] {
+        let suite = format!("tiny-{precision}");
+        let text = GOOD
+            .replace("name: tiny", &format!("name: {suite}"))
+            .replace("  max_len: 16\n", &format!("  max_len: 16\n  precision: {precision}\n"));
+        std::fs::write(d.join("p.yaml"), text).unwrap();
+        let (ok, out) = pelt(&["sweep", "p.yaml", "--results", "out"], d);
+        assert!(ok, "{out}");
+        let rs = records(d, &suite);
+        assert_eq!(rs.len(), 2);
+        for r in &rs {
+            assert_eq!((r["status"].as_str(), r["precision"].as_str()), (Some("ok"), Some(precision)), "{r}");
+            assert!(r["score"].as_f64().is_some_and(f64::is_finite), "{r}");
+            let same = fp32.iter().find(|f| f["method"] == r["method"]).unwrap();
+            assert_ne!(same["config_hash"], r["config_hash"], "{precision} runs hash apart from fp32 ones");
+        }
+    }
+    // The fp32 file's keys are what they were before the setting existed: `precision` is not written.
+    let saved = std::fs::read_to_string(d.join("out/tiny/experiment.yaml")).unwrap();
+    assert!(!saved.contains("precision"), "{saved}");
+}

@@ -262,7 +262,10 @@ pub fn run(
     let best = selection.restore_best(&all).ok_or_else(|| anyhow!("no dev evaluation happened"))?;
     let mut out = Vec::new();
     for (i, (t, rows)) in tasks.iter().zip(&test_rows).enumerate() {
-        let (metrics, mut pairs) = ctx.rouge(t, &t.test, &t.splits.test, rows)?;
+        // At the training's precision, as the loop's dev evaluations.
+        let device = all.first().map_or(tch::Device::Cpu, |(_, p)| p.device());
+        let (metrics, mut pairs) =
+            pelt_train::autocast(training.precision, device, || ctx.rouge(t, &t.test, &t.splits.test, rows))?;
         pairs.truncate(SAMPLES);
         out.push(outcome(i, metrics, Some(best), pairs));
     }

@@ -10,6 +10,7 @@ use crate::{
 };
 use anyhow::Result;
 use indicatif::ProgressBar;
+use pelt_amp::{autocast, GradScaler, Precision};
 use pelt_core::Method;
 use rand_chacha::ChaCha8Rng;
 use tch::Tensor;
@@ -100,6 +101,10 @@ pub fn fit<S: Steps>(
 ) -> Result<Fit> {
     let Plan { opt, method, params, lr, total, training } = plan;
     let warmup = warmup_steps(training, total);
+    // Mixed precision: the forward pass and the loss under autocast on the parameters' device, the
+    // backward outside it; fp16 scales the loss.
+    let (precision, device) = (training.precision, params.first().map_or(tch::Device::Cpu, |(_, t)| t.device()));
+    let mut scaler = (precision == Precision::Fp16).then(GradScaler::default);
     bar.set_length(total as u64);
     bar.set_position(0);
     let mut fit = Fit { steps: 0, examples: 0, seconds: 0.0, diverged: None };
@@ -107,8 +112,13 @@ pub fn fit<S: Steps>(
         for batch in steps.epoch(rng) {
             let started = std::time::Instant::now();
             let step = fit.steps;
-            let (loss, examples) = steps.loss(&batch);
-            match opt.train_step(&loss, method, training.max_grad_norm, schedule(lr, step, warmup, total)) {
+            let (loss, examples) = autocast(precision, device, || steps.loss(&batch));
+            let rate = schedule(lr, step, warmup, total);
+            let stepped = match scaler.as_mut() {
+                Some(scaler) => opt.train_step_scaled(&loss, method, training.max_grad_norm, rate, scaler),
+                None => opt.train_step(&loss, method, training.max_grad_norm, rate),
+            };
+            match stepped {
                 Ok(value) => selection.add_loss(value),
                 Err(value) => {
                     fit.diverged = Some(format!("loss became {value} at step {step}"));
@@ -121,14 +131,14 @@ pub fn fit<S: Steps>(
             bar.set_position(fit.steps as u64);
             let due = matches!(training.eval_every, EvalEvery::Steps(n) if fit.steps.is_multiple_of(n));
             if due || fit.steps == total {
-                selection.observe(fit.steps, steps.dev_score()?, params);
+                selection.observe(fit.steps, autocast(precision, device, || steps.dev_score())?, params);
             }
             if fit.steps == total {
                 break 'outer;
             }
         }
         if training.eval_every == EvalEvery::Epoch {
-            selection.observe(fit.steps, steps.dev_score()?, params);
+            selection.observe(fit.steps, autocast(precision, device, || steps.dev_score())?, params);
         }
     }
     Ok(fit)

@@ -17,8 +17,9 @@ pub use family::{Family, Pristine, Run};
 pub use fit::{fit, schedule, total_steps, warmup_steps, Fit, Plan, Steps};
 pub use optim::AdamW;
 pub use outcome::{Checkpoint, EvalClock, Outcome};
+pub use pelt_amp::{autocast, GradScaler};
 pub use select::Selection;
-pub use settings::{EvalEvery, MethodSpec, Training};
+pub use settings::{EvalEvery, MethodSpec, Precision, Training};
 
 /// Mean of a run's metrics (the GLUE convention for a task with two metrics), 0 for none.
 pub fn mean(values: &std::collections::BTreeMap<String, f64>) -> f64 {

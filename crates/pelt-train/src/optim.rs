@@ -136,6 +136,33 @@ impl AdamW {
         Ok(value)
     }
 
+    /// [`AdamW::train_step`] for fp16: back-propagates the loss times the scaler's scale, takes the norm
+    /// of the gradients unscaled, and, when it is finite, applies them clipped and unscaled in one pass
+    /// (the unscaling folds into the update's factor); an overflow skips the step and halves the scale.
+    /// Returns the loss.
+    pub fn train_step_scaled(
+        &mut self,
+        loss: &Tensor,
+        method: &dyn pelt_core::Method,
+        max_norm: f64,
+        lr: f64,
+        scaler: &mut pelt_amp::GradScaler,
+    ) -> Result<f64, f64> {
+        let value = loss.double_value(&[]);
+        if !value.is_finite() {
+            return Err(value);
+        }
+        self.zero_grad();
+        let scale = scaler.scale();
+        (loss * scale).backward();
+        method.after_backward();
+        let norm = self.grad_norm() / scale;
+        if scaler.update(norm) {
+            self.update(lr, clip_factor(norm, max_norm) / scale);
+        }
+        Ok(value)
+    }
+
     /// The update from the gradients in place: clipped to global norm `max_norm`, applied at `lr`.
     /// Returns the norm before clipping.
     pub fn apply(&mut self, max_norm: f64, lr: f64) -> f64 {

@@ -1,6 +1,7 @@
 //! The settings every run of a sweep shares, as experiment files write them: the optimisation
 //! (`training:`) and each method's entry (`methods:`).
 
+pub use pelt_amp::Precision;
 use serde::{Deserialize, Serialize};
 
 /// When the dev set is evaluated for model selection: `epoch`, or a number of optimizer steps.
@@ -72,6 +73,11 @@ pub struct Training {
     /// method's own `lr`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub head_lr: Option<f64>,
+    /// Precision of the forward and backward passes (`fp32`, `bf16`, `fp16`: autocast, fp32 master
+    /// weights, loss scaling for fp16; see `pelt_amp`). Left out of the serialised settings at fp32, so
+    /// that fp32 runs keep their hashes; any other value is part of every run's hash.
+    #[serde(skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
 }
 
 impl Default for Training {
@@ -91,6 +97,7 @@ impl Default for Training {
             test_limit: 0,
             threads: 0,
             head_lr: None,
+            precision: Precision::Fp32,
         }
     }
 }
