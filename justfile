@@ -18,6 +18,15 @@ default:
 setup:
     bash scripts/setup.sh
 
+# The set-up with torch's CUDA libraries (several GB) for `pelt sweep --device cuda`; the CPU path keeps working.
+setup-cuda:
+    PELT_TORCH=cuda bash scripts/setup.sh
+
+# The GPU check (agreement with the CPU for every method, step times in fp32 and bf16 beside Python);
+# `just gpu-check --device cpu` runs it on the CPU, as CI does.
+gpu-check *ARGS:
+    bash scripts/gpu-check.sh {{ARGS}}
+
 # Run the default sweep (5 methods, BBC News, K = 32 and 256, 3 seeds; about 6 minutes) and print its table.
 sweep: setup
     {{pelt}} sweep experiments/default.yaml

@@ -25,12 +25,26 @@ torch_ok() {
   local d; d="$(torch_dir)" || return 1
   [ -f "$d/lib/libtorch_cpu.so" ] && grep -q "^__version__ = '2.13.0" "$d/version.py" 2>/dev/null
 }
+# PELT_TORCH=cuda (`just setup-cuda`) installs torch with every CUDA library it depends on (cuBLAS, cuDNN,
+# NCCL, ...: several GB) instead of the trimmed set the CPU path needs; the venv remembers which it has
+# (.venv/.pelt-torch), and a CUDA install serves the CPU path too.
+want_torch="${PELT_TORCH:-cpu}"
+case "$want_torch" in cpu|cuda) ;; *) log "PELT_TORCH=$want_torch: expected cpu or cuda"; exit 1 ;; esac
+have_torch="$(cat "$venv/.pelt-torch" 2>/dev/null || echo cpu)"
 if ! torch_ok; then
   log "creating $venv with torch 2.13.0"
   "$python" -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
     torch==2.13.0 nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
   torch_ok || { log "torch 2.13.0 did not import from $venv"; exit 1; }
+  have_torch=cpu
+  echo cpu > "$venv/.pelt-torch"
+fi
+if [ "$want_torch" = cuda ] && [ "$have_torch" != cuda ]; then
+  log "installing torch 2.13.0 with its CUDA libraries into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check torch==2.13.0
+  torch_ok || { log "torch 2.13.0 with CUDA did not install into $venv"; exit 1; }
+  echo cuda > "$venv/.pelt-torch"
 fi
 if [ ! -x "$venv/bin/just" ]; then
   log "installing just into $venv"

@@ -244,6 +244,9 @@ def main():
     ap.add_argument("--matmul", action="store_true")
     ap.add_argument("--eval", help="time evaluation passes over this GLUE folder's SST-2 dev set instead")
     ap.add_argument("--eval-batches", default="trainer", choices=["trainer", "pelt"])
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N) for the training steps")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                    help="autocast dtype of the training steps (fp16 with torch.amp.GradScaler), as pelt's")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.matmul:
@@ -253,8 +256,12 @@ def main():
         run_eval(args)
         return
     torch.manual_seed(0)
-    model = build(args.method, args.model)
+    device = torch.device(args.device)
+    model = build(args.method, args.model).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.precision)
+    scaler = torch.amp.GradScaler(device.type) if args.precision == "fp16" else None
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
     total = args.warmup + args.steps
     if args.sst2:
@@ -264,13 +271,24 @@ def main():
     loss_fn = nn.CrossEntropyLoss()
     times, shapes = [], []
     for i, (ids, mask, types, labels) in enumerate(batches):
+        ids, mask, types, labels = (x.to(device) for x in (ids, mask, types, labels))
+        sync()
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(ids, mask, types), labels)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = loss_fn(model(ids, mask, types), labels)
+        if scaler is None:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            scaler.step(opt)
+            scaler.update()
         loss.item()
+        sync()
         if i >= args.warmup:
             times.append(time.perf_counter() - t)
             shapes.append(list(ids.shape))
@@ -288,6 +306,8 @@ def main():
                 "trainable": sum(p.numel() for p in params),
                 "shapes": shapes,
                 "threads": torch.get_num_threads(),
+                "device": str(device),
+                "precision": args.precision,
             }
         )
     )

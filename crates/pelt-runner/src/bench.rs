@@ -66,6 +66,26 @@ pub struct Report {
     pub shapes: Vec<(usize, usize)>,
     /// libtorch intra-op threads.
     pub threads: i32,
+    /// The device the steps ran on (`cpu`, `cuda`).
+    pub device: String,
+    /// The steps' precision (`fp32`, `bf16`, `fp16`).
+    pub precision: &'static str,
+}
+
+/// Where a training benchmark runs: the device, and the precision of its forward and backward passes.
+#[derive(Debug, Clone, Copy)]
+pub struct On {
+    /// The device.
+    pub device: Device,
+    /// fp32, or autocast to bf16 / fp16 (fp16 with loss scaling, as `pelt sweep`).
+    pub precision: pelt_train::Precision,
+}
+
+/// Waits for the device's queued work, so that a clock read after it covers the work.
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
 }
 
 /// The token id at (row, position) of the fixed batches; the Python side computes the same.
@@ -91,15 +111,16 @@ fn model(
     method: &str,
     config: &serde_yaml::Value,
     threads: i32,
+    device: Device,
 ) -> Result<(Bert, Box<dyn pelt_core::Method>, ClassificationHead)> {
     if threads > 0 {
         tch::set_num_threads(threads);
     }
     pelt_core::manual_seed(0);
-    let backbone = Bert::load(model_dir, Device::Cpu)?;
-    let m = (registry.get(method)?.build)(config, backbone.dims(), Device::Cpu)?;
+    let backbone = Bert::load(model_dir, device)?;
+    let m = (registry.get(method)?.build)(config, backbone.dims(), device)?;
     m.init_from(&backbone);
-    let head = ClassificationHead::new(backbone.dims().hidden, 2, Pooling::Mean, 0.1, Device::Cpu);
+    let head = ClassificationHead::new(backbone.dims().hidden, 2, Pooling::Mean, 0.1, device);
     Ok((backbone, m, head))
 }
 
@@ -120,9 +141,11 @@ pub fn run(
     warmup: usize,
     steps: usize,
     threads: i32,
+    on: On,
 ) -> Result<Report> {
-    let (backbone, m, head) = model(registry, model_dir, method, config, threads)?;
-    let device = Device::Cpu;
+    let device = on.device;
+    let (backbone, m, head) = model(registry, model_dir, method, config, threads, device)?;
+    let mut scaler = (on.precision == pelt_train::Precision::Fp16).then(pelt_train::GradScaler::default);
     let mut trainable = params::prepare_training(&backbone, m.as_ref());
     trainable.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
     let n_trainable = params::numel(trainable.iter().map(|(_, t)| t));
@@ -134,7 +157,7 @@ pub fn run(
         Batches::Fixed { batch, len } => (0..total)
             .map(|_| {
                 let (i, l) = fixed_batch(*batch, *len);
-                (i, l, (*batch, *len))
+                (i.to_device(device), l.to_device(device), (*batch, *len))
             })
             .collect(),
         Batches::Sst2 { glue_dir, batch } => {
@@ -155,7 +178,8 @@ pub fn run(
                     let rows: Vec<&Encoding> = idx.iter().map(|&i| &enc[i]).collect();
                     let inputs = inputs(&rows, tok.pad_id, device);
                     let labels =
-                        Tensor::from_slice(&idx.iter().map(|&i| examples[i].label.value() as i64).collect::<Vec<_>>());
+                        Tensor::from_slice(&idx.iter().map(|&i| examples[i].label.value() as i64).collect::<Vec<_>>())
+                            .to_device(device);
                     let shape = (rows.len(), inputs.input_ids.size()[1] as usize);
                     (inputs, labels, shape)
                 })
@@ -168,20 +192,37 @@ pub fn run(
     let mut shapes = Vec::new();
     let mut phases = Vec::new();
     for (i, (inputs, labels, shape)) in prepared.iter().enumerate() {
+        sync(device);
         let started = std::time::Instant::now();
-        let logits = head.forward(&backbone.forward(inputs, m.as_ref(), true), true);
-        let loss = loss_of(&logits, labels, &LabelSpace::Classes(vec![]));
+        let loss = pelt_train::autocast(on.precision, device, || {
+            let logits = head.forward(&backbone.forward(inputs, m.as_ref(), true), true);
+            loss_of(&logits, labels, &LabelSpace::Classes(vec![]))
+        });
         if !loss.double_value(&[]).is_finite() {
             bail!("{method}: the loss is not finite at step {i}");
         }
         let forward = started.elapsed().as_secs_f64();
         // As `AdamW::train_step` in `pelt sweep`, with the phases timed: clear, backward, the method's
-        // gradient masks, then clipping at 1 and AdamW.
+        // gradient masks, then clipping at 1 and AdamW (fp16: the scaled step).
         opt.zero_grad();
-        loss.backward();
+        let scale = scaler.as_ref().map_or(1.0, |s| s.scale());
+        if scale == 1.0 {
+            loss.backward();
+        } else {
+            (&loss * scale).backward();
+        }
         m.after_backward();
+        sync(device);
         let backward = started.elapsed().as_secs_f64();
-        opt.apply(1.0, 1e-4);
+        match scaler.as_mut() {
+            Some(s) => {
+                opt.apply_scaled(1.0, 1e-4, s);
+            }
+            None => {
+                opt.apply(1.0, 1e-4);
+            }
+        }
+        sync(device);
         let step = started.elapsed().as_secs_f64();
         if i >= warmup {
             times.push(step);
@@ -206,6 +247,8 @@ pub fn run(
         trainable: n_trainable,
         shapes,
         threads: tch::get_num_threads(),
+        device: format!("{device:?}").to_lowercase(),
+        precision: on.precision.as_str(),
     })
 }
 
@@ -274,8 +317,8 @@ pub fn eval(
     passes: usize,
     threads: i32,
 ) -> Result<EvalReport> {
-    let (backbone, m, head) = model(registry, model_dir, method, config, threads)?;
     let device = Device::Cpu;
+    let (backbone, m, head) = model(registry, model_dir, method, config, threads, device)?;
     let ds = glue::load(glue_dir, glue::GlueTask::Sst2)?;
     // pelt's GLUE loader keeps the official dev set as its test split.
     let dev = &ds.test;

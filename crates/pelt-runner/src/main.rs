@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod bench;
+mod devcheck;
 mod experiment;
 mod host;
 mod registry;
@@ -131,6 +132,13 @@ enum Command {
         #[arg(long)]
         submit: bool,
     },
+    /// Train every method for a few steps on a device and on the CPU from the same weights and compare
+    /// the losses (the GPU check's agreement part; on `--device cpu` it exercises the check itself).
+    CheckDevice {
+        /// `cpu`, `cuda` or `cuda:N`.
+        #[arg(long, default_value = "cuda")]
+        device: String,
+    },
     /// Write an adapter a sweep kept (`--save-adapters`) in a format Python loads: `peft` (LoRA, prompt
     /// tuning placed at the input embeddings, LN-tuning) or `adapterhub` (Pfeiffer, Houlsby and parallel
     /// bottleneck adapters), with pelt's task head and a check batch beside it.
@@ -229,6 +237,12 @@ enum Command {
         /// Measure the fp32 matmul rate (2048 × 2048) instead.
         #[arg(long)]
         matmul: bool,
+        /// Device of the training steps (`cpu`, `cuda`, `cuda:N`).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Precision of the training steps (`fp32`, `bf16`, `fp16`), as `training.precision`.
+        #[arg(long, default_value = "fp32")]
+        precision: String,
         /// Time evaluation instead of training: forward passes (no gradients, dropout off) over the
         /// SST-2 dev set of this GLUE folder, `--steps` passes after `--warmup` untimed ones.
         #[arg(long)]
@@ -526,6 +540,8 @@ fn main() -> Result<()> {
             steps,
             threads,
             matmul,
+            device,
+            precision,
             eval,
             eval_batches,
             assets,
@@ -555,7 +571,12 @@ fn main() -> Result<()> {
                 outln!("{}", serde_json::to_string(&report)?);
                 return Ok(());
             }
-            let report = bench::run(&registry, &model, &method, &config, &batches, warmup, steps, threads)?;
+            let on = bench::On {
+                device: parse_device(&device)?,
+                precision: serde_yaml::from_str(&precision)
+                    .map_err(|_| anyhow::anyhow!("--precision `{precision}`: expected fp32, bf16 or fp16"))?,
+            };
+            let report = bench::run(&registry, &model, &method, &config, &batches, warmup, steps, threads, on)?;
             outln!("{}", serde_json::to_string(&report)?);
         }
         Command::Plot { suite, out, assets } => {
@@ -654,6 +675,15 @@ fn main() -> Result<()> {
                     scripts.sweep.display(),
                     scripts.table.display()
                 );
+            }
+        }
+        Command::CheckDevice { device } => {
+            let device = parse_device(&device)?;
+            let rows = devcheck::run(&registry, device);
+            outln!("{}", devcheck::render(&rows, device));
+            let failed: Vec<&str> = rows.iter().filter(|r| !r.ok()).map(|r| r.method.as_str()).collect();
+            if !failed.is_empty() {
+                bail!("{} methods disagree between the CPU and {device:?}: {}", failed.len(), failed.join(", "));
             }
         }
         Command::Export { adapter, format, out, results } => {

@@ -156,11 +156,20 @@ impl AdamW {
         let scale = scaler.scale();
         (loss * scale).backward();
         method.after_backward();
+        self.apply_scaled(max_norm, lr, scaler);
+        Ok(value)
+    }
+
+    /// [`AdamW::apply`] for gradients that are the scaler's scale times the true ones (fp16's scaled
+    /// loss): the unscaled norm decides whether the step overflowed (then it is skipped and the scale
+    /// halved), and the unscaling folds into the update's factor. Returns the unscaled norm.
+    pub fn apply_scaled(&mut self, max_norm: f64, lr: f64, scaler: &mut pelt_amp::GradScaler) -> f64 {
+        let scale = scaler.scale();
         let norm = self.grad_norm() / scale;
         if scaler.update(norm) {
             self.update(lr, clip_factor(norm, max_norm) / scale);
         }
-        Ok(value)
+        norm
     }
 
     /// The update from the gradients in place: clipped to global norm `max_norm`, applied at `lr`.
