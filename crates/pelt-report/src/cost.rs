@@ -58,7 +58,10 @@ impl Pace {
 pub fn report(records: &[Record], suite: Option<&Suite>) -> String {
     let pace = Pace::of(records);
     let reused = records.len() - pace.runs;
-    let mut out = format!(
+    let mut out = if pace.runs == 0 {
+        format!("Cost: no runs trained here; {reused} taken over by --reuse.\n\n")
+    } else {
+        format!(
         "Cost: {} runs trained here{}; run time {:.2} h (mean {:.1} min per run); wall time {:.2} h from the first \
          run's start to the last run's end; {:.1} runs per hour ({:.1} running at once on average).\n\n",
         pace.runs,
@@ -68,7 +71,8 @@ pub fn report(records: &[Record], suite: Option<&Suite>) -> String {
         pace.elapsed_seconds / 3600.0,
         pace.runs_per_hour(),
         pace.concurrency(),
-    );
+        )
+    };
     let mut by_method: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
     for r in records.iter().filter(|r| r.reused_from.is_none()) {
         by_method.entry(r.method.as_str()).or_default().push(r);
@@ -95,11 +99,16 @@ pub fn report(records: &[Record], suite: Option<&Suite>) -> String {
             out.push_str(&format!("\nEvery run of the grid's {grid} has a record.\n"));
             return out;
         }
-        let hours = left as f64 * pace.mean_seconds() / 3600.0;
+        // Every record's wall time is a measurement of its run, taken over or not.
+        let mean = records.iter().map(|r| r.wall_seconds).sum::<f64>() / records.len().max(1) as f64;
+        let hours = left as f64 * mean / 3600.0;
         out.push_str(&format!(
-            "\nSizing: the grid has {grid} runs, {} have records; the other {left} need about {hours:.1} run-hours at \
-             this mean, {:.1} hours of wall time on 10 shards of this speed, {:.1} on 100.\n",
+            "\nSizing: the grid has {grid} runs, {} have records (mean {:.1} min per run); the other {left} need about \
+             {hours:.1} run-hours at that mean, {:.1} hours of wall time on 10 shards of this speed, {:.1} on 100. The \
+             mean is the records' so far: a pilot that samples the grid evenly (every method, size and task, one \
+             seed) predicts the rest best.\n",
             records.len(),
+            mean / 60.0,
             hours / 10.0,
             hours / 100.0
         ));
@@ -132,7 +141,8 @@ mod tests {
         let text = report(&runs, Some(&suite));
         assert!(text.contains("4 runs trained here (1 more taken over by --reuse"), "{text}");
         assert!(text.contains("| lora | 4 | 1.7 | 0.11 |"), "{text}");
-        // 20 runs left at 100 s: 0.56 run-hours.
-        assert!(text.contains("the other 20 need about 0.6 run-hours"), "{text}");
+        // 20 runs left at the mean of all 5 records' wall times (the reused one's included).
+        let mean = (400.0 + 1e6) / 5.0;
+        assert!(text.contains(&format!("the other 20 need about {:.1} run-hours", 20.0 * mean / 3600.0)), "{text}");
     }
 }

@@ -127,11 +127,12 @@ fn write_page(suite_dir: &Path, exp: Option<&Suite>, t: &table::Table) -> Result
 }
 
 /// Writes the suite's table files (Markdown, CSV, LaTeX), its diagnostics and selection pages, the
-/// differences beyond seed noise (`noise.md`), its page (`README.md`, the hand-written reading kept)
-/// and `records.jsonl` (the records, one per line) next to its records, and returns the Markdown of the
-/// tables.
+/// differences beyond seed noise (`noise.md`), its page (`README.md`, the hand-written reading kept),
+/// what it cost (`cost.md`) and `records.jsonl` (the records, one per line) next to its records, and
+/// returns the Markdown of the tables.
 pub fn write_tables(suite_dir: &Path, records: &[Record], exp: Option<&Suite>) -> Result<String> {
     Store::open(suite_dir)?.write_jsonl(records)?;
+    write_atomic(&suite_dir.join("cost.md"), cost::report(records, exp).as_bytes())?;
     let t = table::build(records, exp)?;
     for (format, ext) in [(table::Format::Markdown, "md"), (table::Format::Csv, "csv"), (table::Format::Latex, "tex")] {
         write_atomic(&suite_dir.join(format!("table.{ext}")), t.render(format).as_bytes())?;
