@@ -100,6 +100,7 @@ sweep-ci: setup
     {{target}}/debug/pelt pretrain-vit --out assets/vit-mnist5k-ci --epochs 3
     {{target}}/debug/pelt sweep experiments/ci-vision.yaml
     {{target}}/debug/pelt sweep experiments/ci-summarization.yaml
+    {{target}}/debug/pelt sweep experiments/ci-federated.yaml --glue-dir {{glue_sample}}
 
 # Print the table of a suite (e.g. `just table results/default`).
 table SUITE="results/default": setup

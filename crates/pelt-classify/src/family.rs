@@ -2,6 +2,7 @@
 
 use crate::{
     data::{data_digest, prepare, TaskData, TaskFiles},
+    federated::Federated,
     run,
     transfer::{Sources, Transfer},
 };
@@ -27,6 +28,8 @@ pub struct Classification<'a> {
     /// The two-stage protocol's settings, its prepared source tasks, and the folder of its
     /// source-trained checkpoints.
     sources: Option<(Transfer, Vec<TaskData>, PathBuf)>,
+    /// Federated training's settings, when the experiment has a `federated:` block.
+    federated: Option<Federated>,
 }
 
 impl<'a> Classification<'a> {
@@ -57,12 +60,19 @@ impl<'a> Classification<'a> {
             training: training.clone(),
             device,
             sources: None,
+            federated: None,
         };
         if let Some((t, cache)) = transfer {
             let tasks = t.sources.iter().map(|name| family.prepare(name)).collect::<Result<Vec<_>>>()?;
             family.sources = Some((t.clone(), tasks, cache));
         }
         Ok(family)
+    }
+
+    /// Trains every run federated with `settings` (see [`crate::federated`]).
+    pub fn federated(mut self, settings: Option<Federated>) -> Classification<'a> {
+        self.federated = settings;
+        self
     }
 }
 
@@ -80,6 +90,21 @@ impl Family for Classification<'_> {
 
     fn run(&self, r: &Run, tasks: &[&TaskData], bar: &ProgressBar) -> Result<Vec<Outcome>> {
         let [task] = tasks else { bail!("a classification run trains one task, not {}", tasks.len()) };
+        if let Some(fed) = &self.federated {
+            let outcome = crate::federated::train::run(
+                self.registry,
+                self.backbone.as_ref(),
+                r.spec,
+                task,
+                r.size,
+                r.seed,
+                &self.training,
+                fed,
+                self.device,
+                bar,
+            )?;
+            return Ok(vec![outcome]);
+        }
         // Source training is shared by every target, size and seed of a method: keyed by label and seed.
         let source_key = format!("{}__s{}__{}", file_part(r.spec.label()), r.seed, r.hash);
         let sources = self.sources.as_ref().map(|(transfer, tasks, cache)| Sources {

@@ -8,6 +8,7 @@
 
 pub mod data;
 mod family;
+pub mod federated;
 pub mod pretrain;
 pub mod run;
 pub mod transfer;

@@ -21,28 +21,28 @@ use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
 /// One labelled example set: indices into a split plus their gold labels.
-struct Subset<'a> {
-    source: Source<'a>,
-    idx: Vec<usize>,
-    gold: Vec<Label>,
+pub(crate) struct Subset<'a> {
+    pub(crate) source: Source<'a>,
+    pub(crate) idx: Vec<usize>,
+    pub(crate) gold: Vec<Label>,
 }
 
 impl Subset<'_> {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.idx.len()
     }
 
     /// Inputs for the subset's members at positions `rows`.
-    fn batch(&self, rows: &[usize], device: Device) -> Inputs {
+    pub(crate) fn batch(&self, rows: &[usize], device: Device) -> Inputs {
         self.source.batch(&rows.iter().map(|&r| self.idx[r]).collect::<Vec<_>>(), device)
     }
 
-    fn lengths(&self) -> Vec<usize> {
+    pub(crate) fn lengths(&self) -> Vec<usize> {
         self.idx.iter().map(|&i| self.source.length(i)).collect()
     }
 }
 
-fn subset<'a>(source: Source<'a>, examples: &[pelt_data::Example], idx: &[usize]) -> Subset<'a> {
+pub(crate) fn subset<'a>(source: Source<'a>, examples: &[pelt_data::Example], idx: &[usize]) -> Subset<'a> {
     Subset { source, idx: idx.to_vec(), gold: idx.iter().map(|&i| examples[i].label).collect() }
 }
 
@@ -73,18 +73,18 @@ fn predictions(logits: &Tensor, space: &LabelSpace) -> Vec<f64> {
 }
 
 /// Everything the loop needs that does not change between steps.
-struct Ctx<'a> {
-    backbone: &'a dyn Backbone,
-    method: &'a dyn Method,
-    head: &'a ClassificationHead,
-    task: &'a TaskData,
-    training: &'a Training,
-    device: Device,
+pub(crate) struct Ctx<'a> {
+    pub(crate) backbone: &'a dyn Backbone,
+    pub(crate) method: &'a dyn Method,
+    pub(crate) head: &'a ClassificationHead,
+    pub(crate) task: &'a TaskData,
+    pub(crate) training: &'a Training,
+    pub(crate) device: Device,
     /// Pooled features of frozen-backbone runs (head only), keyed by split; `None` when the backbone
     /// path has trainable parameters and must run every step.
-    frozen: bool,
+    pub(crate) frozen: bool,
     /// Time spent evaluating, for the record's evaluation rate.
-    clock: EvalClock,
+    pub(crate) clock: EvalClock,
 }
 
 impl Ctx<'_> {
@@ -106,7 +106,7 @@ impl Ctx<'_> {
     }
 
     /// Metrics (0–100) of the current weights on a subset.
-    fn evaluate(&self, set: &Subset, cached: Option<&Tensor>) -> BTreeMap<String, f64> {
+    pub(crate) fn evaluate(&self, set: &Subset, cached: Option<&Tensor>) -> BTreeMap<String, f64> {
         let space = &self.task.dataset.labels;
         let mut pred = vec![0.0; set.len()];
         self.clock.measure(set.len(), || {
@@ -197,6 +197,50 @@ impl Steps for Loop<'_> {
     }
 }
 
+/// The run's training, dev and test subsets of `task` at `size` and `seed`: the low-resource split (or
+/// k-shot), the fixed dev set where the task has one and the size is K examples, otherwise dev drawn
+/// from the rest of train; dev and test capped by the training settings.
+pub(crate) fn run_data<'a>(
+    task: &'a TaskData,
+    size: DataSize,
+    seed: u64,
+    training: &Training,
+    image: Option<pelt_core::ImageDims>,
+) -> Result<(Subset<'a>, Subset<'a>, Subset<'a>)> {
+    let ds = &task.dataset;
+    let split = match size {
+        DataSize::Examples(k) => sampler::low_resource(ds.train.len(), Some(k), ds.dev.is_some(), seed),
+        DataSize::All => sampler::low_resource(ds.train.len(), None, ds.dev.is_some(), seed),
+        DataSize::Shot(k) => {
+            let classes = match &ds.labels {
+                LabelSpace::Classes(c) => c.len(),
+                LabelSpace::Regression => {
+                    return Err(anyhow!("{}: k-shot sampling needs a classification task", ds.name))
+                }
+            };
+            sampler::k_shot(&ds.train, classes, k, seed)
+        }
+    }
+    .with_context(|| format!("sampling {} examples of {}", size.label(), ds.name))?;
+    let source = |split| task.source(split, image).ok_or_else(|| anyhow!("{}: no {split:?} split", ds.name));
+    let train = subset(source(SplitName::Train)?, &ds.train, &split.train);
+    let dev = match (&ds.dev, size) {
+        (Some(examples), DataSize::Examples(_) | DataSize::All) => {
+            subset(source(SplitName::Dev)?, examples, &capped(examples.len(), training.dev_limit))
+        }
+        _ => {
+            let mut idx = split.dev_from_train.clone();
+            idx.truncate(training.dev_limit);
+            subset(source(SplitName::Train)?, &ds.train, &idx)
+        }
+    };
+    let test = subset(source(SplitName::Test)?, &ds.test, &capped(ds.test.len(), training.test_limit));
+    if dev.len() == 0 {
+        return Err(anyhow!("{}: no dev examples left for model selection at size {}", ds.name, size.label()));
+    }
+    Ok((train, dev, test))
+}
+
 /// Test examples in a checkpoint's check batch.
 pub const CHECK_EXAMPLES: usize = 32;
 
@@ -255,38 +299,7 @@ pub fn run(
     bar: &ProgressBar,
 ) -> Result<Outcome> {
     let ds = &task.dataset;
-    // Data for this run.
-    let split = match size {
-        DataSize::Examples(k) => sampler::low_resource(ds.train.len(), Some(k), ds.dev.is_some(), seed),
-        DataSize::All => sampler::low_resource(ds.train.len(), None, ds.dev.is_some(), seed),
-        DataSize::Shot(k) => {
-            let classes = match &ds.labels {
-                LabelSpace::Classes(c) => c.len(),
-                LabelSpace::Regression => {
-                    return Err(anyhow!("{}: k-shot sampling needs a classification task", ds.name))
-                }
-            };
-            sampler::k_shot(&ds.train, classes, k, seed)
-        }
-    }
-    .with_context(|| format!("sampling {} examples of {}", size.label(), ds.name))?;
-    let image = backbone.dims().image;
-    let source = |split| task.source(split, image).ok_or_else(|| anyhow!("{}: no {split:?} split", ds.name));
-    let train = subset(source(SplitName::Train)?, &ds.train, &split.train);
-    let dev = match (&ds.dev, size) {
-        (Some(examples), DataSize::Examples(_) | DataSize::All) => {
-            subset(source(SplitName::Dev)?, examples, &capped(examples.len(), training.dev_limit))
-        }
-        _ => {
-            let mut idx = split.dev_from_train.clone();
-            idx.truncate(training.dev_limit);
-            subset(source(SplitName::Train)?, &ds.train, &idx)
-        }
-    };
-    let test = subset(source(SplitName::Test)?, &ds.test, &capped(ds.test.len(), training.test_limit));
-    if dev.len() == 0 {
-        return Err(anyhow!("{}: no dev examples left for model selection at size {}", ds.name, size.label()));
-    }
+    let (train, dev, test) = run_data(task, size, seed, training, backbone.dims().image)?;
 
     // Method and head, seeded.
     pelt_core::manual_seed(seed as i64);

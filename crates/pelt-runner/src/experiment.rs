@@ -62,6 +62,10 @@ pub struct Experiment {
     /// Source training before each run (multi-task transfer); absent for single-task sweeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<Transfer>,
+    /// Federated training of every run over simulated clients (FedPETuning's setting); absent for
+    /// centralised sweeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated: Option<pelt_classify::federated::Federated>,
     /// XL-Sum folder in the release's layout (one folder per language, `<language>_train.jsonl`, …),
     /// for `xlsum:<language>` tasks (overridden by `--xlsum-dir`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,6 +193,30 @@ impl Experiment {
                 "{shown}:{}: methods[{i}] field `transfer`: only meaningful in an experiment with a `transfer` section",
                 locate_method(&text, i, Some("transfer")).unwrap_or(0)
             );
+        }
+        if let Some(fed) = &exp.federated {
+            // The smallest K of the grid bounds the clients; `all` and k-shot sizes are checked when
+            // the task is loaded, before any run trains.
+            let min_train = exp.data_sizes.iter().filter_map(|s| match s {
+                DataSize::Examples(k) => Some(*k),
+                _ => None,
+            });
+            if let Err(r) = fed.check(min_train.min()) {
+                let leaf = r.field;
+                let line =
+                    text.lines().position(|l| l.trim_start().starts_with(&format!("{leaf}:"))).map_or(0, |i| i + 1);
+                bail!("{shown}:{line}: field `federated.{}`: {}", r.field, r.message);
+            }
+            if exp.transfer.is_some()
+                || exp.methods.iter().any(|m| m.shared)
+                || exp.tasks.iter().any(|t| is_summarization(t))
+            {
+                bail!(
+                    "{shown}:{}: field `federated`: federated runs train one classification task at a time (no \
+                     transfer, no shared methods, no summarization)",
+                    line_of("federated")
+                );
+            }
         }
         let sources = exp.transfer.as_ref().map(|t| t.sources.clone()).unwrap_or_default();
         let config = exp.backbone.join("config.json");

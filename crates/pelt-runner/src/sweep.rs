@@ -87,6 +87,10 @@ pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Valu
         "training": serde_json::to_value(&exp.training).unwrap_or_default(),
         "backbone": exp.backbone.file_name().map(|f| f.to_string_lossy().into_owned()),
     });
+    // Only federated runs carry their settings, so centralised suites keep their hashes.
+    if let (Some(f), Some(map)) = (&exp.federated, value.as_object_mut()) {
+        map.insert("federated".into(), serde_json::to_value(f).unwrap_or_default());
+    }
     // Only transfer runs carry the key, so single-task suites keep their hashes (and records).
     if let (Some(t), true, Some(map)) = (&exp.transfer, m.transfer, value.as_object_mut()) {
         map.insert("transfer".into(), serde_json::to_value(t).unwrap_or_default());
@@ -241,7 +245,8 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
             root: opts.root.clone(),
         };
         let transfer = exp.transfer.as_ref().map(|t| (t, store.dir().join("sources")));
-        let family = Classification::load(registry, &exp.backbone, files, &exp.training, transfer, opts.device)?;
+        let family = Classification::load(registry, &exp.backbone, files, &exp.training, transfer, opts.device)?
+            .federated(exp.federated.clone());
         drive(&family, &ctx, todo, skipped)
     }
 }

@@ -780,3 +780,48 @@ fn mixed_precision_runs_are_recorded_and_hashed_apart_and_fp32_hashes_stay() {
     let saved = std::fs::read_to_string(d.join("out/tiny/experiment.yaml")).unwrap();
     assert!(!saved.contains("precision"), "{saved}");
 }
+
+/// A federated sweep trains every run over simulated clients, records the bytes it sent, and hashes
+/// apart from the centralised runs; bad `federated:` settings are refused before training with file,
+/// line and field.
+#[test]
+fn federated_sweeps_record_their_communication_and_bad_settings_are_refused_first() {
+    let dir = tiny_workspace();
+    let d = dir.path();
+    let block = "federated:\n  clients: 4\n  clients_per_round: 2\n  rounds: 3\n  local_steps: 2\n  partition: dirichlet\n  alpha: 1.0\n";
+    let fed = GOOD.replace("methods:\n", &format!("{block}methods:\n"));
+    std::fs::write(d.join("f.yaml"), &fed).unwrap();
+    let (ok, out) = pelt(&["sweep", "f.yaml", "--results", "out"], d);
+    assert!(ok, "{out}");
+    for r in records(d, "tiny") {
+        assert_eq!(r["status"], "ok", "{r}");
+        let diag = &r["diagnostics"];
+        assert_eq!(diag["fed_rounds"], 3.0, "{r}");
+        let values = diag["fed_values_sent"].as_f64().unwrap();
+        // 3 rounds × 2 clients × every trained value × 4 bytes, each way.
+        assert!((diag["fed_mb_up"].as_f64().unwrap() - 3.0 * 2.0 * values * 4.0 / 1e6).abs() < 1e-9, "{r}");
+        let steps: Vec<u64> = r["curve"].as_array().unwrap().iter().map(|p| p["step"].as_u64().unwrap()).collect();
+        assert_eq!(steps, [1, 2, 3], "one dev evaluation per round");
+    }
+    let cases = [
+        (fed.replace("clients: 4\n", "clients: 40\n"), "federated.clients", "clients:"),
+        (
+            fed.replace("clients_per_round: 2", "clients_per_round: 5"),
+            "federated.clients_per_round",
+            "clients_per_round:",
+        ),
+        (fed.replace("alpha: 1.0", "alpha: 0"), "federated.alpha", "alpha:"),
+        (fed.replace("  alpha: 1.0\n", "  alpha: 1.0\n  aggregator: fedsgd\n"), "fedsgd", "aggregator:"),
+    ];
+    for (text, what, key) in cases {
+        std::fs::write(d.join("f.yaml"), &text).unwrap();
+        let (ok, out) = pelt(&["sweep", "f.yaml", "--results", "bad"], d);
+        assert!(!ok && out.contains("f.yaml") && out.contains(what), "{what}: {out}");
+        let line = text.lines().position(|l| l.trim_start().starts_with(key)).unwrap() + 1;
+        assert!(
+            out.contains(&format!("f.yaml:{line}")) || out.contains(&format!("line {line}")),
+            "{what}: no line {line} in {out}"
+        );
+        assert!(!d.join("bad/tiny/records").exists(), "a refused file must not start a sweep");
+    }
+}

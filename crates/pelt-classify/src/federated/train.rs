@@ -1,0 +1,294 @@
+//! One federated run: the run's training subset split over clients, rounds of sampled clients training
+//! from the global parameters, the server's aggregation, dev selection over rounds, the test of the best
+//! round; bytes up and down counted.
+
+use super::{partition, Aggregator, Federated, Partition};
+use crate::{
+    data::TaskData,
+    run::{label_tensor, loss_of, run_data, task_head, Ctx, Subset},
+};
+use anyhow::{anyhow, Result};
+use indicatif::ProgressBar;
+use pelt_core::{params, Backbone, Registry};
+use pelt_data::{Label, LabelSpace};
+use pelt_records::DataSize;
+use pelt_train::{batch::bucketed_batches, mean, AdamW, EvalClock, MethodSpec, Outcome, Selection, Training};
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use tch::{Device, Kind, Tensor};
+
+/// Bytes per communicated value (float32).
+pub const BYTES_PER_VALUE: f64 = 4.0;
+
+/// The clients' shards: positions into the training subset.
+pub fn shards(fed: &Federated, gold: &[Label], seed: u64) -> Vec<Vec<usize>> {
+    let n = gold.len();
+    let labels = || -> Vec<usize> {
+        match gold.first() {
+            Some(Label::Score(_)) => partition::score_bins(&gold.iter().map(|l| l.value()).collect::<Vec<_>>()),
+            _ => gold.iter().map(|l| l.value() as usize).collect(),
+        }
+    };
+    let seed = seed ^ 0x0fed;
+    match fed.partition() {
+        Partition::Iid => partition::iid(n, fed.clients, seed),
+        Partition::Dirichlet { alpha } => partition::dirichlet_labels(&labels(), fed.clients, alpha, seed),
+        Partition::QuantitySkew { beta } => partition::quantity_skew(n, fed.clients, beta, seed),
+    }
+}
+
+/// The server's aggregation of the clients' parameters (weighted by their examples) into `global`.
+#[derive(Debug)]
+pub struct Server {
+    aggregator: Aggregator,
+    /// FedAdam's moments, one pair per parameter.
+    moments: Vec<(Tensor, Tensor)>,
+    rounds: i32,
+}
+
+impl Server {
+    /// A server for parameters shaped as `global`.
+    pub fn new(aggregator: Aggregator, global: &[Tensor]) -> Server {
+        let moments = global.iter().map(|g| (g.zeros_like(), g.zeros_like())).collect();
+        Server { aggregator, moments, rounds: 0 }
+    }
+
+    /// Replaces `global` by the aggregate of `clients` (their parameters and example counts).
+    pub fn aggregate(&mut self, global: &mut [Tensor], clients: &[(Vec<Tensor>, usize)]) {
+        let total: usize = clients.iter().map(|c| c.1).sum();
+        self.rounds += 1;
+        tch::no_grad(|| {
+            for (i, g) in global.iter_mut().enumerate() {
+                let mut avg = g.zeros_like();
+                for (params, n) in clients {
+                    avg += &params[i] * (*n as f64 / total.max(1) as f64);
+                }
+                match self.aggregator {
+                    Aggregator::Fedavg | Aggregator::Fedprox { .. } => {
+                        g.copy_(&avg);
+                    }
+                    Aggregator::Fedadam { lr, beta1, beta2, tau } => {
+                        // Reddi et al.'s Algorithm 2 (no bias correction): Δ = avg − x,
+                        // m = β₁m + (1 − β₁)Δ, v = β₂v + (1 − β₂)Δ², x += η·m / (√v + τ).
+                        let delta = &avg - &*g;
+                        let (m, v) = &mut self.moments[i];
+                        *m = &*m * beta1 + &delta * (1.0 - beta1);
+                        *v = &*v * beta2 + delta.square() * (1.0 - beta2);
+                        let step = &*m / (v.sqrt() + tau) * lr;
+                        let _ = g.g_add_(&step);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Copies `values` into the parameters.
+fn load(params: &[(String, Tensor)], values: &[Tensor]) {
+    tch::no_grad(|| {
+        for ((_, p), v) in params.iter().zip(values) {
+            p.shallow_clone().copy_(v);
+        }
+    });
+}
+
+/// Copies of the parameters' current values.
+fn snapshot(params: &[(String, Tensor)]) -> Vec<Tensor> {
+    params.iter().map(|(_, p)| p.detach().copy()).collect()
+}
+
+/// Trains and evaluates one federated (method, task, size, seed); the backbone holds its pretrained
+/// weights on entry and the caller restores them afterwards.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    registry: &Registry,
+    backbone: &dyn Backbone,
+    spec: &MethodSpec,
+    task: &TaskData,
+    size: DataSize,
+    seed: u64,
+    training: &Training,
+    fed: &Federated,
+    device: Device,
+    bar: &ProgressBar,
+) -> Result<Outcome> {
+    let ds = &task.dataset;
+    let (train, dev, test) = run_data(task, size, seed, training, backbone.dims().image)?;
+    fed.check(Some(train.len())).map_err(|r| anyhow!("federated.{}: {}", r.field, r.message))?;
+    let clients = shards(fed, &train.gold, seed);
+
+    pelt_core::manual_seed(seed as i64);
+    let method = (registry.get(&spec.method)?.build)(&spec.config, backbone.dims(), device)?;
+    method.init_from(backbone);
+    let head = task_head(backbone, &ds.labels, &train.gold, device);
+    let trainable = params::prepare_training(backbone, method.as_ref());
+    let mut all: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+    all.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let values: f64 = all.iter().map(|(_, t)| t.numel() as f64).sum();
+    let counts = params::count(backbone, method.as_ref(), params::numel(head.var_store().trainable_variables().iter()));
+    let ctx = Ctx {
+        backbone,
+        method: method.as_ref(),
+        head: &head,
+        task,
+        training,
+        device,
+        frozen: false,
+        clock: EvalClock::default(),
+    };
+
+    let mut global = snapshot(&all);
+    let mut server = Server::new(fed.aggregator(), &global);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let mut selection = Selection::default();
+    let per_round = fed.per_round();
+    let head_scale = training.head_lr.map_or(1.0, |h| h / spec.lr);
+    let mu = match fed.aggregator() {
+        Aggregator::Fedprox { mu } => mu,
+        _ => 0.0,
+    };
+    bar.set_length(fed.rounds as u64);
+    bar.set_position(0);
+    let (mut steps, mut examples, mut seconds) = (0usize, 0usize, 0.0);
+    let mut diverged = None;
+    'rounds: for round in 1..=fed.rounds {
+        let chosen = sample(&mut rng, fed.clients, per_round).into_vec();
+        let mut updates = Vec::with_capacity(chosen.len());
+        for c in chosen {
+            let shard: Vec<usize> = clients[c].clone();
+            let local = Subset {
+                source: train.source,
+                idx: shard.iter().map(|&i| train.idx[i]).collect(),
+                gold: shard.iter().map(|&i| train.gold[i]).collect(),
+            };
+            load(&all, &global);
+            // A fresh optimiser per client and round, as FedAvg prescribes; a constant rate.
+            let mut opt = AdamW::new(&all, training.weight_decay)
+                .scale_group("head.", head_scale)
+                .method_rates(method.as_ref(), spec.lr);
+            let lengths = local.lengths();
+            let batches: Vec<Vec<usize>> = match (fed.local_steps, fed.local_epochs) {
+                (Some(k), _) => std::iter::repeat_with(|| bucketed_batches(&lengths, training.batch_size, &mut rng))
+                    .flatten()
+                    .take(k)
+                    .collect(),
+                (None, e) => (0..e.unwrap_or(1))
+                    .flat_map(|_| bucketed_batches(&lengths, training.batch_size, &mut rng))
+                    .collect(),
+            };
+            let started = std::time::Instant::now();
+            for b in &batches {
+                let gold: Vec<Label> = b.iter().map(|&i| local.gold[i]).collect();
+                let logits = head.forward(&backbone.forward(&local.batch(b, device), method.as_ref(), true), true);
+                let mut loss = loss_of(&logits, &label_tensor(&gold, device), &ds.labels);
+                if mu > 0.0 {
+                    let prox = all
+                        .iter()
+                        .zip(&global)
+                        .map(|((_, p), g)| (p - g).square().sum(Kind::Float))
+                        .fold(Tensor::zeros([], (Kind::Float, device)), |a, b| a + b);
+                    loss += prox * (mu / 2.0);
+                }
+                if let Err(v) = opt.train_step(&loss, method.as_ref(), training.max_grad_norm, spec.lr) {
+                    diverged = Some(format!("loss became {v} in round {round}"));
+                    break 'rounds;
+                }
+                selection.add_loss(loss.double_value(&[]));
+                steps += 1;
+                examples += b.len();
+            }
+            seconds += started.elapsed().as_secs_f64();
+            updates.push((snapshot(&all), local.len()));
+        }
+        server.aggregate(&mut global, &updates);
+        bar.set_position(round as u64);
+        if round % fed.eval_every == 0 || round == fed.rounds {
+            load(&all, &global);
+            selection.observe(round, mean(&ctx.evaluate(&dev, None)), &all);
+        }
+    }
+    let rounds_run = selection.curve().last().map_or(0, |p| p.step);
+    let mb = |rounds: usize| rounds as f64 * per_round as f64 * values * BYTES_PER_VALUE / 1e6;
+    let mut diagnostics = BTreeMap::from([
+        ("fed_rounds".to_owned(), rounds_run as f64),
+        ("fed_clients_per_round".to_owned(), per_round as f64),
+        ("fed_values_sent".to_owned(), values),
+        // Each sampled client receives the global parameters and sends its own back.
+        ("fed_mb_down".to_owned(), mb(rounds_run)),
+        ("fed_mb_up".to_owned(), mb(rounds_run)),
+        ("fed_label_tv".to_owned(), {
+            let labels: Vec<usize> = match &ds.labels {
+                LabelSpace::Regression => {
+                    partition::score_bins(&train.gold.iter().map(|l| l.value()).collect::<Vec<_>>())
+                }
+                LabelSpace::Classes(_) => train.gold.iter().map(|l| l.value() as usize).collect(),
+            };
+            partition::mean_tv_distance(&labels, &clients)
+        }),
+    ]);
+    diagnostics.extend(method.diagnostics());
+    let (metrics, best_dev) = match &diverged {
+        Some(_) => (BTreeMap::new(), None),
+        None => {
+            let best = selection.restore_best(&all).ok_or_else(|| anyhow!("no dev evaluation happened"))?;
+            (ctx.evaluate(&test, None), Some(best))
+        }
+    };
+    Ok(Outcome {
+        score: diverged.is_none().then(|| mean(&metrics)),
+        diverged,
+        metrics,
+        best_dev,
+        curve: selection.curve().to_vec(),
+        steps,
+        sizes: (train.len(), dev.len(), test.len()),
+        params: counts,
+        train_eps: examples as f64 / seconds.max(1e-9),
+        eval_eps: ctx.clock.examples_per_second(),
+        diagnostics,
+        samples: Vec::new(),
+        checkpoint: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[f32]) -> Tensor {
+        Tensor::from_slice(v)
+    }
+
+    #[test]
+    fn identical_client_updates_aggregate_to_that_update_and_fedavg_weights_by_examples() {
+        let start = [t(&[0.0, 1.0]), t(&[2.0])];
+        let update = [t(&[0.5, -1.0]), t(&[3.0])];
+        let mut global: Vec<Tensor> = start.iter().map(Tensor::copy).collect();
+        let mut server = Server::new(Aggregator::Fedavg, &global);
+        let same: Vec<(Vec<Tensor>, usize)> = (1..=4).map(|n| (update.iter().map(Tensor::copy).collect(), n)).collect();
+        server.aggregate(&mut global, &same);
+        for (g, u) in global.iter().zip(&update) {
+            assert!(g.allclose(u, 1e-7, 1e-7, false), "N copies of one update average to it");
+        }
+        // Weighted by examples: 3 of 4 examples hold 1.0, 1 holds 5.0.
+        let mut global = vec![t(&[0.0])];
+        let mut server = Server::new(Aggregator::Fedprox { mu: 0.1 }, &global);
+        server.aggregate(&mut global, &[(vec![t(&[1.0])], 3), (vec![t(&[5.0])], 1)]);
+        assert!((global[0].double_value(&[0]) - 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn fedadam_moves_the_global_model_towards_the_clients_by_its_own_rate() {
+        let mut global = vec![t(&[0.0, 0.0])];
+        let (lr, beta1, beta2, tau) = (0.1, 0.9, 0.99, 1e-3);
+        let mut server = Server::new(Aggregator::Fedadam { lr, beta1, beta2, tau }, &global);
+        server.aggregate(&mut global, &[(vec![t(&[1.0, -2.0])], 5)]);
+        // Δ = (1, −2): m = 0.1Δ, v = 0.01Δ², step = η·m/(√v + τ) = 0.1·0.1Δ/(0.1|Δ| + 1e-3).
+        let want = |d: f64| lr * (1.0 - beta1) * d / (((1.0 - beta2) * d * d).sqrt() + tau);
+        assert!((global[0].double_value(&[0]) - want(1.0)).abs() < 1e-6);
+        assert!((global[0].double_value(&[1]) - want(-2.0)).abs() < 1e-6);
+    }
+}
