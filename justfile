@@ -92,8 +92,8 @@ sweep-summarization *ARGS: setup
 sweep-xlsum DIR *ARGS: setup
     {{pelt}} sweep experiments/xlsum.yaml --xlsum-dir {{DIR}} {{ARGS}}
 
-# The short GLUE, transfer, vision and summarization sweeps CI runs (the GLUE ones on the four-task
-# sample).
+# The short GLUE, transfer, vision, summarization and federated sweeps CI runs (the GLUE ones on the
+# four-task sample).
 sweep-ci: setup
     {{pelt}} sweep experiments/ci-glue.yaml --glue-dir {{glue_sample}}
     {{target}}/debug/pelt sweep experiments/ci-transfer.yaml --glue-dir {{glue_sample}}

@@ -90,6 +90,36 @@ impl Family for Classification<'_> {
 
     fn run(&self, r: &Run, tasks: &[&TaskData], bar: &ProgressBar) -> Result<Vec<Outcome>> {
         let [task] = tasks else { bail!("a classification run trains one task, not {}", tasks.len()) };
+        if let Some(fed) = self.federated.as_ref().filter(|_| !r.spec.federated) {
+            // The centralised reference: the same examples, as many steps as the clients take in all,
+            // dev evaluations as often as the federated run's.
+            let n = match r.size {
+                pelt_records::DataSize::Examples(k) => k,
+                _ => task.dataset.train.len(),
+            };
+            let (total, every) = fed.centralised_steps(n, self.training.batch_size);
+            let training = Training {
+                epochs: total,
+                min_steps: total,
+                max_steps: total,
+                eval_every: pelt_train::EvalEvery::Steps(every.max(1)),
+                ..self.training.clone()
+            };
+            let outcome = run::run(
+                self.registry,
+                self.backbone.as_ref(),
+                r.spec,
+                task,
+                r.size,
+                r.seed,
+                r.keep,
+                &training,
+                None,
+                self.device,
+                bar,
+            )?;
+            return Ok(vec![outcome]);
+        }
         if let Some(fed) = &self.federated {
             let outcome = crate::federated::train::run(
                 self.registry,

@@ -47,6 +47,7 @@ pub fn pretrain(settings: &Pretrain, registry: &Registry, assets: &Path, out: &P
         config: serde_yaml::Value::Null,
         transfer: false,
         shared: false,
+        federated: false,
     };
     let bar = indicatif::ProgressBar::hidden();
     let started = std::time::Instant::now();

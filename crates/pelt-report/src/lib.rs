@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod communication;
 pub mod cost;
 pub mod page;
 pub mod plot;
@@ -147,6 +148,11 @@ pub fn write_tables(suite_dir: &Path, records: &[Record], exp: Option<&Suite>) -
         write_atomic(&suite_dir.join("selection.md"), s.as_bytes())?;
         text.push('\n');
         text.push_str(&s);
+    }
+    if let Some(c) = communication::table(records, exp.map_or(&[], |e| e.methods.as_slice())) {
+        write_atomic(&suite_dir.join("communication.md"), c.as_bytes())?;
+        text.push('\n');
+        text.push_str(&c);
     }
     let noise = suite_dir.join("noise.md");
     match table::separated(&t) {

@@ -218,6 +218,14 @@ impl Experiment {
                 );
             }
         }
+        if exp.federated.is_none() {
+            if let Some(i) = exp.methods.iter().position(|m| !m.federated) {
+                bail!(
+                    "{shown}:{}: methods[{i}] field `federated`: only meaningful in an experiment with a `federated` section",
+                    locate_method(&text, i, Some("federated")).unwrap_or(0)
+                );
+            }
+        }
         let sources = exp.transfer.as_ref().map(|t| t.sources.clone()).unwrap_or_default();
         let config = exp.backbone.join("config.json");
         let summarizing = exp.tasks.iter().filter(|t| is_summarization(t)).count();

@@ -610,6 +610,10 @@ fn main() -> Result<()> {
                 if let Some(s) = table::selection(records, &table) {
                     out!("\n{s}");
                 }
+                let order = suite.as_ref().map_or(&[][..], |s| s.methods.as_slice());
+                if let Some(c) = pelt_report::communication::table(records, order) {
+                    out!("\n{c}");
+                }
             }
             if cost {
                 out!("\n{}", pelt_report::cost::report(records, suite.as_ref()));

@@ -90,6 +90,9 @@ pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Valu
     // Only federated runs carry their settings, so centralised suites keep their hashes.
     if let (Some(f), Some(map)) = (&exp.federated, value.as_object_mut()) {
         map.insert("federated".into(), serde_json::to_value(f).unwrap_or_default());
+        if !m.federated {
+            map.insert("centralised".into(), true.into());
+        }
     }
     // Only transfer runs carry the key, so single-task suites keep their hashes (and records).
     if let (Some(t), true, Some(map)) = (&exp.transfer, m.transfer, value.as_object_mut()) {

@@ -124,6 +124,11 @@ pub struct MethodSpec {
     /// trained on every task at once and evaluated on each, instead of one per task.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
+    /// In an experiment with a `federated` section: whether this method trains federated (default) or
+    /// centralised on the same training examples for as many optimizer steps as the federated run's
+    /// clients take in all (`false`: the centralised reference row).
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub federated: bool,
 }
 
 fn yes() -> bool {

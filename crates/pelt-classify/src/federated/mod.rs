@@ -251,6 +251,19 @@ impl Federated {
     }
 }
 
+impl Federated {
+    /// Optimizer steps the clients of a federated run on `n_train` examples take in all, and the steps
+    /// between its dev evaluations: what the centralised reference row trains for and evaluates at.
+    pub fn centralised_steps(&self, n_train: usize, batch_size: usize) -> (usize, usize) {
+        let per_client = match self.local_steps {
+            Some(k) => k,
+            None => self.local_epochs.unwrap_or(1) * (n_train / self.clients.max(1)).div_ceil(batch_size.max(1)).max(1),
+        };
+        let per_round = self.per_round() * per_client;
+        (self.rounds * per_round, self.eval_every * per_round)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
