@@ -90,37 +90,7 @@ impl Family for Classification<'_> {
 
     fn run(&self, r: &Run, tasks: &[&TaskData], bar: &ProgressBar) -> Result<Vec<Outcome>> {
         let [task] = tasks else { bail!("a classification run trains one task, not {}", tasks.len()) };
-        if let Some(fed) = self.federated.as_ref().filter(|_| !r.spec.federated) {
-            // The centralised reference: the same examples, as many steps as the clients take in all,
-            // dev evaluations as often as the federated run's.
-            let n = match r.size {
-                pelt_records::DataSize::Examples(k) => k,
-                _ => task.dataset.train.len(),
-            };
-            let (total, every) = fed.centralised_steps(n, self.training.batch_size);
-            let training = Training {
-                epochs: total,
-                min_steps: total,
-                max_steps: total,
-                eval_every: pelt_train::EvalEvery::Steps(every.max(1)),
-                ..self.training.clone()
-            };
-            let outcome = run::run(
-                self.registry,
-                self.backbone.as_ref(),
-                r.spec,
-                task,
-                r.size,
-                r.seed,
-                r.keep,
-                &training,
-                None,
-                self.device,
-                bar,
-            )?;
-            return Ok(vec![outcome]);
-        }
-        if let Some(fed) = &self.federated {
+        if let Some(fed) = self.federated.as_ref().filter(|_| r.spec.federated) {
             let outcome = crate::federated::train::run(
                 self.registry,
                 self.backbone.as_ref(),
@@ -135,6 +105,25 @@ impl Family for Classification<'_> {
             )?;
             return Ok(vec![outcome]);
         }
+        // A federated experiment's centralised reference row: the same examples, as many steps as the
+        // clients take in all, dev evaluations as often as the federated runs'.
+        let training = match &self.federated {
+            Some(fed) => {
+                let n = match r.size {
+                    pelt_records::DataSize::Examples(k) => k,
+                    _ => task.dataset.train.len(),
+                };
+                let (total, every) = fed.centralised_steps(n, self.training.batch_size);
+                Training {
+                    epochs: total,
+                    min_steps: total,
+                    max_steps: total,
+                    eval_every: pelt_train::EvalEvery::Steps(every.max(1)),
+                    ..self.training.clone()
+                }
+            }
+            None => self.training.clone(),
+        };
         // Source training is shared by every target, size and seed of a method: keyed by label and seed.
         let source_key = format!("{}__s{}__{}", file_part(r.spec.label()), r.seed, r.hash);
         let sources = self.sources.as_ref().map(|(transfer, tasks, cache)| Sources {
@@ -150,7 +139,7 @@ impl Family for Classification<'_> {
             r.size,
             r.seed,
             r.keep,
-            &self.training,
+            &training,
             sources.as_ref().map(|s| (s, source_key.as_str())),
             self.device,
             bar,
