@@ -182,7 +182,8 @@ pub fn write_plots(
 ) -> Result<Vec<PathBuf>> {
     let t = table::build(records, exp)?;
     let name = exp.map_or_else(|| suite_dir.display().to_string(), |e| e.name.clone());
-    let files = plot::write(&t, &plot::curves(records), families, &name, out, font)?;
+    let comm = plot::communication_curves(records);
+    let files = plot::write(&t, &plot::curves(records), &comm, families, &name, out, font)?;
     write_page(suite_dir, exp, &t)?;
     Ok(files)
 }

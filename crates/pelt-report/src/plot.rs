@@ -534,6 +534,34 @@ pub fn curves(records: &[Record]) -> Curves {
         .collect()
 }
 
+/// Mean dev score against the megabytes a federated run had communicated by each evaluated round (up
+/// and down, `fed_mb_*` over `fed_rounds`), by table cell, seeds averaged round by round as in
+/// [`curves`]; empty for a suite without federated runs.
+pub fn communication_curves(records: &[Record]) -> BTreeMap<CellKey, Vec<(f64, f64)>> {
+    let federated: Vec<Record> = records
+        .iter()
+        .filter(|r| {
+            r.diagnostics.contains_key("fed_mb_up") && r.diagnostics.get("fed_rounds").is_some_and(|&n| n > 0.0)
+        })
+        .cloned()
+        .collect();
+    let per_round: BTreeMap<CellKey, f64> = federated
+        .iter()
+        .map(|r| {
+            let d = &r.diagnostics;
+            let mb = (d["fed_mb_up"] + d.get("fed_mb_down").copied().unwrap_or(0.0)) / d["fed_rounds"];
+            ((r.method.clone(), (r.task.clone(), r.data_size.clone())), mb)
+        })
+        .collect();
+    curves(&federated)
+        .into_iter()
+        .map(|(cell, pts)| {
+            let mb = per_round.get(&cell).copied().unwrap_or(0.0);
+            (cell, pts.into_iter().map(|(round, dev)| (round as f64 * mb, dev)).collect())
+        })
+        .collect()
+}
+
 /// Dev score against training step: one panel per column of the table that has curves, a line per
 /// method in the legend's colours.
 fn draw_curves<DB: DrawingBackend>(
@@ -541,6 +569,33 @@ fn draw_curves<DB: DrawingBackend>(
     table: &Table,
     curves: &Curves,
     suite: &str,
+) -> Result<()> {
+    let points: BTreeMap<CellKey, Vec<(f64, f64)>> =
+        curves.iter().map(|(k, p)| (k.clone(), p.iter().map(|&(s, y)| (s as f64, y)).collect())).collect();
+    let title = format!("{suite}: dev score during training (mean over seeds)");
+    draw_panels(root, table, &points, &title, "step", false)
+}
+
+/// Dev score against cumulative communication, log scale: one panel per column with federated runs.
+fn draw_communication<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    table: &Table,
+    points: &BTreeMap<CellKey, Vec<(f64, f64)>>,
+    suite: &str,
+) -> Result<()> {
+    let title = format!("{suite}: dev score against communication (mean over seeds)");
+    draw_panels(root, table, points, &title, "MB communicated (log scale)", true)
+}
+
+/// One panel per column of the table that has points, a line per method in the legend's colours; x on
+/// a log scale when `log_x` (drawn as log10, labelled in the original unit).
+fn draw_panels<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    table: &Table,
+    curves: &BTreeMap<CellKey, Vec<(f64, f64)>>,
+    title: &str,
+    x_desc: &str,
+    log_x: bool,
 ) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let (plots, side) = root.split_horizontally(SIZE.0 as i32 * 3 / 4);
@@ -555,41 +610,44 @@ fn draw_curves<DB: DrawingBackend>(
         5..=9 => 3,
         _ => 4,
     };
-    let areas = plots
-        .titled(&format!("{suite}: dev score during training (mean over seeds)"), (FONT, 26))
-        .map_err(err)?
-        .split_evenly((columns.len().div_ceil(cols).max(1), cols));
+    let areas = plots.titled(title, (FONT, 26)).map_err(err)?.split_evenly((columns.len().div_ceil(cols).max(1), cols));
+    let x_of = |x: f64| if log_x { x.max(1e-12).log10() } else { x };
     for (column, area) in columns.iter().zip(&areas) {
-        let series: Vec<(usize, &Vec<(usize, f64)>)> = table
+        let series: Vec<(usize, Vec<(f64, f64)>)> = table
             .rows
             .iter()
             .enumerate()
-            .filter_map(|(i, (m, _, _))| curves.get(&(m.clone(), (*column).clone())).map(|p| (i, p)))
+            .filter_map(|(i, (m, _, _))| {
+                curves.get(&(m.clone(), (*column).clone())).map(|p| (i, p.iter().map(|&(x, y)| (x_of(x), y)).collect()))
+            })
             .collect();
         let points = series.iter().flat_map(|(_, p)| p.iter());
-        let (x_hi, lo, hi) = points
-            .fold((1usize, f64::INFINITY, f64::NEG_INFINITY), |(x, a, b), &(s, y)| (x.max(s), a.min(y), b.max(y)));
+        let (x_lo, x_hi, lo, hi) = points
+            .fold((f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY), |(xa, xb, a, b), &(x, y)| {
+                (xa.min(x), xb.max(x), a.min(y), b.max(y))
+            });
+        let (x_lo, x_hi) = if log_x { (x_lo - 0.2, x_hi + 0.2) } else { (0.0, x_hi.max(1.0) * 1.04) };
         let pad = ((hi - lo) * 0.08).max(1.0);
         let mut chart = ChartBuilder::on(area)
             .caption(format!("{} {}", column.0, column.1), (FONT, 20))
             .margin(10)
             .x_label_area_size(36)
             .y_label_area_size(48)
-            .build_cartesian_2d(0f64..(x_hi as f64 * 1.04), (lo - pad)..(hi + pad))
+            .build_cartesian_2d(x_lo..x_hi, (lo - pad)..(hi + pad))
             .map_err(err)?;
+        let label = |x: &f64| if log_x { format!("{:.2}", 10f64.powf(*x)) } else { format!("{x:.0}") };
         chart
             .configure_mesh()
             .x_labels(5)
             .y_labels(6)
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .x_desc("step")
+            .x_label_formatter(&label)
+            .x_desc(x_desc)
             .y_desc("dev score")
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
             .draw()
             .map_err(err)?;
-        for (i, p) in series {
-            let pts: Vec<(f64, f64)> = p.iter().map(|&(s, y)| (s as f64, y)).collect();
+        for (i, pts) in series {
             chart.draw_series(LineSeries::new(pts.clone(), color(i).stroke_width(2))).map_err(err)?;
             markers(&mut chart, &pts, i, 2)?;
         }
@@ -603,21 +661,25 @@ fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     table: &Table,
     curves: &Curves,
+    communication: &BTreeMap<CellKey, Vec<(f64, f64)>>,
     families: &Families,
     suite: &str,
 ) -> Result<()> {
     match name {
         "score_vs_size" => draw_sizes(root, table, families, suite),
         "score_vs_params" => draw_params(root, table, suite),
+        "score_vs_communication" => draw_communication(root, table, communication, suite),
         _ => draw_curves(root, table, curves, suite),
     }
 }
 
-/// Writes `score_vs_size` and `score_vs_params`, and `dev_curves` where `curves` has any, each as SVG
+/// Writes `score_vs_size` and `score_vs_params`, `dev_curves` where `curves` has any and
+/// `score_vs_communication` where `communication` (see [`communication_curves`]) has any, each as SVG
 /// and PNG, into `out`; returns the files.
 pub fn write(
     table: &Table,
     curves: &Curves,
+    communication: &BTreeMap<CellKey, Vec<(f64, f64)>>,
     families: &Families,
     suite: &str,
     out: &Path,
@@ -632,6 +694,9 @@ pub fn write(
     if !curves.is_empty() {
         names.push("dev_curves");
     }
+    if !communication.is_empty() {
+        names.push("score_vs_communication");
+    }
     let mut files = Vec::new();
     for name in names {
         for ext in ["svg", "png"] {
@@ -642,8 +707,24 @@ pub fn write(
             // stays last because the bitmap backend picks the image format from it.
             let tmp = pelt_records::temp_path(&path, ext);
             let result = match ext {
-                "svg" => draw(name, SVGBackend::new(&tmp, SIZE).into_drawing_area(), table, curves, families, suite),
-                _ => draw(name, BitMapBackend::new(&tmp, SIZE).into_drawing_area(), table, curves, families, suite),
+                "svg" => draw(
+                    name,
+                    SVGBackend::new(&tmp, SIZE).into_drawing_area(),
+                    table,
+                    curves,
+                    communication,
+                    families,
+                    suite,
+                ),
+                _ => draw(
+                    name,
+                    BitMapBackend::new(&tmp, SIZE).into_drawing_area(),
+                    table,
+                    curves,
+                    communication,
+                    families,
+                    suite,
+                ),
             };
             result.with_context(|| format!("plotting {}", path.display()))?;
             std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
@@ -705,7 +786,7 @@ mod tests {
         }
         let t = Table { caption: String::new(), rows, columns, cells, notes: Vec::new() };
         let dir = tempfile::tempdir().unwrap();
-        write(&t, &Curves::new(), &Families::new(), "many", dir.path(), &font()).unwrap();
+        write(&t, &Curves::new(), &BTreeMap::new(), &Families::new(), "many", dir.path(), &font()).unwrap();
         let svg = std::fs::read_to_string(dir.path().join("score_vs_params.svg")).unwrap();
         // One marker per method: 20 circles, then 3 triangles in the palette's repeated colours.
         let (circles, triangles) = (svg.matches("<circle").count(), svg.matches("<polygon").count());
@@ -733,7 +814,7 @@ mod tests {
         .map(|(m, f)| (m.to_owned(), f.to_owned()))
         .collect();
         let dir = tempfile::tempdir().unwrap();
-        write(&t, &Curves::new(), &families, "fam", dir.path(), &font()).unwrap();
+        write(&t, &Curves::new(), &BTreeMap::new(), &families, "fam", dir.path(), &font()).unwrap();
         let svg = std::fs::read_to_string(dir.path().join("score_vs_size.svg")).unwrap();
         let names = |m: &str| svg.lines().filter(|l| l.trim() == m).count();
         // Two panels (low-rank, adapters), each with both references; every other method once.
@@ -791,7 +872,9 @@ mod tests {
     #[test]
     fn plots_are_written_as_svg_and_png() {
         let dir = tempfile::tempdir().unwrap();
-        let files = write(&table(), &Curves::new(), &Families::new(), "test-suite", dir.path(), &font()).unwrap();
+        let files =
+            write(&table(), &Curves::new(), &BTreeMap::new(), &Families::new(), "test-suite", dir.path(), &font())
+                .unwrap();
         assert_eq!(files.len(), 4);
         let svg = std::fs::read_to_string(dir.path().join("score_vs_size.svg")).unwrap();
         for text in ["test-suite", "mean over 2 tasks", "± std over seeds", "1000"] {
@@ -854,7 +937,8 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let files = write(&table(), &curves, &Families::new(), "test-suite", dir.path(), &font()).unwrap();
+        let files =
+            write(&table(), &curves, &BTreeMap::new(), &Families::new(), "test-suite", dir.path(), &font()).unwrap();
         assert_eq!(files.len(), 6, "{files:?}");
         let svg = std::fs::read_to_string(dir.path().join("dev_curves.svg")).unwrap();
         for text in ["test-suite: dev score during training", "sst2 1000", "rte 1000", "dev score", "step"] {
@@ -884,7 +968,17 @@ mod tests {
                 .map(|_| {
                     s.spawn(|| {
                         (0..3)
-                            .map(|_| write(&t, &Curves::new(), &Families::new(), "test-suite", dir.path(), &font))
+                            .map(|_| {
+                                write(
+                                    &t,
+                                    &Curves::new(),
+                                    &BTreeMap::new(),
+                                    &Families::new(),
+                                    "test-suite",
+                                    dir.path(),
+                                    &font,
+                                )
+                            })
                             .collect::<Vec<_>>()
                     })
                 })
@@ -897,5 +991,43 @@ mod tests {
         });
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).collect();
         assert_eq!(left.len(), 4, "temporary files left behind");
+    }
+
+    #[test]
+    fn federated_runs_plot_dev_score_against_cumulative_communication() {
+        let run = |method: &str, seed: u64, mb: f64| {
+            let mut r = pelt_records::test_record("sst2", method, seed);
+            r.data_size = "1000".into();
+            r.curve = (1..=4)
+                .map(|k| pelt_records::CurvePoint { step: k, dev: 50.0 + k as f64 + seed as f64, train_loss: 1.0 })
+                .collect();
+            r.diagnostics = [
+                ("fed_mb_up".to_owned(), 2.0 * mb),
+                ("fed_mb_down".to_owned(), 2.0 * mb),
+                ("fed_rounds".to_owned(), 4.0),
+            ]
+            .into();
+            r
+        };
+        let records = vec![run("lora", 1, 0.5), run("lora", 2, 0.5), run("full", 1, 100.0)];
+        let comm = communication_curves(&records);
+        // Up and down together 4·mb over 4 rounds: mb a round, so 2·mb by round 2; the seeds' dev
+        // scores averaged round by round.
+        assert_eq!(comm[&("lora".to_owned(), ("sst2".to_owned(), "1000".to_owned()))][1], (1.0, 53.5));
+        assert_eq!(comm[&("full".to_owned(), ("sst2".to_owned(), "1000".to_owned()))][3], (400.0, 55.0));
+        assert!(communication_curves(&[pelt_records::test_record("sst2", "lora", 1)]).is_empty());
+        let mut cells = BTreeMap::new();
+        for m in ["lora", "full"] {
+            cells.insert((m.to_owned(), ("sst2".to_owned(), "1000".to_owned())), Cell { mean: 60.0, std: 1.0, n: 2 });
+        }
+        let t = Table {
+            rows: vec![("lora".to_owned(), 10, 0.1), ("full".to_owned(), 1000, 100.0)],
+            columns: vec![("sst2".to_owned(), "1000".to_owned())],
+            cells,
+            ..table()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let files = write(&t, &Curves::new(), &comm, &Families::new(), "fed", dir.path(), &font()).unwrap();
+        assert!(files.iter().any(|f| f.ends_with("score_vs_communication.png")), "{files:?}");
     }
 }
