@@ -45,6 +45,11 @@ export-check: setup
 bench-records:
     cargo run -q -p pelt-report --example records_at_scale -- "${TMPDIR:-/tmp}/pelt-records-at-scale" 100000 4
 
+# FedPETuning's comparison on SST-2, RTE and Rotten Tomatoes (experiments/fedpetuning.yaml: 225 runs, ~6 h as
+# two shards: `just sweep-fedpetuning --shard 0/2 --threads 1` beside `--shard 1/2`).
+sweep-fedpetuning *ARGS: setup
+    {{pelt}} sweep experiments/fedpetuning.yaml --glue-dir {{glue_sample}} {{ARGS}}
+
 # Run the GLUE suite on a glue_data folder in the official layout.
 sweep-glue DIR: setup
     {{pelt}} sweep experiments/glue.yaml --glue-dir {{DIR}}

@@ -91,6 +91,13 @@ impl Family for Classification<'_> {
     fn run(&self, r: &Run, tasks: &[&TaskData], bar: &ProgressBar) -> Result<Vec<Outcome>> {
         let [task] = tasks else { bail!("a classification run trains one task, not {}", tasks.len()) };
         if let Some(fed) = self.federated.as_ref().filter(|_| r.spec.federated) {
+            let fed = match &r.spec.partition {
+                Some(p) => {
+                    fed.with_partition(p).map_err(|e| anyhow::anyhow!("federated.{}: {}", e.field, e.message))?
+                }
+                None => fed.clone(),
+            };
+            let fed = &fed;
             let outcome = crate::federated::train::run(
                 self.registry,
                 self.backbone.as_ref(),

@@ -48,6 +48,7 @@ pub fn pretrain(settings: &Pretrain, registry: &Registry, assets: &Path, out: &P
         transfer: false,
         shared: false,
         federated: false,
+        partition: None,
     };
     let bar = indicatif::ProgressBar::hidden();
     let started = std::time::Instant::now();

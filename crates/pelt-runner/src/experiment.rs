@@ -219,11 +219,25 @@ impl Experiment {
             }
         }
         if exp.federated.is_none() {
-            if let Some(i) = exp.methods.iter().position(|m| !m.federated) {
+            if let Some(i) = exp.methods.iter().position(|m| !m.federated || m.partition.is_some()) {
+                let field = if exp.methods[i].federated { "partition" } else { "federated" };
                 bail!(
-                    "{shown}:{}: methods[{i}] field `federated`: only meaningful in an experiment with a `federated` section",
-                    locate_method(&text, i, Some("federated")).unwrap_or(0)
+                    "{shown}:{}: methods[{i}] field `{field}`: only meaningful in an experiment with a `federated` section",
+                    locate_method(&text, i, Some(field)).unwrap_or(0)
                 );
+            }
+        }
+        if let Some(fed) = &exp.federated {
+            for (i, m) in exp.methods.iter().enumerate() {
+                if let Some(p) = &m.partition {
+                    if let Err(r) = fed.with_partition(p).and_then(|f| f.check(None).map(|_| f)) {
+                        bail!(
+                            "{shown}:{}: methods[{i}] field `partition`: {}",
+                            locate_method(&text, i, Some("partition")).unwrap_or(0),
+                            r.message
+                        );
+                    }
+                }
             }
         }
         let sources = exp.transfer.as_ref().map(|t| t.sources.clone()).unwrap_or_default();
@@ -323,6 +337,26 @@ impl Experiment {
                     m.label()
                 );
             }
+        }
+        // A partitions axis: every federated entry once per partition, labelled by it (the centralised
+        // reference rows stay one).
+        if let Some(fed) = exp.federated.as_ref().filter(|f| !f.partitions.is_empty()) {
+            let mut expanded = Vec::new();
+            for m in &exp.methods {
+                if !m.federated || m.partition.is_some() {
+                    expanded.push(m.clone());
+                    continue;
+                }
+                for p in &fed.partitions {
+                    let tag = pelt_classify::federated::parse_partition(p).map_err(|e| fail("federated", e))?.3;
+                    expanded.push(MethodSpec {
+                        label: Some(format!("{}@{tag}", m.label())),
+                        partition: Some(p.clone()),
+                        ..m.clone()
+                    });
+                }
+            }
+            exp.methods = expanded;
         }
         Ok((exp, dims))
     }

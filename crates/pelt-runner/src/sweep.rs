@@ -89,7 +89,10 @@ pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Valu
     });
     // Only federated runs carry their settings, so centralised suites keep their hashes.
     if let (Some(f), Some(map)) = (&exp.federated, value.as_object_mut()) {
-        map.insert("federated".into(), serde_json::to_value(f).unwrap_or_default());
+        // A run of a partitions axis hashes with its own partition only, so adding a partition to the
+        // axis later leaves the other runs' hashes (and records) as they are.
+        let own = m.partition.as_deref().and_then(|p| f.with_partition(p).ok()).unwrap_or_else(|| f.clone());
+        map.insert("federated".into(), serde_json::to_value(own).unwrap_or_default());
         if !m.federated {
             map.insert("centralised".into(), true.into());
         }

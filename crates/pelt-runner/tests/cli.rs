@@ -824,4 +824,24 @@ fn federated_sweeps_record_their_communication_and_bad_settings_are_refused_firs
         );
         assert!(!d.join("bad/tiny/records").exists(), "a refused file must not start a sweep");
     }
+    // A partitions axis: each federated entry once per partition, labelled by it; the runs of the
+    // partition already trained (Dirichlet 1.0 above) keep their hashes, so `--reuse` can take them over.
+    let axis = fed.replace("  alpha: 1.0\n", "  alpha: 1.0\n  partitions: [iid, 'dirichlet:1.0']\n");
+    std::fs::write(d.join("f.yaml"), &axis).unwrap();
+    let before: Vec<String> =
+        records(d, "tiny").iter().map(|r| r["config_hash"].as_str().unwrap().to_owned()).collect();
+    let (ok, out) = pelt(&["sweep", "f.yaml", "--results", "out"], d);
+    assert!(ok, "{out}");
+    let after = records(d, "tiny");
+    let mut labels: Vec<&str> = after.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    labels.sort_unstable();
+    assert_eq!(labels, ["head_only", "head_only@a1.0", "head_only@iid", "lora", "lora@a1.0", "lora@iid"]);
+    for r in after.iter().filter(|r| r["method"].as_str().unwrap().ends_with("@a1.0")) {
+        assert!(before.contains(&r["config_hash"].as_str().unwrap().to_owned()), "same partition, same hash: {r}");
+    }
+    let iid: Vec<&serde_json::Value> =
+        after.iter().filter(|r| r["method"].as_str().unwrap().ends_with("@iid")).collect();
+    assert!(iid
+        .iter()
+        .all(|r| r["status"] == "ok" && !before.contains(&r["config_hash"].as_str().unwrap().to_owned())));
 }

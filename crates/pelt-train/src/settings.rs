@@ -129,6 +129,10 @@ pub struct MethodSpec {
     /// clients take in all (`false`: the centralised reference row).
     #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
     pub federated: bool,
+    /// In a federated experiment: this entry's partition (`iid`, `dirichlet:<alpha>`,
+    /// `quantity_skew:<beta>`) over the block's; set for each entry a `partitions` axis expands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
 }
 
 fn yes() -> bool {

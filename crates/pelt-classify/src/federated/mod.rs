@@ -133,6 +133,34 @@ pub struct Federated {
     /// Rounds between dev evaluations of the global model (and the last round).
     #[serde(default = "one")]
     pub eval_every: usize,
+    /// A grid axis of partitions: every federated method entry runs once under each (`iid`,
+    /// `dirichlet:<alpha>`, `quantity_skew:<beta>`), labelled `<label>@<tag>` (`@iid`, `@a0.1`, `@q0.5`),
+    /// in place of `partition`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<String>,
+}
+
+/// A partition written as `iid`, `dirichlet:<alpha>` or `quantity_skew:<beta>`: (kind, alpha, beta, tag).
+pub fn parse_partition(text: &str) -> Result<(PartitionKind, Option<f64>, Option<f64>, String), String> {
+    let number = |v: &str| v.trim().parse::<f64>().map_err(|_| format!("`{text}`: `{v}` is not a number"));
+    match text.split_once(':') {
+        None if text.trim() == "iid" => Ok((PartitionKind::Iid, None, None, "iid".into())),
+        Some(("dirichlet", a)) => Ok((PartitionKind::Dirichlet, Some(number(a)?), None, format!("a{}", a.trim()))),
+        Some(("quantity_skew", b)) => {
+            Ok((PartitionKind::QuantitySkew, None, Some(number(b)?), format!("q{}", b.trim())))
+        }
+        _ => Err(format!("`{text}`: expected iid, dirichlet:<alpha> or quantity_skew:<beta>")),
+    }
+}
+
+impl Federated {
+    /// These settings under the partition `text` (see [`parse_partition`]), the axis cleared: what one
+    /// run of a `partitions` grid trains with, and hashes.
+    pub fn with_partition(&self, text: &str) -> Result<Federated, Refusal> {
+        let (partition, alpha, beta, _) =
+            parse_partition(text).map_err(|message| Refusal { field: "partitions", message })?;
+        Ok(Federated { partition, alpha, beta, partitions: Vec::new(), ..self.clone() })
+    }
 }
 
 /// A refused `federated:` setting: the field (under `federated.`) and what is wrong.
@@ -189,6 +217,9 @@ impl Federated {
         }
         if self.eval_every == 0 {
             return refuse("eval_every", "must be at least 1".into());
+        }
+        for p in &self.partitions {
+            self.with_partition(p)?.check(min_train)?;
         }
         let positive = |v: Option<f64>| v.is_some_and(|x| x > 0.0 && x.is_finite());
         match self.partition {
@@ -296,6 +327,19 @@ mod tests {
         for (text, field) in cases {
             let f: Federated = serde_yaml::from_str(text).unwrap();
             assert_eq!(f.check(Some(100)).unwrap_err().field, field, "{text}");
+        }
+        let grid: Federated = serde_yaml::from_str(
+            "clients: 4\nrounds: 1\npartition: iid\npartitions: [iid, 'dirichlet:0.1', 'quantity_skew:2']\n",
+        )
+        .unwrap();
+        assert!(grid.check(Some(100)).is_ok());
+        let one = grid.with_partition("dirichlet:0.1").unwrap();
+        assert_eq!((one.partition(), one.partitions.len()), (Partition::Dirichlet { alpha: 0.1 }, 0));
+        assert_eq!(parse_partition("quantity_skew:2").unwrap().3, "q2");
+        for bad in ["dirichlet:0", "dirichlet:x", "shards:3"] {
+            let f = Federated { partitions: vec![bad.into()], ..grid.clone() };
+            let r = f.check(Some(100)).unwrap_err();
+            assert!(matches!(r.field, "partitions" | "alpha"), "{bad}: {r:?}");
         }
         let unknown = serde_yaml::from_str::<Federated>("clients: 4\nrounds: 1\npartition: iid\naggregator: fedsgd\n");
         assert!(unknown.unwrap_err().to_string().contains("fedsgd"));
