@@ -1,6 +1,7 @@
 //! What a federated suite's methods sent: each row's mean test score beside the megabytes its runs
 //! communicated (up and down, float32), and the ratio to full fine-tuning's where the suite has that
-//! row — FedPETuning's comparison. Centralised reference rows (no communication) show their score only.
+//! row (under a partitions axis, `full@<tag>` for the rows `<method>@<tag>`) — FedPETuning's comparison.
+//! Centralised reference rows (no communication) show their score only.
 
 use pelt_records::{Record, Status};
 use std::collections::BTreeMap;
@@ -19,7 +20,11 @@ pub fn table(records: &[Record], order: &[String]) -> Option<String> {
         e.1.extend(mb(r));
     }
     let mean = |x: &[f64]| (!x.is_empty()).then(|| x.iter().sum::<f64>() / x.len() as f64);
-    let full = rows.get("full").and_then(|(_, m)| mean(m));
+    // Full fine-tuning's row of the same partition: `full` for `lora`, `full@a0.1` for `lora@a0.1`.
+    let full_of = |label: &str| {
+        let full = label.split_once('@').map_or("full".to_owned(), |(_, tag)| format!("full@{tag}"));
+        rows.get(full.as_str()).and_then(|(_, m)| mean(m))
+    };
     let mut labels: Vec<&str> = order.iter().map(String::as_str).filter(|l| rows.contains_key(l)).collect();
     let rest: Vec<&str> = rows.keys().copied().filter(|k| !labels.contains(k)).collect();
     labels.extend(rest);
@@ -30,7 +35,7 @@ pub fn table(records: &[Record], order: &[String]) -> Option<String> {
         let (scores, mbs) = &rows[label];
         let score = mean(scores).map_or("–".into(), |s| format!("{s:.1}"));
         let (sent, ratio) = match mean(mbs) {
-            Some(m) => (format!("{m:.3}"), full.map_or("–".into(), |f| format!("{:.1e}", m / f))),
+            Some(m) => (format!("{m:.3}"), full_of(label).map_or("–".into(), |f| format!("{:.1e}", m / f))),
             None => ("centralised".into(), "–".into()),
         };
         out.push_str(&format!("| {label} | {score} | {sent} | {ratio} |\n"));
@@ -56,11 +61,21 @@ mod tests {
             r
         };
         let central = test_record("sst2", "lora_centralised", 1);
-        let records = vec![fed("full", 80.0, 1000.0), fed("lora", 78.0, 2.0), central];
+        let records = vec![
+            fed("full", 80.0, 1000.0),
+            fed("lora", 78.0, 2.0),
+            central,
+            fed("full@a0.1", 60.0, 500.0),
+            fed("lora@a0.1", 70.0, 5.0),
+        ];
         let text = table(&records, &["full".into(), "lora".into()]).unwrap();
         assert!(text.contains("| full | 80.0 | 1000.000 | 1.0e0 |"), "{text}");
         assert!(text.contains("| lora | 78.0 | 2.000 | 2.0e-3 |"), "{text}");
         assert!(text.contains("| lora_centralised | 50.0 | centralised | – |"), "{text}");
+        assert!(
+            text.contains("| lora@a0.1 | 70.0 | 5.000 | 1.0e-2 |"),
+            "a partition's rows against its own full row: {text}"
+        );
         assert!(table(&[test_record("sst2", "lora", 1)], &[]).is_none());
     }
 }
