@@ -10,7 +10,7 @@ use crate::{
 use anyhow::{anyhow, Result};
 use indicatif::ProgressBar;
 use pelt_core::{params, Backbone, Registry};
-use pelt_data::{Label, LabelSpace};
+use pelt_data::Label;
 use pelt_records::DataSize;
 use pelt_train::{batch::bucketed_batches, mean, AdamW, EvalClock, MethodSpec, Outcome, Selection, Training};
 use rand::seq::index::sample;
@@ -22,15 +22,18 @@ use tch::{Device, Kind, Tensor};
 /// Bytes per communicated value (float32).
 pub const BYTES_PER_VALUE: f64 = 4.0;
 
+/// The classes a partition skews over: the labels, or a regression task's score quintiles.
+fn partition_labels(gold: &[Label]) -> Vec<usize> {
+    match gold.first() {
+        Some(Label::Score(_)) => partition::score_bins(&gold.iter().map(|l| l.value()).collect::<Vec<_>>()),
+        _ => gold.iter().map(|l| l.value() as usize).collect(),
+    }
+}
+
 /// The clients' shards: positions into the training subset.
 pub fn shards(fed: &Federated, gold: &[Label], seed: u64) -> Vec<Vec<usize>> {
     let n = gold.len();
-    let labels = || -> Vec<usize> {
-        match gold.first() {
-            Some(Label::Score(_)) => partition::score_bins(&gold.iter().map(|l| l.value()).collect::<Vec<_>>()),
-            _ => gold.iter().map(|l| l.value() as usize).collect(),
-        }
-    };
+    let labels = || partition_labels(gold);
     let seed = seed ^ 0x0fed;
     match fed.partition() {
         Partition::Iid => partition::iid(n, fed.clients, seed),
@@ -192,11 +195,13 @@ pub fn run(
                         .fold(Tensor::zeros([], (Kind::Float, device)), |a, b| a + b);
                     loss += prox * (mu / 2.0);
                 }
-                if let Err(v) = opt.train_step(&loss, method.as_ref(), training.max_grad_norm, spec.lr) {
-                    diverged = Some(format!("loss became {v} in round {round}"));
-                    break 'rounds;
+                match opt.train_step(&loss, method.as_ref(), training.max_grad_norm, spec.lr) {
+                    Ok(value) => selection.add_loss(value),
+                    Err(v) => {
+                        diverged = Some(format!("loss became {v} in round {round}"));
+                        break 'rounds;
+                    }
                 }
-                selection.add_loss(loss.double_value(&[]));
                 steps += 1;
                 examples += b.len();
             }
@@ -219,15 +224,7 @@ pub fn run(
         // Each sampled client receives the global parameters and sends its own back.
         ("fed_mb_down".to_owned(), mb(rounds_run)),
         ("fed_mb_up".to_owned(), mb(rounds_run)),
-        ("fed_label_tv".to_owned(), {
-            let labels: Vec<usize> = match &ds.labels {
-                LabelSpace::Regression => {
-                    partition::score_bins(&train.gold.iter().map(|l| l.value()).collect::<Vec<_>>())
-                }
-                LabelSpace::Classes(_) => train.gold.iter().map(|l| l.value() as usize).collect(),
-            };
-            partition::mean_tv_distance(&labels, &clients)
-        }),
+        ("fed_label_tv".to_owned(), partition::mean_tv_distance(&partition_labels(&train.gold), &clients)),
     ]);
     diagnostics.extend(method.diagnostics());
     let (metrics, best_dev) = match &diverged {
