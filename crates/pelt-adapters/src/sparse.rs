@@ -137,6 +137,16 @@ impl Method for SparseAdapter {
             0
         }
     }
+    fn federates(&self) -> std::result::Result<(), String> {
+        match self.config.pruning {
+            Pruning::Snip => Err(format!(
+                "SNIP scores the weights on {} training examples at init, which a federated server does not \
+                 hold (`pruning: random` or `magnitude` federates)",
+                self.config.snip_examples
+            )),
+            Pruning::Random | Pruning::Magnitude => Ok(()),
+        }
+    }
     fn calibrate(&self) {
         let scores: Vec<Tensor> = self
             .masks

@@ -161,6 +161,39 @@ pub(crate) fn task_head(
     head
 }
 
+/// Named tensors, sorted by name.
+pub(crate) type Named = Vec<(String, Tensor)>;
+
+/// The run's method, built from its entry's config and initialised from the backbone, its random
+/// parameters drawn from the run's seed.
+pub(crate) fn seeded_method(
+    registry: &Registry,
+    spec: &MethodSpec,
+    backbone: &dyn Backbone,
+    seed: u64,
+    device: Device,
+) -> Result<Box<dyn Method>> {
+    pelt_core::manual_seed(seed as i64);
+    let method = (registry.get(&spec.method)?.build)(&spec.config, backbone.dims(), device)?;
+    method.init_from(backbone);
+    Ok(method)
+}
+
+/// What a run optimises (and a federated run exchanges), each list sorted by name: the method's
+/// trainable set (the backbone variables it unfreezes, `backbone.`, and its own, `method.`; empty for a
+/// head-only run), and that set with the head's variables (`head.`).
+pub(crate) fn optimised(
+    backbone: &dyn Backbone,
+    method: &dyn Method,
+    head: &ClassificationHead,
+) -> (Named, Named) {
+    let trainable = params::prepare_training(backbone, method);
+    let mut all: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+    all.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    (trainable, all)
+}
+
 /// The classification hooks of the shared loop: length-bucketed batches of the training subset, the
 /// head's loss on them (on cached features for head-only runs), the mean dev metric.
 struct Loop<'a> {
@@ -302,10 +335,7 @@ pub fn run(
     let (train, dev, test) = run_data(task, size, seed, training, backbone.dims().image)?;
 
     // Method and head, seeded.
-    pelt_core::manual_seed(seed as i64);
-    let entry = registry.get(&spec.method)?;
-    let mut method = (entry.build)(&spec.config, backbone.dims(), device)?;
-    method.init_from(backbone);
+    let mut method = seeded_method(registry, spec, backbone, seed, device)?;
     let mut source_diagnostics = BTreeMap::new();
     if let Some((src, key)) = sources.filter(|_| spec.transfer) {
         match train_sources(backbone, method.as_mut(), src, key, spec.lr, seed, training, device, bar)? {
@@ -335,10 +365,7 @@ pub fn run(
         method.begin_target()?;
     }
     let head = task_head(backbone, &ds.labels, &train.gold, device);
-    let trainable = params::prepare_training(backbone, method.as_ref());
-    let mut all_params: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
-    all_params.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
-    all_params.sort_by(|a, b| a.0.cmp(&b.0));
+    let (trainable, all_params) = optimised(backbone, method.as_ref(), &head);
     let ctx = Ctx {
         backbone,
         method: method.as_ref(),

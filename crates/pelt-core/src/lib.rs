@@ -16,6 +16,7 @@ pub mod backbone;
 pub mod config;
 pub mod dropout;
 pub mod error;
+pub mod federated;
 pub mod merge;
 pub mod method;
 pub mod params;

@@ -215,6 +215,19 @@ pub trait Method: Attachment {
     /// The task of each example of the following forward passes, (batch,) int64; `None` means every
     /// example belongs to the current target task.
     fn set_task_ids(&self, _ids: Option<&Tensor>) {}
+
+    /// Whether the method can train federated, where clients exchange only its trainable set (see
+    /// [`crate::federated`]); `Err` says why not. Default: yes, unless the method calibrates on
+    /// training examples at init — the server of a federated run holds none, and scoring on one
+    /// client's shard would fix the method's shape from that client alone.
+    fn federates(&self) -> std::result::Result<(), String> {
+        match self.calibration_examples() {
+            0 => Ok(()),
+            n => Err(format!(
+                "it calibrates on {n} training examples at init (SNIP pruning), which a federated server does not hold"
+            )),
+        }
+    }
 }
 
 /// Runs a method's calibration pass at init (see [`Method::calibration_examples`]): the examples at

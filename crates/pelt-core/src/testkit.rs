@@ -208,6 +208,26 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
         }
     }
 
+    // Federated: a client's round changes nothing but what it sends back, and the server's average of
+    // identical updates is that update.
+    if method.federates().is_ok() && !trainable.is_empty() {
+        let step = || {
+            let loss = loss_of(&backbone.probe(&inputs, method.as_ref(), true));
+            zero_grads(&trainable);
+            loss.backward();
+            method.after_backward();
+            tch::no_grad(|| {
+                for (_, var) in &trainable {
+                    let g = var.grad();
+                    if g.defined() {
+                        let _ = var.shallow_clone().f_sub_(&(g * 0.5)).expect("sgd step");
+                    }
+                }
+            });
+        };
+        check_federated_round(backbone.as_ref(), method.as_ref(), &trainable, &step);
+    }
+
     // Save/load round trip into a fresh backbone and a freshly initialised method.
     let trained = tch::no_grad(|| backbone.probe(&inputs, method.as_ref(), false));
     // Tests of one crate run in parallel threads of one process: each call needs its own folder.
@@ -240,6 +260,57 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
         let diff = max_abs_diff(&reloaded.hidden, &out.hidden);
         assert!(diff < 1e-4, "{}: merged output differs from unmerged by {diff}", method.name());
     }
+}
+
+/// One simulated client round (two training steps in train mode, dropout on) from the current values:
+/// every variable outside `trainable` — frozen backbone weights and the method's buffers alike — must
+/// come out unchanged, since a federated run neither sends nor aggregates it; and N copies of the
+/// client's update, under any example weights, must aggregate to that update (FedAvg) and move a
+/// FedAdam server as one copy does.
+fn check_federated_round(
+    backbone: &dyn Backbone,
+    method: &dyn Method,
+    trainable: &[(String, Tensor)],
+    client_step: &dyn Fn(),
+) {
+    let everything = || -> Vec<(String, Tensor)> {
+        let backbone_vars = backbone.var_store().variables().into_iter().map(|(n, t)| (format!("backbone.{n}"), t));
+        let method_vars = method.var_store().variables().into_iter().map(|(n, t)| (format!("method.{n}"), t));
+        backbone_vars.chain(method_vars).collect()
+    };
+    let before: Vec<(String, Tensor)> = everything().into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
+    let sent: std::collections::HashSet<&str> = trainable.iter().map(|(n, _)| n.as_str()).collect();
+    let values = || -> Vec<Tensor> { trainable.iter().map(|(_, t)| t.detach().copy()).collect() };
+    let global = values();
+    client_step();
+    client_step();
+    let update = values();
+    let now: std::collections::HashMap<String, Tensor> = everything().into_iter().collect();
+    for (name, old) in &before {
+        if !sent.contains(name.as_str()) {
+            let moved = max_abs_diff(old, &now[name]);
+            assert!(
+                moved == 0.0,
+                "{}: `{name}` is not sent in a federated round, yet a round moved it by {moved}",
+                method.name()
+            );
+        }
+    }
+    let copies = |weights: &[usize]| -> Vec<(Vec<Tensor>, usize)> {
+        weights.iter().map(|&n| (update.iter().map(Tensor::copy).collect(), n)).collect()
+    };
+    let aggregated = |aggregator, weights: &[usize]| {
+        let mut into: Vec<Tensor> = global.iter().map(Tensor::copy).collect();
+        crate::federated::Server::new(aggregator, &into).aggregate(&mut into, &copies(weights));
+        into
+    };
+    let close = |a: &[Tensor], b: &[Tensor]| a.iter().zip(b).map(|(x, y)| max_abs_diff(x, y)).fold(0.0, f64::max);
+    let averaged = aggregated(crate::federated::Aggregator::Fedavg, &[1, 2, 6]);
+    let gap = close(&averaged, &update);
+    assert!(gap < 1e-6, "{}: FedAvg of identical updates differs from the update by {gap}", method.name());
+    let adam = crate::federated::Aggregator::Fedadam { lr: 1e-2, beta1: 0.9, beta2: 0.99, tau: 1e-3 };
+    let gap = close(&aggregated(adam, &[3, 3, 3]), &aggregated(adam, &[5]));
+    assert!(gap < 1e-6, "{}: FedAdam moves differently for N identical updates than for one, by {gap}", method.name());
 }
 
 /// Checks a config type: the default validates and round-trips through YAML, and each bad document

@@ -576,7 +576,8 @@ fn draw_curves<DB: DrawingBackend>(
     draw_panels(root, table, &points, &title, "step", false)
 }
 
-/// Dev score against cumulative communication, log scale: one panel per column with federated runs.
+/// Dev score against cumulative communication, log scale: one panel per column with federated runs,
+/// and under a partitions axis one per column and partition (see [`by_partition`]).
 fn draw_communication<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     table: &Table,
@@ -584,7 +585,49 @@ fn draw_communication<DB: DrawingBackend>(
     suite: &str,
 ) -> Result<()> {
     let title = format!("{suite}: dev score against communication (mean over seeds)");
-    draw_panels(root, table, points, &title, "MB communicated (log scale)", true)
+    let (table, points) = by_partition(table, points);
+    draw_panels(root, &table, &points, &title, "MB communicated (log scale)", true)
+}
+
+/// A partitions axis labels each federated row `<method>@<tag>` (`@iid`, `@a0.1`, `@q2`): the rows
+/// become the methods and the columns (task and partition, size), so each panel compares the methods
+/// under one partition; a table without such labels comes back as it is.
+fn by_partition(
+    table: &Table,
+    points: &BTreeMap<CellKey, Vec<(f64, f64)>>,
+) -> (Table, BTreeMap<CellKey, Vec<(f64, f64)>>) {
+    if !table.rows.iter().any(|(m, _, _)| m.contains('@')) {
+        return (table.clone(), points.clone());
+    }
+    let shown = |tag: &str| match (tag.strip_prefix('a'), tag.strip_prefix('q')) {
+        _ if tag == "iid" => "IID".to_owned(),
+        (Some(alpha), _) => format!("α={alpha}"),
+        (_, Some(beta)) => format!("quantity β={beta}"),
+        _ => tag.to_owned(),
+    };
+    let split = |label: &str| label.rsplit_once('@').map(|(m, t)| (m.to_owned(), shown(t)));
+    let (mut rows, mut tags): (Vec<(String, i64, f64)>, Vec<String>) = (Vec::new(), Vec::new());
+    for (label, params, share) in &table.rows {
+        let (method, tag) = split(label).unwrap_or_else(|| (label.clone(), String::new()));
+        if !rows.iter().any(|r| r.0 == method) {
+            rows.push((method, *params, *share));
+        }
+        if !tag.is_empty() && !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    let columns = table
+        .columns
+        .iter()
+        .flat_map(|(task, size)| tags.iter().map(move |tag| (format!("{task} {tag}"), size.clone())))
+        .collect();
+    let points = points
+        .iter()
+        .filter_map(|((label, (task, size)), p)| {
+            split(label).map(|(method, tag)| ((method, (format!("{task} {tag}"), size.clone())), p.clone()))
+        })
+        .collect();
+    (Table { rows, columns, cells: BTreeMap::new(), ..table.clone() }, points)
 }
 
 /// One panel per column of the table that has points, a line per method in the legend's colours; x on
@@ -1029,5 +1072,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = write(&t, &Curves::new(), &comm, &Families::new(), "fed", dir.path(), &font()).unwrap();
         assert!(files.iter().any(|f| f.ends_with("score_vs_communication.png")), "{files:?}");
+        // Under a partitions axis: a panel per (task, partition), a line per method.
+        let tagged: BTreeMap<CellKey, Vec<(f64, f64)>> = ["lora@iid", "lora@a0.1", "full@a0.1"]
+            .iter()
+            .map(|m| ((m.to_string(), ("sst2".to_owned(), "1000".to_owned())), vec![(1.0, 50.0)]))
+            .collect();
+        let t = Table {
+            rows: ["lora@iid", "lora@a0.1", "full@a0.1", "lora_centralised"]
+                .iter()
+                .map(|m| (m.to_string(), 1, 0.1))
+                .collect(),
+            ..t
+        };
+        let (panels, points) = by_partition(&t, &tagged);
+        let rows: Vec<&str> = panels.rows.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(rows, ["lora", "full", "lora_centralised"]);
+        let size = "1000".to_owned();
+        assert_eq!(panels.columns, [("sst2 IID".to_owned(), size.clone()), ("sst2 α=0.1".to_owned(), size.clone())]);
+        assert!(points.contains_key(&("full".to_owned(), ("sst2 α=0.1".to_owned(), size.clone()))));
+        assert_eq!(points.len(), 3);
     }
 }

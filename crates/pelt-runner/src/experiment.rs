@@ -323,13 +323,22 @@ impl Experiment {
                     m.lr
                 );
             }
-            (entry.build)(&m.config, &dims, tch::Device::Cpu).map_err(|e| match e {
+            let built = (entry.build)(&m.config, &dims, tch::Device::Cpu).map_err(|e| match e {
                 pelt_core::PeltError::Config(c) => {
                     let field = c.field.split('.').next().filter(|f| !f.is_empty());
                     anyhow!("{shown}:{}: methods[{i}] ({}) config: {c}", at(field), m.label())
                 }
                 other => anyhow!("{shown}:{}: methods[{i}] ({}): {other}", at(None), m.label()),
             })?;
+            if let (Some(_), true, Err(why)) = (&exp.federated, m.federated, built.federates()) {
+                bail!(
+                    "{shown}:{}: methods[{i}] ({}) field `method`: `{}` cannot train federated: {why}; \
+                     set `federated: false` for a centralised row",
+                    at(Some("method")),
+                    m.label(),
+                    m.method
+                );
+            }
             if !labels.insert(m.label().to_owned()) {
                 bail!(
                     "{shown}:{}: methods[{i}]: label `{}` is used twice; give one a distinct `label`",

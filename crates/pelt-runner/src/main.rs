@@ -269,7 +269,8 @@ enum Command {
         #[arg(long, env = "PELT_ASSETS", default_value = "assets")]
         assets: PathBuf,
     },
-    /// List registered methods with their sites, form, scale and parameter formula.
+    /// List registered methods with their sites, form, scale, parameter formula and whether they
+    /// train federated (and if not, why).
     List {
         /// Print a Markdown table (for the README).
         #[arg(long)]
@@ -728,9 +729,16 @@ fn main() -> Result<()> {
         }
         Command::List { markdown } => {
             if markdown {
-                outln!("| method | family | sites | form | scale | trainable parameters | paper |");
-                outln!("|---|---|---|---|---|---|---|");
+                outln!("| method | family | sites | form | scale | trainable parameters | federated | paper |");
+                outln!("|---|---|---|---|---|---|---|---|");
             }
+            // Whether each method federates, under its default config, at the shipped backbone's sizes.
+            let dims = pelt_backbone::BertConfig::minilm().dims();
+            let federates = |e: &pelt_core::MethodEntry| match (e.build)(&(e.default_config)(), &dims, tch::Device::Cpu)
+            {
+                Ok(m) => m.federates().map_or_else(|why| format!("no: {why}"), |()| "yes".to_owned()),
+                Err(err) => format!("unknown: {err}"),
+            };
             // Families in the order of DESIGN.md, methods by name within each.
             const FAMILIES: [&str; 5] = ["selective", "adapters", "low-rank", "prompts", "mixtures"];
             let rank = |f: &str| FAMILIES.iter().position(|x| *x == f).unwrap_or(FAMILIES.len());
@@ -740,14 +748,15 @@ fn main() -> Result<()> {
                 let i = &e.info;
                 let sites = i.sites.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
                 let (form, scale) = (i.form.as_str(), i.scale.as_str());
+                let fed = federates(e);
                 let line = if markdown {
                     format!(
-                        "| `{}` | {} | {sites} | {form} | {scale} | {} | {} |",
+                        "| `{}` | {} | {sites} | {form} | {scale} | {} | {fed} | {} |",
                         i.name, i.family, i.formula, i.paper
                     )
                 } else {
                     format!(
-                        "{:<24} {:<9} sites: {sites}; form: {form}; scale: {scale}; params: {}; {}",
+                        "{:<24} {:<9} sites: {sites}; form: {form}; scale: {scale}; params: {}; federated: {fed}; {}",
                         i.name, i.family, i.formula, i.paper
                     )
                 };

@@ -824,6 +824,36 @@ fn federated_sweeps_record_their_communication_and_bad_settings_are_refused_firs
         );
         assert!(!d.join("bad/tiny/records").exists(), "a refused file must not start a sweep");
     }
+    // A method that cannot federate (SNIP calibrates on training examples) is refused by its entry; as
+    // a centralised row it is accepted.
+    let sparse =
+        "methods:\n  - method: sparse_adapter\n    lr: 1.0e-3\n    config:\n      adapter:\n        bottleneck: 4\n";
+    let text = fed.replace("methods:\n", sparse);
+    std::fs::write(d.join("f.yaml"), &text).unwrap();
+    let (ok, out) = pelt(&["sweep", "f.yaml", "--results", "bad", "--dry-run"], d);
+    let line = text.lines().position(|l| l.contains("sparse_adapter")).unwrap() + 1;
+    assert!(!ok && out.contains(&format!("f.yaml:{line}")) && out.contains("cannot train federated"), "{out}");
+    let centralised = text.replace(
+        "    lr: 1.0e-3\n    config:\n      adapter:",
+        "    lr: 1.0e-3\n    federated: false\n    config:\n      adapter:",
+    );
+    std::fs::write(d.join("f.yaml"), &centralised).unwrap();
+    let (ok, out) = pelt(&["sweep", "f.yaml", "--results", "bad", "--dry-run"], d);
+    assert!(ok, "{out}");
+    // int8 updates: a byte a value and a scale a tensor go up (the tiny model's many small tensors put the
+    // scales at a few % of it), float32 comes down (4 bytes a value); the setting hashes.
+    let int8 = fed.replace("  alpha: 1.0\n", "  alpha: 1.0\n  compression: int8\n");
+    std::fs::write(d.join("f.yaml"), &int8).unwrap();
+    let (ok, out) = pelt(&["sweep", "f.yaml", "--results", "int8/out"], d);
+    assert!(ok, "{out}");
+    let plain: Vec<String> = records(d, "tiny").iter().map(|r| r["config_hash"].as_str().unwrap().to_owned()).collect();
+    for r in records(&d.join("int8"), "tiny") {
+        assert_eq!(r["status"], "ok", "{r}");
+        let (up, down) =
+            (r["diagnostics"]["fed_mb_up"].as_f64().unwrap(), r["diagnostics"]["fed_mb_down"].as_f64().unwrap());
+        assert!(up / down > 0.25 && up / down < 0.5, "int8 up {up} against float32 down {down}");
+        assert!(!plain.contains(&r["config_hash"].as_str().unwrap().to_owned()), "compression must hash: {r}");
+    }
     // A partitions axis: each federated entry once per partition, labelled by it; the runs of the
     // partition already trained (Dirichlet 1.0 above) keep their hashes, so `--reuse` can take them over.
     let axis = fed.replace("  alpha: 1.0\n", "  alpha: 1.0\n  partitions: [iid, 'dirichlet:1.0']\n");

@@ -5,8 +5,9 @@
 //! everything) — which the server aggregates (FedAvg weighted by client examples; FedProx adds μ/2·‖w −
 //! w_global‖² to every client's loss; FedAdam, Reddi et al. 2021, treats the averaged change as a
 //! pseudo-gradient for a server Adam). The global model is evaluated on dev every `eval_every` rounds;
-//! the best round is restored and tested, as the centralised protocol selects its step. Bytes up and down
-//! are counted at 4 per value (float32). All of it is a function of the seed.
+//! the best round is restored and tested, as the centralised protocol selects its step. Bytes down are
+//! counted at 4 per value (float32), bytes up at the width of the experiment's `compression`. All of it
+//! is a function of the seed.
 
 pub mod partition;
 pub mod train;
@@ -57,27 +58,10 @@ pub enum AggregatorKind {
     Fedadam,
 }
 
-/// An aggregator with its parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Aggregator {
-    /// FedAvg.
-    Fedavg,
-    /// FedProx with proximal weight μ.
-    Fedprox {
-        /// μ.
-        mu: f64,
-    },
-    /// FedAdam.
-    Fedadam {
-        /// Server learning rate η.
-        lr: f64,
-        /// β₁.
-        beta1: f64,
-        /// β₂.
-        beta2: f64,
-        /// Adaptivity τ.
-        tau: f64,
-    },
+pub use pelt_core::federated::{Aggregator, Compression};
+
+fn is_uncompressed(c: &Compression) -> bool {
+    *c == Compression::None
 }
 
 fn one() -> usize {
@@ -133,6 +117,11 @@ pub struct Federated {
     /// Rounds between dev evaluations of the global model (and the last round).
     #[serde(default = "one")]
     pub eval_every: usize,
+    /// How a client's update travels up: `none` (float32, the default), `fp16`, `bf16` or `int8` (see
+    /// [`Compression`]); the bytes up are counted at its width, and the server aggregates what the
+    /// encoding lets through.
+    #[serde(default, skip_serializing_if = "is_uncompressed")]
+    pub compression: Compression,
     /// A grid axis of partitions: every federated method entry runs once under each (`iid`,
     /// `dirichlet:<alpha>`, `quantity_skew:<beta>`), labelled `<label>@<tag>` (`@iid`, `@a0.1`, `@q0.5`),
     /// in place of `partition`.

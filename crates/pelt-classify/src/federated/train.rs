@@ -5,11 +5,11 @@
 use super::{partition, Aggregator, Federated, Partition};
 use crate::{
     data::TaskData,
-    run::{label_tensor, loss_of, run_data, task_head, Ctx, Subset},
+    run::{label_tensor, loss_of, optimised, run_data, seeded_method, task_head, Ctx, Subset},
 };
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use indicatif::ProgressBar;
-use pelt_core::{params, Backbone, Registry};
+use pelt_core::{federated::Server, params, Backbone, Registry};
 use pelt_data::Label;
 use pelt_records::DataSize;
 use pelt_train::{batch::bucketed_batches, mean, AdamW, EvalClock, MethodSpec, Outcome, Selection, Training};
@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
-/// Bytes per communicated value (float32).
+/// Bytes per value the server broadcasts (float32).
 pub const BYTES_PER_VALUE: f64 = 4.0;
 
 /// The classes a partition skews over: the labels, or a regression task's score quintiles.
@@ -39,52 +39,6 @@ pub fn shards(fed: &Federated, gold: &[Label], seed: u64) -> Vec<Vec<usize>> {
         Partition::Iid => partition::iid(n, fed.clients, seed),
         Partition::Dirichlet { alpha } => partition::dirichlet_labels(&labels(), fed.clients, alpha, seed),
         Partition::QuantitySkew { beta } => partition::quantity_skew(n, fed.clients, beta, seed),
-    }
-}
-
-/// The server's aggregation of the clients' parameters (weighted by their examples) into `global`.
-#[derive(Debug)]
-pub struct Server {
-    aggregator: Aggregator,
-    /// FedAdam's moments, one pair per parameter.
-    moments: Vec<(Tensor, Tensor)>,
-    rounds: i32,
-}
-
-impl Server {
-    /// A server for parameters shaped as `global`.
-    pub fn new(aggregator: Aggregator, global: &[Tensor]) -> Server {
-        let moments = global.iter().map(|g| (g.zeros_like(), g.zeros_like())).collect();
-        Server { aggregator, moments, rounds: 0 }
-    }
-
-    /// Replaces `global` by the aggregate of `clients` (their parameters and example counts).
-    pub fn aggregate(&mut self, global: &mut [Tensor], clients: &[(Vec<Tensor>, usize)]) {
-        let total: usize = clients.iter().map(|c| c.1).sum();
-        self.rounds += 1;
-        tch::no_grad(|| {
-            for (i, g) in global.iter_mut().enumerate() {
-                let mut avg = g.zeros_like();
-                for (params, n) in clients {
-                    avg += &params[i] * (*n as f64 / total.max(1) as f64);
-                }
-                match self.aggregator {
-                    Aggregator::Fedavg | Aggregator::Fedprox { .. } => {
-                        g.copy_(&avg);
-                    }
-                    Aggregator::Fedadam { lr, beta1, beta2, tau } => {
-                        // Reddi et al.'s Algorithm 2 (no bias correction): Δ = avg − x,
-                        // m = β₁m + (1 − β₁)Δ, v = β₂v + (1 − β₂)Δ², x += η·m / (√v + τ).
-                        let delta = &avg - &*g;
-                        let (m, v) = &mut self.moments[i];
-                        *m = &*m * beta1 + &delta * (1.0 - beta1);
-                        *v = &*v * beta2 + delta.square() * (1.0 - beta2);
-                        let step = &*m / (v.sqrt() + tau) * lr;
-                        let _ = g.g_add_(&step);
-                    }
-                }
-            }
-        });
     }
 }
 
@@ -122,15 +76,14 @@ pub fn run(
     fed.check(Some(train.len())).map_err(|r| anyhow!("federated.{}: {}", r.field, r.message))?;
     let clients = shards(fed, &train.gold, seed);
 
-    pelt_core::manual_seed(seed as i64);
-    let method = (registry.get(&spec.method)?.build)(&spec.config, backbone.dims(), device)?;
-    method.init_from(backbone);
+    let method = seeded_method(registry, spec, backbone, seed, device)?;
+    if let Err(why) = method.federates() {
+        bail!("{} cannot train federated: {why}", spec.method);
+    }
     let head = task_head(backbone, &ds.labels, &train.gold, device);
-    let trainable = params::prepare_training(backbone, method.as_ref());
-    let mut all: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
-    all.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
-    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let (_, all) = optimised(backbone, method.as_ref(), &head);
     let values: f64 = all.iter().map(|(_, t)| t.numel() as f64).sum();
+    let up_bytes = fed.compression.bytes(all.iter().map(|(_, t)| t.numel() as i64));
     let counts = params::count(backbone, method.as_ref(), params::numel(head.var_store().trainable_variables().iter()));
     let ctx = Ctx {
         backbone,
@@ -206,7 +159,8 @@ pub fn run(
                 examples += b.len();
             }
             seconds += started.elapsed().as_secs_f64();
-            updates.push((snapshot(&all), local.len()));
+            let sent = all.iter().zip(&global).map(|((_, p), g)| fed.compression.received(g, p)).collect();
+            updates.push((sent, local.len()));
         }
         server.aggregate(&mut global, &updates);
         bar.set_position(round as u64);
@@ -216,14 +170,14 @@ pub fn run(
         }
     }
     let rounds_run = selection.curve().last().map_or(0, |p| p.step);
-    let mb = |rounds: usize| rounds as f64 * per_round as f64 * values * BYTES_PER_VALUE / 1e6;
+    let mb = |rounds: usize, bytes: f64| rounds as f64 * per_round as f64 * bytes / 1e6;
     let mut diagnostics = BTreeMap::from([
         ("fed_rounds".to_owned(), rounds_run as f64),
         ("fed_clients_per_round".to_owned(), per_round as f64),
         ("fed_values_sent".to_owned(), values),
         // Each sampled client receives the global parameters and sends its own back.
-        ("fed_mb_down".to_owned(), mb(rounds_run)),
-        ("fed_mb_up".to_owned(), mb(rounds_run)),
+        ("fed_mb_down".to_owned(), mb(rounds_run, values * BYTES_PER_VALUE)),
+        ("fed_mb_up".to_owned(), mb(rounds_run, up_bytes)),
         ("fed_label_tv".to_owned(), partition::mean_tv_distance(&partition_labels(&train.gold), &clients)),
     ]);
     diagnostics.extend(method.diagnostics());
@@ -249,43 +203,4 @@ pub fn run(
         samples: Vec::new(),
         checkpoint: None,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(v: &[f32]) -> Tensor {
-        Tensor::from_slice(v)
-    }
-
-    #[test]
-    fn identical_client_updates_aggregate_to_that_update_and_fedavg_weights_by_examples() {
-        let start = [t(&[0.0, 1.0]), t(&[2.0])];
-        let update = [t(&[0.5, -1.0]), t(&[3.0])];
-        let mut global: Vec<Tensor> = start.iter().map(Tensor::copy).collect();
-        let mut server = Server::new(Aggregator::Fedavg, &global);
-        let same: Vec<(Vec<Tensor>, usize)> = (1..=4).map(|n| (update.iter().map(Tensor::copy).collect(), n)).collect();
-        server.aggregate(&mut global, &same);
-        for (g, u) in global.iter().zip(&update) {
-            assert!(g.allclose(u, 1e-7, 1e-7, false), "N copies of one update average to it");
-        }
-        // Weighted by examples: 3 of 4 examples hold 1.0, 1 holds 5.0.
-        let mut global = vec![t(&[0.0])];
-        let mut server = Server::new(Aggregator::Fedprox { mu: 0.1 }, &global);
-        server.aggregate(&mut global, &[(vec![t(&[1.0])], 3), (vec![t(&[5.0])], 1)]);
-        assert!((global[0].double_value(&[0]) - 2.0).abs() < 1e-6);
-    }
-
-    #[test]
-    fn fedadam_moves_the_global_model_towards_the_clients_by_its_own_rate() {
-        let mut global = vec![t(&[0.0, 0.0])];
-        let (lr, beta1, beta2, tau) = (0.1, 0.9, 0.99, 1e-3);
-        let mut server = Server::new(Aggregator::Fedadam { lr, beta1, beta2, tau }, &global);
-        server.aggregate(&mut global, &[(vec![t(&[1.0, -2.0])], 5)]);
-        // Δ = (1, −2): m = 0.1Δ, v = 0.01Δ², step = η·m/(√v + τ) = 0.1·0.1Δ/(0.1|Δ| + 1e-3).
-        let want = |d: f64| lr * (1.0 - beta1) * d / (((1.0 - beta2) * d * d).sqrt() + tau);
-        assert!((global[0].double_value(&[0]) - want(1.0)).abs() < 1e-6);
-        assert!((global[0].double_value(&[1]) - want(-2.0)).abs() < 1e-6);
-    }
 }
