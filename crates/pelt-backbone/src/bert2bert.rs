@@ -141,6 +141,15 @@ impl Bert2Bert {
         h
     }
 
+    fn projection(&self, layer: usize, site: Site) -> Option<&Linear> {
+        let l_enc = self.encoder.len();
+        if site.is_cross() {
+            return self.decoder.get(layer.checked_sub(l_enc)?)?.cross.projection(site);
+        }
+        let l = if layer < l_enc { self.encoder.get(layer)? } else { &self.decoder.get(layer - l_enc)?.layer };
+        l.projection(site)
+    }
+
     fn projection_mut(&mut self, layer: usize, site: Site) -> Option<&mut Linear> {
         let l_enc = self.encoder.len();
         if site.is_cross() {
@@ -228,5 +237,9 @@ impl Backbone for Bert2Bert {
 
     fn merge_projection(&mut self, layer: usize, site: Site, delta_w: &Tensor) -> Result<()> {
         merge_linear(self.projection_mut(layer, site), layer, site, delta_w)
+    }
+
+    fn projection_weight(&self, layer: usize, site: Site) -> Option<Tensor> {
+        Some(self.projection(layer, site)?.weight.shallow_clone())
     }
 }

@@ -523,6 +523,25 @@ impl Backbone for T5 {
         });
         merge_linear(lin, layer, site, delta_w)
     }
+
+    fn projection_weight(&self, layer: usize, site: Site) -> Option<Tensor> {
+        let l_enc = self.encoder.len();
+        let b = if layer < l_enc { self.encoder.get(layer)? } else { self.decoder.get(layer - l_enc)? };
+        let lin = match site {
+            Site::Query => &b.self_attn.q,
+            Site::Key => &b.self_attn.k,
+            Site::Value => &b.self_attn.v,
+            Site::AttentionOutput => &b.self_attn.o,
+            Site::CrossQuery => &b.cross.as_ref()?.1.q,
+            Site::CrossKey => &b.cross.as_ref()?.1.k,
+            Site::CrossValue => &b.cross.as_ref()?.1.v,
+            Site::CrossOutput => &b.cross.as_ref()?.1.o,
+            Site::FfnIntermediate => &b.ff.wi,
+            Site::FfnOutput => &b.ff.wo,
+            _ => return None,
+        };
+        Some(lin.weight.shallow_clone())
+    }
 }
 
 #[cfg(test)]

@@ -182,11 +182,7 @@ pub(crate) fn seeded_method(
 /// What a run optimises (and a federated run exchanges), each list sorted by name: the method's
 /// trainable set (the backbone variables it unfreezes, `backbone.`, and its own, `method.`; empty for a
 /// head-only run), and that set with the head's variables (`head.`).
-pub(crate) fn optimised(
-    backbone: &dyn Backbone,
-    method: &dyn Method,
-    head: &ClassificationHead,
-) -> (Named, Named) {
+pub(crate) fn optimised(backbone: &dyn Backbone, method: &dyn Method, head: &ClassificationHead) -> (Named, Named) {
     let trainable = params::prepare_training(backbone, method);
     let mut all: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
     all.extend(head.var_store().variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));

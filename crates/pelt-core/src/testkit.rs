@@ -84,15 +84,17 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
     let pristine: std::collections::HashMap<String, Tensor> =
         backbone.var_store().variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
     let dims = backbone.dims().clone();
+    let inputs = sample_inputs(&dims);
+    // The bare backbone before the method's init, which may rewrite frozen weights (PiSSA keeps only
+    // the residual of W and moves the rest into its pair).
+    let bare = tch::no_grad(|| backbone.probe(&inputs, &NoMethod, false));
     let method = make_method(&dims);
     method.init_from(backbone.as_ref());
-    let inputs = sample_inputs(&dims);
 
     assert_unique_names("backbone", backbone.var_store().variables().into_keys());
     assert_unique_names(method.name(), method.var_store().variables().into_keys());
 
     // Identity at init, in eval mode (dropout off).
-    let bare = tch::no_grad(|| backbone.probe(&inputs, &NoMethod, false));
     let with = tch::no_grad(|| backbone.probe(&inputs, method.as_ref(), false));
     let diff = max_abs_diff(&real_positions(&bare), &real_positions(&with));
     match method.identity() {
@@ -361,6 +363,7 @@ pub fn bench_steps(
     for e in entries {
         let method = (e.build)(&serde_yaml::Value::Null, &dims, tch::Device::Cpu)
             .unwrap_or_else(|err| panic!("{}: default config does not build: {err}", e.info.name));
+        method.init_from(backbone);
         // Also resets requires_grad on the backbone left by the previous method.
         prepare_training(backbone, method.as_ref());
         register(e.info.name, &mut || forward_backward(backbone, method.as_ref(), &inputs));
@@ -368,6 +371,7 @@ pub fn bench_steps(
             // Multi-task methods also as they adapt to a target after four source tasks.
             let mut method = (e.build)(&serde_yaml::Value::Null, &dims, tch::Device::Cpu)
                 .unwrap_or_else(|err| panic!("{}: default config does not build: {err}", e.info.name));
+            method.init_from(backbone);
             method.begin_sources(4).and_then(|()| method.begin_target()).unwrap_or_else(|err| panic!("{err}"));
             prepare_training(backbone, method.as_ref());
             let name = format!("{}_target_after_4_sources", e.info.name);

@@ -167,6 +167,9 @@ pub fn attach(saved: &Saved, registry: &Registry, backbone: &dyn Backbone, devic
         .map_err(|e| InteropError::format(saved.dir.join(META_FILE), "config", e))?;
     let method = (entry.build)(&config, backbone.dims(), device)
         .map_err(|e| InteropError::format(saved.dir.join(META_FILE), "config", e))?;
+    // As every run does: a method may take frozen state from the backbone (DoRA's weights) or rewrite
+    // it (PiSSA's residual) before its saved values replace its own.
+    method.init_from(backbone);
     copy_into(&saved.part("method."), &method.var_store().variables(), &file, "method")?;
     let trained = saved.part("backbone.");
     if !trained.is_empty() {

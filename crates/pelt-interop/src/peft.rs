@@ -154,6 +154,14 @@ pub fn export(saved: &Saved, out: &Path) -> Result<Vec<PathBuf>> {
 /// LoRA's config and tensors in peft's names.
 fn lora_out(saved: &Saved, arch: &str) -> Result<(serde_json::Value, Vec<(String, Tensor)>)> {
     let c = &saved.meta.config;
+    if c["init"] == json!("pissa") {
+        // The pair alone does not carry the adapted model: PiSSA also rewrote W as W − s·B A.
+        return Err(InteropError::Unsupported(
+            "a PiSSA-initialised LoRA changed the base weights (W − s·B A at init); peft takes such an adapter \
+             only converted to a plain LoRA of rank 2r, which pelt does not write yet"
+                .into(),
+        ));
+    }
     let file = saved.dir.join(folder::TENSOR_FILE);
     let mut tensors = Vec::new();
     let mut modules = std::collections::BTreeSet::new();
@@ -188,7 +196,7 @@ fn lora_out(saved: &Saved, arch: &str) -> Result<(serde_json::Value, Vec<(String
         "target_modules": pattern,
         "bias": "none",
         "fan_in_fan_out": false,
-        "use_rslora": false,
+        "use_rslora": c["rslora"] == json!(true),
         "use_dora": false,
         "init_lora_weights": true,
         "modules_to_save": null,

@@ -25,6 +25,7 @@ fn saved_folder(bert: &Bert, method: &str, config: serde_json::Value, dir: &Path
     let registry = registry();
     let yaml: serde_yaml::Value = serde_json::from_value(config.clone()).unwrap();
     let m = (registry.get(method).unwrap().build)(&yaml, bert.dims(), Device::Cpu).unwrap();
+    m.init_from(bert);
     tch::manual_seed(5);
     tch::no_grad(|| {
         for (_, mut t) in m.var_store().variables() {

@@ -6,24 +6,74 @@ use pelt_core::{
 };
 use serde::{Deserialize, Serialize};
 
+/// How LoRA's pair starts (`init:`); B A = 0 at init except under PiSSA, which moves the principal part
+/// of W into the pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoraInit {
+    /// A Kaiming-uniform (a = √5, as nn.Linear and loralib), B = 0: the paper's reference code.
+    #[default]
+    Kaiming,
+    /// A ~ N(0, 1/r²) (std 1/r), B = 0: peft's `init_lora_weights="gaussian"`.
+    Gaussian,
+    /// PiSSA (Meng et al. 2024): W = U S Vᵀ; with the top r triplets, A = √(S_r/s) V_rᵀ, B = U_r √(S_r/s),
+    /// and the frozen weight becomes the residual W − s·B A (s the LoRA scale), so the output is
+    /// unchanged at init while the pair trains the principal directions.
+    Pissa,
+}
+
+fn is_kaiming(init: &LoraInit) -> bool {
+    *init == LoraInit::Kaiming
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// LoRA settings; defaults follow the paper's GLUE setup for base models (r 8, α 16, query and value)
-/// with the dropout of the reference implementation (loralib) at 0.1.
+/// with the dropout of the reference implementation (loralib) at 0.1. `init` and `rslora` stay out of
+/// the serialised config at their defaults, so LoRA runs recorded before they existed keep their hashes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoraConfig {
     /// Rank r.
     pub r: i64,
-    /// Scaling numerator α; the update is scaled by α/r.
+    /// Scaling numerator α; the update is scaled by α/r (α/√r under `rslora`).
     pub alpha: f64,
     /// Dropout on the LoRA branch's input during training.
     pub dropout: f64,
     /// Projections to adapt: any of query, key, value, attention_output, ffn_intermediate, ffn_output.
     pub targets: Vec<Site>,
+    /// How the pair starts: `kaiming` (default), `gaussian` or `pissa`.
+    #[serde(skip_serializing_if = "is_kaiming")]
+    pub init: LoraInit,
+    /// Rank-stabilised scaling α/√r (Kalajdzievski 2023), which keeps the update's size from shrinking
+    /// as r grows.
+    #[serde(skip_serializing_if = "is_false")]
+    pub rslora: bool,
 }
 
 impl Default for LoraConfig {
     fn default() -> Self {
-        LoraConfig { r: 8, alpha: 16.0, dropout: 0.1, targets: vec![Site::Query, Site::Value] }
+        LoraConfig {
+            r: 8,
+            alpha: 16.0,
+            dropout: 0.1,
+            targets: vec![Site::Query, Site::Value],
+            init: LoraInit::Kaiming,
+            rslora: false,
+        }
+    }
+}
+
+impl LoraConfig {
+    /// The scale of B A x: α/r, or α/√r under `rslora`.
+    pub fn scale(&self) -> f64 {
+        if self.rslora {
+            self.alpha / (self.r as f64).sqrt()
+        } else {
+            self.alpha / self.r as f64
+        }
     }
 }
 
@@ -227,5 +277,121 @@ impl MethodConfig for KAdaptationConfig {
             }
         }
         check_positive("scale", self.scale)
+    }
+}
+
+/// VeRA settings (Kopiczko et al., ICLR 2024), defaults as peft's `VeraConfig`: r = 256 for the shared
+/// frozen pair, λ_d starting at 0.1 (`d_initial`), no dropout, on query and value; the shared pair is
+/// drawn from `projection_seed` (peft: `projection_prng_key = 0`), apart from the run's seed, so every
+/// run and every client of a federated run holds the same one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VeraConfig {
+    /// Rank r of the shared random pair.
+    pub r: i64,
+    /// Initial value of every entry of λ_d.
+    pub d_initial: f64,
+    /// Dropout on the branch's input during training.
+    pub dropout: f64,
+    /// Seed of the shared frozen pair A, B.
+    pub projection_seed: u64,
+    /// Projections to adapt.
+    pub targets: Vec<Site>,
+}
+
+impl Default for VeraConfig {
+    fn default() -> Self {
+        VeraConfig { r: 256, d_initial: 0.1, dropout: 0.0, projection_seed: 0, targets: vec![Site::Query, Site::Value] }
+    }
+}
+
+impl MethodConfig for VeraConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        // VeRA's r is not bounded by the model's width: the shared pair is random, and the paper runs
+        // r = 256 to 1024 on d = 768 and 1024.
+        if self.r < 1 {
+            return Err(ConfigError::new("r", format!("must be at least 1, got {}", self.r)));
+        }
+        check_positive("d_initial", self.d_initial)?;
+        check_dropout("dropout", self.dropout)?;
+        check_targets("targets", &self.targets, dims)
+    }
+}
+
+/// LoHa settings (Hyeon-Woo et al., ICLR 2022, FedPara; as LyCORIS and peft's `LoHaConfig`): ΔW =
+/// (W₁ₐW₁ᵦ) ⊙ (W₂ₐW₂ᵦ)·α/r, defaults r = 8, α = 8 on query and value. peft's rank and module dropout
+/// (0 by default) are not implemented.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LohaConfig {
+    /// Rank r of each of the two factor pairs.
+    pub r: i64,
+    /// Scaling numerator α; ΔW is scaled by α/r.
+    pub alpha: f64,
+    /// Projections to adapt.
+    pub targets: Vec<Site>,
+}
+
+impl Default for LohaConfig {
+    fn default() -> Self {
+        LohaConfig { r: 8, alpha: 8.0, targets: vec![Site::Query, Site::Value] }
+    }
+}
+
+impl MethodConfig for LohaConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        if self.r < 1 || self.r > dims.hidden {
+            return Err(ConfigError::new("r", format!("must be in 1..={}, got {}", dims.hidden, self.r)));
+        }
+        check_positive("alpha", self.alpha)?;
+        check_targets("targets", &self.targets, dims)
+    }
+}
+
+/// LoKr settings (Yeh et al., ICLR 2024, "Navigating Text-To-Image Customization"; as LyCORIS and peft's
+/// `LoKrConfig`): ΔW = (W₁ ⊗ W₂)·α/r with d_out = l·k and d_in = m·n factored by peft's
+/// `factorization` (`decompose_factor`, −1: the most square split); W₁ (l × m) full unless
+/// `decompose_both`, W₂ (k × n) as W₂ₐW₂ᵦ of rank r when r < max(k, n)/2, else full. Defaults r = 8,
+/// α = 8 on query and value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LokrConfig {
+    /// Rank of the decomposed factors.
+    pub r: i64,
+    /// Scaling numerator α; ΔW is scaled by α/r (also when no factor is decomposed, as peft does).
+    pub alpha: f64,
+    /// The factor peft's `factorization` aims at (−1: the most square split).
+    pub decompose_factor: i64,
+    /// Also decompose the small factor W₁ (when r < max(l, m)/2).
+    pub decompose_both: bool,
+    /// Projections to adapt.
+    pub targets: Vec<Site>,
+}
+
+impl Default for LokrConfig {
+    fn default() -> Self {
+        LokrConfig {
+            r: 8,
+            alpha: 8.0,
+            decompose_factor: -1,
+            decompose_both: false,
+            targets: vec![Site::Query, Site::Value],
+        }
+    }
+}
+
+impl MethodConfig for LokrConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        if self.r < 1 || self.r > dims.hidden {
+            return Err(ConfigError::new("r", format!("must be in 1..={}, got {}", dims.hidden, self.r)));
+        }
+        if self.decompose_factor == 0 || self.decompose_factor < -1 {
+            return Err(ConfigError::new(
+                "decompose_factor",
+                format!("must be -1 (most square) or a positive factor, got {}", self.decompose_factor),
+            ));
+        }
+        check_positive("alpha", self.alpha)?;
+        check_targets("targets", &self.targets, dims)
     }
 }

@@ -4,6 +4,11 @@
 //! - LoRA (Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models", ICLR 2022):
 //!   W x + (α/r)·B A x on chosen projections (query and value by default), A Kaiming-uniform, B zero, so
 //!   ΔW = 0 at init; mergeable into W for inference.
+//!   `init: gaussian | pissa` (PiSSA, Meng et al. 2024) and `rslora` (α/√r, Kalajdzievski 2023) as in peft.
+//! - DoRA (Liu et al., ICML 2024): m ⊙ (W + s·B A)/‖W + s·B A‖ per output row, m trained, the norm
+//!   detached; mergeable.
+//! - VeRA (Kopiczko et al., ICLR 2024): Λ_b B Λ_d A x with one frozen random pair shared by all layers.
+//! - LoHa and LoKr (LyCORIS, as peft ships them): Hadamard and Kronecker products of low-rank factors.
 //! - KronA (Edalati et al. 2022): W x + s·(A ⊗ B) x, mergeable; KronA^B_res: a Kronecker adapter beside
 //!   the FFN with a learned scale.
 //! - Compacter and Compacter++ (Karimi Mahabadi et al., NeurIPS 2021): adapters with PHM projections
@@ -15,17 +20,25 @@
 
 pub mod compacter;
 pub mod config;
+pub mod dora;
 pub mod kadaptation;
 pub mod kron;
 pub mod krona;
 pub mod lora;
+pub mod lycoris;
+pub mod vera;
 
 pub use compacter::Compacter;
+pub use dora::Dora;
 pub use kadaptation::KAdaptation;
 pub use krona::{Krona, KronaRes};
 pub use lora::{Lora, LoraModule};
+pub use lycoris::{Loha, Lokr};
+pub use vera::Vera;
 
-use config::{CompacterConfig, KAdaptationConfig, KronaConfig, KronaResConfig, LoraConfig};
+use config::{
+    CompacterConfig, KAdaptationConfig, KronaConfig, KronaResConfig, LohaConfig, LokrConfig, LoraConfig, VeraConfig,
+};
 use pelt_core::{method_entry, Form, MethodEntry, MethodInfo, ScaleKind, Site};
 
 /// Registry entries of this crate.
@@ -43,6 +56,58 @@ pub fn methods() -> Vec<MethodEntry> {
             },
             LoraConfig,
             Lora::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "dora",
+                family: "low-rank",
+                paper: "Liu et al. 2024, DoRA: Weight-Decomposed Low-Rank Adaptation",
+                sites: &[Site::Query, Site::Value],
+                form: Form::Reparameterized,
+                scale: ScaleKind::Fixed,
+                formula: "L·Σ_targets (r·(d_in + d_out) + d_out) (LoRA's pairs and a magnitude per output)",
+            },
+            LoraConfig,
+            Dora::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "vera",
+                family: "low-rank",
+                paper: "Kopiczko et al. 2024, VeRA: Vector-based Random Matrix Adaptation",
+                sites: &[Site::Query, Site::Value],
+                form: Form::Reparameterized,
+                scale: ScaleKind::Fixed,
+                formula: "L·Σ_targets (r + d_out) (shared frozen A, B; r = 256)",
+            },
+            VeraConfig,
+            Vera::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "loha",
+                family: "low-rank",
+                paper: "Hyeon-Woo et al. 2022, FedPara (LoHa, as in LyCORIS / peft)",
+                sites: &[Site::Query, Site::Value],
+                form: Form::Reparameterized,
+                scale: ScaleKind::Fixed,
+                formula: "L·Σ_targets 2r·(d_in + d_out)",
+            },
+            LohaConfig,
+            Loha::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "lokr",
+                family: "low-rank",
+                paper: "Yeh et al. 2024, Navigating Text-To-Image Customization (LoKr, as in LyCORIS / peft)",
+                sites: &[Site::Query, Site::Value],
+                form: Form::Reparameterized,
+                scale: ScaleKind::Fixed,
+                formula: "L·Σ_targets (l·m + [k·n or r(k + n)]) (d_out = l·k, d_in = m·n)",
+            },
+            LokrConfig,
+            Lokr::new
         ),
         method_entry!(
             MethodInfo {

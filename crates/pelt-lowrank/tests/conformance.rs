@@ -1,12 +1,13 @@
 //! The shared conformance suite for the low-rank methods, on a tiny random BERT.
 
 use pelt_backbone::{Bert, BertConfig};
+use pelt_core::Attachment;
 use pelt_core::{testkit, Backbone, BackboneDims, Method, Site};
 use pelt_lowrank::{
     config::{CompacterConfig, KAdaptationConfig, KronaConfig, KronaResConfig, LoraConfig},
-    Compacter, KAdaptation, Krona, KronaRes, Lora,
+    Compacter, Dora, KAdaptation, Krona, KronaRes, Loha, Lokr, Lora, Vera,
 };
-use tch::Device;
+use tch::{Device, Tensor};
 
 fn backbone() -> Box<dyn Backbone> {
     Box::new(Bert::random(&BertConfig::tiny(), 7, Device::Cpu))
@@ -28,6 +29,124 @@ fn lora_on_ffn_projections_conforms_and_merges() {
     // intermediate 16 → 32 and output 32 → 16, r = 2: 2 · (2·48 + 2·48) = 384.
     let config = LoraConfig { r: 2, targets: vec![Site::FfnIntermediate, Site::FfnOutput], ..LoraConfig::default() };
     testkit::run_conformance(&backbone, &lora(config), 384);
+}
+
+#[test]
+fn lora_inits_and_rslora_conform_and_merge() {
+    use pelt_lowrank::config::LoraInit;
+    // The count is LoRA's whatever the init or scale: 2 layers · 2 targets · 4·(16 + 16) = 512.
+    for init in [LoraInit::Gaussian, LoraInit::Pissa] {
+        testkit::run_conformance(&backbone, &lora(LoraConfig { r: 4, init, ..LoraConfig::default() }), 512);
+    }
+    testkit::run_conformance(&backbone, &lora(LoraConfig { r: 4, rslora: true, ..LoraConfig::default() }), 512);
+    assert_eq!(LoraConfig { r: 4, alpha: 8.0, rslora: true, ..LoraConfig::default() }.scale(), 4.0);
+}
+
+/// PiSSA moves W's top-r singular part into the pair: B A · s is the best rank-r approximation of W, the
+/// frozen weight keeps the rest, and their sum is W.
+#[test]
+fn pissa_splits_the_weight_into_its_principal_part_and_the_residual() {
+    use pelt_lowrank::config::LoraInit;
+    let bert = pelt_backbone::Bert::random(&BertConfig::tiny(), 7, Device::Cpu);
+    let w0 = bert.projection_weight(0, Site::Query).unwrap().copy();
+    let config = LoraConfig { r: 4, init: LoraInit::Pissa, ..LoraConfig::default() };
+    let m = Lora::new(config.clone(), bert.dims(), Device::Cpu).unwrap();
+    m.init_from(&bert);
+    let vars = m.var_store().variables();
+    let (a, b) = (&vars["layer.0.query.lora_a"], &vars["layer.0.query.lora_b"]);
+    let principal = b.matmul(a) * config.scale();
+    let residual = bert.projection_weight(0, Site::Query).unwrap();
+    let gap = (&residual + &principal - &w0).abs().max().double_value(&[]);
+    assert!(gap < 1e-5, "residual + principal differs from W by {gap}");
+    // The principal part is the truncated SVD: its singular values are W's top 4, the residual's the rest.
+    let (_, s, _) = w0.svd(true, true);
+    let (_, sp, _) = principal.svd(true, true);
+    let (_, sr, _) = residual.svd(true, true);
+    assert!((sp.narrow(0, 0, 4) - s.narrow(0, 0, 4)).abs().max().double_value(&[]) < 1e-4);
+    assert!((sr.narrow(0, 0, 12) - s.narrow(0, 4, 12)).abs().max().double_value(&[]) < 1e-4);
+    // A and B share the singular values' square roots: ‖A row i‖ = ‖B column i‖ = √(σ_i / s).
+    let an = a.square().sum_dim_intlist(&[1i64][..], false, tch::Kind::Float).sqrt();
+    let bn = b.square().sum_dim_intlist(&[0i64][..], false, tch::Kind::Float).sqrt();
+    assert!((&an - &bn).abs().max().double_value(&[]) < 1e-4);
+}
+
+#[test]
+fn dora_conforms_and_merges() {
+    // LoRA's 512 (r 4 on query and value) and a magnitude per output: 2 layers · 2 targets · 16.
+    let config = LoraConfig { r: 4, ..LoraConfig::default() };
+    testkit::run_conformance(&backbone, &build(config.clone(), Dora::new), 512 + 64);
+    // On the FFN, where d_out differs between the two targets (32 and 16).
+    let ffn = LoraConfig { r: 2, targets: vec![Site::FfnIntermediate, Site::FfnOutput], ..LoraConfig::default() };
+    testkit::run_conformance(&backbone, &build(ffn, Dora::new), 384 + 2 * (32 + 16));
+    // With PiSSA's start for the direction.
+    let pissa = LoraConfig { init: pelt_lowrank::config::LoraInit::Pissa, ..config };
+    testkit::run_conformance(&backbone, &build(pissa, Dora::new), 512 + 64);
+}
+
+/// DoRA's weight is m ⊙ (W + s·B A) / ‖W + s·B A‖ row by row: after the pair and the magnitude move,
+/// the attached output equals a plain linear layer with that weight.
+#[test]
+fn dora_is_magnitude_times_the_normalised_direction() {
+    let bert = pelt_backbone::Bert::random(&BertConfig::tiny(), 3, Device::Cpu);
+    let config = LoraConfig { r: 2, dropout: 0.0, ..LoraConfig::default() };
+    let m = Dora::new(config.clone(), bert.dims(), Device::Cpu).unwrap();
+    m.init_from(&bert);
+    tch::manual_seed(5);
+    tch::no_grad(|| {
+        for (_, mut v) in m.var_store().variables() {
+            let _ = v.g_add_(&(v.randn_like() * 0.3));
+        }
+    });
+    let vars = m.var_store().variables();
+    let w = bert.projection_weight(1, Site::Value).unwrap();
+    let (a, b, mag) = (&vars["layer.1.value.lora_a"], &vars["layer.1.value.lora_b"], &vars["layer.1.value.magnitude"]);
+    let direction = &w + b.matmul(a) * config.scale();
+    let norm = direction.square().sum_dim_intlist(&[1i64][..], true, tch::Kind::Float).sqrt();
+    let want_w = mag.unsqueeze(1) * &direction / norm;
+    let x = Tensor::randn([3, 5, 16], (tch::Kind::Float, Device::Cpu));
+    let delta = m.projection(1, Site::Value, &x, false).unwrap();
+    let got = x.matmul(&w.tr()) + delta.value;
+    let gap = (got - x.matmul(&want_w.tr())).abs().max().double_value(&[]);
+    assert!(gap < 1e-5, "DoRA output differs from m ⊙ V/‖V‖ by {gap}");
+}
+
+#[test]
+fn vera_loha_and_lokr_conform_and_merge() {
+    use pelt_lowrank::config::{LohaConfig, LokrConfig, VeraConfig};
+    // VeRA, r 8 on query and value (d 16): 2 layers · 2 targets · (8 + 16) = 96; on the FFN the shared
+    // pair is cut to 16 → 32 and 32 → 16: 2 · ((8 + 32) + (8 + 16)) = 128.
+    let vera = VeraConfig { r: 8, ..VeraConfig::default() };
+    testkit::run_conformance(&backbone, &build(vera.clone(), Vera::new), 96);
+    let ffn = VeraConfig { targets: vec![Site::FfnIntermediate, Site::FfnOutput], ..vera };
+    testkit::run_conformance(&backbone, &build(ffn, Vera::new), 128);
+    // LoHa, r 2: 2 layers · 2 targets · 2·2·(16 + 16) = 512.
+    testkit::run_conformance(&backbone, &build(LohaConfig { r: 2, ..LohaConfig::default() }, Loha::new), 512);
+    // LoKr at d 16 (4 × 4 and 4 × 4): r 1 decomposes W₂ (1·(4 + 4)), r 8 keeps it full (16); W₁ full (16).
+    let lokr = LokrConfig { r: 1, ..LokrConfig::default() };
+    testkit::run_conformance(&backbone, &build(lokr.clone(), Lokr::new), 4 * (16 + 8));
+    testkit::run_conformance(&backbone, &build(LokrConfig::default(), Lokr::new), 4 * (16 + 16));
+    // Both factors decomposed, and 32 → 16 on the FFN output (W₁ 4 × 4, W₂ 4 × 8 → rank 1).
+    let both = LokrConfig { r: 1, decompose_both: true, targets: vec![Site::FfnOutput], ..LokrConfig::default() };
+    testkit::run_conformance(&backbone, &build(both, Lokr::new), 2 * ((4 + 4) + (4 + 8)));
+}
+
+/// VeRA's frozen pair is a function of its seed alone: two builds agree whatever libtorch's generator
+/// did in between, and another seed gives another pair.
+#[test]
+fn vera_draws_its_shared_pair_from_its_own_seed() {
+    use pelt_lowrank::config::VeraConfig;
+    let dims = BertConfig::tiny().dims();
+    tch::manual_seed(1);
+    let one = Vera::new(VeraConfig::default(), &dims, Device::Cpu).unwrap();
+    tch::manual_seed(2);
+    let two = Vera::new(VeraConfig::default(), &dims, Device::Cpu).unwrap();
+    assert!(one.shared().0.equal(&two.shared().0) && one.shared().1.equal(&two.shared().1));
+    let other = Vera::new(VeraConfig { projection_seed: 1, ..VeraConfig::default() }, &dims, Device::Cpu).unwrap();
+    assert!(!one.shared().0.equal(&other.shared().0));
+    // Bounds √(6 / fan_in): A is 256 × 16, B 16 × 256.
+    let (a, b) = one.shared();
+    assert!(a.abs().max().double_value(&[]) <= (6.0f64 / 16.0).sqrt());
+    assert!(b.abs().max().double_value(&[]) <= (6.0f64 / 256.0).sqrt());
 }
 
 fn build<C: Clone + 'static, M: Method + 'static>(
@@ -117,8 +236,37 @@ fn lora_config_refuses_bad_values() {
             ("targets: [embeddings]", "targets"),
             ("targets: []", "targets"),
             ("rank: 4", "rank"),
+            ("init: xavier", "init"),
+            ("rslora: maybe", "rslora"),
         ],
     );
+    use pelt_lowrank::config::{LohaConfig, LokrConfig, VeraConfig};
+    testkit::check_config::<VeraConfig>(
+        &dims,
+        &[
+            ("r: 0", "r"),
+            ("d_initial: 0", "d_initial"),
+            ("dropout: -0.1", "dropout"),
+            ("targets: [layer_norm]", "targets"),
+        ],
+    );
+    testkit::check_config::<LohaConfig>(&dims, &[("r: 0", "r"), ("alpha: 0", "alpha"), ("targets: []", "targets")]);
+    testkit::check_config::<LokrConfig>(
+        &dims,
+        &[("r: 0", "r"), ("decompose_factor: 0", "decompose_factor"), ("decompose_both: 2", "decompose_both")],
+    );
+}
+
+/// The LoRA options stay out of the serialised config at their defaults (old LoRA records keep their
+/// hashes) and appear when set.
+#[test]
+fn lora_options_serialise_only_when_set() {
+    use pelt_lowrank::config::LoraInit;
+    let text = serde_yaml::to_string(&LoraConfig::default()).unwrap();
+    assert!(!text.contains("init") && !text.contains("rslora"), "{text}");
+    let set =
+        serde_yaml::to_string(&LoraConfig { init: LoraInit::Pissa, rslora: true, ..LoraConfig::default() }).unwrap();
+    assert!(set.contains("init: pissa") && set.contains("rslora: true"), "{set}");
 }
 
 #[test]

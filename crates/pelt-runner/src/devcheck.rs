@@ -75,6 +75,7 @@ fn loss_after_steps(registry: &Registry, method: &str, device: Device, seed: i64
     let drawn = (entry.build)(&config, cpu.dims(), Device::Cpu)?;
     drawn.init_from(&cpu);
     let m = (entry.build)(&config, bert.dims(), device)?;
+    m.init_from(&bert);
     copy_vars(drawn.var_store(), m.var_store());
     let head = ClassificationHead::new(bert.dims().hidden, 2, Pooling::Mean, 0.0, device);
     let drawn_head = ClassificationHead::new(bert.dims().hidden, 2, Pooling::Mean, 0.0, Device::Cpu);

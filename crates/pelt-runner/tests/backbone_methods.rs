@@ -235,6 +235,7 @@ fn decoder_positions_never_see_later_tokens_with_any_method() {
     let _ = changed.narrow(1, t - 1, 1).g_add_scalar_(1).remainder_(dims.vocab);
     for entry in entries().iter().filter(|e| !NOT_ON_T5.contains(&e.info.name)) {
         let m = build(entry, &dims, 0);
+        m.init_from(&model);
         tch::no_grad(|| {
             for (_, v) in m.var_store().variables() {
                 let _ = v.shallow_clone().g_add_(&(v.randn_like() * 0.1));
