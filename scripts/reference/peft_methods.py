@@ -1,5 +1,5 @@
-"""Python peft's outputs for the methods pelt implements after peft: DoRA, VeRA, LoHa and LoKr on a tiny
-random BERT, each adapter's values drawn off its init, so the Rust test checks the forward pass, not
+"""Python peft's outputs for the methods pelt implements after peft: DoRA, VeRA, LoHa, LoKr, (IA)³ and OFT
+on a tiny random BERT, each adapter's values drawn off its init, so the Rust test checks the forward pass, not
 only the identity at init.
 
 Run once to produce crates/pelt-lowrank/tests/data/peft/ (the tiny BERT as an HF folder in bert/, and per
@@ -48,6 +48,8 @@ NAMES = {
     "lokr_w2": "lokr_w2",
     "lokr_w2_a": "lokr_w2_a",
     "lokr_w2_b": "lokr_w2_b",
+    "ia3_l": "ia3_l",
+    "oft_R.weight": "oft_r",
 }
 
 # pelt's config (the Rust test builds the method with it) beside peft's.
@@ -76,6 +78,26 @@ METHODS = {
             r=1, alpha=2, decompose_both=True, target_modules=r".*layer\.\d+\.(intermediate|output)\.dense"
         ),
     ),
+    # The paper's sites: keys, values and the FFN activations (peft: the FFN output projection's input).
+    "ia3": (
+        {"sites": ["key", "value", "ffn_intermediate"]},
+        lambda: peft.IA3Config(
+            target_modules=r".*(key|value|layer\.\d+\.output\.dense)$",
+            feedforward_modules=r".*layer\.\d+\.output\.dense$",
+        ),
+    ),
+    "oft": (
+        {"block_size": 4, "cayley": "neumann", "neumann_terms": 5, "targets": ["query", "value"]},
+        lambda: peft.OFTConfig(r=0, oft_block_size=4, target_modules=["query", "value"], use_cayley_neumann=True),
+    ),
+    # peft's exact Cayley is (I − Q)(I + Q)⁻¹, the paper's (and pelt's) (I + Q)(I − Q)⁻¹: the Rust test
+    # loads −Q.
+    "oft_exact": (
+        {"block_size": 4, "cayley": "exact", "targets": ["query", "value", "ffn_intermediate"]},
+        lambda: peft.OFTConfig(
+            r=0, oft_block_size=4, target_modules=["query", "value", "intermediate.dense"], use_cayley_neumann=False
+        ),
+    ),
 }
 
 
@@ -88,6 +110,9 @@ def pelt_name(name):
         if rest.endswith("." + suffix):
             module = rest[: -len(suffix) - 1]
             site = next(s for pattern, s in SITES if re.search(pattern, module))
+            if pelt == "ia3_l" and site == "ffn_output":
+                # (IA)³ on the FFN output projection's input rescales the FFN activations.
+                site = "ffn_intermediate"
             return f"layer.{layer}.{site}.{pelt}"
     raise KeyError(name)
 
@@ -120,7 +145,9 @@ def main():
                 if p.requires_grad:
                     # Off the init (zeros included) but near it: DoRA's magnitudes stay positive.
                     p.add_(0.3 * torch.randn(p.shape, generator=gen))
-                    tensors[pelt_name(name)] = p.detach().clone().contiguous()
+                    # (IA)³ keeps (out, 1) or (1, in) vectors; pelt keeps them flat.
+                    value = p.detach().clone()
+                    tensors[pelt_name(name)] = (value.flatten() if "ia3_l" in name else value).contiguous()
             if method == "vera":
                 tensors["shared.a"] = model.base_model.vera_A["default"].clone().contiguous()
                 tensors["shared.b"] = model.base_model.vera_B["default"].clone().contiguous()

@@ -221,13 +221,17 @@ impl Linear {
         }
     }
 
-    /// The projection plus whatever Δ `method` attaches at `site`.
+    /// The projection plus whatever `method` attaches at `site`: its input replaced
+    /// ([`Attachment::projection_input`]), its Δ added, its output replaced
+    /// ([`Attachment::projection_output`]).
     pub(crate) fn forward(&self, x: &Tensor, layer: usize, site: Site, method: &dyn Attachment, train: bool) -> Tensor {
-        let h = x.linear(&self.weight, Some(&self.bias));
-        match method.projection(layer, site, x, train) {
+        let input = method.projection_input(layer, site, x, train);
+        let h = input.as_ref().unwrap_or(x).linear(&self.weight, Some(&self.bias));
+        let h = match method.projection(layer, site, x, train) {
             Some(d) => compose(&h, &d.value, &d.scale),
             None => h,
-        }
+        };
+        method.projection_output(layer, site, &h, train).unwrap_or(h)
     }
 }
 
@@ -522,16 +526,22 @@ impl SelfAttention {
         let (b, t, d) = x.size3().expect("hidden is (batch, len, d)");
         let s = kv.size()[1];
         let split = |h: Tensor, n: i64| h.view([b, n, self.heads, d / self.heads]).transpose(1, 2);
-        let (q, k, v) = if sites == SELF_SITES {
+        // A method that replaces a projection's input (OFT, (IA)³) gets the three projections one by one.
+        let replaced =
+            sites == SELF_SITES && sites[..3].iter().any(|&s| m.projection_input(layer, s, x, train).is_some());
+        let (q, k, v) = if sites == SELF_SITES && !replaced {
             // One GEMM for q, k and v (and one for their input gradient) instead of three: the wider
             // product runs closer to the machine's matmul peak. Each projection's method hook still
             // sees x and adds its own Δ, exactly as `Linear::forward` would.
             let w = Tensor::cat(&[&self.query.weight, &self.key.weight, &self.value.weight], 0);
             let bias = Tensor::cat(&[&self.query.bias, &self.key.bias, &self.value.bias], 0);
             let qkv = x.linear(&w, Some(&bias)).split(d, -1);
-            let hooked = |h: &Tensor, site: Site| match m.projection(layer, site, x, train) {
-                Some(delta) => compose(h, &delta.value, &delta.scale),
-                None => h.shallow_clone(),
+            let hooked = |h: &Tensor, site: Site| {
+                let h = match m.projection(layer, site, x, train) {
+                    Some(delta) => compose(h, &delta.value, &delta.scale),
+                    None => h.shallow_clone(),
+                };
+                m.projection_output(layer, site, &h, train).unwrap_or(h)
             };
             (
                 split(hooked(&qkv[0], sites[0]), t),
@@ -802,6 +812,10 @@ impl Backbone for Bert {
 
     fn projection_weight(&self, layer: usize, site: Site) -> Option<Tensor> {
         Some(self.layers.get(layer)?.projection(site)?.weight.shallow_clone())
+    }
+
+    fn projection_bias(&self, layer: usize, site: Site) -> Option<Tensor> {
+        Some(self.layers.get(layer)?.projection(site)?.bias.shallow_clone())
     }
 }
 

@@ -242,4 +242,8 @@ impl Backbone for Bert2Bert {
     fn projection_weight(&self, layer: usize, site: Site) -> Option<Tensor> {
         Some(self.projection(layer, site)?.weight.shallow_clone())
     }
+
+    fn projection_bias(&self, layer: usize, site: Site) -> Option<Tensor> {
+        Some(self.projection(layer, site)?.bias.shallow_clone())
+    }
 }

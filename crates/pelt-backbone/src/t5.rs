@@ -525,6 +525,17 @@ impl Backbone for T5 {
     }
 
     fn projection_weight(&self, layer: usize, site: Site) -> Option<Tensor> {
+        Some(self.linear(layer, site)?.weight.shallow_clone())
+    }
+
+    fn projection_bias(&self, layer: usize, site: Site) -> Option<Tensor> {
+        Some(self.linear(layer, site)?.bias.shallow_clone())
+    }
+}
+
+impl T5 {
+    /// The projection at `site` of `layer` (decoder layers after the encoder's).
+    fn linear(&self, layer: usize, site: Site) -> Option<&Linear> {
         let l_enc = self.encoder.len();
         let b = if layer < l_enc { self.encoder.get(layer)? } else { self.decoder.get(layer - l_enc)? };
         let lin = match site {
@@ -540,7 +551,7 @@ impl Backbone for T5 {
             Site::FfnOutput => &b.ff.wo,
             _ => return None,
         };
-        Some(lin.weight.shallow_clone())
+        Some(lin)
     }
 }
 

@@ -314,6 +314,17 @@ impl Backbone for Vit {
     }
 
     fn projection_weight(&self, layer: usize, site: Site) -> Option<Tensor> {
+        Some(self.linear(layer, site)?.weight.shallow_clone())
+    }
+
+    fn projection_bias(&self, layer: usize, site: Site) -> Option<Tensor> {
+        Some(self.linear(layer, site)?.bias.shallow_clone())
+    }
+}
+
+impl Vit {
+    /// The projection at `site` of `layer`.
+    fn linear(&self, layer: usize, site: Site) -> Option<&Linear> {
         let l = self.layers.get(layer)?;
         let linear = match site {
             Site::Query => &l.attention.query,
@@ -324,6 +335,6 @@ impl Backbone for Vit {
             Site::FfnOutput => &l.output,
             _ => return None,
         };
-        Some(linear.weight.shallow_clone())
+        Some(linear)
     }
 }

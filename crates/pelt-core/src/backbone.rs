@@ -211,6 +211,29 @@ pub trait Backbone {
         None
     }
 
+    /// The bias (out) of the projection at `site` of `layer`, sharing its storage (a zero buffer on a
+    /// bias-free T5); `None` where the backbone does not expose it (the default).
+    fn projection_bias(&self, _layer: usize, _site: Site) -> Option<Tensor> {
+        None
+    }
+
+    /// Adds Δb to the bias of the projection at `site` of `layer` (merging a method that rescales a
+    /// projection's output, (IA)³); through [`Backbone::projection_bias`]'s shared storage.
+    fn merge_projection_bias(&mut self, layer: usize, site: Site, delta_b: &Tensor) -> Result<()> {
+        let mut bias = self
+            .projection_bias(layer, site)
+            .ok_or_else(|| crate::PeltError::Shape(format!("no bias exposed for `{site}` of layer {layer}")))?;
+        if bias.size() != delta_b.size() {
+            return Err(crate::PeltError::Shape(format!(
+                "Δb for {site} of layer {layer} is {:?}, the bias is {:?}",
+                delta_b.size(),
+                bias.size()
+            )));
+        }
+        let _ = tch::no_grad(|| bias.f_add_(delta_b))?;
+        Ok(())
+    }
+
     /// The output the conformance suite checks, which must pass through every layer a method attaches
     /// to: an encoder's [`Backbone::forward`]; an encoder-decoder's decoder states, with the inputs
     /// teacher-forced as decoder inputs over the encoder's output.

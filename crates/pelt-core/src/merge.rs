@@ -91,4 +91,25 @@ impl Backbone for Shared<'_> {
         let _ = tch::no_grad(|| weight.f_add_(delta_w))?;
         Ok(())
     }
+
+    fn projection_weight(&self, layer: usize, site: Site) -> Option<Tensor> {
+        self.inner.projection_weight(layer, site)
+    }
+
+    fn projection_bias(&self, layer: usize, site: Site) -> Option<Tensor> {
+        self.inner.projection_bias(layer, site)
+    }
+
+    fn merge_projection_bias(&mut self, layer: usize, site: Site, delta_b: &Tensor) -> Result<()> {
+        let mut bias = self
+            .inner
+            .projection_bias(layer, site)
+            .ok_or_else(|| PeltError::Shape(format!("no shared bias for `{site}` of layer {layer}")))?;
+        if bias.size() != delta_b.size() {
+            return Err(PeltError::Shape(format!("Δb for {site} of layer {layer} is {:?}", delta_b.size())));
+        }
+        self.saved.push((bias.shallow_clone(), bias.copy()));
+        let _ = tch::no_grad(|| bias.f_add_(delta_b))?;
+        Ok(())
+    }
 }

@@ -56,6 +56,19 @@ pub trait Attachment {
         None
     }
 
+    /// A replacement for the input `x` of the projection at `site` (OFT rotates it; (IA)³ rescales the
+    /// FFN output projection's input, the FFN's activations). [`Attachment::projection`] still sees the
+    /// original `x`.
+    fn projection_input(&self, _layer: usize, _site: Site, _x: &Tensor, _train: bool) -> Option<Tensor> {
+        None
+    }
+
+    /// A replacement for the output `h` of the projection at `site`, after its bias and any
+    /// [`Attachment::projection`] Δ ((IA)³ rescales keys and values).
+    fn projection_output(&self, _layer: usize, _site: Site, _h: &Tensor, _train: bool) -> Option<Tensor> {
+        None
+    }
+
     /// Δ for a sublayer's output `h` (`site` is [`Site::AttentionOutput`] or [`Site::FfnOutput`]),
     /// given the sublayer's input `x`; added before the residual connection and LayerNorm.
     fn sublayer(&self, _layer: usize, _site: Site, _x: &Tensor, _h: &Tensor, _train: bool) -> Option<Delta> {

@@ -395,3 +395,98 @@ impl MethodConfig for LokrConfig {
         check_targets("targets", &self.targets, dims)
     }
 }
+
+/// (IA)³ settings (Liu et al., NeurIPS 2022, "Few-Shot Parameter-Efficient Fine-Tuning is Better and
+/// Cheaper than In-Context Learning"): learned vectors, starting at 1, that rescale keys, values and the
+/// FFN's intermediate activations — the paper's sites. `ffn_intermediate` names the activations (after
+/// the nonlinearity, the input of the FFN's output projection); any other projection has its output
+/// rescaled, bias included. peft's BERT default (key, value and both `output.dense` inputs) differs from
+/// the paper: pelt follows the paper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ia3Config {
+    /// Where to rescale.
+    pub sites: Vec<Site>,
+}
+
+impl Default for Ia3Config {
+    fn default() -> Self {
+        Ia3Config { sites: vec![Site::Key, Site::Value, Site::FfnIntermediate] }
+    }
+}
+
+impl MethodConfig for Ia3Config {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        check_targets("sites", &self.sites, dims)
+    }
+}
+
+/// How OFT turns its skew-symmetric Q into a rotation (`cayley:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cayley {
+    /// The Cayley transform R = (I + Q)(I − Q)⁻¹, exactly orthogonal (the paper).
+    #[default]
+    Exact,
+    /// Its Neumann series I + 2Q + 2Q² + … + Q^(n−1) to `neumann_terms` terms (peft's default, n = 5):
+    /// cheaper, orthogonal only approximately.
+    Neumann,
+}
+
+/// OFT settings (Qiu et al., NeurIPS 2023, "Controlling Text-to-Image Diffusion by Orthogonal
+/// Finetuning"): the projection's input rotated by a block-diagonal orthogonal R, W' = W Rᵀ, each b × b
+/// block the Cayley transform of a skew-symmetric Q that starts at 0 (R = I). Defaults as peft: blocks
+/// of 32 (moved to the nearest divisor of d_in, as peft does), query and value; COFT's projection,
+/// block sharing and peft's multiplicative dropout (a no-op in peft 0.21) are not implemented.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OftConfig {
+    /// Block size b (d_in / b blocks).
+    pub block_size: i64,
+    /// `exact` (the paper) or `neumann` (peft's default).
+    pub cayley: Cayley,
+    /// Terms of the Neumann series.
+    pub neumann_terms: usize,
+    /// Projections to rotate.
+    pub targets: Vec<Site>,
+}
+
+impl Default for OftConfig {
+    fn default() -> Self {
+        OftConfig { block_size: 32, cayley: Cayley::Exact, neumann_terms: 5, targets: vec![Site::Query, Site::Value] }
+    }
+}
+
+impl OftConfig {
+    /// The block size used for an input of `d_in`: `block_size` if it divides d_in, else the nearest
+    /// divisor (the lower one on a tie), d_in itself when `block_size` ≥ d_in — peft's
+    /// `adjust_oft_parameters`.
+    pub fn block_for(&self, d_in: i64) -> i64 {
+        let b = self.block_size;
+        if b >= d_in {
+            return d_in;
+        }
+        if d_in % b == 0 {
+            return b;
+        }
+        let lower = (1..b).rev().find(|&c| d_in % c == 0).unwrap_or(1);
+        let higher = (b + 1..=d_in).find(|&c| d_in % c == 0).unwrap_or(d_in);
+        if b - lower <= higher - b {
+            lower
+        } else {
+            higher
+        }
+    }
+}
+
+impl MethodConfig for OftConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        if self.block_size < 2 {
+            return Err(ConfigError::new("block_size", format!("must be at least 2, got {}", self.block_size)));
+        }
+        if self.cayley == Cayley::Neumann && self.neumann_terms < 2 {
+            return Err(ConfigError::new("neumann_terms", format!("must be at least 2, got {}", self.neumann_terms)));
+        }
+        check_targets("targets", &self.targets, dims)
+    }
+}

@@ -1,5 +1,5 @@
-//! pelt-lowrank: low-rank and Kronecker-structured updates of the backbone's projections, and the
-//! adapters built from them.
+//! pelt-lowrank: low-rank, Kronecker, rescaling and rotation updates of the backbone's projections, and
+//! the adapters built from them.
 //!
 //! - LoRA (Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models", ICLR 2022):
 //!   W x + (α/r)·B A x on chosen projections (query and value by default), A Kaiming-uniform, B zero, so
@@ -9,6 +9,8 @@
 //!   detached; mergeable.
 //! - VeRA (Kopiczko et al., ICLR 2024): Λ_b B Λ_d A x with one frozen random pair shared by all layers.
 //! - LoHa and LoKr (LyCORIS, as peft ships them): Hadamard and Kronecker products of low-rank factors.
+//! - (IA)³ (Liu et al., NeurIPS 2022): learned rescaling of keys, values and FFN activations; and OFT
+//!   (Qiu et al., NeurIPS 2023): block-diagonal Cayley rotations of a projection's input. Both merge.
 //! - KronA (Edalati et al. 2022): W x + s·(A ⊗ B) x, mergeable; KronA^B_res: a Kronecker adapter beside
 //!   the FFN with a learned scale.
 //! - Compacter and Compacter++ (Karimi Mahabadi et al., NeurIPS 2021): adapters with PHM projections
@@ -21,23 +23,28 @@
 pub mod compacter;
 pub mod config;
 pub mod dora;
+pub mod ia3;
 pub mod kadaptation;
 pub mod kron;
 pub mod krona;
 pub mod lora;
 pub mod lycoris;
+pub mod oft;
 pub mod vera;
 
 pub use compacter::Compacter;
 pub use dora::Dora;
+pub use ia3::Ia3;
 pub use kadaptation::KAdaptation;
 pub use krona::{Krona, KronaRes};
 pub use lora::{Lora, LoraModule};
 pub use lycoris::{Loha, Lokr};
+pub use oft::Oft;
 pub use vera::Vera;
 
 use config::{
-    CompacterConfig, KAdaptationConfig, KronaConfig, KronaResConfig, LohaConfig, LokrConfig, LoraConfig, VeraConfig,
+    CompacterConfig, Ia3Config, KAdaptationConfig, KronaConfig, KronaResConfig, LohaConfig, LokrConfig, LoraConfig,
+    OftConfig, VeraConfig,
 };
 use pelt_core::{method_entry, Form, MethodEntry, MethodInfo, ScaleKind, Site};
 
@@ -108,6 +115,32 @@ pub fn methods() -> Vec<MethodEntry> {
             },
             LokrConfig,
             Lokr::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "ia3",
+                family: "low-rank",
+                paper: "Liu et al. 2022, Few-Shot Parameter-Efficient Fine-Tuning is Better and Cheaper than In-Context Learning ((IA)³)",
+                sites: &[Site::Key, Site::Value, Site::FfnIntermediate],
+                form: Form::Reparameterized,
+                scale: ScaleKind::Learned,
+                formula: "L·(2d + d_ff) (keys, values, FFN activations)",
+            },
+            Ia3Config,
+            Ia3::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "oft",
+                family: "low-rank",
+                paper: "Qiu et al. 2023, Controlling Text-to-Image Diffusion by Orthogonal Finetuning (OFT)",
+                sites: &[Site::Query, Site::Value],
+                form: Form::Reparameterized,
+                scale: ScaleKind::Fixed,
+                formula: "L·Σ_targets (d_in/b)·b(b − 1)/2 (b = 32)",
+            },
+            OftConfig,
+            Oft::new
         ),
         method_entry!(
             MethodInfo {

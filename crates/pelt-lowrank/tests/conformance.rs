@@ -5,7 +5,7 @@ use pelt_core::Attachment;
 use pelt_core::{testkit, Backbone, BackboneDims, Method, Site};
 use pelt_lowrank::{
     config::{CompacterConfig, KAdaptationConfig, KronaConfig, KronaResConfig, LoraConfig},
-    Compacter, Dora, KAdaptation, Krona, KronaRes, Loha, Lokr, Lora, Vera,
+    Compacter, Dora, Ia3, KAdaptation, Krona, KronaRes, Loha, Lokr, Lora, Oft, Vera,
 };
 use tch::{Device, Tensor};
 
@@ -128,6 +128,48 @@ fn vera_loha_and_lokr_conform_and_merge() {
     // Both factors decomposed, and 32 → 16 on the FFN output (W₁ 4 × 4, W₂ 4 × 8 → rank 1).
     let both = LokrConfig { r: 1, decompose_both: true, targets: vec![Site::FfnOutput], ..LokrConfig::default() };
     testkit::run_conformance(&backbone, &build(both, Lokr::new), 2 * ((4 + 4) + (4 + 8)));
+}
+
+#[test]
+fn ia3_and_oft_conform_and_merge() {
+    use pelt_lowrank::config::{Cayley, Ia3Config, OftConfig};
+    // (IA)³ at the paper's sites: per layer keys 16 + values 16 + FFN activations 32.
+    testkit::run_conformance(&backbone, &build(Ia3Config::default(), Ia3::new), 2 * (16 + 16 + 32));
+    // On the query and the attention output instead (outputs of 16 each).
+    let other = Ia3Config { sites: vec![Site::Query, Site::AttentionOutput] };
+    testkit::run_conformance(&backbone, &build(other, Ia3::new), 2 * (16 + 16));
+    // OFT, blocks of 4 on d_in 16: 4 blocks · 6 entries, on query and value of 2 layers.
+    for cayley in [Cayley::Exact, Cayley::Neumann] {
+        let config = OftConfig { block_size: 4, cayley, ..OftConfig::default() };
+        testkit::run_conformance(&backbone, &build(config, Oft::new), 2 * 2 * 4 * 6);
+    }
+    // The default block of 32 falls back to d_in on the query (16) and fits the FFN output's d_in (32)
+    // as it is: peft's adjustment.
+    let config = OftConfig { targets: vec![Site::Query, Site::FfnOutput], ..OftConfig::default() };
+    testkit::run_conformance(&backbone, &build(config, Oft::new), 2 * (16 * 15 / 2 + 32 * 31 / 2));
+    assert_eq!(OftConfig { block_size: 5, ..OftConfig::default() }.block_for(16), 4);
+    assert_eq!(OftConfig { block_size: 6, ..OftConfig::default() }.block_for(16), 4);
+    assert_eq!(OftConfig { block_size: 7, ..OftConfig::default() }.block_for(16), 8);
+}
+
+/// OFT's exact rotation is orthogonal whatever Q, and it preserves the norm of every input block.
+#[test]
+fn oft_rotations_are_orthogonal() {
+    use pelt_lowrank::config::OftConfig;
+    let bert = Bert::random(&BertConfig::tiny(), 7, Device::Cpu);
+    let m = Oft::new(OftConfig { block_size: 4, ..OftConfig::default() }, bert.dims(), Device::Cpu).unwrap();
+    tch::manual_seed(2);
+    tch::no_grad(|| {
+        for (_, mut v) in m.var_store().variables() {
+            let _ = v.g_add_(&v.randn_like());
+        }
+    });
+    let x = Tensor::randn([2, 3, 16], (tch::Kind::Float, Device::Cpu));
+    let y = m.projection_input(0, Site::Query, &x, false).unwrap();
+    let norms = |t: &Tensor| t.view([2, 3, 4, 4]).square().sum_dim_intlist(&[-1i64][..], false, tch::Kind::Float);
+    let gap = (norms(&y) - norms(&x)).abs().max().double_value(&[]);
+    assert!(gap < 1e-4, "a rotation changed a block's norm by {gap}");
+    assert!(m.projection_input(0, Site::Key, &x, false).is_none(), "only the targets rotate");
 }
 
 /// VeRA's frozen pair is a function of its seed alone: two builds agree whatever libtorch's generator

@@ -1,4 +1,4 @@
-//! pelt's DoRA, VeRA, LoHa and LoKr against Python peft on a tiny random BERT (the numbers come from
+//! pelt's DoRA, VeRA, LoHa, LoKr, (IA)³ and OFT against Python peft on a tiny random BERT (the numbers come from
 //! scripts/reference/peft_methods.py and are committed in tests/data/peft/): the same adapter values,
 //! the same inputs, the last hidden states within 1e-5.
 
@@ -43,14 +43,32 @@ fn tensors(method: &str) -> HashMap<String, Tensor> {
 }
 
 #[test]
-fn dora_loha_and_lokr_match_peft() {
+fn dora_loha_lokr_ia3_and_oft_match_peft() {
     let bert = Bert::load(&data().join("bert"), Device::Cpu).unwrap();
     let entries = pelt_lowrank::methods();
-    for (method, entry) in [("dora", "dora"), ("loha", "loha"), ("lokr", "lokr"), ("lokr_both", "lokr")] {
+    let cases = [
+        ("dora", "dora"),
+        ("loha", "loha"),
+        ("lokr", "lokr"),
+        ("lokr_both", "lokr"),
+        ("ia3", "ia3"),
+        ("oft", "oft"),
+        ("oft_exact", "oft"),
+    ];
+    for (method, entry) in cases {
         let entry = entries.iter().find(|e| e.info.name == entry).unwrap();
         let m = (entry.build)(&config(method), bert.dims(), Device::Cpu).unwrap();
         m.init_from(&bert);
-        let gap = compare(&bert, m.as_ref(), &tensors(method));
+        let mut file = tensors(method);
+        if method == "oft_exact" {
+            // peft's exact Cayley transform is (I − Q)(I + Q)⁻¹, the paper's (pelt's) (I + Q)(I − Q)⁻¹.
+            for (name, t) in file.iter_mut() {
+                if name.ends_with("oft_r") {
+                    *t = -&*t;
+                }
+            }
+        }
+        let gap = compare(&bert, m.as_ref(), &file);
         assert!(gap < 1e-5, "{method}: pelt differs from peft by {gap}");
     }
 }
