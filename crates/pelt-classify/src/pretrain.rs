@@ -44,6 +44,7 @@ pub fn pretrain(settings: &Pretrain, registry: &Registry, assets: &Path, out: &P
         method: "full".into(),
         label: None,
         lr: settings.lr,
+        lr_search: Vec::new(),
         config: serde_yaml::Value::Null,
         transfer: false,
         shared: false,

@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod budget;
 pub mod communication;
 pub mod cost;
 pub mod page;
@@ -41,6 +42,13 @@ impl Suite {
             method: String,
             #[serde(default)]
             label: Option<String>,
+            #[serde(default)]
+            lr: Option<serde_yaml::Value>,
+        }
+        #[derive(Deserialize)]
+        struct Tuning {
+            #[serde(default)]
+            lr: Vec<f64>,
         }
         #[derive(Deserialize)]
         struct File {
@@ -55,9 +63,20 @@ impl Suite {
             data_sizes: Vec<serde_yaml::Value>,
             #[serde(default)]
             seeds: Vec<serde_yaml::Value>,
+            #[serde(default)]
+            tuning: Option<Tuning>,
         }
         let f: File = serde_yaml::from_str(text)?;
-        let grid = f.methods.len() * f.tasks.len() * f.data_sizes.len() * f.seeds.len();
+        // A searched learning rate runs one trial per rate.
+        let trials = |m: &Method| match &m.lr {
+            Some(serde_yaml::Value::Mapping(map)) => {
+                map.get("search").and_then(|s| s.as_sequence()).map_or(1, Vec::len)
+            }
+            Some(_) => 1,
+            None => f.tuning.as_ref().map_or(1, |t| t.lr.len().max(1)),
+        };
+        let runs: usize = f.methods.iter().map(trials).sum();
+        let grid = runs * f.tasks.len() * f.data_sizes.len() * f.seeds.len();
         let methods = f.methods.into_iter().map(|m| m.label.unwrap_or(m.method)).collect();
         Ok(Suite {
             name: f.name,
@@ -115,6 +134,16 @@ pub fn left_out(loaded: &Loaded) -> Option<String> {
     Some(out)
 }
 
+/// The table of `records` (after [`budget::choose`]), its caption saying how searched rates were chosen.
+pub fn table_of(records: &[Record], exp: Option<&Suite>, chosen: &budget::Chosen) -> Result<table::Table> {
+    let mut t = table::build(records, exp)?;
+    if let Some(c) = &chosen.caption {
+        t.caption.push('\n');
+        t.caption.push_str(c);
+    }
+    Ok(t)
+}
+
 /// Rewrites the generated part of the suite's page from its table: the Markdown table with its caption,
 /// then the differences beyond seed noise.
 fn write_page(suite_dir: &Path, exp: Option<&Suite>, t: &table::Table) -> Result<PathBuf> {
@@ -133,8 +162,18 @@ fn write_page(suite_dir: &Path, exp: Option<&Suite>, t: &table::Table) -> Result
 /// returns the Markdown of the tables.
 pub fn write_tables(suite_dir: &Path, records: &[Record], exp: Option<&Suite>) -> Result<String> {
     Store::open(suite_dir)?.write_jsonl(records)?;
+    // What the suite cost counts every trial; the tables show each searched cell's chosen one.
     write_atomic(&suite_dir.join("cost.md"), cost::report(records, exp).as_bytes())?;
-    let t = table::build(records, exp)?;
+    let chosen = budget::choose(records);
+    let budget_page = suite_dir.join("budget.md");
+    match &chosen.report {
+        Some(b) => write_atomic(&budget_page, b.as_bytes())?,
+        None => {
+            let _ = std::fs::remove_file(&budget_page);
+        }
+    }
+    let records = &chosen.records[..];
+    let t = table_of(records, exp, &chosen)?;
     for (format, ext) in [(table::Format::Markdown, "md"), (table::Format::Csv, "csv"), (table::Format::Latex, "tex")] {
         write_atomic(&suite_dir.join(format!("table.{ext}")), t.render(format).as_bytes())?;
     }
@@ -180,7 +219,9 @@ pub fn write_plots(
     out: &Path,
     font: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let t = table::build(records, exp)?;
+    let chosen = budget::choose(records);
+    let records = &chosen.records[..];
+    let t = table_of(records, exp, &chosen)?;
     let name = exp.map_or_else(|| suite_dir.display().to_string(), |e| e.name.clone());
     let comm = plot::communication_curves(records);
     let files = plot::write(&t, &plot::curves(records), &comm, families, &name, out, font)?;

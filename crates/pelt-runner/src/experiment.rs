@@ -77,9 +77,49 @@ pub struct Experiment {
     /// Summarization: target lengths and decoding (defaults when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<GenerationSpec>,
+    /// An equal tuning budget: `tuning: {lr: [...]}` searches these learning rates (one trial run each)
+    /// for every method entry that gives no `lr` of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<Tuning>,
+    /// A YAML file of learning rates by method label (or registry name), relative to this file, for
+    /// entries that give no `lr` and no `tuning` applies: rates several experiment files share, kept in
+    /// one place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rates: Option<PathBuf>,
     /// The file it was read from (for messages).
     #[serde(skip)]
     pub source: PathBuf,
+}
+
+/// An experiment's tuning budget (`tuning:`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tuning {
+    /// The learning rates every entry without its own `lr` tries.
+    pub lr: Vec<f64>,
+}
+
+/// What is wrong with a list of learning rates to search, if anything.
+fn search_problem(rates: &[f64]) -> Option<String> {
+    if rates.is_empty() {
+        return Some("the search lists no rate".into());
+    }
+    if let Some(r) = rates.iter().find(|r| !(**r > 0.0 && **r < 1.0)) {
+        return Some(format!("every rate must be in (0, 1), got {r}"));
+    }
+    let mut sorted = rates.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.windows(2).any(|w| w[0] == w[1]) {
+        return Some("a rate is listed twice".into());
+    }
+    None
+}
+
+/// Reads a rates file: a mapping of method label (or registry name) to learning rate.
+fn read_rates(path: &Path) -> Result<std::collections::BTreeMap<String, f64>> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).with_context(|| format!("{shown}: cannot read the rates file"))?;
+    serde_yaml::from_str(&text).map_err(|e| anyhow!("{shown}: {e} (expected `label: rate` lines)"))
 }
 
 /// The 1-based line of the `index`-th entry of the top-level `methods:` list, and of `field` inside
@@ -309,13 +349,47 @@ impl Experiment {
                 return Err(fail("glue_dir", format!("{} has no train.tsv for `{task}`", folder.display())));
             }
         }
+        // Each entry's learning rate: its own `lr` (or `lr: {search: [...]}`), else the experiment's
+        // `tuning.lr` search, else its line of the `rates` file.
+        let rates = match &exp.rates {
+            Some(file) => {
+                let full = path.parent().unwrap_or(Path::new(".")).join(file);
+                read_rates(&full).map_err(|e| fail("rates", e.to_string()))?
+            }
+            None => Default::default(),
+        };
+        if let Some(t) = &exp.tuning {
+            if let Some(bad) = search_problem(&t.lr) {
+                let line = text.lines().position(|l| l.trim_start().starts_with("lr:")).map_or(0, |i| i + 1);
+                bail!("{shown}:{line}: field `tuning.lr`: {bad}");
+            }
+        }
+        for (i, m) in exp.methods.iter_mut().enumerate() {
+            let at = |field: Option<&str>| locate_method(&text, i, field).unwrap_or(0);
+            if m.lr.is_nan() && m.lr_search.is_empty() {
+                let from_file = rates.get(m.label()).or_else(|| rates.get(&m.method)).copied();
+                match (&exp.tuning, from_file) {
+                    (Some(t), _) => m.lr_search = t.lr.clone(),
+                    (None, Some(lr)) => m.lr = lr,
+                    (None, None) => bail!(
+                        "{shown}:{}: methods[{i}] ({}) field `lr`: missing: give `lr: <rate>`, `lr: {{search: [...]}}`, \
+                         the experiment's `tuning.lr`, or a `rates` file that names `{}`",
+                        at(None),
+                        m.label(),
+                        m.label()
+                    ),
+                }
+            } else if let Some(bad) = (!m.lr_search.is_empty()).then(|| search_problem(&m.lr_search)).flatten() {
+                bail!("{shown}:{}: methods[{i}] ({}) field `lr`: {bad}", at(Some("lr")), m.label());
+            }
+        }
         let mut labels = std::collections::HashSet::new();
         for (i, m) in exp.methods.iter().enumerate() {
             let at = |field: Option<&str>| locate_method(&text, i, field).unwrap_or(0);
             let entry = registry
                 .get(&m.method)
                 .map_err(|e| anyhow!("{shown}:{}: methods[{i}].method: {e}", at(Some("method"))))?;
-            if !(m.lr > 0.0 && m.lr < 1.0) {
+            if m.lr_search.is_empty() && !(m.lr > 0.0 && m.lr < 1.0) {
                 bail!(
                     "{shown}:{}: methods[{i}] ({}) field `lr`: must be in (0, 1), got {}",
                     at(Some("lr")),
@@ -367,16 +441,45 @@ impl Experiment {
             }
             exp.methods = expanded;
         }
+        // A learning-rate search: one entry per rate, labelled `<label>[lr=<rate>]`; the reports choose
+        // each cell's trial by dev score (pelt_report::budget).
+        if exp.methods.iter().any(|m| !m.lr_search.is_empty()) {
+            exp.methods = exp
+                .methods
+                .iter()
+                .flat_map(|m| match m.lr_search.is_empty() {
+                    true => vec![m.clone()],
+                    false => m
+                        .lr_search
+                        .iter()
+                        .map(|&lr| MethodSpec {
+                            label: Some(pelt_report::budget::trial_label(m.label(), lr)),
+                            lr,
+                            lr_search: Vec::new(),
+                            ..m.clone()
+                        })
+                        .collect(),
+                })
+                .collect();
+        }
         Ok((exp, dims))
     }
 
-    /// What the reports need of this experiment: name, caption, row and column order.
+    /// What the reports need of this experiment: name, caption, row and column order (a searched entry's
+    /// trials are one row).
     pub fn suite(&self) -> pelt_report::Suite {
+        let mut methods: Vec<String> = Vec::new();
+        for m in &self.methods {
+            let row = pelt_report::budget::parse_trial(m.label()).map_or(m.label(), |(base, _)| base);
+            if !methods.iter().any(|r| r == row) {
+                methods.push(row.to_owned());
+            }
+        }
         pelt_report::Suite {
             name: self.name.clone(),
             description: self.description.clone(),
             tasks: self.tasks.clone(),
-            methods: self.methods.iter().map(|m| m.label().to_owned()).collect(),
+            methods,
             grid: Some(self.methods.len() * self.tasks.len() * self.data_sizes.len() * self.seeds.len()),
         }
     }

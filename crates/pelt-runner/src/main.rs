@@ -195,6 +195,10 @@ enum Command {
         /// rest of its grid needs at that pace (sizing a cluster request from a pilot).
         #[arg(long)]
         cost: bool,
+        /// Also print the learning-rate search: every trial of every searched cell, its mean dev and test
+        /// scores, and the chosen one (`budget.md`).
+        #[arg(long)]
+        budget: bool,
     },
     /// Plot a suite's records: score against data size per method, score against % trainable
     /// parameters, and dev score against training step where the records keep curves; SVG and PNG.
@@ -590,13 +594,18 @@ fn main() -> Result<()> {
                 outln!("{}", f.display());
             }
         }
-        Command::Table { suite, format, metric, against, noise, strict, cost } => {
+        Command::Table { suite, format, metric, against, noise, strict, cost, budget } => {
             let (dir, suite) = pelt_report::locate(&suite)?;
             let loaded = pelt_report::load_records(&dir)?;
-            let records = &loaded.records;
-            pelt_report::write_tables(&dir, records, suite.as_ref())
+            pelt_report::write_tables(&dir, &loaded.records, suite.as_ref())
                 .with_context(|| format!("building the table of {}", dir.display()))?;
-            let table = table::build_on(records, suite.as_ref(), metric.as_deref())?;
+            // Searched learning rates: each cell's chosen trial stands for its row.
+            let chosen = pelt_report::budget::choose(&loaded.records);
+            let records = &chosen.records;
+            let mut table = table::build_on(records, suite.as_ref(), metric.as_deref())?;
+            if let Some(c) = &chosen.caption {
+                table.caption = format!("{}\n{c}", table.caption);
+            }
             out!("{}", table.render(format.into()));
             if let Some(method) = against {
                 out!("\n{}", table.against(&method)?);
@@ -617,7 +626,10 @@ fn main() -> Result<()> {
                 }
             }
             if cost {
-                out!("\n{}", pelt_report::cost::report(records, suite.as_ref()));
+                out!("\n{}", pelt_report::cost::report(&loaded.records, suite.as_ref()));
+            }
+            if budget {
+                out!("\n{}", chosen.report.as_deref().unwrap_or("No learning rate was searched in this suite.\n"));
             }
             if let Some(w) = pelt_report::left_out(&loaded) {
                 eprintln!("{w}");

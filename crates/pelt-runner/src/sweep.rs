@@ -73,7 +73,12 @@ pub struct Only {
 impl Only {
     fn admits(&self, id: &RunId) -> bool {
         (self.tasks.is_empty() || self.tasks.iter().any(|t| t == id.task))
-            && (self.methods.is_empty() || self.methods.iter().any(|m| m == id.method.label()))
+            && (self.methods.is_empty()
+                || self.methods.iter().any(|m| {
+                    // A searched entry's trials answer to the entry's label too.
+                    let label = id.method.label();
+                    m == label || pelt_report::budget::parse_trial(label).is_some_and(|(base, _)| m == base)
+                }))
             && (self.seeds.is_empty() || self.seeds.contains(&id.seed))
             && (self.sizes.is_empty() || self.sizes.contains(&id.size))
     }

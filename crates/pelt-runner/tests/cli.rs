@@ -875,3 +875,70 @@ fn federated_sweeps_record_their_communication_and_bad_settings_are_refused_firs
         .iter()
         .all(|r| r["status"] == "ok" && !before.contains(&r["config_hash"].as_str().unwrap().to_owned())));
 }
+
+/// A learning-rate search: each rate of `lr: {search: [...]}` (or the experiment's `tuning.lr`) is a
+/// trial run of its own, hashed as a plain run at that rate (so `--reuse` can take one over); the table
+/// shows the entry's row with each cell's trial of best mean dev, and `budget.md` / `pelt table --budget`
+/// list every trial. Rates shared by several files come from a `rates` file; bad searches are refused.
+#[test]
+fn learning_rate_searches_run_one_trial_per_rate_and_the_table_keeps_the_best_by_dev() {
+    let dir = tiny_workspace();
+    let d = dir.path();
+    let search =
+        GOOD.replace("  - method: lora\n    lr: 1.0e-3\n", "  - method: lora\n    lr: {search: [1.0e-3, 3.0e-3]}\n");
+    std::fs::write(d.join("s.yaml"), &search).unwrap();
+    let (ok, out) = pelt(&["sweep", "s.yaml", "--results", "out"], d);
+    assert!(ok, "{out}");
+    let recs = records(d, "tiny");
+    let mut labels: Vec<&str> = recs.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    labels.sort_unstable();
+    assert_eq!(labels, ["head_only", "lora[lr=1e-3]", "lora[lr=3e-3]"]);
+    let table = std::fs::read_to_string(d.join("out/tiny/table.md")).unwrap();
+    assert!(table.contains("| lora |") && !table.contains("[lr="), "one row per entry:\n{table}");
+    assert!(table.contains("lora 2"), "the caption gives the budget:\n{table}");
+    let budget = std::fs::read_to_string(d.join("out/tiny/budget.md")).unwrap();
+    assert_eq!(budget.matches("| lora | sst2 |").count(), 2, "{budget}");
+    assert_eq!(budget.matches("chosen").count(), 2, "one chosen trial (and the header's word):\n{budget}");
+    let (ok, out) = pelt(&["table", "out/tiny", "--budget"], d);
+    assert!(ok && out.contains("Learning-rate search"), "{out}");
+    // The trial at 1e-3 is the plain run at 1e-3: same hash.
+    std::fs::write(d.join("p.yaml"), GOOD.replace("name: tiny", "name: plain")).unwrap();
+    let (ok, out) = pelt(&["sweep", "p.yaml", "--results", "out", "--dry-run"], d);
+    assert!(ok, "{out}");
+    let trial = recs.iter().find(|r| r["method"] == "lora[lr=1e-3]").unwrap();
+    let plain_hash = {
+        let (ok, out) = pelt(&["sweep", "p.yaml", "--results", "out2", "--methods", "lora"], d);
+        assert!(ok, "{out}");
+        let jsonl = std::fs::read_to_string(d.join("out2/plain/records.jsonl")).unwrap();
+        let r: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+        r["config_hash"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(trial["config_hash"].as_str().unwrap(), plain_hash);
+    // `tuning.lr` searches every entry without its own rate; a `rates` file fills the rest.
+    std::fs::write(d.join("rates.yaml"), "head_only: 1.0e-2\n").unwrap();
+    let tuned = GOOD
+        .replace("  - method: lora\n    lr: 1.0e-3\n", "  - method: lora\n")
+        .replace("  - method: head_only\n    lr: 1.0e-2\n", "  - method: head_only\n")
+        .replace("methods:\n", "tuning:\n  lr: [1.0e-3, 2.0e-3, 3.0e-3]\nmethods:\n");
+    std::fs::write(d.join("t.yaml"), &tuned).unwrap();
+    let (ok, out) = pelt(&["sweep", "t.yaml", "--dry-run"], d);
+    assert!(ok && out.contains("6 runs"), "two entries × three rates: {out}");
+    let from_rates = tuned.replace("tuning:\n  lr: [1.0e-3, 2.0e-3, 3.0e-3]\n", "rates: rates.yaml\n");
+    std::fs::write(d.join("t.yaml"), &from_rates).unwrap();
+    let (ok, out) = pelt(&["sweep", "t.yaml", "--dry-run"], d);
+    assert!(!ok && out.contains("field `lr`: missing") && out.contains("lora"), "lora has no rate anywhere: {out}");
+    std::fs::write(d.join("rates.yaml"), "head_only: 1.0e-2\nlora: 1.0e-3\n").unwrap();
+    let (ok, out) = pelt(&["sweep", "t.yaml", "--dry-run"], d);
+    assert!(ok, "{out}");
+    for (bad, what) in
+        [("{search: [1.0e-3, 2.0]}", "(0, 1)"), ("{search: []}", "no rate"), ("{search: [1.0e-3, 1.0e-3]}", "twice")]
+    {
+        let text = GOOD.replace("  - method: lora\n    lr: 1.0e-3\n", &format!("  - method: lora\n    lr: {bad}\n"));
+        std::fs::write(d.join("b.yaml"), &text).unwrap();
+        let (ok, out) = pelt(&["sweep", "b.yaml", "--dry-run"], d);
+        let line = text.lines().position(|l| l.contains("search")).unwrap() + 1;
+        // The parser names the entry's line for a search it cannot read at all.
+        let at = [format!("b.yaml:{line}"), format!("line {}", line - 1)];
+        assert!(!ok && out.contains(what) && at.iter().any(|a| out.contains(a)), "{bad}: {out}");
+    }
+}

@@ -1,4 +1,5 @@
-//! The GLUE experiment files that say they run unipelt-lowres.yaml's methods: CI's short sweep
+//! The GLUE experiment files that say they run unipelt-lowres.yaml's methods (with the learning rates of
+//! experiments/rates/lowres.yaml, which they all name): CI's short sweep
 //! (ci-glue.yaml), the step-budget check (lowres-budget.yaml) and UniPELT's table (unipelt-table.yaml,
 //! whose K columns `--reuse` takes over from unipelt-lowres's records only when method, config,
 //! learning rate and training settings all match). A rate retuned in one file and not the others would
@@ -15,10 +16,15 @@ fn experiment(name: &str) -> Value {
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The file's methods as (method name, (lr, config)); a missing config is the empty one (the defaults).
-/// Labels are left out: `--reuse` matches runs by method name, config hash and the rest, not by row label
+/// The file's methods as (method name, (lr, config)); a missing config is the empty one (the defaults),
+/// a missing `lr` the one the file's `rates` file gives the entry's label (or its method name). Labels
+/// are left out: `--reuse` matches runs by method name, config hash and the rest, not by row label
 /// (unipelt-table shows Pfeiffer's adapter as `adapter`).
 fn methods(exp: &Value) -> Vec<(String, (f64, Value))> {
+    let rates: Value = exp["rates"].as_str().map_or(Value::Null, |f| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments").join(f);
+        serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    });
     exp["methods"]
         .as_sequence()
         .expect("a methods list")
@@ -26,9 +32,19 @@ fn methods(exp: &Value) -> Vec<(String, (f64, Value))> {
         .map(|m| {
             let name = m["method"].as_str().expect("a method name").to_owned();
             let config = m.get("config").cloned().unwrap_or_else(|| Value::Mapping(Default::default()));
-            (name, (m["lr"].as_f64().expect("a learning rate"), config))
+            let label = m.get("label").and_then(Value::as_str).unwrap_or(&name);
+            let lr = m["lr"].as_f64().or_else(|| rates[label].as_f64()).or_else(|| rates[name.as_str()].as_f64());
+            (name.clone(), (lr.unwrap_or_else(|| panic!("`{name}`: no learning rate")), config))
         })
         .collect()
+}
+
+/// The four files read one rates file, so a rate retuned there moves them together.
+#[test]
+fn the_lowres_files_share_one_rates_file() {
+    for file in ["unipelt-lowres.yaml", "ci-glue.yaml", "lowres-budget.yaml", "unipelt-table.yaml"] {
+        assert_eq!(experiment(file)["rates"].as_str(), Some("rates/lowres.yaml"), "{file}");
+    }
 }
 
 /// Asserts that every method of `file` runs as the same method does in unipelt-lowres.yaml; returns the

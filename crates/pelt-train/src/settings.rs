@@ -104,15 +104,21 @@ impl Default for Training {
 
 /// One method of the sweep with its configuration and learning rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "SpecFile")]
 pub struct MethodSpec {
     /// Registry name.
     pub method: String,
     /// Row label in tables (defaults to the method name); must be unique within the file.
     #[serde(default)]
     pub label: Option<String>,
-    /// Peak learning rate.
+    /// Peak learning rate. An experiment file may instead write `lr: {search: [...]}` (see
+    /// [`MethodSpec::lr_search`]) or leave it to the experiment's `tuning.lr` or `rates` file; until the
+    /// experiment resolves it, it is NaN.
     pub lr: f64,
+    /// Learning rates to search, one trial run each (from `lr: {search: [...]}` or `tuning.lr`); an
+    /// experiment expands them into one entry per rate, labelled `<label>[lr=<rate>]`, and clears this.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lr_search: Vec<f64>,
     /// Method configuration; omitted fields take the method's defaults.
     #[serde(default)]
     pub config: serde_yaml::Value,
@@ -133,6 +139,67 @@ pub struct MethodSpec {
     /// `quantity_skew:<beta>`) over the block's; set for each entry a `partitions` axis expands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
+}
+
+/// A learning rate as an experiment file writes it: a number, or `{search: [...]}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+enum Rate {
+    Value(f64),
+    Search {
+        /// The rates to try.
+        search: Vec<f64>,
+    },
+}
+
+/// [`MethodSpec`] as an experiment file writes it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    method: String,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    lr: Option<Rate>,
+    #[serde(default)]
+    lr_search: Vec<f64>,
+    #[serde(default)]
+    config: serde_yaml::Value,
+    #[serde(default = "yes")]
+    transfer: bool,
+    #[serde(default)]
+    shared: bool,
+    #[serde(default = "yes")]
+    federated: bool,
+    #[serde(default)]
+    partition: Option<String>,
+}
+
+impl TryFrom<SpecFile> for MethodSpec {
+    type Error = String;
+
+    fn try_from(f: SpecFile) -> Result<MethodSpec, String> {
+        let (lr, lr_search) = match (f.lr, f.lr_search) {
+            (Some(_), s) if !s.is_empty() => return Err("give `lr` or `lr_search`, not both".into()),
+            (Some(Rate::Value(v)), _) => (v, Vec::new()),
+            (Some(Rate::Search { search }), _) if search.is_empty() => {
+                return Err("field `lr`: the search lists no rate".into())
+            }
+            (Some(Rate::Search { search }), _) => (f64::NAN, search),
+            (None, s) => (f64::NAN, s),
+        };
+        Ok(MethodSpec {
+            method: f.method,
+            label: f.label,
+            lr,
+            lr_search,
+            config: f.config,
+            transfer: f.transfer,
+            shared: f.shared,
+            federated: f.federated,
+            partition: f.partition,
+        })
+    }
 }
 
 fn yes() -> bool {
