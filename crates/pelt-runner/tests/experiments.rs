@@ -61,10 +61,30 @@ fn runs_lowres_methods(file: &str) -> Vec<String> {
 }
 
 #[test]
-fn ci_glue_trains_every_lowres_method_as_lowres_does() {
-    let names = runs_lowres_methods("ci-glue.yaml");
-    let lowres: Vec<String> = methods(&experiment("unipelt-lowres.yaml")).into_iter().map(|(m, _)| m).collect();
-    assert_eq!(names, lowres, "ci-glue.yaml must train every unipelt-lowres method, in the same order");
+fn ci_glue_trains_every_lowres_method_as_lowres_does_then_the_newer_ones() {
+    let lowres = methods(&experiment("unipelt-lowres.yaml"));
+    let ci = methods(&experiment("ci-glue.yaml"));
+    let (first, newer) = ci.split_at(lowres.len().min(ci.len()));
+    assert_eq!(first, &lowres[..], "ci-glue.yaml must train every unipelt-lowres method first, in the same order");
+    // The rest: methods-2024.yaml's entries that unipelt-lowres lacks, each at one of its searched rates.
+    let recent = experiment("methods-2024.yaml");
+    let searched: Vec<(String, Value, Vec<f64>)> = recent["methods"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let config = m.get("config").cloned().unwrap_or_else(|| Value::Mapping(Default::default()));
+            let rates = m["lr"]["search"].as_sequence().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            (m["method"].as_str().unwrap().to_owned(), config, rates)
+        })
+        .collect();
+    let missing: Vec<&(String, Value, Vec<f64>)> =
+        searched.iter().filter(|(m, c, _)| !lowres.iter().any(|(n, (_, cc))| n == m && cc == c)).collect();
+    assert_eq!(newer.len(), missing.len(), "ci-glue.yaml must also run each newer method of methods-2024.yaml once");
+    for ((name, (lr, config)), (m, c, rates)) in newer.iter().zip(missing) {
+        assert_eq!((name, config), (m, c), "ci-glue.yaml's newer methods follow methods-2024.yaml's order");
+        assert!(rates.contains(lr), "{name}: CI's rate {lr} is not among methods-2024's {rates:?}");
+    }
 }
 
 #[test]
