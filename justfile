@@ -63,7 +63,7 @@ sweep-glue-sample *ARGS: setup
 sweep-lowres DIR *ARGS: setup
     {{pelt}} sweep experiments/unipelt-lowres.yaml --glue-dir {{DIR}} {{ARGS}}
 
-# The newer methods (DoRA, (IA)³, VeRA, LoHa, LoKr, OFT, PiSSA, rsLoRA) against the classics, three learning
+# The newer methods (DoRA, (IA)³, VeRA, LoHa, LoKr, OFT, AdaLoRA, PiSSA, rsLoRA) against the classics, three learning
 # rates each, on a GLUE folder (the classics' middle rates taken over from unipelt-lowres's records).
 sweep-methods-2024 DIR *ARGS: setup
     {{pelt}} sweep experiments/methods-2024.yaml --glue-dir {{DIR}} $(test -d results/unipelt-lowres/records && echo --reuse results/unipelt-lowres) {{ARGS}}

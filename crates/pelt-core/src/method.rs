@@ -172,6 +172,20 @@ pub trait Method: Attachment {
     /// Called after each backward pass, before the optimizer step (e.g. to mask gradients).
     fn after_backward(&self) {}
 
+    /// Called after each optimizer step, the step's gradients still in place (AdaLoRA scores its
+    /// triplets by them and reallocates its rank budget).
+    fn after_step(&self) {}
+
+    /// Called by a training loop before its first step with the number of optimizer steps it will take
+    /// (AdaLoRA's budget schedule runs over them).
+    fn begin_training(&self, _total_steps: usize) {}
+
+    /// A term the training loop adds to each step's loss (AdaLoRA's orthogonality penalty); `None`, the
+    /// default, adds nothing.
+    fn regularizer(&self) -> Option<Tensor> {
+        None
+    }
+
     /// Masks of the method's variables that are held at zero (pruned methods): (variable name in the
     /// method's store, boolean tensor of the kept entries). Pruned entries are not counted as
     /// trainable, and the conformance suite checks that they stay zero through training.

@@ -490,3 +490,94 @@ impl MethodConfig for OftConfig {
         check_targets("targets", &self.targets, dims)
     }
 }
+
+/// AdaLoRA settings (Zhang et al., ICLR 2023, "Adaptive Budget Allocation for Parameter-Efficient
+/// Fine-Tuning"), as peft's `AdaLoraConfig` where it has a default: each target starts with `init_r`
+/// triplets (12) and the budget falls to `target_r` per target (8) on average, α = 8 (ΔW scaled by
+/// α/init_r), no dropout, EMA factors β₁ = β₂ = 0.85, orthogonality weight 0.5, reallocation every step.
+/// peft's warm-up and final phases are counted in steps and default to 0; pelt gives them as fractions of
+/// the run (`tinit`: 0.1, `tfinal`: 0.2), as the paper sets them per task, so that the schedule fits runs
+/// of any length.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdaloraConfig {
+    /// Triplets per target at the start.
+    pub init_r: i64,
+    /// Average triplets per target at the end (the final budget is target_r × targets).
+    pub target_r: i64,
+    /// Scaling numerator α; ΔW is scaled by α/init_r.
+    pub alpha: f64,
+    /// Dropout on the branch's input during training.
+    pub dropout: f64,
+    /// Fraction of the run before the budget starts to fall.
+    pub tinit: f64,
+    /// Fraction of the run at the final budget, its mask fixed.
+    pub tfinal: f64,
+    /// Steps between reallocations while the budget falls.
+    pub delta_t: usize,
+    /// EMA factor of the sensitivity.
+    pub beta1: f64,
+    /// EMA factor of the uncertainty.
+    pub beta2: f64,
+    /// Weight of the penalty ‖PᵀP − I‖_F + ‖QQᵀ − I‖_F (averaged over the matrices).
+    pub orth_reg_weight: f64,
+    /// Projections to adapt.
+    pub targets: Vec<Site>,
+}
+
+impl Default for AdaloraConfig {
+    fn default() -> Self {
+        AdaloraConfig {
+            init_r: 12,
+            target_r: 8,
+            alpha: 8.0,
+            dropout: 0.0,
+            tinit: 0.1,
+            tfinal: 0.2,
+            delta_t: 1,
+            beta1: 0.85,
+            beta2: 0.85,
+            orth_reg_weight: 0.5,
+            targets: vec![Site::Query, Site::Value],
+        }
+    }
+}
+
+impl MethodConfig for AdaloraConfig {
+    fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
+        if self.init_r < 1 || self.init_r > dims.hidden {
+            return Err(ConfigError::new("init_r", format!("must be in 1..={}, got {}", dims.hidden, self.init_r)));
+        }
+        if self.target_r < 1 || self.target_r > self.init_r {
+            return Err(ConfigError::new(
+                "target_r",
+                format!("must be in 1..={} (init_r), got {}", self.init_r, self.target_r),
+            ));
+        }
+        check_positive("alpha", self.alpha)?;
+        check_dropout("dropout", self.dropout)?;
+        for (field, v) in [("tinit", self.tinit), ("tfinal", self.tfinal)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(ConfigError::new(field, format!("a fraction of the run in [0, 1), got {v}")));
+            }
+        }
+        if self.tinit + self.tfinal >= 1.0 {
+            return Err(ConfigError::new("tfinal", "tinit + tfinal must leave part of the run for the budget to fall"));
+        }
+        if self.delta_t == 0 {
+            return Err(ConfigError::new("delta_t", "must be at least 1"));
+        }
+        for (field, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(v > 0.0 && v < 1.0) {
+                return Err(ConfigError::new(field, format!("must be in (0, 1), got {v}")));
+            }
+        }
+        if !(self.orth_reg_weight >= 0.0 && self.orth_reg_weight.is_finite()) {
+            return Err(ConfigError::new(
+                "orth_reg_weight",
+                format!("must be non-negative, got {}", self.orth_reg_weight),
+            ));
+        }
+        check_targets("targets", &self.targets, dims)
+    }
+}

@@ -7,6 +7,8 @@
 //!   `init: gaussian | pissa` (PiSSA, Meng et al. 2024) and `rslora` (α/√r, Kalajdzievski 2023) as in peft.
 //! - DoRA (Liu et al., ICML 2024): m ⊙ (W + s·B A)/‖W + s·B A‖ per output row, m trained, the norm
 //!   detached; mergeable.
+//! - AdaLoRA (Zhang et al., ICLR 2023): SVD-form updates P Λ Q whose rank budget falls over a cubic
+//!   schedule, triplets masked by smoothed sensitivity; mergeable.
 //! - VeRA (Kopiczko et al., ICLR 2024): Λ_b B Λ_d A x with one frozen random pair shared by all layers.
 //! - LoHa and LoKr (LyCORIS, as peft ships them): Hadamard and Kronecker products of low-rank factors.
 //! - (IA)³ (Liu et al., NeurIPS 2022): learned rescaling of keys, values and FFN activations; and OFT
@@ -20,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod adalora;
 pub mod compacter;
 pub mod config;
 pub mod dora;
@@ -32,6 +35,7 @@ pub mod lycoris;
 pub mod oft;
 pub mod vera;
 
+pub use adalora::Adalora;
 pub use compacter::Compacter;
 pub use dora::Dora;
 pub use ia3::Ia3;
@@ -43,8 +47,8 @@ pub use oft::Oft;
 pub use vera::Vera;
 
 use config::{
-    CompacterConfig, Ia3Config, KAdaptationConfig, KronaConfig, KronaResConfig, LohaConfig, LokrConfig, LoraConfig,
-    OftConfig, VeraConfig,
+    AdaloraConfig, CompacterConfig, Ia3Config, KAdaptationConfig, KronaConfig, KronaResConfig, LohaConfig, LokrConfig,
+    LoraConfig, OftConfig, VeraConfig,
 };
 use pelt_core::{method_entry, Form, MethodEntry, MethodInfo, ScaleKind, Site};
 
@@ -141,6 +145,19 @@ pub fn methods() -> Vec<MethodEntry> {
             },
             OftConfig,
             Oft::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "adalora",
+                family: "low-rank",
+                paper: "Zhang et al. 2023, Adaptive Budget Allocation for Parameter-Efficient Fine-Tuning (AdaLoRA)",
+                sites: &[Site::Query, Site::Value],
+                form: Form::Reparameterized,
+                scale: ScaleKind::Fixed,
+                formula: "L·Σ_targets r₀·(d_in + d_out + 1) (r₀ = 12 triplets, pruned to 8 on average)",
+            },
+            AdaloraConfig,
+            Adalora::new
         ),
         method_entry!(
             MethodInfo {

@@ -5,7 +5,7 @@ use pelt_core::Attachment;
 use pelt_core::{testkit, Backbone, BackboneDims, Method, Site};
 use pelt_lowrank::{
     config::{CompacterConfig, KAdaptationConfig, KronaConfig, KronaResConfig, LoraConfig},
-    Compacter, Dora, Ia3, KAdaptation, Krona, KronaRes, Loha, Lokr, Lora, Oft, Vera,
+    Adalora, Compacter, Dora, Ia3, KAdaptation, Krona, KronaRes, Loha, Lokr, Lora, Oft, Vera,
 };
 use tch::{Device, Tensor};
 
@@ -170,6 +170,51 @@ fn oft_rotations_are_orthogonal() {
     let gap = (norms(&y) - norms(&x)).abs().max().double_value(&[]);
     assert!(gap < 1e-4, "a rotation changed a block's norm by {gap}");
     assert!(m.projection_input(0, Site::Key, &x, false).is_none(), "only the targets rotate");
+}
+
+#[test]
+fn adalora_conforms_and_merges() {
+    use pelt_lowrank::config::AdaloraConfig;
+    // r₀ = 4 triplets on query and value: 2 layers · 2 targets · 4·(16 + 16 + 1).
+    let config = AdaloraConfig { init_r: 4, target_r: 2, ..AdaloraConfig::default() };
+    testkit::run_conformance(&backbone, &build(config, Adalora::new), 4 * 4 * 33);
+}
+
+/// Over a run the budget falls from r₀ per target to target_r on average: the kept triplets never grow
+/// back, end at the target, and every masked λ is zero in the weights; the orthogonality penalty is
+/// part of the loss the optimizer sees.
+#[test]
+fn adalora_prunes_its_triplets_to_the_target_budget_over_the_run() {
+    use pelt_core::{prepare_training, testkit::sample_inputs};
+    use pelt_lowrank::config::AdaloraConfig;
+    let bert = Bert::random(&BertConfig::tiny(), 7, Device::Cpu);
+    let config = AdaloraConfig { init_r: 6, target_r: 2, tinit: 0.1, tfinal: 0.2, ..AdaloraConfig::default() };
+    let m = Adalora::new(config, bert.dims(), Device::Cpu).unwrap();
+    let params = prepare_training(&bert, &m);
+    let mut opt = pelt_train::AdamW::new(&params, 0.0);
+    let inputs = sample_inputs(bert.dims());
+    tch::manual_seed(3);
+    let target = Tensor::randn([3, 7, 16], (tch::Kind::Float, Device::Cpu));
+    let total = 30;
+    m.begin_training(total);
+    assert!(m.regularizer().unwrap().double_value(&[]) > 0.0, "P and Q start far from orthogonal");
+    let mut kept = vec![m.kept()];
+    for _ in 0..total {
+        let loss = (bert.forward(&inputs, &m, true).hidden - &target).square().mean(tch::Kind::Float);
+        opt.train_step(&loss, &m, 1.0, 1e-2).unwrap();
+        kept.push(m.kept());
+    }
+    assert_eq!(kept[0], 4 * 6, "the run starts at r₀ per target");
+    assert!(kept.windows(2).all(|w| w[1] <= w[0]), "the budget only falls: {kept:?}");
+    assert_eq!(*kept.last().unwrap(), 4 * 2, "and ends at target_r per target: {kept:?}");
+    let vars = m.var_store().variables();
+    let zeros: i64 = vars
+        .iter()
+        .filter(|(n, _)| n.ends_with("lora_e"))
+        .map(|(_, v)| v.eq(0.0).sum(tch::Kind::Int64).int64_value(&[]))
+        .sum();
+    assert_eq!(zeros, 4 * 6 - 4 * 2, "every masked λ is zero in the weights");
+    assert_eq!(m.diagnostics()[0], ("adalora_mean_rank".to_owned(), 2.0));
 }
 
 /// VeRA's frozen pair is a function of its seed alone: two builds agree whatever libtorch's generator

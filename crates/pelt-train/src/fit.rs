@@ -101,6 +101,7 @@ pub fn fit<S: Steps>(
 ) -> Result<Fit> {
     let Plan { opt, method, params, lr, total, training } = plan;
     let warmup = warmup_steps(training, total);
+    method.begin_training(total);
     // Mixed precision: the forward pass and the loss under autocast on the parameters' device, the
     // backward outside it; fp16 scales the loss.
     let (precision, device) = (training.precision, params.first().map_or(tch::Device::Cpu, |(_, t)| t.device()));

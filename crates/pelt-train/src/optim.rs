@@ -125,6 +125,7 @@ impl AdamW {
         max_norm: f64,
         lr: f64,
     ) -> Result<f64, f64> {
+        let loss = with_regularizer(loss, method);
         let value = loss.double_value(&[]);
         if !value.is_finite() {
             return Err(value);
@@ -133,6 +134,7 @@ impl AdamW {
         loss.backward();
         method.after_backward();
         self.apply(max_norm, lr);
+        method.after_step();
         Ok(value)
     }
 
@@ -148,6 +150,7 @@ impl AdamW {
         lr: f64,
         scaler: &mut pelt_amp::GradScaler,
     ) -> Result<f64, f64> {
+        let loss = with_regularizer(loss, method);
         let value = loss.double_value(&[]);
         if !value.is_finite() {
             return Err(value);
@@ -157,6 +160,7 @@ impl AdamW {
         (loss * scale).backward();
         method.after_backward();
         self.apply_scaled(max_norm, lr, scaler);
+        method.after_step();
         Ok(value)
     }
 
@@ -378,6 +382,14 @@ mod fused {
             return;
         }
         kernel(p, g, m, v, h)
+    }
+}
+
+/// The loss with the method's regularizer added (the loss itself when it has none).
+fn with_regularizer(loss: &Tensor, method: &dyn pelt_core::Method) -> Tensor {
+    match method.regularizer() {
+        Some(r) => loss + r,
+        None => loss.shallow_clone(),
     }
 }
 
