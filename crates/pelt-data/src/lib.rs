@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod conll;
 pub mod files;
 pub mod glue;
 pub mod metrics;
