@@ -111,6 +111,8 @@ sweep-ci: setup
     {{target}}/debug/pelt sweep experiments/ci-vision.yaml
     {{target}}/debug/pelt sweep experiments/ci-summarization.yaml
     {{target}}/debug/pelt sweep experiments/ci-federated.yaml --glue-dir {{glue_sample}}
+    {{target}}/debug/pelt sweep experiments/ci-ner.yaml
+    {{target}}/debug/pelt sweep experiments/ci-ner-shot.yaml
 
 # Print the table of a suite (e.g. `just table results/default`).
 table SUITE="results/default": setup

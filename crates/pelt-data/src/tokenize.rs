@@ -102,6 +102,25 @@ impl TextTokenizer {
         self.inner.token_to_id(token).map(i64::from)
     }
 
+    /// Encodes sentences given as words (token classification), with special tokens and the tokenizer's
+    /// truncation; for each encoding, the word each token comes from (`None` for special tokens).
+    pub fn encode_words(&self, sentences: &[Vec<String>]) -> Result<Vec<(Encoding, Vec<Option<usize>>)>> {
+        let err = |e: tokenizers::Error| DataError::Tokenizer { path: self.path.clone(), message: e.to_string() };
+        let mut out = Vec::with_capacity(sentences.len());
+        for chunk in sentences.chunks(256) {
+            let words: Vec<Vec<&str>> = chunk.iter().map(|s| s.iter().map(String::as_str).collect()).collect();
+            for e in self.inner.encode_batch(words, true).map_err(err)? {
+                let words = e.get_word_ids().iter().map(|w| w.map(|w| w as usize)).collect();
+                let enc = Encoding {
+                    ids: e.get_ids().iter().map(|&i| i64::from(i)).collect(),
+                    type_ids: e.get_type_ids().iter().map(|&i| i64::from(i)).collect(),
+                };
+                out.push((enc, words));
+            }
+        }
+        Ok(out)
+    }
+
     /// Encodes plain sentences.
     pub fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
         let examples: Vec<Example> = texts

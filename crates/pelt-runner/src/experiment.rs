@@ -19,6 +19,8 @@ pub struct Places<'a> {
     pub glue_dir: Option<&'a Path>,
     /// `--xlsum-dir`, over the file's `xlsum_dir`.
     pub xlsum_dir: Option<&'a Path>,
+    /// `--ner-dir`, over the file's `ner_dir`.
+    pub ner_dir: Option<&'a Path>,
     /// The assets folder (`--assets` / `PELT_ASSETS`); the default backbone is its `minilm/`.
     pub assets: Option<&'a Path>,
 }
@@ -70,6 +72,10 @@ pub struct Experiment {
     /// for `xlsum:<language>` tasks (overridden by `--xlsum-dir`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xlsum_dir: Option<PathBuf>,
+    /// NER folder holding `wnut17/`, `mit-restaurant/`, `mit-movie/` (and a user's `conll2003/`), for
+    /// the NER tasks (overridden by `--ner-dir`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ner_dir: Option<PathBuf>,
     /// Summarization: warm-start a BERT2BERT encoder-decoder from the BERT-family `backbone` (Rothe et
     /// al. 2020), since it has no decoder of its own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -169,6 +175,9 @@ impl Experiment {
         }
         if let Some(x) = places.xlsum_dir {
             exp.xlsum_dir = Some(x.to_path_buf());
+        }
+        if let Some(n) = places.ner_dir {
+            exp.ner_dir = Some(n.to_path_buf());
         }
         if exp.backbone.as_os_str().is_empty() {
             exp.backbone = root.join(places.assets.unwrap_or(Path::new("assets"))).join("minilm");
@@ -314,7 +323,11 @@ impl Experiment {
                 return Err(fail("file_tasks", format!("`{name}` is not in `tasks` (or transfer sources)")));
             }
         }
-        for task in exp.tasks.iter().chain(&sources).filter(|t| !is_summarization(t)) {
+        let ner = exp.tasks.iter().filter(|t| pelt_tokens::is_ner(t)).count();
+        if ner > 0 {
+            exp.check_ner(&text, ner, &dims, &fail)?;
+        }
+        for task in exp.tasks.iter().chain(&sources).filter(|t| !is_summarization(t) && !pelt_tokens::is_ner(t)) {
             if let Some(file_task) = exp.file_tasks.get(task) {
                 if dims.image.is_some() {
                     return Err(fail("tasks", format!("`{task}` is a text task, but {} is not", config.display())));
@@ -570,6 +583,55 @@ impl Experiment {
     }
 
     /// Refuses the summarization settings in a classification experiment.
+    /// Checks a NER experiment: every task a NER task, its folder and files there, sizes the task has,
+    /// a text encoder, none of the other families' sections.
+    fn check_ner(
+        &self,
+        text: &str,
+        ner: usize,
+        dims: &BackboneDims,
+        fail: &dyn Fn(&str, String) -> anyhow::Error,
+    ) -> Result<()> {
+        if ner < self.tasks.len() {
+            let other = self.tasks.iter().find(|t| !pelt_tokens::is_ner(t)).cloned().unwrap_or_default();
+            return Err(fail("tasks", format!("`{other}` is not a NER task; a file trains either taggers or others")));
+        }
+        let line_of = |key: &str| text.lines().position(|l| l.starts_with(&format!("{key}:"))).map_or(0, |i| i + 1);
+        for (set, key) in [(self.transfer.is_some(), "transfer"), (self.federated.is_some(), "federated")] {
+            if set {
+                bail!("{}:{}: field `{key}`: not for NER tasks", self.file_hint(), line_of(key));
+            }
+        }
+        if dims.image.is_some() {
+            return Err(fail("tasks", "NER tags text: the backbone must be a text encoder".into()));
+        }
+        let Some(dir) = &self.ner_dir else {
+            return Err(fail(
+                "ner_dir",
+                "NER tasks need `ner_dir` (or --ner-dir): the folder of wnut17/, mit-restaurant/, …".into(),
+            ));
+        };
+        for task in &self.tasks {
+            pelt_tokens::data::check(task, dir).map_err(|e| fail("ner_dir", format!("{e:#}")))?;
+            let k_shot = task.starts_with("mit_");
+            for size in &self.data_sizes {
+                let fits = match size {
+                    DataSize::Shot(k) => k_shot && pelt_tokens::SHOTS.contains(k),
+                    DataSize::All | DataSize::Examples(_) => !k_shot,
+                };
+                if !fits {
+                    let want = if k_shot {
+                        format!("`<K>-shot`, K in {:?} (LightNER's files)", pelt_tokens::SHOTS)
+                    } else {
+                        "`all` or a number of sentences".to_owned()
+                    };
+                    return Err(fail("data_sizes", format!("`{}` for `{task}`: expected {want}", size.label())));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn check_not_summarization(&self, text: &str) -> Result<()> {
         let line_of = |key: &str| text.lines().position(|l| l.starts_with(&format!("{key}:"))).map_or(0, |i| i + 1);
         for (set, key) in [(self.warm_start, "warm_start"), (self.generation.is_some(), "generation")] {

@@ -41,6 +41,10 @@ enum Command {
         /// XL-Sum folder in the release's layout (overrides the file's xlsum_dir).
         #[arg(long)]
         xlsum_dir: Option<PathBuf>,
+        /// NER folder holding wnut17/, mit-restaurant/, mit-movie/, conll2003/ (overrides the file's
+        /// ner_dir).
+        #[arg(long)]
+        ner_dir: Option<PathBuf>,
         /// Where suites are written.
         #[arg(long, default_value = "results")]
         results: PathBuf,
@@ -422,6 +426,7 @@ fn main() -> Result<()> {
             file,
             glue_dir,
             xlsum_dir,
+            ner_dir,
             results,
             assets,
             shard,
@@ -451,6 +456,7 @@ fn main() -> Result<()> {
             let places = experiment::Places {
                 glue_dir: glue_dir.as_deref(),
                 xlsum_dir: xlsum_dir.as_deref(),
+                ner_dir: ner_dir.as_deref(),
                 assets: Some(&assets),
             };
             let (exp, _dims) = experiment::Experiment::load(&file, &registry, &root, &places)?;
@@ -654,7 +660,12 @@ fn main() -> Result<()> {
             submit,
         } => {
             // A bad experiment file is refused here, not in a thousand array tasks.
-            let places = experiment::Places { glue_dir: glue_dir.as_deref(), xlsum_dir: None, assets: Some(&assets) };
+            let places = experiment::Places {
+                glue_dir: glue_dir.as_deref(),
+                xlsum_dir: None,
+                ner_dir: None,
+                assets: Some(&assets),
+            };
             let (exp, _) = experiment::Experiment::load(&file, &registry, &root, &places)?;
             parse_device(&device)?;
             let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { root.join(p) };

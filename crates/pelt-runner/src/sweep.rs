@@ -247,6 +247,14 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
             opts.device,
         )?;
         drive(&family, &ctx, todo, skipped)
+    } else if exp.tasks.iter().all(|t| pelt_tokens::is_ner(t)) {
+        let files = pelt_tokens::NerFiles {
+            ner_dir: exp.ner_dir.clone().unwrap_or_default(),
+            dev_limit: exp.training.dev_limit,
+            test_limit: exp.training.test_limit,
+        };
+        let family = pelt_tokens::Tokens::load(registry, &exp.backbone, files, &exp.training, opts.device)?;
+        drive(&family, &ctx, todo, skipped)
     } else {
         let files = TaskFiles {
             assets: opts.assets.clone(),

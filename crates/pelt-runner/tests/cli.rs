@@ -942,3 +942,35 @@ fn learning_rate_searches_run_one_trial_per_rate_and_the_table_keeps_the_best_by
         assert!(!ok && out.contains(what) && at.iter().any(|a| out.contains(a)), "{bad}: {out}");
     }
 }
+
+/// NER experiments are refused before training when the folder is missing, a size does not fit the
+/// task (K-shot files for the MIT sets, sentences for WNUT-17) or tasks of another family are mixed in.
+#[test]
+fn ner_experiments_are_checked_before_training() {
+    let dir = tiny_workspace();
+    let d = dir.path();
+    let ner = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ner");
+    if !ner.is_dir() {
+        eprintln!("{}: not here; skipped", ner.display());
+        return;
+    }
+    let good = GOOD
+        .replace("tasks: [sst2]", "tasks: [mit_restaurant]")
+        .replace("glue_dir: glue", &format!("ner_dir: {}", ner.display()))
+        .replace("data_sizes: [24]", "data_sizes: [10-shot]");
+    std::fs::write(d.join("n.yaml"), &good).unwrap();
+    let (ok, out) = pelt(&["sweep", "n.yaml", "--dry-run"], d);
+    assert!(ok, "{out}");
+    let cases = [
+        (good.replace("data_sizes: [10-shot]", "data_sizes: [30-shot]"), "data_sizes", "30-shot"),
+        (good.replace("data_sizes: [10-shot]", "data_sizes: [100]"), "data_sizes", "<K>-shot"),
+        (good.replace("tasks: [mit_restaurant]", "tasks: [mit_restaurant, sst2]"), "tasks", "not a NER task"),
+        (good.replace(&format!("ner_dir: {}", ner.display()), "ner_dir: nowhere"), "ner_dir", "missing"),
+    ];
+    for (text, field, what) in cases {
+        std::fs::write(d.join("n.yaml"), &text).unwrap();
+        let (ok, out) = pelt(&["sweep", "n.yaml", "--dry-run"], d);
+        let line = text.lines().position(|l| l.starts_with(&format!("{field}:"))).unwrap() + 1;
+        assert!(!ok && out.contains(what) && out.contains(&format!("n.yaml:{line}")), "{field}: {out}");
+    }
+}

@@ -1,0 +1,293 @@
+//! NER tasks in their official layouts, read, tagged and tokenised once per sweep.
+//!
+//! | task | files under the experiment's `ner_dir` | sizes |
+//! |---|---|---|
+//! | `wnut17` | `wnut17/wnut17train.conll`, `emerging.dev.conll`, `emerging.test.annotated` | `all`, K sentences |
+//! | `conll2003` | `conll2003/train.txt`, `dev.txt`, `test.txt` (or `eng.train`, `eng.testa`, `eng.testb`) | `all`, K sentences |
+//! | `mit_restaurant`, `mit_movie` | `mit-restaurant/<K>-shot-train.txt` (LightNER's splits), `test.txt` | `<K>-shot` |
+//!
+//! Dev: the official dev file where there is one (its first `dev_limit` sentences); the MIT sets have
+//! none, so — as pelt's GLUE protocol draws dev from the rest of train — their dev is up to `dev_limit`
+//! sentences, drawn with the run's seed, of the pool of all their K-shot files that are not in the run's
+//! training file.
+
+use anyhow::{anyhow, bail, Context, Result};
+use pelt_data::conll::{self, Sentence};
+use pelt_data::{tokenize::Encoding, TextTokenizer};
+use pelt_records::DataSize;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// The NER tasks pelt knows by name.
+pub const NER_TASKS: [&str; 4] = ["wnut17", "conll2003", "mit_restaurant", "mit_movie"];
+
+/// The K of LightNER's K-shot files.
+pub const SHOTS: [usize; 6] = [10, 20, 50, 100, 200, 500];
+
+/// Whether `name` is a NER task.
+pub fn is_ner(name: &str) -> bool {
+    NER_TASKS.contains(&name)
+}
+
+/// One sentence as the model takes it.
+#[derive(Debug, Clone)]
+pub struct Tagged {
+    /// The sentence's words and gold tags.
+    pub sentence: Sentence,
+    /// Its tokens (special tokens included), truncated to the model's length.
+    pub encoding: Encoding,
+    /// Per token, the tag index to learn at a word's first piece, −100 elsewhere.
+    pub labels: Vec<i64>,
+    /// Per word that survived truncation, the position of its first piece.
+    pub firsts: Vec<usize>,
+}
+
+/// A NER task: its tag space and its splits, tagged and tokenised.
+#[derive(Debug)]
+pub struct NerTask {
+    /// Task name.
+    pub name: String,
+    /// `O`, then `B-` and `I-` of every entity type of the training files, types sorted.
+    pub tags: Vec<String>,
+    /// The training pool: the train file, or for K-shot sets every K-shot file (deduplicated).
+    pub pool: Vec<Tagged>,
+    /// For K-shot sets, the pool positions of each K's file.
+    pub shots: BTreeMap<usize, Vec<usize>>,
+    /// The official dev split, if the task has one (cut to `dev_limit`).
+    pub dev: Option<Vec<Tagged>>,
+    /// The test split.
+    pub test: Vec<Tagged>,
+    /// The tokenizer's padding id.
+    pub pad_id: i64,
+}
+
+/// Where NER tasks are read from.
+#[derive(Debug, Clone)]
+pub struct NerFiles {
+    /// The folder holding `wnut17/`, `mit-restaurant/`, `mit-movie/` and `conll2003/`.
+    pub ner_dir: PathBuf,
+    /// Sentences of the official dev split kept for selection.
+    pub dev_limit: usize,
+    /// Test sentences kept (0: all).
+    pub test_limit: usize,
+}
+
+/// The tag space of sentences: `O`, then `B-t` and `I-t` for every type t, types sorted.
+pub fn tag_space(sentences: &[Sentence]) -> Vec<String> {
+    let mut tags = vec!["O".to_owned()];
+    for t in conll::entity_types(sentences) {
+        tags.push(format!("B-{t}"));
+        tags.push(format!("I-{t}"));
+    }
+    tags
+}
+
+fn tag(sentences: Vec<Sentence>, tags: &[String], tokenizer: &TextTokenizer) -> Result<Vec<Tagged>> {
+    let index: BTreeMap<&str, i64> = tags.iter().enumerate().map(|(i, t)| (t.as_str(), i as i64)).collect();
+    let words: Vec<Vec<String>> = sentences.iter().map(|s| s.tokens.clone()).collect();
+    let encoded = tokenizer.encode_words(&words)?;
+    sentences
+        .into_iter()
+        .zip(encoded)
+        .map(|(sentence, (encoding, word_ids))| {
+            let mut labels = vec![-100i64; encoding.ids.len()];
+            let mut firsts = Vec::new();
+            let mut last = None;
+            for (pos, w) in word_ids.iter().enumerate() {
+                if let Some(w) = *w {
+                    if last != Some(w) {
+                        // A tag the training files never had (a test-only type) is learnt as O.
+                        labels[pos] = index.get(sentence.tags[w].as_str()).copied().unwrap_or(0);
+                        firsts.push(pos);
+                        last = Some(w);
+                    }
+                }
+            }
+            Ok(Tagged { sentence, encoding, labels, firsts })
+        })
+        .collect()
+}
+
+fn read(path: &Path) -> Result<Vec<Sentence>> {
+    conll::read(path).map_err(|e| anyhow!("{e}"))
+}
+
+impl NerFiles {
+    /// Reads and prepares the task `name`.
+    pub fn prepare(&self, name: &str, tokenizer: &TextTokenizer) -> Result<NerTask> {
+        let dir = |sub: &str| self.ner_dir.join(sub);
+        let (pool_files, shots, dev, test): (Vec<Vec<Sentence>>, Vec<usize>, Option<PathBuf>, PathBuf) = match name {
+            "wnut17" => {
+                let d = dir("wnut17");
+                (
+                    vec![read(&d.join("wnut17train.conll"))?],
+                    Vec::new(),
+                    Some(d.join("emerging.dev.conll")),
+                    d.join("emerging.test.annotated"),
+                )
+            }
+            "conll2003" => {
+                let d = dir("conll2003");
+                let (train, dev, test) = if d.join("train.txt").is_file() {
+                    ("train.txt", "dev.txt", "test.txt")
+                } else {
+                    ("eng.train", "eng.testa", "eng.testb")
+                };
+                if !d.join(train).is_file() {
+                    bail!(
+                        "{}: no CoNLL-2003 here (train.txt / dev.txt / test.txt or eng.train / eng.testa / eng.testb); \
+                         its text is under Reuters' data-use agreement, so pelt cannot ship it",
+                        d.display()
+                    );
+                }
+                (vec![read(&d.join(train))?], Vec::new(), Some(d.join(dev)), d.join(test))
+            }
+            "mit_restaurant" | "mit_movie" => {
+                let d = dir(&name.replace('_', "-"));
+                let files =
+                    SHOTS.iter().map(|k| read(&d.join(format!("{k}-shot-train.txt")))).collect::<Result<Vec<_>>>()?;
+                (files, SHOTS.to_vec(), None, d.join("test.txt"))
+            }
+            other => bail!("unknown NER task `{other}` (known: {})", NER_TASKS.join(", ")),
+        };
+        // The pool: every training file's sentences once, in file order; each K's file as positions.
+        let mut pool: Vec<Sentence> = Vec::new();
+        let mut seen: BTreeMap<(Vec<String>, Vec<String>), usize> = BTreeMap::new();
+        let mut by_k = BTreeMap::new();
+        for (i, file) in pool_files.into_iter().enumerate() {
+            let mut positions = Vec::new();
+            for s in file {
+                let key = (s.tokens.clone(), s.tags.clone());
+                let at = *seen.entry(key).or_insert_with(|| {
+                    pool.push(s);
+                    pool.len() - 1
+                });
+                positions.push(at);
+            }
+            if let Some(&k) = shots.get(i) {
+                by_k.insert(k, positions);
+            }
+        }
+        let tags = tag_space(&pool);
+        let dev = match dev {
+            Some(p) => {
+                let mut d = read(&p)?;
+                d.truncate(self.dev_limit);
+                Some(tag(d, &tags, tokenizer)?)
+            }
+            None => None,
+        };
+        let mut test = read(&test)?;
+        if self.test_limit > 0 {
+            test.truncate(self.test_limit);
+        }
+        Ok(NerTask {
+            name: name.to_owned(),
+            pool: tag(pool, &tags, tokenizer)?,
+            tags: tags.clone(),
+            shots: by_k,
+            dev,
+            test: tag(test, &tags, tokenizer)?,
+            pad_id: tokenizer.pad_id,
+        })
+    }
+}
+
+impl NerTask {
+    /// A run's training and dev positions in the pool (dev: `None` where the task has a fixed dev split)
+    /// at `size` with `seed`.
+    pub fn split(&self, size: DataSize, seed: u64, dev_limit: usize) -> Result<(Vec<usize>, Option<Vec<usize>>)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7a9);
+        let train = match (size, self.shots.is_empty()) {
+            (DataSize::Shot(k), false) => self
+                .shots
+                .get(&k)
+                .cloned()
+                .ok_or_else(|| anyhow!("{}: no {k}-shot file (LightNER's K: {SHOTS:?})", self.name))?,
+            (DataSize::All, true) => (0..self.pool.len()).collect(),
+            (DataSize::Examples(k), true) => {
+                if k > self.pool.len() {
+                    bail!("{}: {k} sentences asked for, the training file has {}", self.name, self.pool.len());
+                }
+                let mut all: Vec<usize> = (0..self.pool.len()).collect();
+                all.shuffle(&mut rng);
+                all.truncate(k);
+                all.sort_unstable();
+                all
+            }
+            (s, false) => bail!(
+                "{}: ships K-shot files: use a size of `<K>-shot` (K in {SHOTS:?}), not `{}`",
+                self.name,
+                s.label()
+            ),
+            (s, true) => bail!("{}: sizes are `all` or a number of sentences, not `{}`", self.name, s.label()),
+        };
+        let dev = match self.dev {
+            Some(_) => None,
+            None => {
+                let taken: HashSet<usize> = train.iter().copied().collect();
+                let mut rest: Vec<usize> = (0..self.pool.len()).filter(|i| !taken.contains(i)).collect();
+                if rest.is_empty() {
+                    bail!(
+                        "{}: no pool sentences are left for dev beside the {}-sentence training file",
+                        self.name,
+                        train.len()
+                    );
+                }
+                rest.shuffle(&mut rng);
+                rest.truncate(dev_limit);
+                rest.sort_unstable();
+                Some(rest)
+            }
+        };
+        Ok((train, dev))
+    }
+
+    /// A digest of the task's sentences and tags as loaded (for `--reuse`).
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for (name, set) in [("pool", Some(&self.pool)), ("dev", self.dev.as_ref()), ("test", Some(&self.test))] {
+            h.update(format!("{name} {}\n", set.map_or(0, Vec::len)));
+            for t in set.iter().flat_map(|s| s.iter()) {
+                h.update(format!("{:?}\t{:?}\n", t.sentence.tokens, t.sentence.tags));
+            }
+        }
+        for (k, positions) in &self.shots {
+            h.update(format!("shot {k} {positions:?}\n"));
+        }
+        format!("{:x}", h.finalize())
+    }
+}
+
+/// Checks that a task's files are where it expects them (before any training).
+pub fn check(name: &str, ner_dir: &Path) -> Result<()> {
+    let need: Vec<PathBuf> = match name {
+        "wnut17" => ["wnut17train.conll", "emerging.dev.conll", "emerging.test.annotated"]
+            .iter()
+            .map(|f| ner_dir.join("wnut17").join(f))
+            .collect(),
+        "mit_restaurant" | "mit_movie" => {
+            let d = ner_dir.join(name.replace('_', "-"));
+            SHOTS.iter().map(|k| d.join(format!("{k}-shot-train.txt"))).chain([d.join("test.txt")]).collect()
+        }
+        "conll2003" => {
+            let d = ner_dir.join("conll2003");
+            if d.join("train.txt").is_file() {
+                ["train.txt", "dev.txt", "test.txt"].iter().map(|f| d.join(f)).collect()
+            } else {
+                ["eng.train", "eng.testa", "eng.testb"].iter().map(|f| d.join(f)).collect()
+            }
+        }
+        other => bail!("unknown NER task `{other}` (known: {})", NER_TASKS.join(", ")),
+    };
+    for p in need {
+        if !p.is_file() {
+            return Err(anyhow!("{}: missing", p.display())).context(format!("NER task `{name}`"));
+        }
+    }
+    Ok(())
+}

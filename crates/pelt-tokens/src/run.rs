@@ -1,0 +1,238 @@
+//! One NER run: the method on the encoder, a linear tag head on every token (HF's
+//! `BertForTokenClassification`: dropout 0.1, weights N(0, 0.02), zero bias), cross-entropy at each
+//! word's first piece; dev entity F1 selects the checkpoint; the test's entity F1 (seqeval's) is the
+//! score.
+
+use crate::data::{NerTask, Tagged};
+use anyhow::{anyhow, Result};
+use indicatif::ProgressBar;
+use pelt_core::{for_evaluation, params, Backbone, Dropout, Inputs, Method, Registry};
+use pelt_data::{conll, tokenize::pad};
+use pelt_records::DataSize;
+use pelt_train::{
+    batch::{bucketed_batches, eval_batches, EVAL_TOKENS},
+    fit, total_steps, AdamW, EvalClock, MethodSpec, Outcome, Plan, Selection, Steps, Training,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use tch::{nn, Device, Tensor};
+
+/// The tag head: one linear map from a token's hidden state to the tags' logits.
+struct Head {
+    vs: nn::VarStore,
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Head {
+    fn new(hidden: i64, tags: i64, device: Device) -> Head {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root() / "classifier";
+        let weight = root.var("weight", &[tags, hidden], nn::Init::Randn { mean: 0.0, stdev: 0.02 });
+        let bias = root.var("bias", &[tags], nn::Init::Const(0.0));
+        Head { vs, weight, bias }
+    }
+
+    fn forward(&self, hidden: &Tensor, train: bool) -> Tensor {
+        hidden.drop_out(0.1, train).linear(&self.weight, Some(&self.bias))
+    }
+}
+
+/// A split's sentences, as positions into a list of tagged sentences.
+struct Set<'a> {
+    items: Vec<&'a Tagged>,
+}
+
+impl Set<'_> {
+    fn lengths(&self) -> Vec<usize> {
+        self.items.iter().map(|t| t.encoding.ids.len()).collect()
+    }
+
+    /// Inputs and labels (−100 at pieces that are not a word's first, and at padding) of `rows`.
+    fn batch(&self, rows: &[usize], pad_id: i64, device: Device) -> (Inputs, Tensor) {
+        let encs: Vec<&pelt_data::tokenize::Encoding> = rows.iter().map(|&i| &self.items[i].encoding).collect();
+        let p = pad(&encs, pad_id);
+        let mut labels = vec![-100i64; p.rows * p.len];
+        for (r, &i) in rows.iter().enumerate() {
+            let l = &self.items[i].labels;
+            labels[r * p.len..r * p.len + l.len()].copy_from_slice(l);
+        }
+        let shape = [p.rows as i64, p.len as i64];
+        let t = |v: &[i64]| Tensor::from_slice(v).view(shape).to_device(device);
+        (Inputs::text(t(&p.ids), t(&p.mask), t(&p.type_ids)), t(&labels))
+    }
+}
+
+struct Ctx<'a> {
+    backbone: &'a dyn Backbone,
+    method: &'a dyn Method,
+    head: &'a Head,
+    task: &'a NerTask,
+    training: &'a Training,
+    device: Device,
+    clock: EvalClock,
+}
+
+impl Ctx<'_> {
+    /// Predicted tags of every sentence of `set` (a word cut by truncation is predicted `O`).
+    fn predict(&self, set: &Set) -> Vec<Vec<String>> {
+        let mut out: Vec<Vec<String>> =
+            set.items.iter().map(|t| vec!["O".to_owned(); t.sentence.tokens.len()]).collect();
+        self.clock.measure(set.items.len(), || {
+            tch::no_grad(|| {
+                let (_merged, method) = for_evaluation(self.backbone, self.method);
+                for chunk in eval_batches(&set.lengths(), self.training.eval_batch_size, EVAL_TOKENS) {
+                    let (inputs, _) = set.batch(&chunk, self.task.pad_id, self.device);
+                    let logits = self.head.forward(&self.backbone.forward(&inputs, method, false).hidden, false);
+                    let best = logits.argmax(-1, false).to_device(Device::Cpu);
+                    let best: Vec<Vec<i64>> = Vec::<Vec<i64>>::try_from(&best).unwrap_or_default();
+                    for (row, &i) in chunk.iter().enumerate() {
+                        for (w, &pos) in set.items[i].firsts.iter().enumerate() {
+                            out[i][w] = self.task.tags[best[row][pos] as usize].clone();
+                        }
+                    }
+                }
+            })
+        });
+        out
+    }
+
+    /// Entity-level precision, recall and F1 (×100) on `set`.
+    fn evaluate(&self, set: &Set) -> conll::Prf {
+        let predicted = self.predict(set);
+        let gold: Vec<Vec<String>> = set.items.iter().map(|t| t.sentence.tags.clone()).collect();
+        conll::score(&gold, &predicted).0
+    }
+}
+
+struct Loop<'a> {
+    ctx: &'a Ctx<'a>,
+    train: Set<'a>,
+    dev: Set<'a>,
+    lengths: Vec<usize>,
+}
+
+impl Steps for Loop<'_> {
+    type Batch = Vec<usize>;
+
+    fn epoch(&self, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+        bucketed_batches(&self.lengths, self.ctx.training.batch_size, rng)
+    }
+
+    fn loss(&self, batch: &Vec<usize>) -> (Tensor, usize) {
+        let c = self.ctx;
+        let (inputs, labels) = self.train.batch(batch, c.task.pad_id, c.device);
+        let logits = c.head.forward(&c.backbone.forward(&inputs, c.method, true).hidden, true);
+        let n = c.task.tags.len() as i64;
+        let loss = logits.view([-1, n]).cross_entropy_loss::<Tensor>(
+            &labels.view([-1]),
+            None,
+            tch::Reduction::Mean,
+            -100,
+            0.0,
+        );
+        (loss, batch.len())
+    }
+
+    fn dev_score(&self) -> Result<f64> {
+        Ok(100.0 * self.ctx.evaluate(&self.dev).f1)
+    }
+}
+
+/// Trains and evaluates one (method, task, size, seed); the backbone holds its pretrained weights on
+/// entry and the caller restores them afterwards.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    registry: &Registry,
+    backbone: &dyn Backbone,
+    spec: &MethodSpec,
+    task: &NerTask,
+    size: DataSize,
+    seed: u64,
+    training: &Training,
+    device: Device,
+    bar: &ProgressBar,
+) -> Result<Outcome> {
+    let (train_idx, dev_idx) = task.split(size, seed, training.dev_limit)?;
+    let train = Set { items: train_idx.iter().map(|&i| &task.pool[i]).collect() };
+    let dev = match (&task.dev, &dev_idx) {
+        (Some(d), _) => Set { items: d.iter().collect() },
+        (None, Some(d)) => Set { items: d.iter().map(|&i| &task.pool[i]).collect() },
+        (None, None) => return Err(anyhow!("{}: no dev split", task.name)),
+    };
+    let test = Set { items: task.test.iter().collect() };
+
+    pelt_core::manual_seed(seed as i64);
+    let method = (registry.get(&spec.method)?.build)(&spec.config, backbone.dims(), device)?;
+    method.init_from(backbone);
+    let head = Head::new(backbone.dims().hidden, task.tags.len() as i64, device);
+    let trainable = params::prepare_training(backbone, method.as_ref());
+    let mut all: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+    all.extend(head.vs.variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let counts = params::count(backbone, method.as_ref(), params::numel(head.vs.trainable_variables().iter()));
+
+    let ctx =
+        Ctx { backbone, method: method.as_ref(), head: &head, task, training, device, clock: EvalClock::default() };
+    let total = total_steps(training, train.items.len().div_ceil(training.batch_size));
+    let head_scale = training.head_lr.map_or(1.0, |h| h / spec.lr);
+    let mut opt =
+        AdamW::new(&all, training.weight_decay).scale_group("head.", head_scale).method_rates(method.as_ref(), spec.lr);
+    let lengths = train.lengths();
+    let hooks = Loop { ctx: &ctx, train, dev, lengths };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let mut selection = Selection::default();
+    let plan = Plan { opt: &mut opt, method: method.as_ref(), params: &all, lr: spec.lr, total, training };
+    let fitted = fit(&hooks, plan, &mut rng, &mut selection, bar)?;
+    let train_eps = fitted.examples_per_second();
+    let (metrics, best_dev, diagnostics) = match &fitted.diverged {
+        Some(_) => (BTreeMap::new(), None, method.diagnostics().into_iter().collect()),
+        None => {
+            let best = selection.restore_best(&all).ok_or_else(|| anyhow!("no dev evaluation happened"))?;
+            let prf = ctx.evaluate(&test);
+            let mut diagnostics: BTreeMap<String, f64> = method.diagnostics().into_iter().collect();
+            diagnostics.insert("ner_precision".into(), 100.0 * prf.precision);
+            diagnostics.insert("ner_recall".into(), 100.0 * prf.recall);
+            diagnostics.insert("ner_test_entities".into(), prf.support as f64);
+            (BTreeMap::from([("f1".to_owned(), 100.0 * prf.f1)]), Some(best), diagnostics)
+        }
+    };
+    Ok(Outcome {
+        score: fitted.diverged.is_none().then(|| metrics["f1"]),
+        diverged: fitted.diverged,
+        metrics,
+        best_dev,
+        curve: selection.curve().to_vec(),
+        steps: fitted.steps,
+        sizes: (hooks.train.items.len(), hooks.dev.items.len(), test.items.len()),
+        params: counts,
+        train_eps,
+        eval_eps: ctx.clock.examples_per_second(),
+        diagnostics,
+        samples: Vec::new(),
+        checkpoint: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_label_first_pieces_only_and_pad_with_ignore() {
+        let tagged = |ids: Vec<i64>, labels: Vec<i64>| Tagged {
+            sentence: pelt_data::conll::Sentence { tokens: vec!["a".into()], tags: vec!["O".into()] },
+            encoding: pelt_data::tokenize::Encoding { type_ids: vec![0; ids.len()], ids },
+            labels,
+            firsts: vec![1],
+        };
+        let (a, b) =
+            (tagged(vec![101, 7, 8, 102], vec![-100, 2, -100, -100]), tagged(vec![101, 9, 102], vec![-100, 0, -100]));
+        let set = Set { items: vec![&a, &b] };
+        let (inputs, labels) = set.batch(&[0, 1], 0, Device::Cpu);
+        assert_eq!(inputs.input_ids.size(), [2, 4]);
+        let got: Vec<i64> = Vec::try_from(labels.view([-1])).unwrap();
+        assert_eq!(got, [-100, 2, -100, -100, -100, 0, -100, -100]);
+    }
+}
