@@ -96,6 +96,18 @@ pub fn run_conformance(make_backbone: BackboneFactory, make_method: MethodFactor
 
     // Identity at init, in eval mode (dropout off).
     let with = tch::no_grad(|| backbone.probe(&inputs, method.as_ref(), false));
+    // Token level: whatever positions a method inserts, every input token keeps its own output state, in
+    // order (a token head — NER — reads them one by one).
+    if dims.image.is_none() {
+        let own = real_positions(&with).size();
+        let input = inputs.input_ids.size();
+        assert_eq!(
+            own[..2],
+            input[..2],
+            "{}: the input's own positions come back as {own:?}, the input is {input:?}",
+            method.name()
+        );
+    }
     let diff = max_abs_diff(&real_positions(&bare), &real_positions(&with));
     match method.identity() {
         Identity::Exact => assert!(diff < 1e-5, "{}: claims identity at init but differs by {diff}", method.name()),

@@ -4,8 +4,11 @@
 //! The reader takes every variant the shipped NER sets and CoNLL-2003 use: tab- or space-separated
 //! columns (CoNLL-2003's `eng.train` has four: token, POS, chunk, NER; the two-column files token and
 //! tag), LF or CRLF line endings, `-DOCSTART-` lines (skipped, with any separator after them), several
-//! blank lines in a row. Tags are `O`, `B-<type>` or `I-<type>` (IOB2, or IOB1 where an entity may start
-//! with `I-`); anything else is refused with the file, line and what was expected.
+//! blank lines in a row. Every token line of a file has as many columns as its first (a third column in a
+//! two-column file is refused, not guessed at). Tags are `O`, `B-<type>` or `I-<type>` (IOB2, or IOB1
+//! where an entity may start with `I-`); anything else is refused with the file, line and what was
+//! expected. [`parse_strict`] also refuses an `I-<type>` that does not continue a `B-` or `I-` of its type
+//! (strict IOB2).
 //!
 //! [`entities`] follows seqeval's default mode (conlleval's chunking): a chunk starts at `B-`, or at an
 //! `I-` after `O` or after another type, and ends where the next token does not continue it.
@@ -33,7 +36,17 @@ pub fn read(path: &Path) -> Result<Vec<Sentence>, DataError> {
 
 /// Parses CoNLL-layout bytes; `shown` names the source in errors.
 pub fn parse(bytes: &[u8], shown: &str) -> Result<Vec<Sentence>, DataError> {
+    parse_with(bytes, shown, false)
+}
+
+/// [`parse`], refusing an `I-<type>` that does not continue an entity of its type (strict IOB2).
+pub fn parse_strict(bytes: &[u8], shown: &str) -> Result<Vec<Sentence>, DataError> {
+    parse_with(bytes, shown, true)
+}
+
+fn parse_with(bytes: &[u8], shown: &str, strict: bool) -> Result<Vec<Sentence>, DataError> {
     let malformed = |line: usize, message: String| DataError::Malformed { path: shown.to_owned(), line, message };
+    let mut columns = None;
     let mut sentences = Vec::new();
     let mut current = Sentence { tokens: Vec::new(), tags: Vec::new() };
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -56,9 +69,22 @@ pub fn parse(bytes: &[u8], shown: &str) -> Result<Vec<Sentence>, DataError> {
                 format!("`{text}`: expected a token and its tag, separated by a tab or a space"),
             ));
         }
+        let want = *columns.get_or_insert(fields.len());
+        if fields.len() != want {
+            return Err(malformed(
+                line,
+                format!("{} columns, expected {want} as on the file's first token line", fields.len()),
+            ));
+        }
         let tag = fields[fields.len() - 1];
         if !is_tag(tag) {
             return Err(malformed(line, format!("tag `{tag}`: expected O, B-<type> or I-<type>")));
+        }
+        if let (true, Some(ty)) = (strict, tag.strip_prefix("I-")) {
+            let continues = current.tags.last().and_then(|p| p.get(2..)).is_some_and(|prev| prev == ty);
+            if !continues {
+                return Err(malformed(line, format!("`{tag}` does not continue a B-{ty} or I-{ty} (strict IOB2)")));
+            }
         }
         current.tokens.push(fields[0].to_owned());
         current.tags.push(tag.to_owned());
@@ -81,6 +107,30 @@ pub fn entity_types(sentences: &[Sentence]) -> Vec<String> {
     let types: BTreeSet<&str> =
         sentences.iter().flat_map(|s| s.tags.iter()).filter_map(|t| t.split_once('-').map(|(_, ty)| ty)).collect();
     types.into_iter().map(str::to_owned).collect()
+}
+
+/// K-shot sampling from a pool (the greedy scheme of few-shot NER, Yang & Katiyar 2020): the sentences in
+/// an order drawn with `seed`, each taken while one of its entity types has fewer than `k` mentions in
+/// the sample; sentences without entities are left out. Returns pool positions, sorted. Types the pool
+/// has fewer than `k` mentions of end with all of them.
+pub fn k_shot(pool: &[Sentence], k: usize, seed: u64) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut order: Vec<usize> = (0..pool.len()).collect();
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut taken = Vec::new();
+    for i in order {
+        let spans = entities(&pool[i].tags);
+        if spans.iter().any(|(ty, _, _)| counts.get(ty).copied().unwrap_or(0) < k) {
+            for (ty, _, _) in spans {
+                *counts.entry(ty).or_default() += 1;
+            }
+            taken.push(i);
+        }
+    }
+    taken.sort_unstable();
+    taken
 }
 
 /// An entity: its type and its first and last token (inclusive), counted over the whole sequence.
@@ -193,6 +243,18 @@ mod tests {
         assert!(err.contains("x.conll:3") && err.contains("`PER`") && err.contains("B-<type>"), "{err}");
         let err = parse(b"a O\nlonely\n", "y.conll").unwrap_err().to_string();
         assert!(err.contains("y.conll:2") && err.contains("token and its tag"), "{err}");
+        let err = parse(b"a O\nb extra B-PER\n", "t.conll").unwrap_err().to_string();
+        assert!(err.contains("t.conll:2") && err.contains("3 columns, expected 2"), "{err}");
+        // Strict IOB2: an I- must continue its own type; the default (IOB1) reads it as a new entity.
+        let iob1 = b"a O\nb I-PER\n\nc B-LOC\nd I-PER\n";
+        assert_eq!(parse(iob1, "s.conll").unwrap().len(), 2);
+        let err = parse_strict(iob1, "s.conll").unwrap_err().to_string();
+        assert!(err.contains("s.conll:2") && err.contains("strict IOB2"), "{err}");
+        let err = parse_strict(b"a B-LOC\nb I-LOC\nc I-PER\n", "s.conll").unwrap_err().to_string();
+        assert!(err.contains("s.conll:3"), "{err}");
+        assert!(parse_strict(b"a B-LOC\nb I-LOC\n", "s.conll").is_ok());
+        // WNUT-17's test file opens with HTML-entity fragments as tokens: read as they are.
+        assert_eq!(parse(b"&\tO\ngt\tO\n;\tO\n", "e.conll").unwrap()[0].tokens, ["&", "gt", ";"]);
         assert!(parse(b"\n\n", "z.conll").unwrap_err().to_string().contains("no sentences"));
         assert!(parse(b"a B-\n", "w.conll").is_err());
         let err = parse(b"a O\n\xff O\n", "u.conll").unwrap_err().to_string();
@@ -212,6 +274,34 @@ mod tests {
                 ("MISC".into(), 8, 8),
             ]
         );
+    }
+
+    #[test]
+    fn k_shot_samples_reach_k_mentions_of_every_type_and_depend_on_the_seed() {
+        let s = |tags: &[&str]| Sentence {
+            tokens: tags.iter().map(|_| "w".into()).collect(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        };
+        let pool: Vec<Sentence> = (0..40)
+            .map(|i| match i % 4 {
+                0 => s(&["B-PER", "O"]),
+                1 => s(&["B-LOC", "I-LOC"]),
+                2 => s(&["B-PER", "B-LOC"]),
+                _ => s(&["O", "O"]),
+            })
+            .collect();
+        let picked = k_shot(&pool, 3, 1);
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for &i in &picked {
+            assert!(!entities(&pool[i].tags).is_empty(), "no entity-free sentences");
+            for (ty, _, _) in entities(&pool[i].tags) {
+                *counts.entry(ty).or_default() += 1;
+            }
+        }
+        assert!(counts.values().all(|&c| c >= 3), "{counts:?}");
+        assert!(picked.len() <= 6, "greedy: no more sentences than K per type needs: {picked:?}");
+        assert_eq!(picked, k_shot(&pool, 3, 1), "same seed, same sample");
+        assert!((2..20).any(|seed| k_shot(&pool, 3, seed) != picked), "other seeds draw other samples");
     }
 
     #[test]

@@ -616,14 +616,14 @@ impl Experiment {
             let k_shot = task.starts_with("mit_");
             for size in &self.data_sizes {
                 let fits = match size {
-                    DataSize::Shot(k) => k_shot && pelt_tokens::SHOTS.contains(k),
+                    DataSize::Shot(k) => !k_shot || pelt_tokens::SHOTS.contains(k),
                     DataSize::All | DataSize::Examples(_) => !k_shot,
                 };
                 if !fits {
                     let want = if k_shot {
                         format!("`<K>-shot`, K in {:?} (LightNER's files)", pelt_tokens::SHOTS)
                     } else {
-                        "`all` or a number of sentences".to_owned()
+                        "`all`, a number of sentences or `<K>-shot`".to_owned()
                     };
                     return Err(fail("data_sizes", format!("`{}` for `{task}`: expected {want}", size.label())));
                 }

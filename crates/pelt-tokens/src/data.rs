@@ -2,9 +2,12 @@
 //!
 //! | task | files under the experiment's `ner_dir` | sizes |
 //! |---|---|---|
-//! | `wnut17` | `wnut17/wnut17train.conll`, `emerging.dev.conll`, `emerging.test.annotated` | `all`, K sentences |
-//! | `conll2003` | `conll2003/train.txt`, `dev.txt`, `test.txt` (or `eng.train`, `eng.testa`, `eng.testb`) | `all`, K sentences |
+//! | `wnut17` | `wnut17/wnut17train.conll`, `emerging.dev.conll`, `emerging.test.annotated` | `all`, K sentences, `<K>-shot` |
+//! | `conll2003` | `conll2003/train.txt`, `dev.txt`, `test.txt` (or `eng.train`, `eng.testa`, `eng.testb`) | `all`, K sentences, `<K>-shot` |
 //! | `mit_restaurant`, `mit_movie` | `mit-restaurant/<K>-shot-train.txt` (LightNER's splits), `test.txt` | `<K>-shot` |
+//!
+//! `<K>-shot` of a task with a training file samples it greedily with the run's seed until every entity type
+//! has K mentions ([`pelt_data::conll::k_shot`]); the MIT sets' K-shot files are taken as they are.
 //!
 //! Dev: the official dev file where there is one (its first `dev_limit` sentences); the MIT sets have
 //! none, so — as pelt's GLUE protocol draws dev from the rest of train — their dev is up to `dev_limit`
@@ -209,6 +212,10 @@ impl NerTask {
                 .cloned()
                 .ok_or_else(|| anyhow!("{}: no {k}-shot file (LightNER's K: {SHOTS:?})", self.name))?,
             (DataSize::All, true) => (0..self.pool.len()).collect(),
+            (DataSize::Shot(k), true) => {
+                let sentences: Vec<Sentence> = self.pool.iter().map(|t| t.sentence.clone()).collect();
+                conll::k_shot(&sentences, k, seed ^ 0x5407)
+            }
             (DataSize::Examples(k), true) => {
                 if k > self.pool.len() {
                     bail!("{}: {k} sentences asked for, the training file has {}", self.name, self.pool.len());
@@ -224,7 +231,6 @@ impl NerTask {
                 self.name,
                 s.label()
             ),
-            (s, true) => bail!("{}: sizes are `all` or a number of sentences, not `{}`", self.name, s.label()),
         };
         let dev = match self.dev {
             Some(_) => None,
