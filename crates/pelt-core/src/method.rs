@@ -243,6 +243,13 @@ pub trait Method: Attachment {
     /// example belongs to the current target task.
     fn set_task_ids(&self, _ids: Option<&Tensor>) {}
 
+    /// Token classification: whether the method scores tags by label-word embeddings against the token
+    /// states (LightNER's verbalizer) instead of a linear head; the family builds that head. Default:
+    /// no.
+    fn label_words(&self) -> bool {
+        false
+    }
+
     /// Whether the method can train federated, where clients exchange only its trainable set (see
     /// [`crate::federated`]); `Err` says why not. Default: yes, unless the method calibrates on
     /// training examples at init — the server of a federated run holds none, and scoring on one

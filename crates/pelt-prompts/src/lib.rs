@@ -21,7 +21,7 @@ pub mod prompt;
 pub mod vpt;
 
 pub use pcg::Pcg;
-pub use prefix::{DeepPrompt, PrefixModule, PrefixTuning};
+pub use prefix::{DeepPrompt, Lightner, PrefixModule, PrefixTuning};
 pub use prompt::PromptTuning;
 pub use vpt::Vpt;
 
@@ -43,6 +43,20 @@ pub fn methods() -> Vec<MethodEntry> {
             },
             PromptConfig,
             PromptTuning::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "lightner",
+                family: "prompts",
+                paper: "Chen et al. 2022, LightNER: A Lightweight Tuning Paradigm for Low-resource NER via Pluggable Prompting",
+                sites: &[Site::AttentionKv],
+                form: Form::Concatenated,
+                scale: ScaleKind::None,
+                formula: "as prefix_tuning with P = 10, m = 800 (+ the label-word head of token classification)",
+            },
+            PrefixConfig,
+            prefix::Lightner::new,
+            defaults = PrefixConfig { length: 10, mid_dim: 800, ..PrefixConfig::default() }
         ),
         method_entry!(
             MethodInfo {

@@ -276,6 +276,53 @@ impl Method for PrefixTuning {
     }
 }
 
+/// LightNER's guidance module (Chen et al., COLING 2022, §3.3): P learnable key and value vectors in
+/// every layer's self-attention, produced from P embeddings by a Linear–Tanh–Linear MLP (its released
+/// configuration: P = 10, MLP width 800), the PLM frozen. In pelt's encoder it is prefix tuning's
+/// mechanism; what makes the method LightNER is [`Method::label_words`]: the token classification
+/// family then scores tags with the label-word verbalizer instead of a linear head. The paper's
+/// prompts also enter BART's decoder self- and cross-attention; pelt tags with the encoder, so only
+/// the encoder's are here.
+#[derive(Debug)]
+pub struct Lightner(PrefixTuning);
+
+impl Lightner {
+    /// Builds the guidance module in its own store.
+    pub fn new(config: PrefixConfig, dims: &BackboneDims, device: Device) -> Result<Lightner> {
+        Ok(Lightner(PrefixTuning::new(config, dims, device)?))
+    }
+}
+
+impl Attachment for Lightner {
+    fn prefix(&self, layer: usize, x: &Tensor, train: bool) -> Option<Prefix> {
+        self.0.prefix(layer, x, train)
+    }
+}
+
+impl Method for Lightner {
+    fn name(&self) -> &str {
+        "lightner"
+    }
+    fn var_store(&self) -> &nn::VarStore {
+        self.0.var_store()
+    }
+    fn identity(&self) -> Identity {
+        Identity::None
+    }
+    fn formula_params(&self, dims: &BackboneDims) -> i64 {
+        self.0.formula_params(dims)
+    }
+    fn init_from(&self, backbone: &dyn Backbone) {
+        self.0.init_from(backbone);
+    }
+    fn diagnostics(&self) -> Vec<(String, f64)> {
+        self.0.diagnostics()
+    }
+    fn label_words(&self) -> bool {
+        true
+    }
+}
+
 /// Deep prompts: every layer's prefix keys and values trained directly.
 #[derive(Debug)]
 pub struct DeepPrompt {

@@ -66,6 +66,16 @@ pub struct NerTask {
     pub test: Vec<Tagged>,
     /// The tokenizer's padding id.
     pub pad_id: i64,
+    /// Per entity type (in `tags` order), the word pieces of its name as words (`Restaurant_Name` →
+    /// "restaurant name"), for a label-word head.
+    pub label_pieces: Vec<Vec<i64>>,
+    /// The word pieces of "other", where a label-word head starts its `O` vector.
+    pub other_pieces: Vec<i64>,
+}
+
+/// An entity type's name as words: lower case, `_` and `-` as spaces.
+pub fn label_words(ty: &str) -> String {
+    ty.to_lowercase().replace(['_', '-'], " ")
 }
 
 /// Where NER tasks are read from.
@@ -176,6 +186,9 @@ impl NerFiles {
             }
         }
         let tags = tag_space(&pool);
+        let names: Vec<String> = conll::entity_types(&pool).iter().map(|t| label_words(t)).collect();
+        let label_pieces = tokenizer.encode_targets(&names.iter().map(String::as_str).collect::<Vec<_>>(), 16)?;
+        let other_pieces = tokenizer.encode_targets(&["other"], 16)?.remove(0);
         let dev = match dev {
             Some(p) => {
                 let mut d = read(&p)?;
@@ -196,6 +209,8 @@ impl NerFiles {
             dev,
             test: tag(test, &tags, tokenizer)?,
             pad_id: tokenizer.pad_id,
+            label_pieces,
+            other_pieces,
         })
     }
 }

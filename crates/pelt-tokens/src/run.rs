@@ -1,7 +1,15 @@
-//! One NER run: the method on the encoder, a linear tag head on every token (HF's
-//! `BertForTokenClassification`: dropout 0.1, weights N(0, 0.02), zero bias), cross-entropy at each
-//! word's first piece; dev entity F1 selects the checkpoint; the test's entity F1 (seqeval's) is the
-//! score.
+//! One NER run: the method on the encoder, a tag head on every token — linear (HF's
+//! `BertForTokenClassification`: dropout 0.1, weights N(0, 0.02), zero bias), or for a method that asks
+//! for it (LightNER) the label-word verbalizer — cross-entropy at each word's first piece; dev entity F1
+//! selects the checkpoint; the test's entity F1 (seqeval's) is the score.
+//!
+//! The verbalizer (LightNER §3.2, its "unified learnable verbalizer" in the released code's
+//! `learn_weights` form): an entity type's vector is a softmax-weighted mean of the frozen word
+//! embeddings of its name's pieces (weights learnable, drawn from U(1, 2.5) as the code draws them), so a
+//! new label set needs no new classifier, only names. LightNER generates spans with BART's decoder and
+//! needs no BIO tags; a tagger does, so pelt adds three learnable vectors, zero-initialised `B` and `I`
+//! markers added to a type's vector and an `O` vector started at the embedding of "other", and scores a
+//! token's state against each tag's vector (dropout 0.3 on the vectors, as the code applies it).
 
 use crate::data::{NerTask, Tagged};
 use anyhow::{anyhow, Result};
@@ -18,24 +26,82 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use tch::{nn, Device, Tensor};
 
-/// The tag head: one linear map from a token's hidden state to the tags' logits.
+/// The tag head: a linear map from a token's state to the tags' logits, or the label-word verbalizer.
 struct Head {
     vs: nn::VarStore,
-    weight: Tensor,
-    bias: Tensor,
+    kind: HeadKind,
+}
+
+enum HeadKind {
+    Linear {
+        weight: Tensor,
+        bias: Tensor,
+    },
+    Words {
+        /// Per type: its name's frozen piece embeddings (pieces × d) and their learnable weights.
+        types: Vec<(Tensor, Tensor)>,
+        begin: Tensor,
+        inside: Tensor,
+        other: Tensor,
+    },
 }
 
 impl Head {
-    fn new(hidden: i64, tags: i64, device: Device) -> Head {
+    fn linear(hidden: i64, tags: i64, device: Device) -> Head {
         let vs = nn::VarStore::new(device);
         let root = vs.root() / "classifier";
         let weight = root.var("weight", &[tags, hidden], nn::Init::Randn { mean: 0.0, stdev: 0.02 });
         let bias = root.var("bias", &[tags], nn::Init::Const(0.0));
-        Head { vs, weight, bias }
+        Head { vs, kind: HeadKind::Linear { weight, bias } }
+    }
+
+    /// The verbalizer for `task`'s types from the backbone's word embeddings (random N(0, 0.02) vectors
+    /// where the backbone keeps its word embeddings at another width than its states).
+    fn words(backbone: &dyn Backbone, task: &NerTask, device: Device) -> Head {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root() / "verbalizer";
+        let d = backbone.dims().hidden;
+        let vars = backbone.var_store().variables();
+        let table = vars.get("embeddings.word_embeddings.weight").filter(|w| w.size()[1] == d).map(|w| w.detach());
+        let pieces = |ids: &[i64]| -> Tensor {
+            match &table {
+                Some(t) => t.index_select(0, &Tensor::from_slice(ids).to_device(t.device())).copy().to_device(device),
+                None => Tensor::randn([ids.len() as i64, d], (tch::Kind::Float, device)) * 0.02,
+            }
+        };
+        let types = task
+            .label_pieces
+            .iter()
+            .enumerate()
+            .map(|(i, ids)| {
+                let ids = if ids.is_empty() { vec![task.pad_id] } else { ids.clone() };
+                let w =
+                    root.var(&format!("type_{i}_weights"), &[ids.len() as i64], nn::Init::Uniform { lo: 1.0, up: 2.5 });
+                (pieces(&ids), w)
+            })
+            .collect();
+        let other_ids = if task.other_pieces.is_empty() { vec![task.pad_id] } else { task.other_pieces.clone() };
+        let other = root.var_copy("other", &pieces(&other_ids).mean_dim(&[0i64][..], false, tch::Kind::Float));
+        let begin = root.var("begin", &[d], nn::Init::Const(0.0));
+        let inside = root.var("inside", &[d], nn::Init::Const(0.0));
+        Head { vs, kind: HeadKind::Words { types, begin, inside, other } }
     }
 
     fn forward(&self, hidden: &Tensor, train: bool) -> Tensor {
-        hidden.drop_out(0.1, train).linear(&self.weight, Some(&self.bias))
+        match &self.kind {
+            HeadKind::Linear { weight, bias } => hidden.drop_out(0.1, train).linear(weight, Some(bias)),
+            HeadKind::Words { types, begin, inside, other } => {
+                // Tag order: O, then B- and I- of each type.
+                let mut rows = vec![other.shallow_clone()];
+                for (pieces, w) in types {
+                    let v = w.softmax(0, tch::Kind::Float).matmul(pieces);
+                    rows.push(&v + begin);
+                    rows.push(&v + inside);
+                }
+                let table = Tensor::stack(&rows, 0).drop_out(0.3, train);
+                hidden.matmul(&table.tr())
+            }
+        }
     }
 }
 
@@ -166,7 +232,11 @@ pub fn run(
     pelt_core::manual_seed(seed as i64);
     let method = (registry.get(&spec.method)?.build)(&spec.config, backbone.dims(), device)?;
     method.init_from(backbone);
-    let head = Head::new(backbone.dims().hidden, task.tags.len() as i64, device);
+    let head = if method.label_words() {
+        Head::words(backbone, task, device)
+    } else {
+        Head::linear(backbone.dims().hidden, task.tags.len() as i64, device)
+    };
     let trainable = params::prepare_training(backbone, method.as_ref());
     let mut all: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
     all.extend(head.vs.variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
@@ -218,6 +288,38 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The verbalizer scores a token against each tag's vector: at init a type's B- and I- score alike
+    /// (their markers start at zero), the type's vector is a mean of its name's frozen piece embeddings,
+    /// and its only trained parameters are per-piece weights and three shared vectors (no per-tag matrix).
+    #[test]
+    fn the_label_word_head_scores_tokens_against_the_types_names() {
+        let bert = pelt_backbone::Bert::random(&pelt_backbone::BertConfig::tiny(), 1, Device::Cpu);
+        let task = NerTask {
+            name: "t".into(),
+            tags: ["O", "B-a", "I-a", "B-b", "I-b"].iter().map(|t| t.to_string()).collect(),
+            pool: Vec::new(),
+            shots: Default::default(),
+            dev: None,
+            test: Vec::new(),
+            pad_id: 0,
+            label_pieces: vec![vec![5, 6], vec![7]],
+            other_pieces: vec![9],
+        };
+        let head = Head::words(&bert, &task, Device::Cpu);
+        let hidden = Tensor::randn([2, 3, 16], (tch::Kind::Float, Device::Cpu));
+        let logits = head.forward(&hidden, false);
+        assert_eq!(logits.size(), [2, 3, 5]);
+        let col = |i: i64| logits.select(2, i);
+        assert!(col(1).allclose(&col(2), 1e-6, 1e-6, false), "B- and I- of a type start equal");
+        assert!(!col(1).allclose(&col(3), 1e-3, 1e-3, false), "two types' names score differently");
+        // Type b has one piece: its vector is that piece's embedding.
+        let table = &bert.var_store().variables()["embeddings.word_embeddings.weight"];
+        let want = hidden.matmul(&table.get(7));
+        assert!(col(3).allclose(&want, 1e-5, 1e-5, false));
+        let trained: i64 = head.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        assert_eq!(trained, 2 + 1 + 3 * 16, "piece weights and the B, I and O vectors");
+    }
 
     #[test]
     fn batches_label_first_pieces_only_and_pad_with_ignore() {
