@@ -68,6 +68,10 @@ sweep-lowres DIR *ARGS: setup
 sweep-methods-2024 DIR *ARGS: setup
     {{pelt}} sweep experiments/methods-2024.yaml --glue-dir {{DIR}} $(test -d results/unipelt-lowres/records && echo --reuse results/unipelt-lowres) {{ARGS}}
 
+# LightNER's low-resource NER grid: MIT-Restaurant / MIT-Movie K-shot files, priming on WNUT-17.
+sweep-lightner *ARGS: setup
+    {{pelt}} sweep experiments/lightner.yaml {{ARGS}}
+
 # STS-B K = 100 at 50 epochs instead of unipelt-lowres's 20, for three methods: is that cell step-limited?
 sweep-lowres-budget DIR *ARGS: setup
     {{pelt}} sweep experiments/lowres-budget.yaml --glue-dir {{DIR}} {{ARGS}}

@@ -50,6 +50,7 @@ pub fn pretrain(settings: &Pretrain, registry: &Registry, assets: &Path, out: &P
         shared: false,
         federated: false,
         partition: None,
+        prime: pelt_train::Priming::None,
     };
     let bar = indicatif::ProgressBar::hidden();
     let started = std::time::Instant::now();

@@ -76,6 +76,9 @@ pub struct Experiment {
     /// the NER tasks (overridden by `--ner-dir`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ner_dir: Option<PathBuf>,
+    /// NER: the source stage of entries with `prime: plm | method` (cross-domain priming).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priming: Option<pelt_tokens::PrimingSettings>,
     /// Summarization: warm-start a BERT2BERT encoder-decoder from the BERT-family `backbone` (Rothe et
     /// al. 2020), since it has no decoder of its own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -326,6 +329,16 @@ impl Experiment {
         let ner = exp.tasks.iter().filter(|t| pelt_tokens::is_ner(t)).count();
         if ner > 0 {
             exp.check_ner(&text, ner, &dims, &fail)?;
+        } else if exp.priming.is_some() {
+            return Err(fail("priming", "only for NER tasks".into()));
+        }
+        if let Some(i) = exp.methods.iter().position(|m| !m.prime.is_none()) {
+            if exp.priming.is_none() {
+                bail!(
+                    "{shown}:{}: methods[{i}] field `prime`: needs the experiment's `priming` section (its source and steps)",
+                    locate_method(&text, i, Some("prime")).unwrap_or(0)
+                );
+            }
         }
         for task in exp.tasks.iter().chain(&sources).filter(|t| !is_summarization(t) && !pelt_tokens::is_ner(t)) {
             if let Some(file_task) = exp.file_tasks.get(task) {
@@ -611,6 +624,27 @@ impl Experiment {
                 "NER tasks need `ner_dir` (or --ner-dir): the folder of wnut17/, mit-restaurant/, …".into(),
             ));
         };
+        if let Some(p) = &self.priming {
+            if !matches!(p.source.as_str(), "wnut17" | "conll2003") {
+                return Err(fail(
+                    "priming",
+                    format!("source `{}`: a task with a training file, wnut17 or conll2003", p.source),
+                ));
+            }
+            if self.tasks.contains(&p.source) {
+                return Err(fail(
+                    "priming",
+                    format!("source `{}` is also a target; a target must be held out", p.source),
+                ));
+            }
+            if p.steps == 0 {
+                return Err(fail("priming", "steps must be at least 1".into()));
+            }
+            if !(p.plm_lr > 0.0 && p.plm_lr < 1.0) {
+                return Err(fail("priming", format!("plm_lr must be in (0, 1), got {}", p.plm_lr)));
+            }
+            pelt_tokens::data::check(&p.source, dir).map_err(|e| fail("priming", format!("{e:#}")))?;
+        }
         for task in &self.tasks {
             pelt_tokens::data::check(task, dir).map_err(|e| fail("ner_dir", format!("{e:#}")))?;
             let k_shot = task.starts_with("mit_");

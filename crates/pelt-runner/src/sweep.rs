@@ -102,6 +102,11 @@ pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Valu
             map.insert("centralised".into(), true.into());
         }
     }
+    // Only primed NER runs carry the priming settings.
+    if let (Some(p), false, Some(map)) = (&exp.priming, m.prime.is_none(), value.as_object_mut()) {
+        map.insert("prime".into(), serde_json::to_value(m.prime).unwrap_or_default());
+        map.insert("priming".into(), serde_json::to_value(p).unwrap_or_default());
+    }
     // Only transfer runs carry the key, so single-task suites keep their hashes (and records).
     if let (Some(t), true, Some(map)) = (&exp.transfer, m.transfer, value.as_object_mut()) {
         map.insert("transfer".into(), serde_json::to_value(t).unwrap_or_default());
@@ -253,7 +258,8 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
             dev_limit: exp.training.dev_limit,
             test_limit: exp.training.test_limit,
         };
-        let family = pelt_tokens::Tokens::load(registry, &exp.backbone, files, &exp.training, opts.device)?;
+        let family = pelt_tokens::Tokens::load(registry, &exp.backbone, files, &exp.training, opts.device)?
+            .priming(exp.priming.clone().map(|p| (p, store.dir().join("primed"))))?;
         drive(&family, &ctx, todo, skipped)
     } else {
         let files = TaskFiles {

@@ -966,6 +966,12 @@ fn ner_experiments_are_checked_before_training() {
         (good.replace("data_sizes: [10-shot]", "data_sizes: [100]"), "data_sizes", "<K>-shot"),
         (good.replace("tasks: [mit_restaurant]", "tasks: [mit_restaurant, sst2]"), "tasks", "not a NER task"),
         (good.replace(&format!("ner_dir: {}", ner.display()), "ner_dir: nowhere"), "ner_dir", "missing"),
+        (
+            good.replace("methods:\n", "priming:\n  source: mit_restaurant\n  steps: 5\nmethods:\n"),
+            "priming",
+            "training file",
+        ),
+        (good.replace("methods:\n", "priming:\n  source: wnut17\n  steps: 0\nmethods:\n"), "priming", "steps"),
     ];
     for (text, field, what) in cases {
         std::fs::write(d.join("n.yaml"), &text).unwrap();
@@ -973,4 +979,21 @@ fn ner_experiments_are_checked_before_training() {
         let line = text.lines().position(|l| l.starts_with(&format!("{field}:"))).unwrap() + 1;
         assert!(!ok && out.contains(what) && out.contains(&format!("n.yaml:{line}")), "{field}: {out}");
     }
+    // An entry that primes needs the section; with it, the file is valid.
+    let primed = good.replace(
+        "    lr: 1.0e-3\n    config:\n      r: 2\n",
+        "    lr: 1.0e-3\n    prime: method\n    config:\n      r: 2\n",
+    );
+    std::fs::write(d.join("n.yaml"), &primed).unwrap();
+    let (ok, out) = pelt(&["sweep", "n.yaml", "--dry-run"], d);
+    assert!(!ok && out.contains("field `prime`") && out.contains("priming"), "{out}");
+    let with = primed.replace("methods:\n", "priming:\n  source: wnut17\n  steps: 5\nmethods:\n");
+    std::fs::write(d.join("n.yaml"), &with).unwrap();
+    let (ok, out) = pelt(&["sweep", "n.yaml", "--dry-run"], d);
+    assert!(ok, "{out}");
+    // Priming belongs to NER.
+    std::fs::write(d.join("g.yaml"), GOOD.replace("methods:\n", "priming:\n  source: wnut17\n  steps: 5\nmethods:\n"))
+        .unwrap();
+    let (ok, out) = pelt(&["sweep", "g.yaml", "--dry-run"], d);
+    assert!(!ok && out.contains("field `priming`") && out.contains("only for NER"), "{out}");
 }

@@ -78,6 +78,24 @@ pub fn label_words(ty: &str) -> String {
     ty.to_lowercase().replace(['_', '-'], " ")
 }
 
+/// A NER experiment's source stage (`priming:`): entries with `prime: plm` or `prime: method` train
+/// on `source` for `steps` optimizer steps (batches and warm-up as `training`) before their target.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrimingSettings {
+    /// The source task (`wnut17`, or a user's `conll2003`), all of its training file.
+    pub source: String,
+    /// Optimizer steps on the source.
+    pub steps: usize,
+    /// Full fine-tuning's learning rate when the PLM is primed (`prime: plm`; default 5e-5).
+    #[serde(default = "plm_lr")]
+    pub plm_lr: f64,
+}
+
+fn plm_lr() -> f64 {
+    5e-5
+}
+
 /// Where NER tasks are read from.
 #[derive(Debug, Clone)]
 pub struct NerFiles {

@@ -1,12 +1,15 @@
 //! Token classification (NER) as a [`Family`].
 
-use crate::data::{NerFiles, NerTask};
+use crate::data::{NerFiles, NerTask, PrimingSettings};
+use crate::run::Primer;
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use pelt_core::{Backbone, Registry};
 use pelt_data::TextTokenizer;
 use pelt_train::{Family, Outcome, Pristine, Run, Training};
+use sha2::{Digest, Sha256};
 use std::path::Path;
+use std::path::PathBuf;
 use tch::Device;
 
 /// A NER sweep's encoder (with its pristine weights), tokenizer, task files and settings.
@@ -18,6 +21,8 @@ pub struct Tokens<'a> {
     files: NerFiles,
     training: Training,
     device: Device,
+    /// The priming stage: its settings, source task, cache folder and digest.
+    priming: Option<(PrimingSettings, NerTask, PathBuf, String)>,
 }
 
 impl<'a> Tokens<'a> {
@@ -36,7 +41,31 @@ impl<'a> Tokens<'a> {
         }
         let pristine = Pristine::of(model.var_store());
         let tokenizer = TextTokenizer::load(&backbone.join("tokenizer.json"), training.max_len)?;
-        Ok(Tokens { registry, backbone: model, pristine, tokenizer, files, training: training.clone(), device })
+        Ok(Tokens {
+            registry,
+            backbone: model,
+            pristine,
+            tokenizer,
+            files,
+            training: training.clone(),
+            device,
+            priming: None,
+        })
+    }
+
+    /// Primes entries that ask for it on `settings.source`, keeping primed weights in `cache`.
+    pub fn priming(mut self, settings: Option<(PrimingSettings, PathBuf)>) -> Result<Tokens<'a>> {
+        if let Some((s, cache)) = settings {
+            let source = self.files.prepare(&s.source, &self.tokenizer)?;
+            // Primed weights are a function of these settings, the source's data and the training settings.
+            let mut h = Sha256::new();
+            h.update(serde_json::to_string(&s)?);
+            h.update(source.digest());
+            h.update(serde_json::to_string(&self.training)?);
+            let digest = format!("{:x}", h.finalize())[..12].to_owned();
+            self.priming = Some((s, source, cache, digest));
+        }
+        Ok(self)
     }
 }
 
@@ -61,6 +90,16 @@ impl Family for Tokens<'_> {
             r.size,
             r.seed,
             &self.training,
+            self.priming
+                .as_ref()
+                .map(|(s, source, cache, digest)| Primer {
+                    source,
+                    steps: s.steps,
+                    plm_lr: s.plm_lr,
+                    cache: cache.clone(),
+                    digest: digest.clone(),
+                })
+                .as_ref(),
             self.device,
             bar,
         )?;

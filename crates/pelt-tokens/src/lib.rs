@@ -7,7 +7,7 @@
 
 pub mod data;
 pub mod family;
-mod run;
+pub mod run;
 
-pub use data::{is_ner, NerFiles, NerTask, NER_TASKS, SHOTS};
+pub use data::{is_ner, NerFiles, NerTask, PrimingSettings, NER_TASKS, SHOTS};
 pub use family::Tokens;

@@ -12,14 +12,14 @@
 //! token's state against each tag's vector (dropout 0.3 on the vectors, as the code applies it).
 
 use crate::data::{NerTask, Tagged};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use indicatif::ProgressBar;
 use pelt_core::{for_evaluation, params, Backbone, Dropout, Inputs, Method, Registry};
 use pelt_data::{conll, tokenize::pad};
 use pelt_records::DataSize;
 use pelt_train::{
     batch::{bucketed_batches, eval_batches, EVAL_TOKENS},
-    fit, total_steps, AdamW, EvalClock, MethodSpec, Outcome, Plan, Selection, Steps, Training,
+    fit, total_steps, AdamW, EvalClock, MethodSpec, Outcome, Plan, Priming, Selection, Steps, Training,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -85,6 +85,19 @@ impl Head {
         let begin = root.var("begin", &[d], nn::Init::Const(0.0));
         let inside = root.var("inside", &[d], nn::Init::Const(0.0));
         Head { vs, kind: HeadKind::Words { types, begin, inside, other } }
+    }
+
+    /// The variables a label-word head carries from a source task to a target (the B, I and O vectors;
+    /// the type vectors come from the target's own names): none for a linear head, whose tags differ.
+    fn carried(&self) -> Vec<(String, Tensor)> {
+        match &self.kind {
+            HeadKind::Linear { .. } => Vec::new(),
+            HeadKind::Words { begin, inside, other, .. } => vec![
+                ("begin".into(), begin.shallow_clone()),
+                ("inside".into(), inside.shallow_clone()),
+                ("other".into(), other.shallow_clone()),
+            ],
+        }
     }
 
     fn forward(&self, hidden: &Tensor, train: bool) -> Tensor {
@@ -206,8 +219,190 @@ impl Steps for Loop<'_> {
     }
 }
 
-/// Trains and evaluates one (method, task, size, seed); the backbone holds its pretrained weights on
-/// entry and the caller restores them afterwards.
+/// The priming stage of a NER experiment: its source task, its steps, and where primed weights are kept.
+pub struct Primer<'a> {
+    /// The source task, prepared.
+    pub source: &'a NerTask,
+    /// Optimizer steps on the source.
+    pub steps: usize,
+    /// Full fine-tuning's rate when the PLM is primed.
+    pub plm_lr: f64,
+    /// Folder of primed weights, per (what is primed, seed, settings).
+    pub cache: std::path::PathBuf,
+    /// A digest of the priming settings and the source's data, in every cached file's name.
+    pub digest: String,
+}
+
+/// The model's parts in one stage: method, head and what trains.
+struct Parts {
+    method: Box<dyn Method>,
+    head: Head,
+    all: Vec<(String, Tensor)>,
+}
+
+fn parts(method: Box<dyn Method>, head: Head, backbone: &dyn Backbone) -> Parts {
+    let trainable = params::prepare_training(backbone, method.as_ref());
+    let mut all: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+    all.extend(head.vs.variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    Parts { method, head, all }
+}
+
+fn head_for(method: &dyn Method, backbone: &dyn Backbone, task: &NerTask, device: Device) -> Head {
+    if method.label_words() {
+        Head::words(backbone, task, device)
+    } else {
+        Head::linear(backbone.dims().hidden, task.tags.len() as i64, device)
+    }
+}
+
+/// One training stage on `task` (train and dev as positions or the task's own dev): `fit` for the
+/// training's steps at rate `lr`; returns how it ended and its selection.
+#[allow(clippy::too_many_arguments)]
+fn stage(
+    backbone: &dyn Backbone,
+    p: &Parts,
+    task: &NerTask,
+    train: Set,
+    dev: Set,
+    lr: f64,
+    training: &Training,
+    seed: u64,
+    device: Device,
+    bar: &ProgressBar,
+) -> Result<(pelt_train::Fit, Selection, EvalClock)> {
+    let ctx =
+        Ctx { backbone, method: p.method.as_ref(), head: &p.head, task, training, device, clock: EvalClock::default() };
+    let total = total_steps(training, train.items.len().div_ceil(training.batch_size));
+    let head_scale = training.head_lr.map_or(1.0, |h| h / lr);
+    let mut opt =
+        AdamW::new(&p.all, training.weight_decay).scale_group("head.", head_scale).method_rates(p.method.as_ref(), lr);
+    let lengths = train.lengths();
+    let hooks = Loop { ctx: &ctx, train, dev, lengths };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let mut selection = Selection::default();
+    let plan = Plan { opt: &mut opt, method: p.method.as_ref(), params: &p.all, lr, total, training };
+    let fitted = fit(&hooks, plan, &mut rng, &mut selection, bar)?;
+    Ok((fitted, selection, ctx.clock))
+}
+
+/// Training settings of a source stage: `steps` optimizer steps, one dev evaluation at the end.
+fn source_training(training: &Training, steps: usize) -> Training {
+    Training {
+        epochs: steps,
+        min_steps: steps,
+        max_steps: steps,
+        eval_every: pelt_train::EvalEvery::Steps(steps.max(1)),
+        ..training.clone()
+    }
+}
+
+/// The source's full training pool and its dev split.
+fn source_sets<'a>(source: &'a NerTask, training: &Training, seed: u64) -> Result<(Set<'a>, Set<'a>)> {
+    let (train, dev) = source.split(DataSize::All, seed, training.dev_limit)?;
+    let train = Set { items: train.iter().map(|&i| &source.pool[i]).collect() };
+    let dev = match (&source.dev, dev) {
+        (Some(d), _) => Set { items: d.iter().collect() },
+        (None, Some(d)) => Set { items: d.iter().map(|&i| &source.pool[i]).collect() },
+        (None, None) => return Err(anyhow!("{}: no dev split", source.name)),
+    };
+    Ok((train, dev))
+}
+
+/// Primes the PLM: full fine-tuning on the source (a linear head), or its weights from the cache;
+/// leaves them in the backbone.
+#[allow(clippy::too_many_arguments)]
+fn prime_plm(
+    registry: &Registry,
+    backbone: &dyn Backbone,
+    primer: &Primer,
+    seed: u64,
+    training: &Training,
+    device: Device,
+    bar: &ProgressBar,
+) -> Result<()> {
+    let file = primer.cache.join(format!("plm__s{seed}__{}.safetensors", primer.digest));
+    let vars = backbone.var_store().variables();
+    if file.is_file() {
+        let saved: BTreeMap<String, Tensor> = Tensor::read_safetensors(&file)?.into_iter().collect();
+        tch::no_grad(|| {
+            for (name, mut var) in vars {
+                if let Some(v) = saved.get(&name) {
+                    var.copy_(v);
+                }
+            }
+        });
+        return Ok(());
+    }
+    pelt_core::manual_seed(seed as i64 ^ 0x97);
+    let full = (registry.get("full")?.build)(&pelt_core::serde_yaml::Value::Null, backbone.dims(), device)?;
+    full.init_from(backbone);
+    let head = Head::linear(backbone.dims().hidden, primer.source.tags.len() as i64, device);
+    let p = parts(full, head, backbone);
+    let (train, dev) = source_sets(primer.source, training, seed)?;
+    let t = source_training(training, primer.steps);
+    let (fitted, _, _) = stage(backbone, &p, primer.source, train, dev, primer.plm_lr, &t, seed, device, bar)?;
+    if let Some(why) = fitted.diverged {
+        bail!("priming the PLM on {} diverged: {why}", primer.source.name);
+    }
+    std::fs::create_dir_all(&primer.cache)?;
+    let tensors: Vec<(String, Tensor)> = vars.into_iter().collect();
+    let tmp = file.with_extension("partial");
+    Tensor::write_safetensors(&tensors, &tmp)?;
+    std::fs::rename(&tmp, &file)?;
+    Ok(())
+}
+
+/// Primes the method on the source with the PLM frozen (or loads it): its values stay in `method`, and
+/// a label-word head's carried vectors are returned for the target's head.
+#[allow(clippy::too_many_arguments)]
+fn prime_method(
+    backbone: &dyn Backbone,
+    method: Box<dyn Method>,
+    spec: &MethodSpec,
+    primer: &Primer,
+    seed: u64,
+    training: &Training,
+    device: Device,
+    bar: &ProgressBar,
+) -> Result<(Box<dyn Method>, Vec<(String, Tensor)>)> {
+    let key = format!("method__{}__s{seed}__{}", pelt_records::file_part(spec.label()), primer.digest);
+    let file = primer.cache.join(format!("{key}.safetensors"));
+    let head = head_for(method.as_ref(), backbone, primer.source, device);
+    let p = parts(method, head, backbone);
+    let carried = |p: &Parts| -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> =
+            p.method.var_store().variables().into_iter().map(|(n, t)| (format!("method.{n}"), t)).collect();
+        out.extend(p.head.carried().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
+        out
+    };
+    if file.is_file() {
+        let saved: BTreeMap<String, Tensor> = Tensor::read_safetensors(&file)?.into_iter().collect();
+        tch::no_grad(|| {
+            for (name, mut var) in carried(&p) {
+                let v = saved.get(&name).ok_or_else(|| anyhow!("{}: no `{name}`", file.display()))?;
+                var.copy_(v);
+            }
+            Ok::<(), anyhow::Error>(())
+        })?;
+    } else {
+        let (train, dev) = source_sets(primer.source, training, seed)?;
+        let t = source_training(training, primer.steps);
+        let (fitted, _, _) = stage(backbone, &p, primer.source, train, dev, spec.lr, &t, seed, device, bar)?;
+        if let Some(why) = fitted.diverged {
+            bail!("priming {} on {} diverged: {why}", spec.label(), primer.source.name);
+        }
+        std::fs::create_dir_all(&primer.cache)?;
+        let tmp = file.with_extension("partial");
+        Tensor::write_safetensors(&carried(&p), &tmp)?;
+        std::fs::rename(&tmp, &file)?;
+    }
+    let head_vars: Vec<(String, Tensor)> = p.head.carried().into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
+    Ok((p.method, head_vars))
+}
+
+/// Trains and evaluates one (method, task, size, seed), primed on the source first when the entry says
+/// so; the backbone holds its pretrained weights on entry and the caller restores them afterwards.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     registry: &Registry,
@@ -217,6 +412,7 @@ pub fn run(
     size: DataSize,
     seed: u64,
     training: &Training,
+    primer: Option<&Primer>,
     device: Device,
     bar: &ProgressBar,
 ) -> Result<Outcome> {
@@ -228,40 +424,40 @@ pub fn run(
         (None, None) => return Err(anyhow!("{}: no dev split", task.name)),
     };
     let test = Set { items: task.test.iter().collect() };
+    let primer = match (spec.prime, primer) {
+        (Priming::None, _) => None,
+        (_, Some(p)) => Some(p),
+        (_, None) => bail!("{}: `prime` needs the experiment's `priming` section", spec.label()),
+    };
+    if let (Priming::Plm, Some(p)) = (spec.prime, primer) {
+        prime_plm(registry, backbone, p, seed, training, device, bar)?;
+    }
 
     pelt_core::manual_seed(seed as i64);
-    let method = (registry.get(&spec.method)?.build)(&spec.config, backbone.dims(), device)?;
+    let mut method = (registry.get(&spec.method)?.build)(&spec.config, backbone.dims(), device)?;
     method.init_from(backbone);
-    let head = if method.label_words() {
-        Head::words(backbone, task, device)
-    } else {
-        Head::linear(backbone.dims().hidden, task.tags.len() as i64, device)
-    };
-    let trainable = params::prepare_training(backbone, method.as_ref());
-    let mut all: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
-    all.extend(head.vs.variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
-    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut carried = Vec::new();
+    if let (Priming::Method, Some(p)) = (spec.prime, primer) {
+        (method, carried) = prime_method(backbone, method, spec, p, seed, training, device, bar)?;
+    }
+    let head = head_for(method.as_ref(), backbone, task, device);
+    tch::no_grad(|| {
+        for ((_, mut to), (_, from)) in head.carried().into_iter().zip(&carried) {
+            to.copy_(from);
+        }
+    });
     let counts = params::count(backbone, method.as_ref(), params::numel(head.vs.trainable_variables().iter()));
-
-    let ctx =
-        Ctx { backbone, method: method.as_ref(), head: &head, task, training, device, clock: EvalClock::default() };
-    let total = total_steps(training, train.items.len().div_ceil(training.batch_size));
-    let head_scale = training.head_lr.map_or(1.0, |h| h / spec.lr);
-    let mut opt =
-        AdamW::new(&all, training.weight_decay).scale_group("head.", head_scale).method_rates(method.as_ref(), spec.lr);
-    let lengths = train.lengths();
-    let hooks = Loop { ctx: &ctx, train, dev, lengths };
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
-    let mut selection = Selection::default();
-    let plan = Plan { opt: &mut opt, method: method.as_ref(), params: &all, lr: spec.lr, total, training };
-    let fitted = fit(&hooks, plan, &mut rng, &mut selection, bar)?;
+    let p = parts(method, head, backbone);
+    let (sizes_train, sizes_dev) = (train.items.len(), dev.items.len());
+    let (fitted, selection, clock) = stage(backbone, &p, task, train, dev, spec.lr, training, seed, device, bar)?;
     let train_eps = fitted.examples_per_second();
+    let ctx = Ctx { backbone, method: p.method.as_ref(), head: &p.head, task, training, device, clock };
     let (metrics, best_dev, diagnostics) = match &fitted.diverged {
-        Some(_) => (BTreeMap::new(), None, method.diagnostics().into_iter().collect()),
+        Some(_) => (BTreeMap::new(), None, p.method.diagnostics().into_iter().collect()),
         None => {
-            let best = selection.restore_best(&all).ok_or_else(|| anyhow!("no dev evaluation happened"))?;
+            let best = selection.restore_best(&p.all).ok_or_else(|| anyhow!("no dev evaluation happened"))?;
             let prf = ctx.evaluate(&test);
-            let mut diagnostics: BTreeMap<String, f64> = method.diagnostics().into_iter().collect();
+            let mut diagnostics: BTreeMap<String, f64> = p.method.diagnostics().into_iter().collect();
             diagnostics.insert("ner_precision".into(), 100.0 * prf.precision);
             diagnostics.insert("ner_recall".into(), 100.0 * prf.recall);
             diagnostics.insert("ner_test_entities".into(), prf.support as f64);
@@ -275,7 +471,7 @@ pub fn run(
         best_dev,
         curve: selection.curve().to_vec(),
         steps: fitted.steps,
-        sizes: (hooks.train.items.len(), hooks.dev.items.len(), test.items.len()),
+        sizes: (sizes_train, sizes_dev, test.items.len()),
         params: counts,
         train_eps,
         eval_eps: ctx.clock.examples_per_second(),

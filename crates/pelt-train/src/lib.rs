@@ -19,7 +19,7 @@ pub use optim::AdamW;
 pub use outcome::{Checkpoint, EvalClock, Outcome};
 pub use pelt_amp::{autocast, GradScaler};
 pub use select::Selection;
-pub use settings::{EvalEvery, MethodSpec, Precision, Training};
+pub use settings::{EvalEvery, MethodSpec, Precision, Priming, Training};
 
 /// Mean of a run's metrics (the GLUE convention for a task with two metrics), 0 for none.
 pub fn mean(values: &std::collections::BTreeMap<String, f64>) -> f64 {

@@ -139,6 +139,31 @@ pub struct MethodSpec {
     /// `quantity_skew:<beta>`) over the block's; set for each entry a `partitions` axis expands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
+    /// In a NER experiment with a `priming` section: what trains on the source before the target —
+    /// `none` (the default), `plm` (the pretrained model, fully fine-tuned; then this method on the
+    /// target) or `method` (this method, the PLM frozen; then it continues on the target).
+    #[serde(default, skip_serializing_if = "Priming::is_none")]
+    pub prime: Priming,
+}
+
+/// What a NER run primes on the source task before its target ([`MethodSpec::prime`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priming {
+    /// No source training.
+    #[default]
+    None,
+    /// Full fine-tuning of the PLM on the source, then the method on the target from it.
+    Plm,
+    /// The method on the source with the PLM frozen, then the same method continues on the target.
+    Method,
+}
+
+impl Priming {
+    /// Whether nothing is primed.
+    pub fn is_none(&self) -> bool {
+        *self == Priming::None
+    }
 }
 
 /// A learning rate as an experiment file writes it: a number, or `{search: [...]}`.
@@ -173,6 +198,8 @@ struct SpecFile {
     federated: bool,
     #[serde(default)]
     partition: Option<String>,
+    #[serde(default)]
+    prime: Priming,
 }
 
 impl TryFrom<SpecFile> for MethodSpec {
@@ -198,6 +225,7 @@ impl TryFrom<SpecFile> for MethodSpec {
             shared: f.shared,
             federated: f.federated,
             partition: f.partition,
+            prime: f.prime,
         })
     }
 }
