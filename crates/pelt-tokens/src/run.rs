@@ -233,6 +233,9 @@ pub struct Primer<'a> {
     pub digest: String,
 }
 
+/// Named tensors.
+type Named = Vec<(String, Tensor)>;
+
 /// The model's parts in one stage: method, head and what trains.
 struct Parts {
     method: Box<dyn Method>,
@@ -365,7 +368,7 @@ fn prime_method(
     training: &Training,
     device: Device,
     bar: &ProgressBar,
-) -> Result<(Box<dyn Method>, Vec<(String, Tensor)>)> {
+) -> Result<(Box<dyn Method>, Named)> {
     let key = format!("method__{}__s{seed}__{}", pelt_records::file_part(spec.label()), primer.digest);
     let file = primer.cache.join(format!("{key}.safetensors"));
     let head = head_for(method.as_ref(), backbone, primer.source, device);
