@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod conll;
+pub mod d2t;
 pub mod files;
 pub mod glue;
 pub mod metrics;
@@ -13,6 +14,7 @@ pub mod sampler;
 pub mod shipped;
 pub mod summarization;
 pub mod task;
+pub mod textgen;
 pub mod tokenize;
 pub mod vision;
 

@@ -1,0 +1,334 @@
+//! Data-to-text sets in their official layouts: E2E (CSV `mr,ref` — `MR` in the bare test file — one row per reference, grouped here
+//! by MR), WebNLG (the challenge's XML: `<entry>` with `<mtriple>` triples and `<lex>` references) and
+//! WikiBio (`.box` infobox lines of `field_i:token` and a parallel summary file), each record a table or
+//! a triple set with its references. [`linearise`] writes the encoder's input.
+//!
+//! Linearisation (documented, one rule per kind): a table as `attribute: value` pairs joined by ` | `
+//! (`name: Alimentum | area: city centre`); a triple set as `subject ; property ; object` joined by ` | `,
+//! underscores read as spaces and camelCase properties split into words (`birthPlace` → `birth place`),
+//! as PCG and WebNLG baselines present DBpedia identifiers to a text model.
+
+use crate::DataError;
+use std::path::{Path, PathBuf};
+
+/// What a record describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Attribute–value pairs, in order (E2E's MR, a WikiBio infobox).
+    Table(Vec<(String, String)>),
+    /// (subject, property, object) triples (WebNLG).
+    Triples(Vec<(String, String, String)>),
+}
+
+/// One data-to-text example: its input and every reference text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// An id: E2E's MR text, WebNLG's `category/eid`, WikiBio's line number.
+    pub id: String,
+    /// The table or triples.
+    pub input: Input,
+    /// The reference texts (none in a test file without references).
+    pub references: Vec<String>,
+}
+
+fn malformed(path: &Path, line: usize, message: String) -> DataError {
+    DataError::Malformed { path: path.display().to_string(), line, message }
+}
+
+/// Parses an E2E MR, `name[Alimentum], area[city centre]`.
+pub fn parse_mr(mr: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    let mut rest = mr.trim();
+    while !rest.is_empty() {
+        let open = rest.find('[').ok_or_else(|| format!("`{rest}`: expected attribute[value]"))?;
+        let close = rest[open..].find(']').map(|c| open + c).ok_or_else(|| format!("`{rest}`: no closing ]"))?;
+        let attr = rest[..open].trim();
+        if attr.is_empty() {
+            return Err(format!("`{rest}`: an attribute name before ["));
+        }
+        pairs.push((attr.to_owned(), rest[open + 1..close].trim().to_owned()));
+        rest = rest[close + 1..].trim_start();
+        rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+    }
+    if pairs.is_empty() {
+        return Err("an empty MR".into());
+    }
+    Ok(pairs)
+}
+
+/// Reads an E2E CSV (`mr,ref`, or `mr` alone in the reference-less test file), one record per distinct
+/// MR in first-seen order with all its references.
+pub fn read_e2e(path: &Path) -> Result<Vec<Record>, DataError> {
+    let io = |source: std::io::Error| DataError::Io { path: path.display().to_string(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
+    let headers = reader.headers().map_err(|e| malformed(path, 1, e.to_string()))?.clone();
+    // The release's test file says `MR`, its dev file `mr`.
+    let column = |name: &str| headers.iter().position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name));
+    let mr_col =
+        column("mr").ok_or_else(|| malformed(path, 1, format!("header {headers:?}: expected a `mr` column")))?;
+    let ref_col = column("ref");
+    let mut records: Vec<Record> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for (i, row) in reader.records().enumerate() {
+        let line = i + 2;
+        let row = row.map_err(|e| malformed(path, line, e.to_string()))?;
+        let mr = row.get(mr_col).ok_or_else(|| malformed(path, line, "no `mr` field".into()))?;
+        let at = match index.get(mr) {
+            Some(&at) => at,
+            None => {
+                let table = parse_mr(mr).map_err(|m| malformed(path, line, format!("field `mr`: {m}")))?;
+                records.push(Record { id: mr.to_owned(), input: Input::Table(table), references: Vec::new() });
+                index.insert(mr.to_owned(), records.len() - 1);
+                records.len() - 1
+            }
+        };
+        if let Some(c) = ref_col {
+            let text = row.get(c).ok_or_else(|| malformed(path, line, "no `ref` field".into()))?;
+            if text.trim().is_empty() {
+                return Err(malformed(path, line, "field `ref`: empty".into()));
+            }
+            records[at].references.push(text.to_owned());
+        }
+    }
+    Ok(records)
+}
+
+/// Reads one WebNLG XML file.
+pub fn read_webnlg(path: &Path) -> Result<Vec<Record>, DataError> {
+    use quick_xml::events::Event;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.display().to_string(), source })?;
+    let line_at = |pos: u64| text[..(pos as usize).min(text.len())].matches('\n').count() + 1;
+    let mut reader = quick_xml::Reader::from_str(&text);
+    let bad = |pos: u64, m: String| malformed(path, line_at(pos), m);
+    let mut records = Vec::new();
+    let (mut id, mut triples, mut refs) = (String::new(), Vec::new(), Vec::new());
+    // The element whose text is being read (`mtriple` or `lex`) and the text so far.
+    let mut reading: Option<(String, String)> = None;
+    loop {
+        let pos = reader.buffer_position();
+        let event = reader.read_event().map_err(|e| bad(pos, format!("not well-formed XML: {e}")))?;
+        match event {
+            Event::Start(e) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                match name.as_str() {
+                    "entry" => {
+                        let attr = |k: &str| -> Result<String, DataError> {
+                            let a = e.try_get_attribute(k).map_err(|x| bad(pos, x.to_string()))?;
+                            let a = a.ok_or_else(|| bad(pos, format!("<entry> without `{k}`")))?;
+                            Ok(a.unescape_value().map_err(|x| bad(pos, x.to_string()))?.into_owned())
+                        };
+                        id = format!("{}/{}", attr("category")?, attr("eid")?);
+                        triples.clear();
+                        refs.clear();
+                    }
+                    "mtriple" | "lex" => reading = Some((name, String::new())),
+                    _ => {}
+                }
+            }
+            Event::Text(t) => {
+                if let Some((_, buf)) = reading.as_mut() {
+                    buf.push_str(&t.decode().map_err(|e| bad(pos, e.to_string()))?);
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some((_, buf)) = reading.as_mut() {
+                    let name = r.decode().map_err(|e| bad(pos, e.to_string()))?.into_owned();
+                    let ch = match name.as_str() {
+                        "amp" => Some('&'),
+                        "lt" => Some('<'),
+                        "gt" => Some('>'),
+                        "quot" => Some('"'),
+                        "apos" => Some('\''),
+                        _ => r.resolve_char_ref().map_err(|e| bad(pos, e.to_string()))?,
+                    };
+                    buf.push(ch.ok_or_else(|| bad(pos, format!("unknown entity `&{name};`")))?);
+                }
+            }
+            Event::End(e) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if let Some((open, buf)) = reading.take().filter(|(open, _)| *open == name) {
+                    let value = buf.trim().to_owned();
+                    if open == "mtriple" {
+                        let parts: Vec<&str> = value.split(" | ").collect();
+                        let [s, p, o] = parts[..] else {
+                            return Err(bad(pos, format!("<mtriple> `{value}`: expected subject | property | object")));
+                        };
+                        triples.push((s.to_owned(), p.to_owned(), o.to_owned()));
+                    } else if !value.is_empty() {
+                        refs.push(value);
+                    }
+                } else if name == "entry" {
+                    if triples.is_empty() {
+                        return Err(bad(pos, format!("entry {id}: no <mtriple>")));
+                    }
+                    records.push(Record {
+                        id: id.clone(),
+                        input: Input::Triples(std::mem::take(&mut triples)),
+                        references: std::mem::take(&mut refs),
+                    });
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(records)
+}
+
+/// Reads every WebNLG XML file under `dir` (train and dev are split into `1triples/` … `7triples/`),
+/// files in path order.
+pub fn read_webnlg_dir(dir: &Path) -> Result<Vec<Record>, DataError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let p = e?.path();
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if p.extension().is_some_and(|x| x == "xml") {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files).map_err(|source| DataError::Io { path: dir.display().to_string(), source })?;
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        out.extend(read_webnlg(&f)?);
+    }
+    Ok(out)
+}
+
+/// Reads WikiBio's layout: `box` has one infobox per line, tab-separated `field_i:token` items
+/// (`<none>` tokens skipped; a field's tokens joined in order), `summary` the reference of each line.
+pub fn read_wikibio(box_path: &Path, summary_path: &Path) -> Result<Vec<Record>, DataError> {
+    let read =
+        |p: &Path| std::fs::read_to_string(p).map_err(|source| DataError::Io { path: p.display().to_string(), source });
+    let (boxes, summaries) = (read(box_path)?, read(summary_path)?);
+    let summaries: Vec<&str> = summaries.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in boxes.lines().enumerate() {
+        let mut table: Vec<(String, String)> = Vec::new();
+        for item in line.split('\t').filter(|s| !s.is_empty()) {
+            let (key, token) = item
+                .split_once(':')
+                .ok_or_else(|| malformed(box_path, i + 1, format!("`{item}`: expected field_i:token")))?;
+            if token == "<none>" {
+                continue;
+            }
+            // `name_1`, `name_2`: the field is what precedes the position suffix.
+            let field = key.rsplit_once('_').filter(|(_, n)| n.parse::<usize>().is_ok()).map_or(key, |(f, _)| f);
+            match table.last_mut() {
+                Some((f, v)) if f == field => {
+                    v.push(' ');
+                    v.push_str(token);
+                }
+                _ => table.push((field.to_owned(), token.to_owned())),
+            }
+        }
+        let summary = summaries
+            .get(i)
+            .ok_or_else(|| malformed(summary_path, i + 1, format!("no summary for infobox line {}", i + 1)))?;
+        out.push(Record { id: (i + 1).to_string(), input: Input::Table(table), references: vec![summary.to_string()] });
+    }
+    if summaries.len() > out.len() {
+        return Err(malformed(
+            summary_path,
+            out.len() + 1,
+            format!("{} summaries for {} infoboxes", summaries.len(), out.len()),
+        ));
+    }
+    Ok(out)
+}
+
+/// A DBpedia identifier or property as words: underscores as spaces, camelCase split.
+fn words(s: &str) -> String {
+    let mut out = String::new();
+    let mut prev_lower = false;
+    for c in s.replace('_', " ").chars() {
+        if c.is_uppercase() && prev_lower {
+            out.push(' ');
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+        prev_lower = c.is_lowercase();
+    }
+    out.trim_matches('"').to_owned()
+}
+
+/// The encoder's input for a record (see the module's rules).
+pub fn linearise(input: &Input) -> String {
+    match input {
+        Input::Table(pairs) => pairs.iter().map(|(a, v)| format!("{a}: {v}")).collect::<Vec<_>>().join(" | "),
+        Input::Triples(ts) => ts
+            .iter()
+            .map(|(s, p, o)| format!("{} ; {} ; {}", words(s), words(p), words(o)))
+            .collect::<Vec<_>>()
+            .join(" | "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e2e_mrs_parse_and_bad_ones_are_refused() {
+        let pairs = parse_mr("name[The Eagle], eatType[coffee shop], priceRange[less than £20]").unwrap();
+        assert_eq!(pairs[2], ("priceRange".into(), "less than £20".into()));
+        assert!(parse_mr("name[The Eagle").is_err());
+        assert!(parse_mr("[x]").is_err());
+        assert_eq!(linearise(&Input::Table(pairs[..2].to_vec())), "name: The Eagle | eatType: coffee shop");
+    }
+
+    #[test]
+    fn e2e_rows_group_by_mr_with_file_and_row_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("dev.csv");
+        std::fs::write(&p, "mr,ref\r\n\"name[A], area[city centre]\",\"A is central.\"\r\n\"name[A], area[city centre]\",\"In the centre, A.\"\r\n\"name[B]\",\"B.\"\r\n").unwrap();
+        let r = read_e2e(&p).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].references, ["A is central.", "In the centre, A."]);
+        std::fs::write(&p, "mr,ref\n\"name[A\",\"x\"\n").unwrap();
+        let err = read_e2e(&p).unwrap_err().to_string();
+        assert!(err.contains("dev.csv:2") && err.contains("field `mr`"), "{err}");
+        std::fs::write(&p, "meaning,ref\n").unwrap();
+        assert!(read_e2e(&p).unwrap_err().to_string().contains("`mr` column"));
+    }
+
+    #[test]
+    fn webnlg_entries_read_with_entities_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.xml");
+        let xml = "<benchmark><entries><entry category=\"Food\" eid=\"Id7\" size=\"2\">\n<modifiedtripleset>\n<mtriple>Bakewell_pudding | mainIngredient | Ground_almond</mtriple>\n<mtriple>Bakewell_pudding | region | Derbyshire_Dales</mtriple>\n</modifiedtripleset>\n<lex comment=\"good\" lid=\"Id1\">Almonds &amp; jam are in Bakewell pudding.</lex>\n</entry></entries></benchmark>";
+        std::fs::write(&p, xml).unwrap();
+        let r = read_webnlg(&p).unwrap();
+        assert_eq!(r[0].id, "Food/Id7");
+        assert_eq!(r[0].references, ["Almonds & jam are in Bakewell pudding."]);
+        assert_eq!(
+            linearise(&r[0].input),
+            "Bakewell pudding ; main ingredient ; Ground almond | Bakewell pudding ; region ; Derbyshire Dales"
+        );
+        std::fs::write(&p, xml.replace("Bakewell_pudding | region | Derbyshire_Dales", "only two | parts")).unwrap();
+        let err = read_webnlg(&p).unwrap_err().to_string();
+        assert!(err.contains("a.xml:4") && err.contains("subject | property | object"), "{err}");
+    }
+
+    #[test]
+    fn wikibio_boxes_group_their_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, s) = (dir.path().join("t.box"), dir.path().join("t.summary"));
+        std::fs::write(&b, "name_1:walter\tname_2:extra\tbirth_date_1:1900\timage:<none>\n").unwrap();
+        std::fs::write(&s, "walter extra was born in 1900 .\n").unwrap();
+        let r = read_wikibio(&b, &s).unwrap();
+        assert_eq!(
+            r[0].input,
+            Input::Table(vec![("name".into(), "walter extra".into()), ("birth_date".into(), "1900".into())])
+        );
+        std::fs::write(&s, "").unwrap();
+        assert!(read_wikibio(&b, &s).unwrap_err().to_string().contains("t.summary:1"));
+    }
+}
