@@ -117,6 +117,7 @@ sweep-ci: setup
     {{target}}/debug/pelt sweep experiments/ci-federated.yaml --glue-dir {{glue_sample}}
     {{target}}/debug/pelt sweep experiments/ci-ner.yaml
     {{target}}/debug/pelt sweep experiments/ci-ner-shot.yaml
+    {{target}}/debug/pelt sweep experiments/ci-d2t.yaml
 
 # Print the table of a suite (e.g. `just table results/default`).
 table SUITE="results/default": setup

@@ -243,6 +243,67 @@ pub fn read_wikibio(box_path: &Path, summary_path: &Path) -> Result<Vec<Record>,
     Ok(out)
 }
 
+/// Generation splits of data-to-text records: each item's input linearised as its text and its first
+/// reference as its training target, and every reference kept for validation and test scoring.
+pub fn splits(
+    name: &str,
+    train: Vec<Record>,
+    val: Vec<Record>,
+    test: Vec<Record>,
+) -> crate::summarization::SummarySplits {
+    let items = |records: &[Record]| -> Vec<crate::summarization::Article> {
+        records
+            .iter()
+            .map(|r| crate::summarization::Article {
+                id: r.id.clone(),
+                url: String::new(),
+                title: String::new(),
+                summary: r.references.first().cloned().unwrap_or_default(),
+                text: linearise(&r.input),
+            })
+            .collect()
+    };
+    let refs = |records: &[Record]| -> Vec<Vec<String>> { records.iter().map(|r| r.references.clone()).collect() };
+    crate::summarization::SummarySplits {
+        name: name.to_owned(),
+        train: items(&train),
+        val: items(&val),
+        test: items(&test),
+        references: Some((refs(&val), refs(&test))),
+    }
+}
+
+/// E2E from the release's folder: `trainset.csv` for training and `devset.csv` for validation where the
+/// folder has the training file; without it (pelt's shipped copy), every fifth MR of `devset.csv`
+/// validates and the others are the training pool. Test: `testset_w_refs.csv`.
+pub fn e2e(dir: &Path) -> Result<crate::summarization::SummarySplits, DataError> {
+    let dev = read_e2e(&dir.join("devset.csv"))?;
+    let test = read_e2e(&dir.join("testset_w_refs.csv"))?;
+    let (train, val) = if dir.join("trainset.csv").is_file() {
+        (read_e2e(&dir.join("trainset.csv"))?, dev)
+    } else {
+        let (mut train, mut val) = (Vec::new(), Vec::new());
+        for (i, r) in dev.into_iter().enumerate() {
+            if i % 5 == 4 {
+                val.push(r);
+            } else {
+                train.push(r);
+            }
+        }
+        (train, val)
+    };
+    Ok(splits("e2e", train, val, test))
+}
+
+/// WebNLG 2017 from the release's folder: `train/` and `dev/` (by number of triples) and
+/// `test/testdata_with_lex.xml`.
+pub fn webnlg(dir: &Path) -> Result<crate::summarization::SummarySplits, DataError> {
+    let train = read_webnlg_dir(&dir.join("train"))?;
+    let val = read_webnlg_dir(&dir.join("dev"))?;
+    let test = read_webnlg(&dir.join("test").join("testdata_with_lex.xml"))?;
+    Ok(splits("webnlg", train, val, test))
+}
+
 /// A DBpedia identifier or property as words: underscores as spaces, camelCase split.
 fn words(s: &str) -> String {
     let mut out = String::new();

@@ -27,6 +27,9 @@ pub struct Article {
     pub text: String,
 }
 
+/// Every reference of each item of a split.
+pub type References = Vec<Vec<String>>;
+
 /// A summarization set's splits (one XL-Sum language, or the BBC headline set).
 #[derive(Debug, Clone)]
 pub struct SummarySplits {
@@ -38,6 +41,9 @@ pub struct SummarySplits {
     pub val: Vec<Article>,
     /// Test articles.
     pub test: Vec<Article>,
+    /// Every reference of each validation and test item, for a task with several (data-to-text);
+    /// `None`: each item's `summary` alone.
+    pub references: Option<(References, References)>,
 }
 
 /// Reads one JSONL file of articles; errors name the file, the line and the missing or bad field.
@@ -64,7 +70,13 @@ pub fn xlsum(dir: &Path) -> Result<SummarySplits> {
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| DataError::Sampling(format!("{}: not a language folder", dir.display())))?;
     let split = |name: &str| read_jsonl(&dir.join(format!("{language}_{name}.jsonl")));
-    Ok(SummarySplits { train: split("train")?, val: split("val")?, test: split("test")?, name: language })
+    Ok(SummarySplits {
+        train: split("train")?,
+        val: split("val")?,
+        test: split("test")?,
+        name: language,
+        references: None,
+    })
 }
 
 /// BBC News article → headline, the shipped stand-in for XL-Sum: `<dir>/<topic>/NNN.txt`, first line the
@@ -90,7 +102,7 @@ pub fn bbc_headlines(dir: &Path) -> Result<SummarySplits> {
     let (n_val, n_test) = (articles.len() / 10, articles.len() / 10);
     let test = articles.split_off(articles.len() - n_test);
     let val = articles.split_off(articles.len() - n_val);
-    Ok(SummarySplits { name: "bbc_headlines".into(), train: articles, val, test })
+    Ok(SummarySplits { name: "bbc_headlines".into(), train: articles, val, test, references: None })
 }
 
 /// ACLSum (Takeshita et al. 2024, "ACLSum: A New Dataset for Aspect-based Summarization of Scientific
@@ -132,7 +144,13 @@ pub fn aclsum(dir: &Path) -> Result<SummarySplits> {
         }
         Ok(out)
     };
-    Ok(SummarySplits { name: "aclsum".into(), train: read("train")?, val: read("val")?, test: read("test")? })
+    Ok(SummarySplits {
+        name: "aclsum".into(),
+        train: read("train")?,
+        val: read("val")?,
+        test: read("test")?,
+        references: None,
+    })
 }
 
 /// Whether a text is written mostly in Latin script (scored on [`latin_tokens`]); otherwise XL-Sum's

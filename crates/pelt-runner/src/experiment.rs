@@ -76,6 +76,10 @@ pub struct Experiment {
     /// the NER tasks (overridden by `--ner-dir`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ner_dir: Option<PathBuf>,
+    /// Data-to-text folder holding `e2e/` and `webnlg2017/` in the releases' layouts, for the `e2e` and
+    /// `webnlg` tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d2t_dir: Option<PathBuf>,
     /// NER: the source stage of entries with `prime: plm | method` (cross-domain priming).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priming: Option<pelt_tokens::PrimingSettings>,
@@ -572,6 +576,22 @@ impl Experiment {
         }
         if !self.backbone.join("tokenizer.json").is_file() {
             return Err(fail("backbone", format!("{}: no tokenizer.json", self.backbone.display())));
+        }
+        for task in self.tasks.iter().filter(|t| pelt_seq2seq::data::DATA_TO_TEXT.contains(&t.as_str())) {
+            let Some(dir) = &self.d2t_dir else {
+                return Err(fail(
+                    "d2t_dir",
+                    format!("task `{task}` needs d2t_dir (the folder of e2e/ and webnlg2017/)"),
+                ));
+            };
+            let need = if task == "e2e" {
+                dir.join("e2e/devset.csv")
+            } else {
+                dir.join("webnlg2017/test/testdata_with_lex.xml")
+            };
+            if !need.is_file() {
+                return Err(fail("d2t_dir", format!("{}: no such file for task `{task}`", need.display())));
+            }
         }
         for task in &self.tasks {
             let Some(language) = task.strip_prefix("xlsum:") else { continue };

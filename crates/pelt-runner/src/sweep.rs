@@ -250,7 +250,8 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
             &exp.training,
             exp.generation(),
             opts.device,
-        )?;
+        )?
+        .d2t_dir(exp.d2t_dir.as_deref());
         drive(&family, &ctx, todo, skipped)
     } else if exp.tasks.iter().all(|t| pelt_tokens::is_ner(t)) {
         let files = pelt_tokens::NerFiles {

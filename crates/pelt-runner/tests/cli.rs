@@ -997,3 +997,17 @@ fn ner_experiments_are_checked_before_training() {
     let (ok, out) = pelt(&["sweep", "g.yaml", "--dry-run"], d);
     assert!(!ok && out.contains("field `priming`") && out.contains("only for NER"), "{out}");
 }
+
+/// Data-to-text tasks need their folder, named before training.
+#[test]
+fn data_to_text_tasks_need_their_folder() {
+    let dir = tiny_workspace();
+    let d = dir.path();
+    let text = GOOD.replace("tasks: [sst2]", "tasks: [e2e]").replace("glue_dir: glue", "warm_start: true");
+    std::fs::write(d.join("t.yaml"), &text).unwrap();
+    let (ok, out) = pelt(&["sweep", "t.yaml", "--dry-run"], d);
+    assert!(!ok && out.contains("d2t_dir") && out.contains("e2e"), "{out}");
+    std::fs::write(d.join("t.yaml"), text.replace("warm_start: true", "warm_start: true\nd2t_dir: nowhere")).unwrap();
+    let (ok, out) = pelt(&["sweep", "t.yaml", "--dry-run"], d);
+    assert!(!ok && out.contains("nowhere/e2e/devset.csv") && out.contains("no such file"), "{out}");
+}

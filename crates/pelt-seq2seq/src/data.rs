@@ -15,9 +15,13 @@ use tch::Device;
 /// Known shipped summarization task names (`xlsum:<language>` tasks come from a user's XL-Sum folder).
 pub const SUMMARIZATION: [&str; 2] = ["bbc_headlines", "aclsum"];
 
-/// Whether a task is summarization (trained as seq2seq and scored by ROUGE).
+/// Data-to-text task names (from the experiment's `d2t_dir`): E2E's tables, WebNLG 2017's triples.
+pub const DATA_TO_TEXT: [&str; 2] = ["e2e", "webnlg"];
+
+/// Whether a task is a seq2seq generation task — summarization (scored by ROUGE) or data-to-text
+/// ([`DATA_TO_TEXT`], scored by BLEU, chrF++ and ROUGE-L against every reference).
 pub fn is_summarization(task: &str) -> bool {
-    SUMMARIZATION.contains(&task) || task.starts_with("xlsum:")
+    SUMMARIZATION.contains(&task) || task.starts_with("xlsum:") || DATA_TO_TEXT.contains(&task)
 }
 
 /// Target and decoding settings of a summarization experiment.
@@ -93,10 +97,14 @@ pub fn load_summaries(
     name: &str,
     assets: &Path,
     xlsum_dir: Option<&Path>,
+    d2t_dir: Option<&Path>,
 ) -> Result<pelt_data::summarization::SummarySplits> {
     use pelt_data::summarization as s;
     let hint = " (run the set-up: scripts/setup.sh)";
+    let d2t = || d2t_dir.ok_or_else(|| anyhow!("task `{name}` needs d2t_dir (the folder of e2e/ and webnlg2017/)"));
     match name {
+        "e2e" => pelt_data::d2t::e2e(&d2t()?.join("e2e")).map_err(|e| anyhow!("{e}")),
+        "webnlg" => pelt_data::d2t::webnlg(&d2t()?.join("webnlg2017")).map_err(|e| anyhow!("{e}")),
         "bbc_headlines" => s::bbc_headlines(&assets.join("bbcnews")).map_err(|e| anyhow!("{e}{hint}")),
         "aclsum" => s::aclsum(&assets.join("aclsum")).map_err(|e| anyhow!("{e}{hint}")),
         other => {

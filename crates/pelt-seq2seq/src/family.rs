@@ -21,6 +21,8 @@ pub struct Summarization<'a> {
     tokenizer: TextTokenizer,
     assets: PathBuf,
     xlsum_dir: Option<PathBuf>,
+    /// Where data-to-text tasks are read from (`e2e/`, `webnlg2017/`).
+    d2t_dir: Option<PathBuf>,
     training: Training,
     generation: GenerationSpec,
     device: Device,
@@ -49,10 +51,17 @@ impl<'a> Summarization<'a> {
             tokenizer,
             assets: assets.to_path_buf(),
             xlsum_dir: xlsum_dir.map(Path::to_path_buf),
+            d2t_dir: None,
             training: training.clone(),
             generation,
             device,
         })
+    }
+
+    /// Reads data-to-text tasks from `dir` (`e2e/`, `webnlg2017/` in the releases' layouts).
+    pub fn d2t_dir(mut self, dir: Option<&Path>) -> Summarization<'a> {
+        self.d2t_dir = dir.map(Path::to_path_buf);
+        self
     }
 }
 
@@ -60,7 +69,7 @@ impl Family for Summarization<'_> {
     type Task = SummaryData;
 
     fn prepare(&self, name: &str) -> Result<SummaryData> {
-        let splits = load_summaries(name, &self.assets, self.xlsum_dir.as_deref())?;
+        let splits = load_summaries(name, &self.assets, self.xlsum_dir.as_deref(), self.d2t_dir.as_deref())?;
         SummaryData::prepare(splits, &self.tokenizer, &self.generation)
     }
 

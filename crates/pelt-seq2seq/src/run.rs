@@ -76,16 +76,40 @@ impl Ctx<'_> {
         Ok(out)
     }
 
-    /// ROUGE-1/2/L F1 (×100) of generated summaries of `rows` of a split against their references, and
-    /// the (generated, reference) pairs.
+    /// ROUGE-1/2/L F1 (×100) of generated summaries of `rows` of a split against their references — or,
+    /// where `all_refs` gives every reference of each item (data-to-text), BLEU, chrF++ and ROUGE-L
+    /// against all of them — and the (generated, first reference) pairs.
     fn rouge(
         &self,
         task: &SummaryData,
         split: &[Encoding],
         refs: &[pelt_data::summarization::Article],
+        all_refs: Option<&[Vec<String>]>,
         rows: &[usize],
     ) -> Result<(BTreeMap<String, f64>, Samples)> {
         let generated = self.summaries(split, rows, task.pad_id)?;
+        // Data-to-text: corpus BLEU and chrF++ (sacreBLEU's) and ROUGE-L (each item's best reference)
+        // against every reference.
+        if let Some(all) = all_refs {
+            let hyps: Vec<String> = generated.clone();
+            let item_refs: Vec<Vec<String>> = rows.iter().map(|&i| all[i].clone()).collect();
+            let rouge_l = hyps
+                .iter()
+                .zip(&item_refs)
+                .map(|(h, rs)| {
+                    let h = latin_tokens(h);
+                    rs.iter().map(|r| pelt_data::summarization::rouge(&h, &latin_tokens(r)).rouge_l).fold(0.0, f64::max)
+                })
+                .sum::<f64>()
+                / hyps.len().max(1) as f64;
+            let metrics = BTreeMap::from([
+                ("bleu".to_owned(), pelt_data::textgen::bleu(&hyps, &item_refs)),
+                ("chrf_pp".to_owned(), pelt_data::textgen::chrf_pp(&hyps, &item_refs)),
+                ("rougeL".to_owned(), 100.0 * rouge_l),
+            ]);
+            let pairs = hyps.into_iter().zip(rows).map(|(g, &i)| (g, refs[i].summary.clone())).collect();
+            return Ok((metrics, pairs));
+        }
         let pairs: Vec<(String, String)> =
             generated.into_iter().zip(rows).map(|(g, &i)| (g, refs[i].summary.clone())).collect();
         let r = if task.latin {
@@ -151,7 +175,8 @@ impl Steps for Loop<'_> {
     fn dev_score(&self) -> Result<f64> {
         let mut scores = Vec::new();
         for (t, rows) in self.tasks.iter().zip(self.dev_rows) {
-            scores.push(mean(&self.ctx.rouge(t, &t.val, &t.splits.val, rows)?.0));
+            let all = t.splits.references.as_ref().map(|r| &r.0[..]);
+            scores.push(mean(&self.ctx.rouge(t, &t.val, &t.splits.val, all, rows)?.0));
         }
         Ok(scores.iter().sum::<f64>() / scores.len() as f64)
     }
@@ -264,8 +289,9 @@ pub fn run(
     for (i, (t, rows)) in tasks.iter().zip(&test_rows).enumerate() {
         // At the training's precision, as the loop's dev evaluations.
         let device = all.first().map_or(tch::Device::Cpu, |(_, p)| p.device());
-        let (metrics, mut pairs) =
-            pelt_train::autocast(training.precision, device, || ctx.rouge(t, &t.test, &t.splits.test, rows))?;
+        let (metrics, mut pairs) = pelt_train::autocast(training.precision, device, || {
+            ctx.rouge(t, &t.test, &t.splits.test, t.splits.references.as_ref().map(|r| &r.1[..]), rows)
+        })?;
         pairs.truncate(SAMPLES);
         out.push(outcome(i, metrics, Some(best), pairs));
     }
