@@ -164,21 +164,6 @@ pub(crate) fn task_head(
 /// Named tensors, sorted by name.
 pub(crate) type Named = Vec<(String, Tensor)>;
 
-/// The run's method, built from its entry's config and initialised from the backbone, its random
-/// parameters drawn from the run's seed.
-pub(crate) fn seeded_method(
-    registry: &Registry,
-    spec: &MethodSpec,
-    backbone: &dyn Backbone,
-    seed: u64,
-    device: Device,
-) -> Result<Box<dyn Method>> {
-    pelt_core::manual_seed(seed as i64);
-    let method = (registry.get(&spec.method)?.build)(&spec.config, backbone.dims(), device)?;
-    method.init_from(backbone);
-    Ok(method)
-}
-
 /// What a run optimises (and a federated run exchanges), each list sorted by name: the method's
 /// trainable set (the backbone variables it unfreezes, `backbone.`, and its own, `method.`; empty for a
 /// head-only run), and that set with the head's variables (`head.`).
@@ -331,7 +316,7 @@ pub fn run(
     let (train, dev, test) = run_data(task, size, seed, training, backbone.dims().image)?;
 
     // Method and head, seeded.
-    let mut method = seeded_method(registry, spec, backbone, seed, device)?;
+    let mut method = pelt_train::seeded_method(registry, spec, backbone, seed, device)?;
     let mut source_diagnostics = BTreeMap::new();
     if let Some((src, key)) = sources.filter(|_| spec.transfer) {
         match train_sources(backbone, method.as_mut(), src, key, spec.lr, seed, training, device, bar)? {

@@ -138,15 +138,14 @@ impl Adalora {
             .collect();
         let all = Tensor::cat(&per_target, 0);
         let drop = all.size()[0] - budget;
+        // The lowest `drop` scores go, across all targets: one threshold for every target.
+        let threshold = (drop > 0).then(|| all.kthvalue(drop, 0, false).0);
         tch::no_grad(|| {
             for ((_, _, t), score) in self.triplets.iter().zip(&per_target) {
-                let keep = if drop <= 0 {
-                    score.ones_like()
-                } else {
-                    let (threshold, _) = all.kthvalue(drop, 0, false);
-                    score.gt_tensor(&threshold).to_kind(Kind::Float)
+                *t.mask.borrow_mut() = match &threshold {
+                    Some(th) => score.gt_tensor(th).to_kind(Kind::Float),
+                    None => score.ones_like(),
                 };
-                *t.mask.borrow_mut() = keep;
             }
         });
     }

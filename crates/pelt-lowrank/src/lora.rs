@@ -58,14 +58,15 @@ impl LoraModule {
                     panic!("PiSSA needs the weight of {site} in layer {layer}, which this backbone does not expose");
                 };
                 let r = self.config.r;
-                let (u, sv, v) = w.to_kind(Kind::Double).svd(true, true);
+                let wd = w.to_kind(Kind::Double);
+                let (u, sv, v) = wd.svd(true, true);
                 let vt = v.tr();
                 let root = (sv.narrow(0, 0, r) / s).sqrt();
                 let a = root.unsqueeze(1) * vt.narrow(0, 0, r);
                 let b = u.narrow(1, 0, r) * root.unsqueeze(0);
                 pair.a.shallow_clone().copy_(&a);
                 pair.b.shallow_clone().copy_(&b);
-                let residual = w.to_kind(Kind::Double) - b.matmul(&a) * s;
+                let residual = wd - b.matmul(&a) * s;
                 w.copy_(&residual);
             }
         });

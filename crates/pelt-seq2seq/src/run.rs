@@ -216,10 +216,7 @@ pub fn run(
     let test_rows: Vec<Vec<usize>> = tasks.iter().map(|t| capped(t.test.len(), training.test_limit)).collect();
 
     // Method and new parts, seeded.
-    pelt_core::manual_seed(seed as i64);
-    let entry = registry.get(&spec.method)?;
-    let method = (entry.build)(&spec.config, model.dims(), device)?;
-    method.init_from(model);
+    let method = pelt_train::seeded_method(registry, spec, model, seed, device)?;
     model.reset_new_parts();
     let new_parts: Vec<(String, Tensor)> = model
         .new_parts()

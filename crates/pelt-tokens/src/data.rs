@@ -150,41 +150,9 @@ fn read(path: &Path) -> Result<Vec<Sentence>> {
 impl NerFiles {
     /// Reads and prepares the task `name`.
     pub fn prepare(&self, name: &str, tokenizer: &TextTokenizer) -> Result<NerTask> {
-        let dir = |sub: &str| self.ner_dir.join(sub);
-        let (pool_files, shots, dev, test): (Vec<Vec<Sentence>>, Vec<usize>, Option<PathBuf>, PathBuf) = match name {
-            "wnut17" => {
-                let d = dir("wnut17");
-                (
-                    vec![read(&d.join("wnut17train.conll"))?],
-                    Vec::new(),
-                    Some(d.join("emerging.dev.conll")),
-                    d.join("emerging.test.annotated"),
-                )
-            }
-            "conll2003" => {
-                let d = dir("conll2003");
-                let (train, dev, test) = if d.join("train.txt").is_file() {
-                    ("train.txt", "dev.txt", "test.txt")
-                } else {
-                    ("eng.train", "eng.testa", "eng.testb")
-                };
-                if !d.join(train).is_file() {
-                    bail!(
-                        "{}: no CoNLL-2003 here (train.txt / dev.txt / test.txt or eng.train / eng.testa / eng.testb); \
-                         its text is under Reuters' data-use agreement, so pelt cannot ship it",
-                        d.display()
-                    );
-                }
-                (vec![read(&d.join(train))?], Vec::new(), Some(d.join(dev)), d.join(test))
-            }
-            "mit_restaurant" | "mit_movie" => {
-                let d = dir(&name.replace('_', "-"));
-                let files =
-                    SHOTS.iter().map(|k| read(&d.join(format!("{k}-shot-train.txt")))).collect::<Result<Vec<_>>>()?;
-                (files, SHOTS.to_vec(), None, d.join("test.txt"))
-            }
-            other => bail!("unknown NER task `{other}` (known: {})", NER_TASKS.join(", ")),
-        };
+        let files = layout(name, &self.ner_dir)?;
+        let pool_files = files.pool.iter().map(|p| read(p)).collect::<Result<Vec<_>>>()?;
+        let (shots, dev, test) = (files.shots, files.dev, files.test);
         // The pool: every training file's sentences once, in file order; each K's file as positions.
         let mut pool: Vec<Sentence> = Vec::new();
         let mut seen: BTreeMap<(Vec<String>, Vec<String>), usize> = BTreeMap::new();
@@ -302,28 +270,60 @@ impl NerTask {
     }
 }
 
-/// Checks that a task's files are where it expects them (before any training).
-pub fn check(name: &str, ner_dir: &Path) -> Result<()> {
-    let need: Vec<PathBuf> = match name {
-        "wnut17" => ["wnut17train.conll", "emerging.dev.conll", "emerging.test.annotated"]
-            .iter()
-            .map(|f| ner_dir.join("wnut17").join(f))
-            .collect(),
-        "mit_restaurant" | "mit_movie" => {
-            let d = ner_dir.join(name.replace('_', "-"));
-            SHOTS.iter().map(|k| d.join(format!("{k}-shot-train.txt"))).chain([d.join("test.txt")]).collect()
+/// Where a task's files are: its training files (one, or each K-shot file), the K of each K-shot file,
+/// the dev and test files.
+struct Layout {
+    pool: Vec<PathBuf>,
+    shots: Vec<usize>,
+    dev: Option<PathBuf>,
+    test: PathBuf,
+}
+
+/// The files of task `name` under `ner_dir` (see the module's table).
+fn layout(name: &str, ner_dir: &Path) -> Result<Layout> {
+    Ok(match name {
+        "wnut17" => {
+            let d = ner_dir.join("wnut17");
+            Layout {
+                pool: vec![d.join("wnut17train.conll")],
+                shots: Vec::new(),
+                dev: Some(d.join("emerging.dev.conll")),
+                test: d.join("emerging.test.annotated"),
+            }
         }
         "conll2003" => {
             let d = ner_dir.join("conll2003");
-            if d.join("train.txt").is_file() {
-                ["train.txt", "dev.txt", "test.txt"].iter().map(|f| d.join(f)).collect()
+            let (train, dev, test) = if d.join("train.txt").is_file() {
+                ("train.txt", "dev.txt", "test.txt")
             } else {
-                ["eng.train", "eng.testa", "eng.testb"].iter().map(|f| d.join(f)).collect()
+                ("eng.train", "eng.testa", "eng.testb")
+            };
+            if !d.join(train).is_file() {
+                bail!(
+                    "{}: no CoNLL-2003 here (train.txt / dev.txt / test.txt or eng.train / eng.testa / eng.testb); \
+                     its text is under Reuters' data-use agreement, so pelt cannot ship it",
+                    d.display()
+                );
+            }
+            Layout { pool: vec![d.join(train)], shots: Vec::new(), dev: Some(d.join(dev)), test: d.join(test) }
+        }
+        "mit_restaurant" | "mit_movie" => {
+            let d = ner_dir.join(name.replace('_', "-"));
+            Layout {
+                pool: SHOTS.iter().map(|k| d.join(format!("{k}-shot-train.txt"))).collect(),
+                shots: SHOTS.to_vec(),
+                dev: None,
+                test: d.join("test.txt"),
             }
         }
         other => bail!("unknown NER task `{other}` (known: {})", NER_TASKS.join(", ")),
-    };
-    for p in need {
+    })
+}
+
+/// Checks that a task's files are where it expects them (before any training).
+pub fn check(name: &str, ner_dir: &Path) -> Result<()> {
+    let files = layout(name, ner_dir).context(format!("NER task `{name}`"))?;
+    for p in files.pool.iter().chain(&files.dev).chain([&files.test]) {
         if !p.is_file() {
             return Err(anyhow!("{}: missing", p.display())).context(format!("NER task `{name}`"));
         }

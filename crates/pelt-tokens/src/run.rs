@@ -300,14 +300,14 @@ fn source_training(training: &Training, steps: usize) -> Training {
     }
 }
 
-/// The source's full training pool and its dev split.
-fn source_sets<'a>(source: &'a NerTask, training: &Training, seed: u64) -> Result<(Set<'a>, Set<'a>)> {
-    let (train, dev) = source.split(DataSize::All, seed, training.dev_limit)?;
-    let train = Set { items: train.iter().map(|&i| &source.pool[i]).collect() };
-    let dev = match (&source.dev, dev) {
+/// A run's training and dev sentences of `task` at `size` (see [`NerTask::split`]).
+fn sets<'a>(task: &'a NerTask, size: DataSize, seed: u64, training: &Training) -> Result<(Set<'a>, Set<'a>)> {
+    let (train, dev) = task.split(size, seed, training.dev_limit)?;
+    let train = Set { items: train.iter().map(|&i| &task.pool[i]).collect() };
+    let dev = match (&task.dev, dev) {
         (Some(d), _) => Set { items: d.iter().collect() },
-        (None, Some(d)) => Set { items: d.iter().map(|&i| &source.pool[i]).collect() },
-        (None, None) => return Err(anyhow!("{}: no dev split", source.name)),
+        (None, Some(d)) => Set { items: d.iter().map(|&i| &task.pool[i]).collect() },
+        (None, None) => return Err(anyhow!("{}: no dev split", task.name)),
     };
     Ok((train, dev))
 }
@@ -342,7 +342,7 @@ fn prime_plm(
     full.init_from(backbone);
     let head = Head::linear(backbone.dims().hidden, primer.source.tags.len() as i64, device);
     let p = parts(full, head, backbone);
-    let (train, dev) = source_sets(primer.source, training, seed)?;
+    let (train, dev) = sets(primer.source, DataSize::All, seed, training)?;
     let t = source_training(training, primer.steps);
     let (fitted, _, _) = stage(backbone, &p, primer.source, train, dev, primer.plm_lr, &t, seed, device, bar)?;
     if let Some(why) = fitted.diverged {
@@ -389,7 +389,7 @@ fn prime_method(
             Ok::<(), anyhow::Error>(())
         })?;
     } else {
-        let (train, dev) = source_sets(primer.source, training, seed)?;
+        let (train, dev) = sets(primer.source, DataSize::All, seed, training)?;
         let t = source_training(training, primer.steps);
         let (fitted, _, _) = stage(backbone, &p, primer.source, train, dev, spec.lr, &t, seed, device, bar)?;
         if let Some(why) = fitted.diverged {
@@ -419,13 +419,7 @@ pub fn run(
     device: Device,
     bar: &ProgressBar,
 ) -> Result<Outcome> {
-    let (train_idx, dev_idx) = task.split(size, seed, training.dev_limit)?;
-    let train = Set { items: train_idx.iter().map(|&i| &task.pool[i]).collect() };
-    let dev = match (&task.dev, &dev_idx) {
-        (Some(d), _) => Set { items: d.iter().collect() },
-        (None, Some(d)) => Set { items: d.iter().map(|&i| &task.pool[i]).collect() },
-        (None, None) => return Err(anyhow!("{}: no dev split", task.name)),
-    };
+    let (train, dev) = sets(task, size, seed, training)?;
     let test = Set { items: task.test.iter().collect() };
     let primer = match (spec.prime, primer) {
         (Priming::None, _) => None,
@@ -436,9 +430,7 @@ pub fn run(
         prime_plm(registry, backbone, p, seed, training, device, bar)?;
     }
 
-    pelt_core::manual_seed(seed as i64);
-    let mut method = (registry.get(&spec.method)?.build)(&spec.config, backbone.dims(), device)?;
-    method.init_from(backbone);
+    let mut method = pelt_train::seeded_method(registry, spec, backbone, seed, device)?;
     let mut carried = Vec::new();
     if let (Priming::Method, Some(p)) = (spec.prime, primer) {
         (method, carried) = prime_method(backbone, method, spec, p, seed, training, device, bar)?;

@@ -5,14 +5,16 @@
 use super::{partition, Aggregator, Federated, Partition};
 use crate::{
     data::TaskData,
-    run::{label_tensor, loss_of, optimised, run_data, seeded_method, task_head, Ctx, Subset},
+    run::{label_tensor, loss_of, optimised, run_data, task_head, Ctx, Subset},
 };
 use anyhow::{anyhow, bail, Result};
 use indicatif::ProgressBar;
 use pelt_core::{federated::Server, params, Backbone, Registry};
 use pelt_data::Label;
 use pelt_records::DataSize;
-use pelt_train::{batch::bucketed_batches, mean, AdamW, EvalClock, MethodSpec, Outcome, Selection, Training};
+use pelt_train::{
+    batch::bucketed_batches, mean, seeded_method, AdamW, EvalClock, MethodSpec, Outcome, Selection, Training,
+};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
