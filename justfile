@@ -85,6 +85,15 @@ sweep-unipelt-table DIR *ARGS: setup
 sweep-he-unified DIR *ARGS: setup
     {{pelt}} sweep experiments/he-unified.yaml --glue-dir {{DIR}} {{ARGS}}
 
+# The fidelity review's before / after rows (SST-2, STS-B; K = 100 / 500 / 1000; 3 seeds); the "before"
+# rows are unipelt-lowres's own runs, taken over with --reuse.
+sweep-fidelity DIR *ARGS: setup
+    {{pelt}} sweep experiments/fidelity.yaml --glue-dir {{DIR}} $(test -d results/unipelt-lowres/records && echo --reuse results/unipelt-lowres) {{ARGS}}
+
+# UniPELT's gates pooled over real tokens or over all 128 padded positions (SST-2, K = 100 / 1000).
+sweep-unipelt-gates DIR *ARGS: setup
+    {{pelt}} sweep experiments/unipelt-gates.yaml --glue-dir {{DIR}} {{ARGS}}
+
 # Multi-task transfer on the GLUE sample and the shipped sets: source training, then RTE few-shot.
 sweep-transfer *ARGS: setup
     {{pelt}} sweep experiments/transfer.yaml --glue-dir {{glue_sample}} {{ARGS}}

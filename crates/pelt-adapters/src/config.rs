@@ -1,8 +1,8 @@
 //! Adapter configurations.
 
 use pelt_core::{
-    config::{check_bottleneck, check_dropout, check_positive, check_sublayers},
-    BackboneDims, ConfigError, MethodConfig, Site,
+    config::{check_bottleneck, check_dropout, check_positive, check_sublayers, check_width},
+    BackboneDims, ConfigError, MethodConfig, Site, Width,
 };
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,38 @@ impl Activation {
             Activation::Relu => x.relu(),
             Activation::Tanh => x.tanh(),
         }
+    }
+}
+
+/// Where a bottleneck's dropout acts during training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropoutAt {
+    /// On the adapter's input, before the down-projection (pelt's form since adapters landed).
+    #[default]
+    Input,
+    /// After the nonlinearity, inside the bottleneck (He et al.'s `Adapter_Layer`, which MAM uses).
+    Bottleneck,
+}
+
+impl DropoutAt {
+    fn is_input(&self) -> bool {
+        *self == DropoutAt::Input
+    }
+}
+
+/// A bottleneck's dropout: its probability and where it acts. A bare probability means [`DropoutAt::Input`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AdapterDropout {
+    /// The probability.
+    pub p: f64,
+    /// Where it acts.
+    pub at: DropoutAt,
+}
+
+impl From<f64> for AdapterDropout {
+    fn from(p: f64) -> AdapterDropout {
+        AdapterDropout { p, at: DropoutAt::Input }
     }
 }
 
@@ -57,8 +89,8 @@ impl Placement {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BottleneckConfig {
-    /// Bottleneck size m.
-    pub bottleneck: i64,
+    /// Bottleneck size m: an integer, or `d/r` for reduction factor r (see [`Width`]).
+    pub bottleneck: Width,
     /// Nonlinearity between the projections.
     pub activation: Activation,
     /// Std of the (±2σ truncated) normal init of both projections; small values make the adapter a
@@ -79,7 +111,7 @@ pub struct BottleneckConfig {
 impl Default for BottleneckConfig {
     fn default() -> Self {
         BottleneckConfig {
-            bottleneck: 64,
+            bottleneck: Width::Fixed(64),
             activation: Activation::Gelu,
             init_std: 1e-3,
             sites: vec![Site::AttentionOutput, Site::FfnOutput],
@@ -94,11 +126,12 @@ impl BottleneckConfig {
     /// Pfeiffer et al. 2021 (AdapterFusion's adapter, the `pfeiffer` / `SeqBnConfig` of the adapters
     /// library): one adapter after the FFN only, reading the LayerNormed residual sum
     /// ([`Placement::Residual`]), ReLU, reduction factor 16 — 48 at BERT-base's d = 768, kept absolute
-    /// here so that budgets compare across backbones — weights drawn with std 0.02 (the library's
-    /// "bert" init; truncated at ±2σ like every pelt bottleneck) and the LayerNorms frozen.
+    /// here so that budgets compare across backbones (`bottleneck: d/16` gives the factor) — weights
+    /// drawn with std 0.02 (the library's "bert" init; truncated at ±2σ like every pelt bottleneck) and
+    /// the LayerNorms frozen.
     pub fn pfeiffer() -> BottleneckConfig {
         BottleneckConfig {
-            bottleneck: 48,
+            bottleneck: Width::Fixed(48),
             activation: Activation::Relu,
             init_std: 0.02,
             sites: vec![Site::FfnOutput],
@@ -111,7 +144,7 @@ impl BottleneckConfig {
 
 impl MethodConfig for BottleneckConfig {
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
-        check_bottleneck("bottleneck", self.bottleneck, dims)?;
+        check_width("bottleneck", self.bottleneck, dims)?;
         if !(self.init_std >= 0.0 && self.init_std.is_finite()) {
             return Err(ConfigError::new(
                 "init_std",
@@ -137,8 +170,12 @@ pub struct ParallelConfig {
     pub activation: Activation,
     /// Sublayers the adapter runs beside: `ffn_output` (the paper's best placement), `attention_output`.
     pub sites: Vec<Site>,
-    /// Dropout on the adapter's input during training.
+    /// Dropout during training, where `dropout_at` says.
     pub dropout: f64,
+    /// Where the dropout acts: `input` or `bottleneck` (after the nonlinearity, as He et al.'s code). Left
+    /// out of the serialised config at `input`, so that older records keep their hashes.
+    #[serde(skip_serializing_if = "DropoutAt::is_input")]
+    pub dropout_at: DropoutAt,
 }
 
 impl Default for ParallelConfig {
@@ -149,6 +186,7 @@ impl Default for ParallelConfig {
             activation: Activation::Relu,
             sites: vec![Site::FfnOutput],
             dropout: 0.0,
+            dropout_at: DropoutAt::Input,
         }
     }
 }
@@ -233,7 +271,7 @@ impl SparseConfig {
     /// kept as in a dense adapter of 64.
     pub fn large() -> SparseConfig {
         SparseConfig {
-            adapter: BottleneckConfig { bottleneck: 128, ..BottleneckConfig::default() },
+            adapter: BottleneckConfig { bottleneck: Width::Fixed(128), ..BottleneckConfig::default() },
             ..Default::default()
         }
     }

@@ -3,7 +3,7 @@
 //! beside the sublayer rather than after it.
 
 use crate::{
-    config::ParallelConfig,
+    config::{AdapterDropout, ParallelConfig},
     sequential::{bottleneck_params, bottlenecks, Bottleneck, BottleneckInit},
 };
 use pelt_core::{Attachment, BackboneDims, Delta, Identity, Method, Result, Site, SiteTable};
@@ -29,7 +29,7 @@ impl ParallelModule {
             config.bottleneck,
             BottleneckInit::Lora,
             config.activation,
-            config.dropout,
+            AdapterDropout { p: config.dropout, at: config.dropout_at },
         );
         ParallelModule { config, adapters }
     }

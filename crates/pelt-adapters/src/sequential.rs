@@ -2,7 +2,7 @@
 //! 2019 after attention and the FFN), or h ← h + up(f(down(LN(h + x)))) reading the residual sum
 //! (Pfeiffer et al. 2021, after the FFN only); see [`Placement`].
 
-use crate::config::{Activation, BottleneckConfig, Placement};
+use crate::config::{Activation, AdapterDropout, BottleneckConfig, DropoutAt, Placement};
 use pelt_core::{
     is_layer_layer_norm, Attachment, BackboneDims, Delta, Dropout, Identity, Method, Result, Site, SiteTable,
 };
@@ -28,12 +28,20 @@ pub struct Bottleneck {
     pub up_w: Tensor,
     up_b: Tensor,
     act: Activation,
-    dropout: f64,
+    dropout: AdapterDropout,
 }
 
 impl Bottleneck {
     /// A bottleneck d → m → d under `p`.
-    pub fn new(p: nn::Path, d: i64, m: i64, init: BottleneckInit, act: Activation, dropout: f64) -> Bottleneck {
+    pub fn new(
+        p: nn::Path,
+        d: i64,
+        m: i64,
+        init: BottleneckInit,
+        act: Activation,
+        dropout: impl Into<AdapterDropout>,
+    ) -> Bottleneck {
+        let dropout = dropout.into();
         let (down_w, up_w) = match init {
             BottleneckInit::TruncatedNormal(std) => {
                 let trunc = |name: &str, dims: &[i64]| {
@@ -63,10 +71,20 @@ impl Bottleneck {
         }
     }
 
-    /// up(f(down(x))).
+    /// up(f(down(x))), with the dropout on x or on f(·) by its place.
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = x.drop_out(self.dropout, train);
-        self.act.apply(&x.linear(&self.down_w, Some(&self.down_b))).linear(&self.up_w, Some(&self.up_b))
+        let AdapterDropout { p, at } = self.dropout;
+        match at {
+            DropoutAt::Input => {
+                let x = x.drop_out(p, train);
+                self.act.apply(&x.linear(&self.down_w, Some(&self.down_b))).linear(&self.up_w, Some(&self.up_b))
+            }
+            DropoutAt::Bottleneck => self
+                .act
+                .apply(&x.linear(&self.down_w, Some(&self.down_b)))
+                .drop_out(p, train)
+                .linear(&self.up_w, Some(&self.up_b)),
+        }
     }
 }
 
@@ -76,6 +94,8 @@ pub struct SequentialAdapter {
     name: &'static str,
     vs: nn::VarStore,
     config: BottleneckConfig,
+    /// The bottleneck m on this backbone (the config may give it as a reduction factor).
+    width: i64,
     /// One bottleneck per (layer, configured site).
     pub(crate) adapters: SiteTable<Bottleneck>,
 }
@@ -100,9 +120,9 @@ impl SequentialAdapter {
     ) -> Result<SequentialAdapter> {
         let vs = nn::VarStore::new(device);
         let init = BottleneckInit::TruncatedNormal(config.init_std);
-        let adapters =
-            bottlenecks(&vs.root(), dims, &config.sites, config.bottleneck, init, config.activation, config.dropout);
-        Ok(SequentialAdapter { name, vs, config, adapters })
+        let width = config.bottleneck.resolve(dims.hidden);
+        let adapters = bottlenecks(&vs.root(), dims, &config.sites, width, init, config.activation, config.dropout);
+        Ok(SequentialAdapter { name, vs, config, width, adapters })
     }
 
     /// The adapter's settings.
@@ -120,8 +140,9 @@ pub fn bottlenecks(
     m: i64,
     init: BottleneckInit,
     act: Activation,
-    dropout: f64,
+    dropout: impl Into<AdapterDropout>,
 ) -> SiteTable<Bottleneck> {
+    let dropout = dropout.into();
     SiteTable::new(dims, sites, |l, s| {
         Bottleneck::new(root / "layer" / l / s.as_str(), dims.hidden, m, init, act, dropout)
     })
@@ -161,12 +182,10 @@ impl Method for SequentialAdapter {
     }
     fn identity(&self) -> Identity {
         // Near-identity: Δ is of order init_std² · m · |h|; LayerNorm keeps it small downstream.
-        Identity::Approx(
-            1e-3_f64.max(100.0 * self.config.init_std * self.config.init_std * self.config.bottleneck as f64),
-        )
+        Identity::Approx(1e-3_f64.max(100.0 * self.config.init_std * self.config.init_std * self.width as f64))
     }
     fn formula_params(&self, d: &BackboneDims) -> i64 {
-        let adapters = bottleneck_params(d, &self.config.sites, self.config.bottleneck);
+        let adapters = bottleneck_params(d, &self.config.sites, self.width);
         let norms = if self.config.train_layer_norm { d.layer_norm_params() } else { 0 };
         adapters + norms
     }
@@ -181,7 +200,7 @@ mod tests {
     #[test]
     fn pfeiffer_reads_the_residual_sum_and_houlsby_the_output() {
         let dims = BackboneDims { hidden: 8, layers: 2, heads: 2, intermediate: 16, ..Default::default() };
-        let config = BottleneckConfig { bottleneck: 4, ..BottleneckConfig::pfeiffer() };
+        let config = BottleneckConfig { bottleneck: 4.into(), ..BottleneckConfig::pfeiffer() };
         let pfeiffer = SequentialAdapter::pfeiffer(config.clone(), &dims, Device::Cpu).unwrap();
         let houlsby =
             SequentialAdapter::houlsby(BottleneckConfig { placement: Placement::Output, ..config }, &dims, Device::Cpu)
@@ -207,5 +226,42 @@ mod tests {
         assert!(!houlsby.contains("placement"), "{houlsby}");
         let pfeiffer = serde_yaml::to_string(&BottleneckConfig::pfeiffer()).unwrap();
         assert!(pfeiffer.contains("placement: residual"), "{pfeiffer}");
+    }
+
+    /// He et al.'s `Adapter_Layer` drops units after the ReLU; pelt's other adapters drop the input.
+    /// Same seed, same masks: each form equals its formula, and the two differ.
+    #[test]
+    fn bottleneck_dropout_acts_where_it_is_placed() {
+        let store = nn::VarStore::new(Device::Cpu);
+        let at = |place| AdapterDropout { p: 0.5, at: place };
+        let input = Bottleneck::new(
+            store.root() / "a",
+            8,
+            6,
+            BottleneckInit::TruncatedNormal(0.5),
+            Activation::Relu,
+            at(DropoutAt::Input),
+        );
+        let inner = Bottleneck {
+            down_w: input.down_w.shallow_clone(),
+            down_b: input.down_b.shallow_clone(),
+            up_w: input.up_w.shallow_clone(),
+            up_b: input.up_b.shallow_clone(),
+            act: input.act,
+            dropout: at(DropoutAt::Bottleneck),
+        };
+        let x = Tensor::randn([3, 4, 8], (tch::Kind::Float, Device::Cpu));
+        let down = |x: &Tensor| x.linear(&input.down_w, Some(&input.down_b)).relu();
+        let up = |m: &Tensor| m.linear(&input.up_w, Some(&input.up_b));
+        let seeded = |f: &dyn Fn() -> Tensor| {
+            pelt_core::manual_seed(11);
+            f()
+        };
+        let gap = |a: Tensor, b: Tensor| (a - b).abs().max().double_value(&[]);
+        assert_eq!(gap(seeded(&|| inner.forward(&x, true)), seeded(&|| up(&down(&x).drop_out(0.5, true)))), 0.0);
+        assert_eq!(gap(seeded(&|| input.forward(&x, true)), seeded(&|| up(&down(&x.drop_out(0.5, true))))), 0.0);
+        assert!(gap(seeded(&|| inner.forward(&x, true)), seeded(&|| input.forward(&x, true))) > 1e-3);
+        // In evaluation neither drops anything.
+        assert_eq!(gap(inner.forward(&x, false), input.forward(&x, false)), 0.0);
     }
 }

@@ -111,7 +111,7 @@ impl Method for SparseAdapter {
         self.inner.identity()
     }
     fn formula_params(&self, d: &BackboneDims) -> i64 {
-        let (h, m) = (d.hidden, self.config.adapter.bottleneck);
+        let (h, m) = (d.hidden, self.config.adapter.bottleneck.resolve(d.hidden));
         let adapters: i64 = self.config.adapter.sites.iter().map(|&s| d.layers_with(s)).sum();
         let weights = Self::kept(adapters * 2 * h * m, self.config.sparsity);
         let norms = if self.config.adapter.train_layer_norm { d.layer_norm_params() } else { 0 };

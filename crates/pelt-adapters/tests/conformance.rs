@@ -25,14 +25,14 @@ fn houlsby(config: BottleneckConfig) -> impl Fn(&BackboneDims) -> Box<dyn Method
 #[test]
 fn houlsby_default_conforms() {
     // m = 8, two sites: 2·2·(2·16·8 + 16 + 8) = 1120, plus LayerNorms 2·4·16 = 128.
-    let config = BottleneckConfig { bottleneck: 8, ..BottleneckConfig::default() };
+    let config = BottleneckConfig { bottleneck: 8.into(), ..BottleneckConfig::default() };
     testkit::run_conformance(&backbone, &houlsby(config), 1120 + 128);
 }
 
 #[test]
 fn houlsby_ffn_only_without_layer_norm_conforms() {
     let config = BottleneckConfig {
-        bottleneck: 4,
+        bottleneck: 4.into(),
         sites: vec![Site::FfnOutput],
         train_layer_norm: false,
         ..BottleneckConfig::default()
@@ -43,7 +43,7 @@ fn houlsby_ffn_only_without_layer_norm_conforms() {
 #[test]
 fn pfeiffer_conforms() {
     // One adapter per layer after the FFN, LayerNorms frozen: 2·(2·16·4 + 16 + 4).
-    let config = BottleneckConfig { bottleneck: 4, ..BottleneckConfig::pfeiffer() };
+    let config = BottleneckConfig { bottleneck: 4.into(), ..BottleneckConfig::pfeiffer() };
     testkit::run_conformance(
         &backbone,
         &|d: &BackboneDims| -> Box<dyn Method> {
@@ -99,7 +99,7 @@ fn sparse_adapters_conform_and_keep_pruned_weights_at_zero() {
     // 256; biases 4·(16 + 8) = 96; LayerNorms 128.
     for pruning in [Pruning::Snip, Pruning::Random, Pruning::Magnitude] {
         let config = SparseConfig {
-            adapter: BottleneckConfig { bottleneck: 8, ..BottleneckConfig::default() },
+            adapter: BottleneckConfig { bottleneck: 8.into(), ..BottleneckConfig::default() },
             sparsity: 0.75,
             pruning,
             ..SparseConfig::default()

@@ -5,7 +5,7 @@
 use anyhow::{anyhow, Result};
 use pelt_core::{ImageDims, Inputs};
 use pelt_data::{glue, shipped, vision::ImageSet, Dataset, Encoding, TextTokenizer};
-use pelt_train::batch::inputs;
+use pelt_train::batch::padded_inputs;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,8 +62,9 @@ pub enum SplitName {
 }
 
 impl TaskData {
-    /// A split as the backbone takes it: token encodings, or images resized to `image`.
-    pub fn source(&self, split: SplitName, image: Option<ImageDims>) -> Option<Source<'_>> {
+    /// A split as the backbone takes it: token encodings (padded per batch to the longest, or to at
+    /// least `pad_to` positions), or images resized to `image`.
+    pub fn source(&self, split: SplitName, image: Option<ImageDims>, pad_to: usize) -> Option<Source<'_>> {
         if let (Some((train, dev, test)), Some(dims)) = (&self.images, image) {
             let set = match split {
                 SplitName::Train => train,
@@ -77,7 +78,7 @@ impl TaskData {
             SplitName::Dev => self.dev.as_ref()?,
             SplitName::Test => &self.test,
         };
-        Some(Source::Text { enc, pad_id: self.pad_id })
+        Some(Source::Text { enc, pad_id: self.pad_id, pad_to })
     }
 }
 
@@ -90,6 +91,8 @@ pub enum Source<'a> {
         enc: &'a [Encoding],
         /// The tokenizer's padding id.
         pad_id: i64,
+        /// Pad every batch to at least this many positions (0: to its longest example).
+        pad_to: usize,
     },
     /// Images, resized and normalised per batch to the backbone's input.
     Images {
@@ -104,9 +107,9 @@ impl Source<'_> {
     /// Inputs for the examples `rows` of the split.
     pub fn batch(&self, rows: &[usize], device: Device) -> Inputs {
         match self {
-            Source::Text { enc, pad_id } => {
+            Source::Text { enc, pad_id, pad_to } => {
                 let batch: Vec<&Encoding> = rows.iter().map(|&i| &enc[i]).collect();
-                inputs(&batch, *pad_id, device)
+                padded_inputs(&batch, *pad_id, *pad_to, device)
             }
             Source::Images { set, dims } => {
                 let (c, s) = (dims.channels as usize, dims.size as usize);

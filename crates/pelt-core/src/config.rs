@@ -55,6 +55,95 @@ pub fn check_dropout(field: &str, p: f64) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// A bottleneck width: an absolute size, or the backbone's width d over a reduction factor, as the
+/// papers give it (UniPELT's adapter: 16, i.e. 48 at d = 768; Compacter: 32). Written in YAML as an
+/// integer (`bottleneck: 48`) or as `d/r` (`bottleneck: d/16`); a fixed size serialises as the plain
+/// integer it always was, so configs written before reduction factors existed keep their hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Width {
+    /// m itself.
+    Fixed(i64),
+    /// ⌊d / r⌋ for reduction factor r.
+    Reduction(i64),
+}
+
+impl Width {
+    /// The width on a backbone of hidden size `d`.
+    pub fn resolve(self, d: i64) -> i64 {
+        match self {
+            Width::Fixed(m) => m,
+            Width::Reduction(r) if r > 0 => d / r,
+            Width::Reduction(_) => 0,
+        }
+    }
+}
+
+impl From<i64> for Width {
+    fn from(m: i64) -> Width {
+        Width::Fixed(m)
+    }
+}
+
+impl std::fmt::Display for Width {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Width::Fixed(m) => write!(f, "{m}"),
+            Width::Reduction(r) => write!(f, "d/{r}"),
+        }
+    }
+}
+
+impl Serialize for Width {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Width::Fixed(m) => s.serialize_i64(*m),
+            Width::Reduction(_) => s.serialize_str(&self.to_string()),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Width {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Width, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Width;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a bottleneck size (an integer) or a reduction factor written `d/r` (e.g. `d/16`)")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Width, E> {
+                Ok(Width::Fixed(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Width, E> {
+                i64::try_from(v).map(Width::Fixed).map_err(|_| E::custom(format!("{v} is too large")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Width, E> {
+                v.trim()
+                    .strip_prefix("d/")
+                    .and_then(|r| r.trim().parse::<i64>().ok())
+                    .map(Width::Reduction)
+                    .ok_or_else(|| E::custom(format!("`{v}` is neither an integer nor `d/r` with an integer r")))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Refuses a width whose reduction factor is not positive or leaves less than 1, then checks the
+/// resolved size as [`check_bottleneck`] does; returns the resolved size.
+pub fn check_width(field: &str, w: Width, dims: &BackboneDims) -> Result<i64, ConfigError> {
+    if let Width::Reduction(r) = w {
+        if r < 1 || dims.hidden / r < 1 {
+            return Err(ConfigError::new(
+                field,
+                format!("reduction factor d/{r} must be in 1..={} (d = {})", dims.hidden, dims.hidden),
+            ));
+        }
+    }
+    let m = w.resolve(dims.hidden);
+    check_bottleneck(field, m, dims)?;
+    Ok(m)
+}
+
 /// Refuses a bottleneck size outside 1..=4d.
 pub fn check_bottleneck(field: &str, m: i64, dims: &BackboneDims) -> Result<(), ConfigError> {
     if m < 1 || m > 4 * dims.hidden {
@@ -215,5 +304,25 @@ mod tests {
         assert!(parse_config_over::<Cfg>(&v, &base, &dims()).unwrap_err().message.contains("mapping"));
         let v: serde_yaml::Value = serde_yaml::from_str("q: 1").unwrap();
         assert_eq!(parse_config_over::<Cfg>(&v, &base, &dims()).unwrap_err().field, "q");
+    }
+
+    #[test]
+    fn widths_read_as_sizes_or_reduction_factors() {
+        let dims = BackboneDims { hidden: 384, ..Default::default() };
+        let read = |t: &str| serde_yaml::from_str::<Width>(t);
+        assert_eq!(read("48").unwrap(), Width::Fixed(48));
+        assert_eq!(read("d/16").unwrap(), Width::Reduction(16));
+        assert_eq!(read("d/ 32").unwrap().resolve(384), 12);
+        for bad in ["d/", "d/x", "16/d", "half", "1.5"] {
+            let err = read(bad).expect_err(bad).to_string();
+            assert!(err.contains("d/r") || err.contains("integer"), "{bad}: {err}");
+        }
+        // A fixed size writes the plain integer it always was (old hashes hold); a factor writes `d/r`.
+        assert_eq!(serde_yaml::to_string(&Width::Fixed(64)).unwrap().trim(), "64");
+        assert_eq!(serde_yaml::to_string(&Width::Reduction(16)).unwrap().trim(), "d/16");
+        assert_eq!(check_width("m", Width::Reduction(16), &dims), Ok(24));
+        assert_eq!(check_width("m", Width::Reduction(0), &dims).unwrap_err().field, "m");
+        assert_eq!(check_width("m", Width::Reduction(400), &dims).unwrap_err().field, "m");
+        assert_eq!(check_width("m", Width::Fixed(0), &dims).unwrap_err().field, "m");
     }
 }

@@ -26,7 +26,7 @@ pub mod site;
 pub mod testkit;
 
 pub use backbone::{is_layer_layer_norm, is_layer_norm, Backbone, BackboneDims, Encoded, ImageDims, Inputs};
-pub use config::{parse_config, ConfigError, MethodConfig};
+pub use config::{parse_config, ConfigError, MethodConfig, Width};
 pub use dropout::{manual_seed, Dropout};
 pub use error::{PeltError, Result};
 pub use merge::{for_evaluation, EvalMerge};

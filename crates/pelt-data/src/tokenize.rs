@@ -148,7 +148,13 @@ pub struct Padded {
 
 /// Pads encodings to the longest among them.
 pub fn pad(encodings: &[&Encoding], pad_id: i64) -> Padded {
-    let len = encodings.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+    pad_to(encodings, pad_id, 0)
+}
+
+/// Pads encodings to the longest among them or to `len`, whichever is longer (a fixed length, as
+/// reference code that pads every batch to `max_seq_length` does).
+pub fn pad_to(encodings: &[&Encoding], pad_id: i64, len: usize) -> Padded {
+    let len = encodings.iter().map(|e| e.ids.len()).max().unwrap_or(0).max(len);
     let rows = encodings.len();
     let mut p =
         Padded { ids: vec![pad_id; rows * len], mask: vec![0; rows * len], type_ids: vec![0; rows * len], rows, len };
@@ -173,5 +179,11 @@ mod tests {
         assert_eq!((p.rows, p.len), (2, 3));
         assert_eq!(p.ids, vec![101, 7, 102, 101, 102, 0]);
         assert_eq!(p.mask, vec![1, 1, 1, 1, 1, 0]);
+        // A fixed length pads further; a shorter one changes nothing.
+        let p = pad_to(&[&a, &b], 0, 5);
+        assert_eq!((p.rows, p.len), (2, 5));
+        assert_eq!(p.ids, vec![101, 7, 102, 0, 0, 101, 102, 0, 0, 0]);
+        assert_eq!(p.mask, vec![1, 1, 1, 0, 0, 1, 1, 0, 0, 0]);
+        assert_eq!(pad_to(&[&a, &b], 0, 2), pad(&[&a, &b], 0));
     }
 }

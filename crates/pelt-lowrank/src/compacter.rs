@@ -65,7 +65,7 @@ impl Compacter {
     pub fn new(name: &'static str, config: CompacterConfig, dims: &BackboneDims, device: Device) -> Result<Compacter> {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let (n, r, d, k) = (config.n, config.rank, dims.hidden, config.bottleneck);
+        let (n, r, d, k) = (config.n, config.rank, dims.hidden, config.bottleneck.resolve(dims.hidden));
         let rule = root.var("phm_rule", &[n, n, n], nn::Init::Randn { mean: 0.0, stdev: config.rule_init_std });
         let adapters = SiteTable::new(dims, &config.sites, |l, s| {
             let p = &root / "layer" / l / s.as_str();
@@ -98,7 +98,7 @@ impl Method for Compacter {
         Identity::Approx(1e-2)
     }
     fn formula_params(&self, dims: &BackboneDims) -> i64 {
-        let (n, r, d, k) = (self.config.n, self.config.rank, dims.hidden, self.config.bottleneck);
+        let (n, r, d, k) = (self.config.n, self.config.rank, dims.hidden, self.config.bottleneck.resolve(dims.hidden));
         let per_adapter = 2 * r * (d + k) + d + k;
         let norms = if self.config.train_layer_norm { dims.layer_norm_params() } else { 0 };
         let adapters: i64 = self.config.sites.iter().map(|&s| dims.layers_with(s)).sum();

@@ -1,8 +1,8 @@
 //! Low-rank method configurations.
 
 use pelt_core::{
-    config::{check_bottleneck, check_dropout, check_positive, check_sublayers},
-    BackboneDims, ConfigError, MethodConfig, Site,
+    config::{check_dropout, check_positive, check_sublayers, check_width},
+    BackboneDims, ConfigError, MethodConfig, Site, Width,
 };
 use serde::{Deserialize, Serialize};
 
@@ -163,20 +163,58 @@ impl MethodConfig for KronaConfig {
     }
 }
 
-/// KronA^B_res settings: a Kronecker adapter (A ⊗ B, d × d) beside the FFN, its output scaled by a
-/// learned per-layer scalar that starts at `scale`.
+/// Which KronA^B_res pelt builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KronaResForm {
+    /// Edalati et al.'s "learnable residual connection": Δ = s·(A ⊗ B)x + s_res·x beside the FFN, s
+    /// fixed, s_res a learned per-layer scalar on an extra identity path.
+    Residual,
+    /// pelt's form before the fidelity review: Δ = s_l·(A ⊗ B)x with s_l learned (starting at `scale`)
+    /// and no identity path. Kept so that its records still name their method; a config without `form`
+    /// (every record made before the field existed) reads as this.
+    ScaledBranch,
+}
+
+impl KronaResForm {
+    fn scaled_branch() -> KronaResForm {
+        KronaResForm::ScaledBranch
+    }
+    fn is_scaled_branch(&self) -> bool {
+        *self == KronaResForm::ScaledBranch
+    }
+}
+
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
+}
+
+/// KronA^B_res settings (Edalati et al. 2022): a Kronecker adapter (A ⊗ B, d × d) beside each layer's
+/// FFN, reading the FFN's input. The default is the `residual` form, Δ = s·(A ⊗ B)x + s_res·x: the
+/// paper's text was not at hand, and this form follows the secondary accounts of its Figure 2 (a
+/// fixed scale on the Kronecker branch plus a learned scalar on an identity path); s_res starts at 1
+/// as in the one public reimplementation found, A is Kaiming-uniform and B zero (pelt's KronA init).
+/// See `docs/protocols.md` ("KronA^B_res") for the sources and what is uncertain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KronaResConfig {
     /// (rows, cols) of A; both must divide d.
     pub a_shape: [i64; 2],
-    /// Initial value of the learned scale.
+    /// The Kronecker branch's scale: fixed in the `residual` form, the learned scale's start in
+    /// `scaled_branch`.
     pub scale: f64,
+    /// The form (see [`KronaResForm`]); left out of the serialised config for `scaled_branch`, which a
+    /// config without it means, so that older records keep their hashes and their meaning.
+    #[serde(default = "KronaResForm::scaled_branch", skip_serializing_if = "KronaResForm::is_scaled_branch")]
+    pub form: KronaResForm,
+    /// Start of the learned residual scale s_res (`residual` form only); left out at 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub residual_init: f64,
 }
 
 impl Default for KronaResConfig {
     fn default() -> Self {
-        KronaResConfig { a_shape: [32, 32], scale: 1.0 }
+        KronaResConfig { a_shape: [32, 32], scale: 1.0, form: KronaResForm::Residual, residual_init: 1.0 }
     }
 }
 
@@ -184,20 +222,28 @@ impl MethodConfig for KronaResConfig {
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
         check_divides("a_shape", self.a_shape[0], &[("d", dims.hidden)])?;
         check_divides("a_shape", self.a_shape[1], &[("d", dims.hidden)])?;
-        check_positive("scale", self.scale)
+        check_positive("scale", self.scale)?;
+        if !self.residual_init.is_finite() {
+            return Err(ConfigError::new("residual_init", format!("must be finite, got {}", self.residual_init)));
+        }
+        if self.form == KronaResForm::ScaledBranch && self.residual_init != 1.0 {
+            return Err(ConfigError::new("residual_init", "only the `residual` form has an identity path"));
+        }
+        Ok(())
     }
 }
 
 /// Compacter settings (Karimi Mahabadi et al. 2021), defaults from the reference configs: n = 4
 /// Kronecker terms, rank-1 fast weights, the rule matrices shared by every PHM layer and drawn from
 /// N(0, 1e-4), GELU (tanh form), LayerNorms trained. `Default` is Compacter (after attention and the
-/// FFN); [`CompacterConfig::plus_plus`] is Compacter++ (after the FFN only). The bottleneck is 24 —
-/// the reference's reduction factor 32 at d = 768, kept absolute as for the other adapters.
+/// FFN); [`CompacterConfig::plus_plus`] is Compacter++ (after the FFN only). The bottleneck is the
+/// reference's reduction factor 32 (`d/32`: 24 at d = 768, 12 at MiniLM's d = 384), so the budget
+/// scales with the backbone as the paper's does; an integer fixes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompacterConfig {
-    /// Bottleneck size k; n must divide it.
-    pub bottleneck: i64,
+    /// Bottleneck size k, an integer or `d/r` for reduction factor r; n must divide it.
+    pub bottleneck: Width,
     /// Number of Kronecker terms n (the hypercomplex division); must divide d and k.
     pub n: i64,
     /// Rank of each fast matrix B_i = s_i t_iᵀ.
@@ -213,7 +259,7 @@ pub struct CompacterConfig {
 impl Default for CompacterConfig {
     fn default() -> Self {
         CompacterConfig {
-            bottleneck: 24,
+            bottleneck: Width::Reduction(32),
             n: 4,
             rank: 1,
             rule_init_std: 1e-4,
@@ -232,9 +278,9 @@ impl CompacterConfig {
 
 impl MethodConfig for CompacterConfig {
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
-        check_bottleneck("bottleneck", self.bottleneck, dims)?;
-        check_divides("n", self.n, &[("d", dims.hidden), ("the bottleneck", self.bottleneck)])?;
-        let widest = (dims.hidden / self.n).min(self.bottleneck / self.n);
+        let k = check_width("bottleneck", self.bottleneck, dims)?;
+        check_divides("n", self.n, &[("d", dims.hidden), ("the bottleneck", k)])?;
+        let widest = (dims.hidden / self.n).min(k / self.n);
         if self.rank < 1 || self.rank > widest {
             return Err(ConfigError::new("rank", format!("must be in 1..={widest}, got {}", self.rank)));
         }

@@ -3,7 +3,7 @@
 //! a Kronecker adapter beside the FFN with a learned residual scale.
 
 use crate::{
-    config::{projection_shape, KronaConfig, KronaResConfig},
+    config::{projection_shape, KronaConfig, KronaResConfig, KronaResForm},
     kron::kron_apply,
 };
 use pelt_core::{Attachment, Backbone, BackboneDims, Delta, Dropout, Identity, Method, Result, Scale, Site, SiteTable};
@@ -83,12 +83,13 @@ impl Method for Krona {
     }
 }
 
-/// KronA^B_res: Δ = s_l·(A ⊗ B)·x beside each layer's FFN (x the FFN's input), s_l learned.
+/// KronA^B_res beside each layer's FFN (x the FFN's input): Δ = s·(A ⊗ B)·x + s_res,l·x with s_res,l
+/// learned (the `residual` form), or Δ = s_l·(A ⊗ B)·x with s_l learned (`scaled_branch`).
 #[derive(Debug)]
 pub struct KronaRes {
     vs: nn::VarStore,
     config: KronaResConfig,
-    /// (pair, learned scale) per layer.
+    /// (pair, learned scale) per layer: s_res,l or s_l by the form.
     layers: Vec<(Pair, Tensor)>,
 }
 
@@ -100,7 +101,10 @@ impl KronaRes {
         let layers = (0..dims.layers)
             .map(|l| {
                 let p = &root / "layer" / l / "ffn";
-                let scale = p.var("scale", &[1], nn::Init::Const(config.scale));
+                let scale = match config.form {
+                    KronaResForm::Residual => p.var("residual_scale", &[1], nn::Init::Const(config.residual_init)),
+                    KronaResForm::ScaledBranch => p.var("scale", &[1], nn::Init::Const(config.scale)),
+                };
                 (pair(p, config.a_shape, dims.hidden, dims.hidden), scale)
             })
             .collect();
@@ -114,7 +118,11 @@ impl Attachment for KronaRes {
             return None;
         }
         let (pair, scale) = &self.layers[layer];
-        Some(Delta { value: kron_apply(x, &pair.a, &pair.b), scale: Scale::Tensor(scale.shallow_clone()) })
+        let branch = kron_apply(x, &pair.a, &pair.b);
+        Some(match self.config.form {
+            KronaResForm::Residual => Delta::fixed(branch * self.config.scale + x * scale, 1.0),
+            KronaResForm::ScaledBranch => Delta { value: branch, scale: Scale::Tensor(scale.shallow_clone()) },
+        })
     }
 }
 
@@ -126,7 +134,11 @@ impl Method for KronaRes {
         &self.vs
     }
     fn identity(&self) -> Identity {
-        Identity::Exact
+        // B starts at zero; the identity path adds s_res·x from the start unless s_res starts at 0.
+        match self.config.form {
+            KronaResForm::Residual if self.config.residual_init != 0.0 => Identity::None,
+            _ => Identity::Exact,
+        }
     }
     fn formula_params(&self, dims: &BackboneDims) -> i64 {
         let [ar, ac] = self.config.a_shape;

@@ -180,7 +180,7 @@ pub fn methods() -> Vec<MethodEntry> {
                 sites: &[Site::FfnOutput],
                 form: Form::Parallel,
                 scale: ScaleKind::Learned,
-                formula: "L·(a₁a₂ + (d/a₁)(d/a₂) + 1)",
+                formula: "L·(a₁a₂ + (d/a₁)(d/a₂) + 1) (A ⊗ B and one learned s_res per layer)",
             },
             KronaResConfig,
             KronaRes::new
@@ -193,7 +193,7 @@ pub fn methods() -> Vec<MethodEntry> {
                 sites: &[Site::AttentionOutput, Site::FfnOutput, Site::LayerNorm],
                 form: Form::Sequential,
                 scale: ScaleKind::Fixed,
-                formula: "n³ + 2L·(2r(d + k) + d + k) + L·4d (n terms, rank r, bottleneck k)",
+                formula: "n³ + 2L·(2r(d + k) + d + k) + L·4d (n terms, rank r, bottleneck k = d/32: 12 at d = 384, 24 at d = 768)",
             },
             CompacterConfig,
             Compacter::plain
@@ -206,7 +206,7 @@ pub fn methods() -> Vec<MethodEntry> {
                 sites: &[Site::FfnOutput, Site::LayerNorm],
                 form: Form::Sequential,
                 scale: ScaleKind::Fixed,
-                formula: "n³ + L·(2r(d + k) + d + k) + L·4d",
+                formula: "n³ + L·(2r(d + k) + d + k) + L·4d (k = d/32)",
             },
             CompacterConfig,
             Compacter::plus_plus,

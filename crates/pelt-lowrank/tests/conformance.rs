@@ -4,7 +4,7 @@ use pelt_backbone::{Bert, BertConfig};
 use pelt_core::Attachment;
 use pelt_core::{testkit, Backbone, BackboneDims, Method, Site};
 use pelt_lowrank::{
-    config::{CompacterConfig, KAdaptationConfig, KronaConfig, KronaResConfig, LoraConfig},
+    config::{CompacterConfig, KAdaptationConfig, KronaConfig, KronaResConfig, KronaResForm, LoraConfig},
     Adalora, Compacter, Dora, Ia3, KAdaptation, Krona, KronaRes, Loha, Lokr, Lora, Oft, Vera,
 };
 use tch::{Device, Tensor};
@@ -262,16 +262,47 @@ fn krona_conforms_and_merges() {
 fn krona_res_conforms() {
     // Per layer: A 4 × 4, B 4 × 4 and the learned scale.
     let config = KronaResConfig { a_shape: [4, 4], ..KronaResConfig::default() };
-    testkit::run_conformance(&backbone, &build(config, KronaRes::new), 2 * (16 + 16 + 1));
+    testkit::run_conformance(&backbone, &build(config.clone(), KronaRes::new), 2 * (16 + 16 + 1));
+    let branch = KronaResConfig { form: KronaResForm::ScaledBranch, ..config };
+    testkit::run_conformance(&backbone, &build(branch, KronaRes::new), 2 * (16 + 16 + 1));
+}
+
+#[test]
+fn krona_res_adds_a_learned_identity_path_and_old_configs_keep_their_form() {
+    let dims = BackboneDims { hidden: 16, layers: 2, heads: 2, intermediate: 32, ..Default::default() };
+    let x = Tensor::randn([2, 3, 16], (tch::Kind::Float, Device::Cpu));
+    let delta = |config: KronaResConfig| {
+        let m = KronaRes::new(config, &dims, Device::Cpu).unwrap();
+        let d = m.sublayer(1, Site::FfnOutput, &x, &x, false).unwrap();
+        let s = match d.scale {
+            pelt_core::Scale::Fixed(s) => Tensor::from(s),
+            pelt_core::Scale::Tensor(t) => t,
+        };
+        d.value * s
+    };
+    let gap = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]);
+    // B starts at zero, so at init Δ = s_res·x in the residual form and 0 in the scaled-branch form.
+    let residual = KronaResConfig { a_shape: [4, 4], residual_init: 0.5, ..KronaResConfig::default() };
+    assert!(gap(&delta(residual.clone()), &(&x * 0.5)) < 1e-6);
+    let branch = KronaResConfig { form: KronaResForm::ScaledBranch, residual_init: 1.0, ..residual.clone() };
+    assert_eq!(delta(branch).abs().max().double_value(&[]), 0.0);
+    // A config written before `form` existed reads as the scaled branch it was trained with; the new
+    // default writes its form, so its runs hash apart from the old ones.
+    let old: KronaResConfig = serde_yaml::from_str("a_shape: [4, 4]\nscale: 1.0\n").unwrap();
+    assert_eq!(old.form, KronaResForm::ScaledBranch);
+    let new = serde_yaml::to_string(&KronaResConfig::default()).unwrap();
+    assert!(new.contains("form: residual") && !new.contains("residual_init"), "{new}");
+    let old_text = serde_yaml::to_string(&old).unwrap();
+    assert!(!old_text.contains("form"), "{old_text}");
 }
 
 #[test]
 fn compacter_and_compacter_pp_conform() {
     // n = 4, r = 1, k = 8: each PHM adapter has down (16·1 + 1·8)… in all 2r(d + k) + d + k = 72;
     // the shared rule n³ = 64; LayerNorms 2·4·16 = 128.
-    let config = CompacterConfig { bottleneck: 8, ..CompacterConfig::default() };
+    let config = CompacterConfig { bottleneck: 8.into(), ..CompacterConfig::default() };
     testkit::run_conformance(&backbone, &build(config, Compacter::plain), 64 + 2 * 2 * 72 + 128);
-    let config = CompacterConfig { bottleneck: 8, ..CompacterConfig::plus_plus() };
+    let config = CompacterConfig { bottleneck: 8.into(), ..CompacterConfig::plus_plus() };
     testkit::run_conformance(&backbone, &build(config, Compacter::plus_plus), 64 + 2 * 72 + 128);
 }
 
@@ -299,10 +330,21 @@ fn kronecker_configs_refuse_bad_values() {
             ("targets: [head]", "targets"),
         ],
     );
-    testkit::check_config::<KronaResConfig>(&dims, &[("a_shape: [7, 4]", "a_shape"), ("scale: -1", "scale")]);
+    testkit::check_config::<KronaResConfig>(
+        &dims,
+        &[("a_shape: [7, 4]", "a_shape"), ("scale: -1", "scale"), ("form: sideways", "form")],
+    );
     testkit::check_config::<CompacterConfig>(
         &dims,
-        &[("n: 5", "n"), ("bottleneck: 6", "n"), ("rank: 7", "rank"), ("sites: [query]", "sites"), ("phm: 1", "phm")],
+        &[
+            ("n: 5", "n"),
+            ("bottleneck: 6", "n"),
+            ("bottleneck: d/0", "bottleneck"),
+            ("bottleneck: d/2x", "bottleneck"),
+            ("rank: 7", "rank"),
+            ("sites: [query]", "sites"),
+            ("phm: 1", "phm"),
+        ],
     );
     testkit::check_config::<KAdaptationConfig>(
         &dims,
@@ -435,4 +477,20 @@ fn an_evaluation_merge_works_on_a_vit_too() {
     assert!((&out - &attached).abs().max().double_value(&[]) < 1e-4);
     drop(merged);
     assert!(vit.var_store().variables()["encoder.layer.0.attention.attention.query.weight"].equal(&before));
+}
+
+#[test]
+fn compacter_budget_is_a_reduction_factor() {
+    // The reference's factor 32: 12 at MiniLM's d = 384, 24 at d = 768; an integer still fixes it.
+    let default = CompacterConfig::default();
+    assert_eq!(default.bottleneck.resolve(384), 12);
+    assert_eq!(default.bottleneck.resolve(768), 24);
+    assert_eq!(serde_yaml::to_string(&default.bottleneck).unwrap().trim(), "d/32");
+    let fixed: CompacterConfig = serde_yaml::from_str("bottleneck: 24").unwrap();
+    assert_eq!(fixed.bottleneck.resolve(384), 24);
+    assert_eq!(serde_yaml::to_string(&fixed.bottleneck).unwrap().trim(), "24");
+    let minilm = BertConfig::minilm().dims();
+    let m = Compacter::plus_plus(CompacterConfig::plus_plus(), &minilm, Device::Cpu).unwrap();
+    // n³ + L·(2r(d + k) + d + k) + LayerNorms at k = 12.
+    assert_eq!(m.formula_params(&minilm), 64 + 6 * (2 * (384 + 12) + 384 + 12) + minilm.layer_norm_params());
 }

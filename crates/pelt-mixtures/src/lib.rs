@@ -48,10 +48,24 @@ pub fn methods() -> Vec<MethodEntry> {
                 sites: &[Site::AttentionKv, Site::FfnOutput],
                 form: Form::Parallel,
                 scale: ScaleKind::Fixed,
-                formula: "prefix_tuning (P = 30) + scaled_parallel_adapter (m = 512, s = 4)",
+                formula: "prefix_tuning (P = 30, MLP 800) + scaled_parallel_adapter (m = 512, s = 4; XSum setting)",
             },
             MamConfig,
             Mam::new
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "mam_glue",
+                family: "mixtures",
+                paper: "He et al. 2022, Towards a Unified View (MAM adapter, GLUE setting of exps/run_glue.sh)",
+                sites: &[Site::AttentionKv, Site::FfnOutput],
+                form: Form::Parallel,
+                scale: ScaleKind::Fixed,
+                formula: "prefix_tuning (P = 16, MLP 800) + scaled_parallel_adapter (m = 16, s = 2)",
+            },
+            MamConfig,
+            |c, d, dev| Mam::named("mam_glue", c, d, dev),
+            defaults = MamConfig::glue()
         ),
         method_entry!(
             MethodInfo {

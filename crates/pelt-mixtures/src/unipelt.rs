@@ -8,8 +8,10 @@
 //! prefix gate and for LoRA's (one gate per LoRA target, as each `LoRA_Linear` has its own), the
 //! adapter's input (the LayerNormed residual sum after the FFN, Pfeiffer's placement) for the adapter
 //! gate. The prefix gate scales the prefix keys and values; LoRA's gate replaces α/r; the adapter's
-//! scales its output. The mean runs over real positions only (the reference pads every batch to 128 and
-//! averages padding in; pelt's outputs must not depend on padding). In a decoder stack a gate may only
+//! scales its output. By default the mean runs over real positions only (pelt's outputs must not
+//! depend on padding); `gate_pooling: all_positions` averages every position of the batch, which with
+//! the training setting `pad_to_max_len: true` is the reference's form (it pads every batch to 128 and
+//! averages the padding in). In a decoder stack a gate may only
 //! see the past, so there it is the running mean over positions ≤ t, one per token, and the prefix gate
 //! scales the prefix positions' attention probabilities instead (per query). The gates' mean values
 //! over the evaluation passes since the last training step (in a run: the final dev and test
@@ -22,17 +24,40 @@ use pelt_adapters::{
 };
 use pelt_core::{
     Attachment, Backbone, BackboneDims, ConfigError, Delta, Identity, Method, MethodConfig, Prefix, Result, Scale,
-    Site, SiteTable,
+    Site, SiteTable, Width,
 };
 use pelt_lowrank::{config::LoraConfig, LoraModule};
-use pelt_prompts::{config::PrefixConfig, PrefixModule};
+use pelt_prompts::{
+    config::{PrefixConfig, PrefixInit},
+    PrefixModule,
+};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use tch::{nn, Device, Kind, Tensor};
 
+/// How a gate's per-position values become one per example (encoder stacks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GatePooling {
+    /// The mean over real tokens: the result does not depend on how a batch is padded.
+    #[default]
+    RealTokens,
+    /// The mean over every position of the batch, padding included: the reference code's, exact when
+    /// batches are padded to a fixed length as it pads them (training setting `pad_to_max_len`).
+    AllPositions,
+}
+
+impl GatePooling {
+    fn is_real_tokens(&self) -> bool {
+        *self == GatePooling::RealTokens
+    }
+}
+
 /// UniPELT settings: the parts' own configs. Defaults follow the reference code's: prefix length 10
-/// (MLP width 512), LoRA r 8 on query and value without dropout (its α is unused: the gate replaces
-/// α/r), an adapter of bottleneck 48 after the FFN (ReLU, Pfeiffer's placement).
+/// (MLP width 512) drawn as `BertModel.init_weights()` draws it there (N(0, 0.02), zero biases:
+/// `init: reference_unipelt`), LoRA r 8 on query and value without dropout (its α is unused: the gate
+/// replaces α/r), an adapter of reduction factor 16 after the FFN (`d/16`: 48 at d = 768, 24 at
+/// MiniLM's d = 384; ReLU, Pfeiffer's placement), gates pooled over real tokens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UniPeltConfig {
@@ -42,15 +67,24 @@ pub struct UniPeltConfig {
     pub lora: LoraConfig,
     /// The adapter after the FFN (`sites` must be `[ffn_output]`; LayerNorms stay frozen).
     pub adapter: BottleneckConfig,
+    /// How the gates pool over positions (see [`GatePooling`]); left out of the serialised config at
+    /// `real_tokens`.
+    #[serde(skip_serializing_if = "GatePooling::is_real_tokens")]
+    pub gate_pooling: GatePooling,
 }
 
 impl Default for UniPeltConfig {
     fn default() -> Self {
         UniPeltConfig {
-            prefix: PrefixConfig::default(),
+            prefix: PrefixConfig { init: PrefixInit::ReferenceUnipelt, ..PrefixConfig::default() },
             // The reference passes no LoRA dropout (0).
             lora: LoraConfig { dropout: 0.0, ..LoraConfig::default() },
-            adapter: BottleneckConfig { train_layer_norm: false, ..BottleneckConfig::pfeiffer() },
+            adapter: BottleneckConfig {
+                bottleneck: Width::Reduction(16),
+                train_layer_norm: false,
+                ..BottleneckConfig::pfeiffer()
+            },
+            gate_pooling: GatePooling::RealTokens,
         }
     }
 }
@@ -142,7 +176,7 @@ impl UniPelt {
             &(&root / "adapter"),
             dims,
             &a.sites,
-            a.bottleneck,
+            a.bottleneck.resolve(dims.hidden),
             BottleneckInit::TruncatedNormal(a.init_std),
             a.activation,
             a.dropout,
@@ -174,6 +208,8 @@ impl UniPelt {
     fn gate(&self, gate: &Gate, part: Part, x: &Tensor, train: bool) -> Tensor {
         let positions = self.positions.borrow();
         let (keep, causal) = positions.as_ref().expect("the backbone announces each stack (Attachment::begin_stack)");
+        let every = self.config.gate_pooling == GatePooling::AllPositions;
+        let keep = &if every { keep.ones_like() } else { keep.shallow_clone() };
         let g = gate.forward(x) * keep;
         let g = if *causal {
             g.cumsum(1, Kind::Float) / keep.cumsum(1, Kind::Float).clamp_min(1.0)
@@ -260,7 +296,7 @@ impl Method for UniPelt {
         Identity::None
     }
     fn formula_params(&self, dims: &BackboneDims) -> i64 {
-        let (h, m) = (dims.hidden, self.config.adapter.bottleneck);
+        let (h, m) = (dims.hidden, self.config.adapter.bottleneck.resolve(dims.hidden));
         let adapter = dims.layers * (2 * h * m + h + m);
         let gates =
             (2 * dims.layers + self.config.lora.targets.iter().map(|&s| dims.layers_with(s)).sum::<i64>()) * (h + 1);

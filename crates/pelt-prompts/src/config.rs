@@ -78,9 +78,15 @@ impl MethodConfig for PromptConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PrefixInit {
-    /// Embeddings N(0, 1) and nn.Linear's init for the MLP (UniPELT's and He et al.'s code).
+    /// Embeddings N(0, 1) as nn.Embedding and nn.Linear's init for the MLP: Li & Liang's standalone
+    /// prefix tuning, peft's and He et al.'s code. Also read as `li_liang`.
     #[default]
+    #[serde(alias = "li_liang")]
     Random,
+    /// UniPELT's code (morningmoni/UniPELT): the prefix embedding and its MLP live inside `BertEncoder`,
+    /// so `BertModel.init_weights()` draws the embedding and both MLP weights from N(0, 0.02) and zeroes
+    /// the biases. The starting keys and values are far smaller than under `random`.
+    ReferenceUnipelt,
     /// Li & Liang's low-data init: the MLP is first fitted (Adam, lr 1e-4, 500 steps, MSE) to the keys
     /// and values the frozen backbone computes for P real vocabulary tokens drawn with the seed. BERT-style
     /// text encoders only.
@@ -96,7 +102,7 @@ impl PrefixInit {
 /// Prefix tuning settings (Li & Liang 2021): P key/value positions in every layer's attention,
 /// produced during training by an MLP from P embeddings (the reparameterisation), folded into plain
 /// keys and values for inference. Defaults: P = 10 (UniPELT's), hidden size 512 (Li & Liang's), random
-/// init.
+/// init (Li & Liang's; UniPELT sets `reference_unipelt` for its own prefix).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrefixConfig {

@@ -53,18 +53,20 @@ pub struct PrefixModule {
 }
 
 impl PrefixModule {
-    /// Builds the prefix embeddings and the MLP under `root` (nn.Linear's init; embeddings N(0, 1) as
-    /// nn.Embedding).
+    /// Builds the prefix embeddings and the MLP under `root`: nn.Linear's init and embeddings N(0, 1) as
+    /// nn.Embedding, or BERT's N(0, 0.02) with zero biases for [`PrefixInit::ReferenceUnipelt`].
     pub fn new(root: nn::Path, config: PrefixConfig, dims: &BackboneDims) -> PrefixModule {
         let (d, m, out) = (dims.hidden, config.mid_dim, dims.layers * 2 * dims.attention_width());
+        let bert = config.init == PrefixInit::ReferenceUnipelt;
+        let bert_normal = nn::Init::Randn { mean: 0.0, stdev: 0.02 };
         let linear = |name: &str, i: i64, o: i64| {
             let bound = 1.0 / (i as f64).sqrt();
-            (
-                root.var(&format!("{name}_weight"), &[o, i], nn::Init::Uniform { lo: -bound, up: bound }),
-                root.var(&format!("{name}_bias"), &[o], nn::Init::Uniform { lo: -bound, up: bound }),
-            )
+            let uniform = nn::Init::Uniform { lo: -bound, up: bound };
+            let (w, b) = if bert { (bert_normal, nn::Init::Const(0.0)) } else { (uniform, uniform) };
+            (root.var(&format!("{name}_weight"), &[o, i], w), root.var(&format!("{name}_bias"), &[o], b))
         };
-        let embedding = root.var("embedding", &[config.length, d], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
+        let e = if bert { bert_normal } else { nn::Init::Randn { mean: 0.0, stdev: 1.0 } };
+        let embedding = root.var("embedding", &[config.length, d], e);
         let (w1, b1) = linear("mlp_in", d, m);
         let (w2, b2) = linear("mlp_out", m, out);
         PrefixModule {

@@ -58,6 +58,31 @@ pub fn frame(records: &[Record]) -> PolarsResult<DataFrame> {
     )
 }
 
+/// Records whose cell (label, task, data size) holds runs of more than one configuration — a method's
+/// defaults changed under an unchanged label, or the experiment file was edited — must not be averaged
+/// together: the configuration trained last keeps the label, every other one is relabelled
+/// `label (earlier config <first 8 of its hash>)`, so the table shows them beside each other.
+pub fn split_configurations(records: &[Record]) -> Vec<Record> {
+    let mut latest: BTreeMap<(&str, &str, &str), (u64, &str)> = BTreeMap::new();
+    for r in records {
+        let cell = latest.entry((&r.method, &r.task, &r.data_size)).or_insert((r.finished_at, &r.config_hash));
+        if (r.finished_at, r.config_hash.as_str()) > (cell.0, cell.1) {
+            *cell = (r.finished_at, &r.config_hash);
+        }
+    }
+    records
+        .iter()
+        .map(|r| {
+            let current = latest[&(r.method.as_str(), r.task.as_str(), r.data_size.as_str())].1;
+            if r.config_hash == current {
+                return r.clone();
+            }
+            let short: String = r.config_hash.chars().take(8).collect();
+            Record { method: format!("{} (earlier config {short})", r.method), ..r.clone() }
+        })
+        .collect()
+}
+
 /// Aggregates records into a table; `exp` (when known) fixes the row and column order.
 pub fn build(records: &[Record], exp: Option<&Suite>) -> Result<Table> {
     build_on(records, exp, None)
@@ -83,7 +108,8 @@ pub fn build_on(records: &[Record], exp: Option<&Suite>, metric: Option<&str>) -
     // One group per (method, task, size) of the runs that finished ok. Polars' eager group-by with the
     // aggregations its lazy engine runs (the `lazy` feature, with its query planner, doubled the cold
     // build for this one query).
-    let df = frame(records)?;
+    let split = split_configurations(records);
+    let df = frame(&split)?;
     let ok = df.column("status")?.str()?.equal("ok");
     let df = df.filter(&ok)?;
     let by = df.group_by_stable(["method", "task", "data_size"])?;
@@ -529,6 +555,33 @@ mod tests {
         let mut r = pelt_records::test_record("rte", method, seed);
         (r.best_dev_score, r.best_step, r.steps) = (Some(50.0), Some(best), steps);
         r
+    }
+
+    #[test]
+    fn one_label_with_two_configurations_becomes_two_rows() {
+        // UniPELT's defaults changed between two sweeps of the same suite: the seeds of each config
+        // average apart, the newer config keeps the label.
+        let at = |seed, hash: &str, time, score| Record {
+            config_hash: hash.to_owned(),
+            finished_at: time,
+            score: Some(score),
+            ..pelt_records::test_record("rte", "unipelt", seed)
+        };
+        let records = vec![
+            at(1, "aaaaaaaa1111", 10, 50.0),
+            at(2, "aaaaaaaa1111", 11, 52.0),
+            at(1, "bbbbbbbb2222", 20, 70.0),
+            at(2, "bbbbbbbb2222", 21, 72.0),
+        ];
+        let t = build(&records, None).unwrap();
+        let col = (String::from("rte"), String::from("100"));
+        let cell = |m: &str| t.cells[&(m.to_owned(), col.clone())];
+        assert_eq!((cell("unipelt").mean, cell("unipelt").n), (71.0, 2));
+        let old = cell("unipelt (earlier config aaaaaaaa)");
+        assert_eq!((old.mean, old.n), (51.0, 2));
+        // One configuration per cell: nothing is relabelled.
+        let same = split_configurations(&records[2..]);
+        assert!(same.iter().all(|r| r.method == "unipelt"));
     }
 
     #[test]

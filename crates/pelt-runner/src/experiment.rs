@@ -296,6 +296,13 @@ impl Experiment {
                 }
             }
         }
+        if exp.training.pad_to_max_len && exp.tasks.iter().any(|t| is_summarization(t) || pelt_tokens::is_ner(t)) {
+            let line = text.lines().position(|l| l.trim_start().starts_with("pad_to_max_len:")).map_or(0, |i| i + 1);
+            bail!(
+                "{shown}:{line}: field `training.pad_to_max_len`: pads classification batches only (the \
+                 reference form of UniPELT's gate pooling); this file has summarization or NER tasks"
+            );
+        }
         let sources = exp.transfer.as_ref().map(|t| t.sources.clone()).unwrap_or_default();
         let config = exp.backbone.join("config.json");
         let summarizing = exp.tasks.iter().filter(|t| is_summarization(t)).count();
@@ -766,6 +773,22 @@ methods:\n  - method: lora\n    lr: 1.0e-3\n    config: {r: 4}\n  - method: houl
                 prop_assert!(e.to_string().contains("e.yaml"), "{e}");
             }
         }
+    }
+
+    #[test]
+    fn fixed_length_padding_is_for_classification_only() {
+        let dir = workspace();
+        let path = dir.path().join("e.yaml");
+        let glue = format!("glue_dir: {}", dir.path().join("glue").display());
+        let padded =
+            VALID.replace("glue_dir: glue", &glue).replace("  epochs: 2\n", "  epochs: 2\n  pad_to_max_len: true\n");
+        std::fs::write(&path, &padded).unwrap();
+        let registry = crate::registry::registry();
+        let (exp, _) = Experiment::load(&path, &registry, dir.path(), &Places::default()).unwrap();
+        assert!(exp.training.pad_to_max_len);
+        std::fs::write(&path, padded.replace("tasks: [sst2]", "tasks: [wnut17]")).unwrap();
+        let err = Experiment::load(&path, &registry, dir.path(), &Places::default()).unwrap_err().to_string();
+        assert!(err.contains(":10: field `training.pad_to_max_len`"), "{err}");
     }
 
     #[test]

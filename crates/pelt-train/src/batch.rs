@@ -2,7 +2,7 @@
 //! by length, padded text inputs, and reproducible caps on fixed splits.
 
 use pelt_core::Inputs;
-use pelt_data::{tokenize::pad, Encoding};
+use pelt_data::{tokenize::pad_to, Encoding};
 use rand::{seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Tensor};
@@ -20,7 +20,12 @@ pub fn capped(n: usize, limit: usize) -> Vec<usize> {
 
 /// A padded batch of token encodings as the backbone takes it (ids, attention mask, segment ids).
 pub fn inputs(batch: &[&Encoding], pad_id: i64, device: Device) -> Inputs {
-    let p = pad(batch, pad_id);
+    padded_inputs(batch, pad_id, 0, device)
+}
+
+/// As [`inputs`], padded to at least `len` positions.
+pub fn padded_inputs(batch: &[&Encoding], pad_id: i64, len: usize, device: Device) -> Inputs {
+    let p = pad_to(batch, pad_id, len);
     let shape = [p.rows as i64, p.len as i64];
     Inputs::text(
         Tensor::from_slice(&p.ids).view(shape).to_device(device),

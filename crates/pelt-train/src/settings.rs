@@ -78,6 +78,12 @@ pub struct Training {
     /// that fp32 runs keep their hashes; any other value is part of every run's hash.
     #[serde(skip_serializing_if = "Precision::is_fp32")]
     pub precision: Precision,
+    /// Pad every text batch to `max_len` positions, as reference code that pads to `max_seq_length`
+    /// does (UniPELT's; see its `gate_pooling: all_positions`), instead of to the batch's longest
+    /// example. Slower; results differ only where a method reads padding positions. Left out of the
+    /// serialised settings when off, so that other runs keep their hashes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pad_to_max_len: bool,
 }
 
 impl Default for Training {
@@ -98,6 +104,7 @@ impl Default for Training {
             threads: 0,
             head_lr: None,
             precision: Precision::Fp32,
+            pad_to_max_len: false,
         }
     }
 }
