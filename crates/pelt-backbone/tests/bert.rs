@@ -65,16 +65,11 @@ fn padding_never_changes_real_tokens() {
     assert!(diff < 1e-5, "padding changed real-token outputs by {diff}");
 }
 
-#[test]
-fn minilm_matches_hugging_face_sentence_embeddings() {
-    let dir = assets().join("minilm");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "{} is missing: run scripts/setup.sh (the README's set-up)",
-        dir.display()
-    );
-    let reference: serde_json::Value =
-        serde_json::from_str(include_str!("data/minilm_reference.json")).expect("reference json");
+/// Mean-pooled, normalised sentence embeddings of the model in `dir` against the reference file's
+/// (scripts/reference/minilm_embeddings.py), token ids first.
+fn matches_sentence_embeddings(dir: &std::path::Path, reference: &str, setup: &str) {
+    assert!(dir.join("model.safetensors").is_file(), "{} is missing: run {setup}", dir.display());
+    let reference: serde_json::Value = serde_json::from_str(reference).expect("reference json");
     let sentences: Vec<&str> = reference["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     let tokenizer = pelt_data::TextTokenizer::load(&dir.join("tokenizer.json"), 128).unwrap();
     let encodings = tokenizer.encode_texts(&sentences).unwrap();
@@ -104,6 +99,20 @@ fn minilm_matches_hugging_face_sentence_embeddings() {
         let max_diff = (got - want).abs().max().double_value(&[]);
         assert!(max_diff < 1e-4, "sentence {i}: max abs diff {max_diff}");
     }
+}
+
+#[test]
+fn minilm_matches_hugging_face_sentence_embeddings() {
+    let reference = include_str!("data/minilm_reference.json");
+    matches_sentence_embeddings(&assets().join("minilm"), reference, "scripts/setup.sh (the README's set-up)");
+}
+
+/// The real all-mpnet-base-v2 (opt-in asset): `just setup-mpnet && just test-mpnet`.
+#[test]
+#[ignore = "needs the opt-in asset: just setup-mpnet, then just test-mpnet"]
+fn mpnet_matches_hugging_face_sentence_embeddings() {
+    let reference = include_str!("data/mpnet_reference.json");
+    matches_sentence_embeddings(&assets().join("mpnet"), reference, "just setup-mpnet");
 }
 
 /// Fixed prefix keys and values with an optional gate, for the gated-attention checks.

@@ -40,8 +40,8 @@ pub struct BackboneDims {
     /// Whether the FFN is gated: act(x W₀) ⊙ (x W₁), two input projections (T5 v1.1, mT5).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gated_ffn: bool,
-    /// Relative position buckets per attention head, held by each stack's first layer (T5); 0 for
-    /// absolute positions.
+    /// Relative position buckets per attention head, held by each stack's first layer (T5) or once by
+    /// the encoder (MPNet, beside its absolute positions); 0 for none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub position_buckets: i64,
     /// Whether an encoder-decoder has an LM head of its own rather than the tied embedding matrix.

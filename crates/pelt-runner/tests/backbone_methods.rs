@@ -255,3 +255,38 @@ fn decoder_positions_never_see_later_tokens_with_any_method() {
         assert!(last > 1e-4, "{}: the last position should see its own token", entry.info.name);
     }
 }
+
+/// A small MPNet (BERT's encoder with RoBERTa's positions, no segments and one relative-position bias
+/// shared by its layers), d = 128 as the other backbones here.
+fn mpnet() -> Box<dyn Backbone> {
+    let config = pelt_backbone::BertConfig {
+        model_type: "mpnet".into(),
+        hidden_size: 128,
+        num_attention_heads: 4,
+        intermediate_size: 256,
+        max_position_embeddings: 130,
+        type_vocab_size: 0,
+        pad_token_id: 1,
+        relative_attention_num_buckets: Some(32),
+        ..pelt_backbone::BertConfig::tiny()
+    };
+    Box::new(pelt_backbone::Bert::random(&config, 11, Device::Cpu))
+}
+
+#[test]
+fn every_method_conforms_on_an_mpnet() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dims = mpnet().dims().clone();
+    assert_eq!((dims.arch.as_str(), dims.type_vocab), ("mpnet", 0));
+    for entry in entries() {
+        let routed = build(&entry, &dims, 0).routes_tasks();
+        for sources in if routed { vec![0, 2] } else { vec![0] } {
+            let expected = build(&entry, &dims, sources).formula_params(&dims);
+            testkit::run_conformance(&mpnet, &|d: &BackboneDims| build(&entry, d, sources), expected);
+        }
+    }
+    // The shared bias table is the backbone's, not a bias: BitFit counts what it counts on BERT (the
+    // embedding LayerNorm's bias and per layer 4·128 + 256 + 128 + 2·128 biases).
+    let bitfit = build(&entries().into_iter().find(|e| e.info.name == "bitfit").unwrap(), &dims, 0);
+    assert_eq!(bitfit.formula_params(&dims), 128 + 2 * (512 + 256 + 128 + 256));
+}

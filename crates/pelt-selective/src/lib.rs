@@ -104,7 +104,8 @@ pub fn ln_tuning(config: LnTuningConfig, _: &BackboneDims, device: Device) -> pe
 
 /// Parameters of a BERT-family encoder or a ViT from its sizes (embeddings with their LayerNorm, or a
 /// ViT's class token, positions, patch projection and final LayerNorm; then per layer: q, k, v,
-/// attention output, two FFN projections, two LayerNorms). The pooler is not loaded.
+/// attention output, two FFN projections, two LayerNorms; an MPNet's one relative-position table,
+/// buckets × heads). The pooler is not loaded.
 pub fn bert_params(d: &BackboneDims) -> i64 {
     if d.is_t5() {
         return t5_params(d);
@@ -116,7 +117,7 @@ pub fn bert_params(d: &BackboneDims) -> i64 {
         Some(img) => h + d.positions * h + (img.channels * img.patch * img.patch * h + h) + 2 * h,
         None => (d.vocab + d.positions + d.type_vocab) * h + 2 * h,
     };
-    outside + l * layer
+    outside + l * layer + d.position_buckets * d.heads
 }
 
 /// Parameters of a T5 / mT5 from its sizes: the shared embedding (and an untied LM head), per layer the
