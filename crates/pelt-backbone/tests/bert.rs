@@ -85,7 +85,7 @@ fn matches_sentence_embeddings(dir: &std::path::Path, reference: &str, setup: &s
         Tensor::from_slice(&padded.mask).view(shape),
         Tensor::from_slice(&padded.type_ids).view(shape),
     );
-    let model = Bert::load(&dir, Device::Cpu).unwrap();
+    let model = Bert::load(dir, Device::Cpu).unwrap();
     let encoded = tch::no_grad(|| model.forward(&batch, &NoMethod, false));
     let emb = pool(&encoded, Pooling::Mean);
     let emb = &emb / emb.norm_scalaropt_dim(2.0, [1], true);
