@@ -75,7 +75,7 @@ pub fn methods() -> Vec<MethodEntry> {
                 sites: &[Site::Query, Site::Value, Site::AttentionKv, Site::FfnOutput],
                 form: Form::Sequential,
                 scale: ScaleKind::Gated,
-                formula: "prefix_tuning + lora + pfeiffer adapter + (2L + L·t)(d + 1) gates (t LoRA targets)",
+                formula: "prefix_tuning + lora + pfeiffer adapter at m = d/16 (24 at d = 384, 48 at d = 768) + (2L + L·t)(d + 1) gates (t LoRA targets)",
             },
             UniPeltConfig,
             UniPelt::new
