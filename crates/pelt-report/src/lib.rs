@@ -9,6 +9,7 @@ pub mod budget;
 pub mod communication;
 pub mod cost;
 pub mod page;
+pub mod pairs;
 pub mod plot;
 pub mod table;
 
@@ -32,6 +33,8 @@ pub struct Suite {
     pub methods: Vec<String>,
     /// Runs in the grid (methods × tasks × data sizes × seeds), when the file lists all four.
     pub grid: Option<usize>,
+    /// Row labels to compare paired by seed, (before, after) (see [`pairs`]).
+    pub pairs: Vec<(String, String)>,
 }
 
 impl Suite {
@@ -65,6 +68,8 @@ impl Suite {
             seeds: Vec<serde_yaml::Value>,
             #[serde(default)]
             tuning: Option<Tuning>,
+            #[serde(default)]
+            pairs: Vec<[String; 2]>,
         }
         let f: File = serde_yaml::from_str(text)?;
         // A searched learning rate runs one trial per rate.
@@ -84,6 +89,7 @@ impl Suite {
             tasks: f.tasks,
             methods,
             grid: (grid > 0).then_some(grid),
+            pairs: f.pairs.into_iter().map(|[a, b]| (a, b)).collect(),
         })
     }
 }
@@ -145,12 +151,16 @@ pub fn table_of(records: &[Record], exp: Option<&Suite>, chosen: &budget::Chosen
 }
 
 /// Rewrites the generated part of the suite's page from its table: the Markdown table with its caption,
-/// then the differences beyond seed noise.
-fn write_page(suite_dir: &Path, exp: Option<&Suite>, t: &table::Table) -> Result<PathBuf> {
+/// then the differences beyond seed noise, then the experiment's paired comparisons (`pairs`).
+fn write_page(suite_dir: &Path, exp: Option<&Suite>, t: &table::Table, records: &[Record]) -> Result<PathBuf> {
     let mut text = t.render(table::Format::Markdown);
     if let Some(s) = table::separated(t) {
         text.push('\n');
         text.push_str(&s);
+    }
+    if let Some(p) = exp.and_then(|e| pairs::table(records, &e.pairs)) {
+        text.push_str("\n## Before and after\n\n");
+        text.push_str(&p);
     }
     let name = exp.map_or_else(|| suite_dir.display().to_string(), |e| e.name.clone());
     page::write(suite_dir, &page::Page { name: &name, table: &text })
@@ -205,7 +215,18 @@ pub fn write_tables(suite_dir: &Path, records: &[Record], exp: Option<&Suite>) -
             let _ = std::fs::remove_file(&noise);
         }
     }
-    write_page(suite_dir, exp, &t)?;
+    let paired = suite_dir.join("pairs.md");
+    match exp.and_then(|e| pairs::table(records, &e.pairs)) {
+        Some(p) => {
+            write_atomic(&paired, p.as_bytes())?;
+            text.push('\n');
+            text.push_str(&p);
+        }
+        None => {
+            let _ = std::fs::remove_file(&paired);
+        }
+    }
+    write_page(suite_dir, exp, &t, records)?;
     Ok(text)
 }
 
@@ -225,7 +246,7 @@ pub fn write_plots(
     let name = exp.map_or_else(|| suite_dir.display().to_string(), |e| e.name.clone());
     let comm = plot::communication_curves(records);
     let files = plot::write(&t, &plot::curves(records), &comm, families, &name, out, font)?;
-    write_page(suite_dir, exp, &t)?;
+    write_page(suite_dir, exp, &t, records)?;
     Ok(files)
 }
 

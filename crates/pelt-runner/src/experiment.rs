@@ -99,6 +99,10 @@ pub struct Experiment {
     /// one place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rates: Option<PathBuf>,
+    /// Row labels to compare paired by seed, `[before, after]` each: the table's page then shows each
+    /// pair's difference per column with its standard error (`pairs.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pairs: Vec<[String; 2]>,
     /// The file it was read from (for messages).
     #[serde(skip)]
     pub source: PathBuf,
@@ -458,6 +462,21 @@ impl Experiment {
                 );
             }
         }
+        // Paired comparisons name rows of this file (a searched entry's trials share its label).
+        for pair in &exp.pairs {
+            if let Some(l) = pair.iter().find(|l| !labels.contains(l.as_str())) {
+                // The line of the label inside the `pairs` block, else the block's own line.
+                let start = text.lines().position(|t| t.starts_with("pairs:")).unwrap_or(0);
+                let line = text
+                    .lines()
+                    .enumerate()
+                    .skip(start)
+                    .find(|(_, t)| t.contains(l.as_str()))
+                    .map_or(start, |(i, _)| i)
+                    + 1;
+                bail!("{shown}:{line}: field `pairs`: `{l}` is not the label of a method of this file");
+            }
+        }
         // A partitions axis: every federated entry once per partition, labelled by it (the centralised
         // reference rows stay one).
         if let Some(fed) = exp.federated.as_ref().filter(|f| !f.partitions.is_empty()) {
@@ -518,6 +537,7 @@ impl Experiment {
             tasks: self.tasks.clone(),
             methods,
             grid: Some(self.methods.len() * self.tasks.len() * self.data_sizes.len() * self.seeds.len()),
+            pairs: self.pairs.iter().map(|[a, b]| (a.clone(), b.clone())).collect(),
         }
     }
 
@@ -773,6 +793,21 @@ methods:\n  - method: lora\n    lr: 1.0e-3\n    config: {r: 4}\n  - method: houl
                 prop_assert!(e.to_string().contains("e.yaml"), "{e}");
             }
         }
+    }
+
+    #[test]
+    fn pairs_name_rows_of_the_file() {
+        let dir = workspace();
+        let path = dir.path().join("e.yaml");
+        let glue = format!("glue_dir: {}", dir.path().join("glue").display());
+        let paired = format!("{}pairs:\n  - [lora, adapter]\n", VALID.replace("glue_dir: glue", &glue));
+        std::fs::write(&path, &paired).unwrap();
+        let registry = crate::registry::registry();
+        let (exp, _) = Experiment::load(&path, &registry, dir.path(), &Places::default()).unwrap();
+        assert_eq!(exp.suite().pairs, vec![("lora".to_owned(), "adapter".to_owned())]);
+        std::fs::write(&path, paired.replace("[lora, adapter]", "[lora, houlsby]")).unwrap();
+        let err = Experiment::load(&path, &registry, dir.path(), &Places::default()).unwrap_err().to_string();
+        assert!(err.contains(":20: field `pairs`: `houlsby` is not the label"), "{err}");
     }
 
     #[test]
