@@ -51,6 +51,7 @@ pub fn pretrain(settings: &Pretrain, registry: &Registry, assets: &Path, out: &P
         federated: false,
         partition: None,
         prime: pelt_train::Priming::None,
+        prime_lr: None,
     };
     let bar = indicatif::ProgressBar::hidden();
     let started = std::time::Instant::now();

@@ -347,6 +347,16 @@ impl Experiment {
         } else if exp.priming.is_some() {
             return Err(fail("priming", "only for NER tasks".into()));
         }
+        for (i, m) in exp.methods.iter().enumerate() {
+            let Some(lr) = m.prime_lr else { continue };
+            let at = locate_method(&text, i, Some("prime_lr")).unwrap_or(0);
+            if m.prime != pelt_train::Priming::Method {
+                bail!("{shown}:{at}: methods[{i}] field `prime_lr`: only with `prime: method` (`prime: plm` uses the priming section's `plm_lr`)");
+            }
+            if !(lr > 0.0 && lr < 1.0) {
+                bail!("{shown}:{at}: methods[{i}] field `prime_lr`: must be in (0, 1), got {lr}");
+            }
+        }
         if let Some(i) = exp.methods.iter().position(|m| !m.prime.is_none()) {
             if exp.priming.is_none() {
                 bail!(

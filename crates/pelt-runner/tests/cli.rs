@@ -991,6 +991,20 @@ fn ner_experiments_are_checked_before_training() {
     std::fs::write(d.join("n.yaml"), &with).unwrap();
     let (ok, out) = pelt(&["sweep", "n.yaml", "--dry-run"], d);
     assert!(ok, "{out}");
+    // A source-stage rate of its own: with `prime: method` only, and a rate.
+    let own = with.replace("    prime: method\n", "    prime: method\n    prime_lr: 1.0e-4\n");
+    std::fs::write(d.join("n.yaml"), &own).unwrap();
+    let (ok, out) = pelt(&["sweep", "n.yaml", "--dry-run"], d);
+    assert!(ok, "{out}");
+    for (bad, what) in [
+        (own.replace("prime: method", "prime: plm"), "only with `prime: method`"),
+        (own.replace("prime_lr: 1.0e-4", "prime_lr: 2.0"), "must be in (0, 1)"),
+    ] {
+        std::fs::write(d.join("n.yaml"), &bad).unwrap();
+        let (ok, out) = pelt(&["sweep", "n.yaml", "--dry-run"], d);
+        let line = bad.lines().position(|l| l.contains("prime_lr")).unwrap() + 1;
+        assert!(!ok && out.contains(what) && out.contains(&format!("n.yaml:{line}")), "{out}");
+    }
     // Priming belongs to NER.
     std::fs::write(d.join("g.yaml"), GOOD.replace("methods:\n", "priming:\n  source: wnut17\n  steps: 5\nmethods:\n"))
         .unwrap();

@@ -23,6 +23,7 @@ use pelt_train::{
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use sha2::Digest;
 use std::collections::BTreeMap;
 use tch::{nn, Device, Tensor};
 
@@ -312,8 +313,11 @@ fn sets<'a>(task: &'a NerTask, size: DataSize, seed: u64, training: &Training) -
     Ok((train, dev))
 }
 
+/// The name under which a cached primed state keeps its source stage's final dev F1.
+const SOURCE_DEV: &str = "stage.source_dev_f1";
+
 /// Primes the PLM: full fine-tuning on the source (a linear head), or its weights from the cache;
-/// leaves them in the backbone.
+/// leaves them in the backbone and returns the source stage's final dev F1 (×100) where known.
 #[allow(clippy::too_many_arguments)]
 fn prime_plm(
     registry: &Registry,
@@ -323,7 +327,7 @@ fn prime_plm(
     training: &Training,
     device: Device,
     bar: &ProgressBar,
-) -> Result<()> {
+) -> Result<Option<f64>> {
     let file = primer.cache.join(format!("plm__s{seed}__{}.safetensors", primer.digest));
     let vars = backbone.var_store().variables();
     if file.is_file() {
@@ -335,7 +339,7 @@ fn prime_plm(
                 }
             }
         });
-        return Ok(());
+        return Ok(saved.get(SOURCE_DEV).map(|t| t.double_value(&[])));
     }
     pelt_core::manual_seed(seed as i64 ^ 0x97);
     let full = (registry.get("full")?.build)(&pelt_core::serde_yaml::Value::Null, backbone.dims(), device)?;
@@ -344,20 +348,23 @@ fn prime_plm(
     let p = parts(full, head, backbone);
     let (train, dev) = sets(primer.source, DataSize::All, seed, training)?;
     let t = source_training(training, primer.steps);
-    let (fitted, _, _) = stage(backbone, &p, primer.source, train, dev, primer.plm_lr, &t, seed, device, bar)?;
+    let (fitted, selection, _) = stage(backbone, &p, primer.source, train, dev, primer.plm_lr, &t, seed, device, bar)?;
     if let Some(why) = fitted.diverged {
         bail!("priming the PLM on {} diverged: {why}", primer.source.name);
     }
     std::fs::create_dir_all(&primer.cache)?;
-    let tensors: Vec<(String, Tensor)> = vars.into_iter().collect();
+    let source_dev = selection.curve().last().map(|c| c.dev);
+    let mut tensors: Vec<(String, Tensor)> = vars.into_iter().collect();
+    tensors.extend(source_dev.map(|d| (SOURCE_DEV.to_owned(), Tensor::from(d))));
     let tmp = file.with_extension("partial");
     Tensor::write_safetensors(&tensors, &tmp)?;
     std::fs::rename(&tmp, &file)?;
-    Ok(())
+    Ok(source_dev)
 }
 
-/// Primes the method on the source with the PLM frozen (or loads it): its values stay in `method`, and
-/// a label-word head's carried vectors are returned for the target's head.
+/// Primes the method on the source with the PLM frozen (or loads it): its values stay in `method`; a
+/// label-word head's carried vectors are returned for the target's head, with the source stage's final
+/// dev F1 (×100) where known.
 #[allow(clippy::too_many_arguments)]
 fn prime_method(
     backbone: &dyn Backbone,
@@ -368,8 +375,12 @@ fn prime_method(
     training: &Training,
     device: Device,
     bar: &ProgressBar,
-) -> Result<(Box<dyn Method>, Named)> {
-    let key = format!("method__{}__s{seed}__{}", pelt_records::file_part(spec.label()), primer.digest);
+) -> Result<(Box<dyn Method>, Named, Option<f64>)> {
+    // The cached state depends on what trained and at which rate, not only on the priming settings.
+    let lr = spec.prime_lr.unwrap_or(spec.lr);
+    let what = format!("{}|{}|{lr}", spec.method, pelt_core::serde_yaml::to_string(&spec.config).unwrap_or_default());
+    let what = &format!("{:x}", sha2::Sha256::digest(what.as_bytes()))[..12];
+    let key = format!("method__{}__s{seed}__{}__{what}", pelt_records::file_part(spec.label()), primer.digest);
     let file = primer.cache.join(format!("{key}.safetensors"));
     let head = head_for(method.as_ref(), backbone, primer.source, device);
     let p = parts(method, head, backbone);
@@ -379,7 +390,7 @@ fn prime_method(
         out.extend(p.head.carried().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
         out
     };
-    if file.is_file() {
+    let source_dev = if file.is_file() {
         let saved: BTreeMap<String, Tensor> = Tensor::read_safetensors(&file)?.into_iter().collect();
         tch::no_grad(|| {
             for (name, mut var) in carried(&p) {
@@ -388,20 +399,25 @@ fn prime_method(
             }
             Ok::<(), anyhow::Error>(())
         })?;
+        saved.get(SOURCE_DEV).map(|t| t.double_value(&[]))
     } else {
         let (train, dev) = sets(primer.source, DataSize::All, seed, training)?;
         let t = source_training(training, primer.steps);
-        let (fitted, _, _) = stage(backbone, &p, primer.source, train, dev, spec.lr, &t, seed, device, bar)?;
+        let (fitted, selection, _) = stage(backbone, &p, primer.source, train, dev, lr, &t, seed, device, bar)?;
         if let Some(why) = fitted.diverged {
             bail!("priming {} on {} diverged: {why}", spec.label(), primer.source.name);
         }
         std::fs::create_dir_all(&primer.cache)?;
+        let source_dev = selection.curve().last().map(|c| c.dev);
+        let mut tensors = carried(&p);
+        tensors.extend(source_dev.map(|d| (SOURCE_DEV.to_owned(), Tensor::from(d))));
         let tmp = file.with_extension("partial");
-        Tensor::write_safetensors(&carried(&p), &tmp)?;
+        Tensor::write_safetensors(&tensors, &tmp)?;
         std::fs::rename(&tmp, &file)?;
-    }
+        source_dev
+    };
     let head_vars: Vec<(String, Tensor)> = p.head.carried().into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
-    Ok((p.method, head_vars))
+    Ok((p.method, head_vars, source_dev))
 }
 
 /// Trains and evaluates one (method, task, size, seed), primed on the source first when the entry says
@@ -426,14 +442,15 @@ pub fn run(
         (_, Some(p)) => Some(p),
         (_, None) => bail!("{}: `prime` needs the experiment's `priming` section", spec.label()),
     };
+    let mut source_dev = None;
     if let (Priming::Plm, Some(p)) = (spec.prime, primer) {
-        prime_plm(registry, backbone, p, seed, training, device, bar)?;
+        source_dev = prime_plm(registry, backbone, p, seed, training, device, bar)?;
     }
 
     let mut method = pelt_train::seeded_method(registry, spec, backbone, seed, device)?;
     let mut carried = Vec::new();
     if let (Priming::Method, Some(p)) = (spec.prime, primer) {
-        (method, carried) = prime_method(backbone, method, spec, p, seed, training, device, bar)?;
+        (method, carried, source_dev) = prime_method(backbone, method, spec, p, seed, training, device, bar)?;
     }
     let head = head_for(method.as_ref(), backbone, task, device);
     tch::no_grad(|| {
@@ -456,6 +473,11 @@ pub fn run(
             diagnostics.insert("ner_precision".into(), 100.0 * prf.precision);
             diagnostics.insert("ner_recall".into(), 100.0 * prf.recall);
             diagnostics.insert("ner_test_entities".into(), prf.support as f64);
+            // The source stage's own dev F1: a primed run that cannot learn its target may have
+            // collapsed on the source already.
+            if let Some(d) = source_dev {
+                diagnostics.insert("prime_source_dev_f1".into(), d);
+            }
             (BTreeMap::from([("f1".to_owned(), 100.0 * prf.f1)]), Some(best), diagnostics)
         }
     };

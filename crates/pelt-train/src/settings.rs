@@ -151,6 +151,11 @@ pub struct MethodSpec {
     /// target) or `method` (this method, the PLM frozen; then it continues on the target).
     #[serde(default, skip_serializing_if = "Priming::is_none")]
     pub prime: Priming,
+    /// With `prime: method`: the learning rate of the source stage (default: the entry's `lr`). Prefix
+    /// methods primed at their target rate can collapse on a tag set that is mostly `O`; LightNER's
+    /// released rate is 1e-4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prime_lr: Option<f64>,
 }
 
 /// What a NER run primes on the source task before its target ([`MethodSpec::prime`]).
@@ -207,6 +212,8 @@ struct SpecFile {
     partition: Option<String>,
     #[serde(default)]
     prime: Priming,
+    #[serde(default)]
+    prime_lr: Option<f64>,
 }
 
 impl TryFrom<SpecFile> for MethodSpec {
@@ -233,6 +240,7 @@ impl TryFrom<SpecFile> for MethodSpec {
             federated: f.federated,
             partition: f.partition,
             prime: f.prime,
+            prime_lr: f.prime_lr,
         })
     }
 }
