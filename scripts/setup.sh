@@ -91,6 +91,21 @@ if [ "$(bbc_now)" != "$bbc_digest" ]; then
   rm -rf "$assets/.bbcnews.partial"
   [ "$(bbc_now)" = "$bbc_digest" ] || { log "BBC News: manifest digest mismatch after extraction"; exit 1; }
 fi
+# easy-VQA (MIT; the easy-vqa 1.0 package): 5,000 64 × 64 shape images and 48,248 questions with 13 answers,
+# for the vision-language rows. 5,004 small files, verified as a whole by a manifest digest as BBC News.
+evqa_wheel=easy_vqa-1.0-py3-none-any.whl
+fetch_wheel easy-vqa==1.0 "$evqa_wheel" fcb51b309b78c7b00f97b64cdbcbcf5c105f94da1b39c0796cee5a787c4f650f
+evqa_digest=3dd4f164c820d32d9b945d4e06758a67714f2d1868b812fbe057aa68a03fa5d0
+evqa_now() { (cd "$assets/easy_vqa" 2>/dev/null && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1) || true; }
+if [ "$(evqa_now)" != "$evqa_digest" ]; then
+  log "extracting easy-VQA"
+  rm -rf "$assets/easy_vqa" "$assets/.easy_vqa.partial"
+  mkdir -p "$assets/.easy_vqa.partial"
+  unzip -q "$cache/downloads/$evqa_wheel" 'easy_vqa/data/*' -x '*.DS_Store' -d "$assets/.easy_vqa.partial"
+  mv "$assets/.easy_vqa.partial/easy_vqa/data" "$assets/easy_vqa"
+  rm -rf "$assets/.easy_vqa.partial"
+  [ "$(evqa_now)" = "$evqa_digest" ] || { log "easy-VQA: manifest digest mismatch after extraction"; exit 1; }
+fi
 # Roboto (Apache-2.0) for the text of `pelt plot`'s charts, so PNGs render the same on any machine.
 font_sdist=font-roboto-0.0.1.tar.gz
 fetch_wheel font-roboto==0.0.1 "$font_sdist" 8bc9136bf46609fbb13af4783016799b14e23dda294a61791171de7ea2ec457f

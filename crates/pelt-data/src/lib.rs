@@ -17,6 +17,7 @@ pub mod task;
 pub mod textgen;
 pub mod tokenize;
 pub mod vision;
+pub mod vl;
 
 pub use metrics::Metric;
 pub use task::{Dataset, Example, Label, LabelSpace};
@@ -32,6 +33,16 @@ pub enum DataError {
         path: String,
         /// Why.
         source: std::io::Error,
+    },
+    /// An entry of a JSON or binary file that does not have the official layout.
+    #[error("{path}: {entry}: {message}")]
+    Entry {
+        /// The file.
+        path: String,
+        /// Which entry (`entry 17`, `question 3`, `image 42`).
+        entry: String,
+        /// What was expected.
+        message: String,
     },
     /// A row that does not have the official layout.
     #[error("{path}:{line}: {message}")]

