@@ -484,7 +484,7 @@ mod tests {
         // A (3, 2) float32 array, C order, written in the .npy v1.0 layout.
         let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }";
         let mut h = header.to_owned();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');
