@@ -25,6 +25,7 @@ fn plots(suite_dir: &Path) -> Vec<(&'static str, &'static str)> {
         ("Test score against training-set size", "score_vs_size.png"),
         ("Test score against % trainable parameters", "score_vs_params.png"),
         ("Dev score against training step", "dev_curves.png"),
+        ("Dev score against cumulative communication (federated runs)", "score_vs_communication.png"),
     ]
     .into_iter()
     .filter(|(_, f)| suite_dir.join("plots").join(f).is_file())
@@ -57,7 +58,7 @@ pub fn write(suite_dir: &Path, page: &Page) -> Result<PathBuf> {
             out.push_str(&format!("\n{title} (SVG beside it in `plots/`):\n\n![{title}](plots/{file})\n"));
         }
     }
-    let pages: Vec<String> = ["diagnostics.md", "selection.md"]
+    let pages: Vec<String> = ["diagnostics.md", "selection.md", "communication.md", "pairs.md", "budget.md", "cost.md"]
         .iter()
         .filter(|f| suite_dir.join(f).is_file())
         .map(|f| format!("[{f}]({f})"))
