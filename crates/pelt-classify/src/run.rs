@@ -236,8 +236,8 @@ pub(crate) fn run_data<'a>(
         }
     }
     .with_context(|| format!("sampling {} examples of {}", size.label(), ds.name))?;
-    let pad_to = if training.pad_to_max_len { training.max_len } else { 0 };
-    let source = |split| task.source(split, image, pad_to).ok_or_else(|| anyhow!("{}: no {split:?} split", ds.name));
+    let source =
+        |split| task.source(split, image, training.pad_to()).ok_or_else(|| anyhow!("{}: no {split:?} split", ds.name));
     let train = subset(source(SplitName::Train)?, &ds.train, &split.train);
     let dev = match (&ds.dev, size) {
         (Some(examples), DataSize::Examples(_) | DataSize::All) => {

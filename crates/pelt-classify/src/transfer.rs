@@ -142,7 +142,7 @@ pub(crate) fn train_sources(
         let pool = &pools[task];
         let data = sources.tasks[task];
         let source = data
-            .source(SplitName::Train, backbone.dims().image, if training.pad_to_max_len { training.max_len } else { 0 })
+            .source(SplitName::Train, backbone.dims().image, training.pad_to())
             .ok_or_else(|| anyhow!("{}: no training split", tr.sources[task]))?;
         if queues[task].is_empty() {
             let lengths: Vec<usize> = pool.iter().map(|&i| source.length(i)).collect();

@@ -159,7 +159,8 @@ pub struct UniPelt {
     lora_gates: SiteTable<Gate>,
     /// The prefix gate and the adapter gate of each layer.
     gates: Vec<[Gate; 2]>,
-    /// The current stack's real positions (batch, len, 1) as floats, and whether it is causal.
+    /// The positions the current stack's gates pool over (batch, len, 1) as floats — its real tokens,
+    /// or every position under `gate_pooling: all_positions` — and whether it is causal.
     positions: RefCell<Option<(Tensor, bool)>>,
     stats: RefCell<GateStats>,
 }
@@ -208,8 +209,6 @@ impl UniPelt {
     fn gate(&self, gate: &Gate, part: Part, x: &Tensor, train: bool) -> Tensor {
         let positions = self.positions.borrow();
         let (keep, causal) = positions.as_ref().expect("the backbone announces each stack (Attachment::begin_stack)");
-        let every = self.config.gate_pooling == GatePooling::AllPositions;
-        let keep = &if every { keep.ones_like() } else { keep.shallow_clone() };
         let g = gate.forward(x) * keep;
         let g = if *causal {
             g.cumsum(1, Kind::Float) / keep.cumsum(1, Kind::Float).clamp_min(1.0)
@@ -247,7 +246,12 @@ impl UniPelt {
 
 impl Attachment for UniPelt {
     fn begin_stack(&self, keep: &Tensor, causal: bool) {
-        *self.positions.borrow_mut() = Some((keep.to_kind(Kind::Float).unsqueeze(-1), causal));
+        let keep = keep.to_kind(Kind::Float).unsqueeze(-1);
+        let pooled = match self.config.gate_pooling {
+            GatePooling::RealTokens => keep,
+            GatePooling::AllPositions => keep.ones_like(),
+        };
+        *self.positions.borrow_mut() = Some((pooled, causal));
     }
 
     fn projection(&self, layer: usize, site: Site, x: &Tensor, train: bool) -> Option<Delta> {

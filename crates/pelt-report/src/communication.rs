@@ -46,9 +46,8 @@ pub fn table(records: &[Record], order: &[String]) -> Option<String> {
     }
     let gap = |label: &str| match gaps.get(label).map(Vec::as_slice) {
         Some(d) if d.len() > 1 => {
-            let m = d.iter().sum::<f64>() / d.len() as f64;
-            let var = d.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (d.len() - 1) as f64;
-            format!("{m:+.1} ± {:.1} ({})", (var / d.len() as f64).sqrt(), d.len())
+            let (m, s) = crate::pairs::mean_std(d);
+            format!("{m:+.1} ± {:.1} ({})", s / (d.len() as f64).sqrt(), d.len())
         }
         Some([d]) => format!("{d:+.1} (1)"),
         _ => "–".into(),

@@ -175,13 +175,7 @@ pub fn write_tables(suite_dir: &Path, records: &[Record], exp: Option<&Suite>) -
     // What the suite cost counts every trial; the tables show each searched cell's chosen one.
     write_atomic(&suite_dir.join("cost.md"), cost::report(records, exp).as_bytes())?;
     let chosen = budget::choose(records);
-    let budget_page = suite_dir.join("budget.md");
-    match &chosen.report {
-        Some(b) => write_atomic(&budget_page, b.as_bytes())?,
-        None => {
-            let _ = std::fs::remove_file(&budget_page);
-        }
-    }
+    write_or_remove(&suite_dir.join("budget.md"), chosen.report.as_deref())?;
     let records = &chosen.records[..];
     let t = table_of(records, exp, &chosen)?;
     for (format, ext) in [(table::Format::Markdown, "md"), (table::Format::Csv, "csv"), (table::Format::Latex, "tex")] {
@@ -203,31 +197,29 @@ pub fn write_tables(suite_dir: &Path, records: &[Record], exp: Option<&Suite>) -
         text.push('\n');
         text.push_str(&c);
     }
-    let noise = suite_dir.join("noise.md");
-    match table::separated(&t) {
-        Some(s) => {
-            write_atomic(&noise, s.as_bytes())?;
-            text.push('\n');
-            text.push_str(&s);
-        }
-        // A stale page from an earlier table must not outlive it.
-        None => {
-            let _ = std::fs::remove_file(&noise);
-        }
-    }
-    let paired = suite_dir.join("pairs.md");
-    match exp.and_then(|e| pairs::table(records, &e.pairs)) {
-        Some(p) => {
-            write_atomic(&paired, p.as_bytes())?;
+    for (file, page) in
+        [("noise.md", table::separated(&t)), ("pairs.md", exp.and_then(|e| pairs::table(records, &e.pairs)))]
+    {
+        write_or_remove(&suite_dir.join(file), page.as_deref())?;
+        if let Some(p) = page {
             text.push('\n');
             text.push_str(&p);
-        }
-        None => {
-            let _ = std::fs::remove_file(&paired);
         }
     }
     write_page(suite_dir, exp, &t, records)?;
     Ok(text)
+}
+
+/// Writes a generated page that a suite may or may not have; without one, removes the page an earlier
+/// table left, so that a stale page never outlives its table.
+fn write_or_remove(path: &Path, page: Option<&str>) -> Result<()> {
+    match page {
+        Some(p) => write_atomic(path, p.as_bytes()),
+        None => {
+            let _ = std::fs::remove_file(path);
+            Ok(())
+        }
+    }
 }
 
 /// Writes the suite's plots into `out` with the charts' font, refreshes its page (which shows them) and

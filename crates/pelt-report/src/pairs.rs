@@ -7,7 +7,7 @@ use pelt_records::{Record, Status};
 use std::collections::BTreeMap;
 
 /// Mean and sample standard deviation (0 for one value).
-fn mean_std(x: &[f64]) -> (f64, f64) {
+pub(crate) fn mean_std(x: &[f64]) -> (f64, f64) {
     let m = x.iter().sum::<f64>() / x.len() as f64;
     let var = if x.len() > 1 { x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (x.len() - 1) as f64 } else { 0.0 };
     (m, var.sqrt())

@@ -406,13 +406,7 @@ pub fn diagnostics(records: &[Record], exp: Option<&Suite>) -> Option<String> {
     }
     let mut out = String::from("| method | task | size | diagnostic | value |\n|---|---|---|---|---:|\n");
     for ((_, method, task, _, size, name), values) in &groups {
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let std = if values.len() > 1 {
-            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-        } else {
-            0.0
-        };
+        let (mean, std) = crate::pairs::mean_std(values);
         out.push_str(&format!("| {method} | {task} | {size} | {name} | {mean:.3} ± {std:.3} ({}) |\n", values.len()));
     }
     out.push_str(

@@ -53,6 +53,18 @@ fn build(entry: &MethodEntry, dims: &BackboneDims, sources: usize) -> Box<dyn Me
     m
 }
 
+/// The conformance suite for every registered method on `backbone` (the multi-task ones also on a target
+/// after two sources), each against its own formula on these sizes (hand counts are checked on BERT).
+fn every_method_conforms(backbone: &dyn Fn() -> Box<dyn Backbone>, dims: &BackboneDims) {
+    for entry in entries() {
+        let routed = build(&entry, dims, 0).routes_tasks();
+        for sources in if routed { vec![0, 2] } else { vec![0] } {
+            let expected = build(&entry, dims, sources).formula_params(dims);
+            testkit::run_conformance(backbone, &|d: &BackboneDims| build(&entry, d, sources), expected);
+        }
+    }
+}
+
 #[test]
 fn every_method_conforms_on_a_vit() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -205,13 +217,7 @@ fn every_method_conforms_on_a_warm_started_bert2bert() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dims = bert2bert().dims().clone();
     assert_eq!((dims.layers, dims.decoder_layers), (4, 2));
-    for entry in entries() {
-        let routed = build(&entry, &dims, 0).routes_tasks();
-        for sources in if routed { vec![0, 2] } else { vec![0] } {
-            let expected = build(&entry, &dims, sources).formula_params(&dims);
-            testkit::run_conformance(&bert2bert, &|d: &BackboneDims| build(&entry, d, sources), expected);
-        }
-    }
+    every_method_conforms(&bert2bert, &dims);
     // Hand counts: LoRA r 8 on q, v of 4 layers = 4 · 2 · 8 · 256; BitFit: the embedding LayerNorm's
     // bias and per layer 4·128 + 256 + 128 + 2·128 biases (the new cross-attention is not the backbone's).
     let lora = build(&entries().into_iter().find(|e| e.info.name == "lora").unwrap(), &dims, 0);
@@ -278,13 +284,7 @@ fn every_method_conforms_on_an_mpnet() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dims = mpnet().dims().clone();
     assert_eq!((dims.arch.as_str(), dims.type_vocab), ("mpnet", 0));
-    for entry in entries() {
-        let routed = build(&entry, &dims, 0).routes_tasks();
-        for sources in if routed { vec![0, 2] } else { vec![0] } {
-            let expected = build(&entry, &dims, sources).formula_params(&dims);
-            testkit::run_conformance(&mpnet, &|d: &BackboneDims| build(&entry, d, sources), expected);
-        }
-    }
+    every_method_conforms(&mpnet, &dims);
     // The shared bias table is the backbone's, not a bias: BitFit counts what it counts on BERT (the
     // embedding LayerNorm's bias and per layer 4·128 + 256 + 128 + 2·128 biases).
     let bitfit = build(&entries().into_iter().find(|e| e.info.name == "bitfit").unwrap(), &dims, 0);

@@ -86,6 +86,18 @@ pub struct Training {
     pub pad_to_max_len: bool,
 }
 
+impl Training {
+    /// The length every text batch is padded to at least: `max_len` under `pad_to_max_len`, else 0 (each
+    /// batch to its longest example).
+    pub fn pad_to(&self) -> usize {
+        if self.pad_to_max_len {
+            self.max_len
+        } else {
+            0
+        }
+    }
+}
+
 impl Default for Training {
     fn default() -> Self {
         Training {
