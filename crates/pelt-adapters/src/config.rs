@@ -1,7 +1,7 @@
 //! Adapter configurations.
 
 use pelt_core::{
-    config::{check_bottleneck, check_dropout, check_positive, check_sublayers, check_width},
+    config::{check_dropout, check_positive, check_sublayers, check_width},
     BackboneDims, ConfigError, MethodConfig, Site, Width,
 };
 use serde::{Deserialize, Serialize};
@@ -162,8 +162,8 @@ impl MethodConfig for BottleneckConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ParallelConfig {
-    /// Bottleneck size m.
-    pub bottleneck: i64,
+    /// Bottleneck size m: an integer, or `d/r` for reduction factor r (see [`Width`]).
+    pub bottleneck: Width,
     /// The fixed scale s of Δ.
     pub scale: f64,
     /// Nonlinearity between the projections.
@@ -181,7 +181,7 @@ pub struct ParallelConfig {
 impl Default for ParallelConfig {
     fn default() -> Self {
         ParallelConfig {
-            bottleneck: 64,
+            bottleneck: Width::Fixed(64),
             scale: 1.0,
             activation: Activation::Relu,
             sites: vec![Site::FfnOutput],
@@ -200,7 +200,7 @@ impl ParallelConfig {
 
 impl MethodConfig for ParallelConfig {
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
-        check_bottleneck("bottleneck", self.bottleneck, dims)?;
+        check_width("bottleneck", self.bottleneck, dims)?;
         check_positive("scale", self.scale)?;
         check_sublayers("sites", &self.sites, dims)?;
         check_dropout("dropout", self.dropout)

@@ -26,7 +26,7 @@ impl ParallelModule {
             root,
             dims,
             &config.sites,
-            config.bottleneck,
+            config.bottleneck.resolve(dims.hidden),
             BottleneckInit::Lora,
             config.activation,
             AdapterDropout { p: config.dropout, at: config.dropout_at },
@@ -41,7 +41,7 @@ impl ParallelModule {
 
     /// Trainable parameters.
     pub fn params(&self, d: &BackboneDims) -> i64 {
-        bottleneck_params(d, &self.config.sites, self.config.bottleneck)
+        bottleneck_params(d, &self.config.sites, self.config.bottleneck.resolve(d.hidden))
     }
 }
 

@@ -5,7 +5,7 @@ use pelt_adapters::{
     AdapterBias, ParallelAdapter, SequentialAdapter, SparseAdapter,
 };
 use pelt_backbone::{Bert, BertConfig};
-use pelt_core::{testkit, Backbone, BackboneDims, Method, Site};
+use pelt_core::{testkit, Backbone, BackboneDims, Method, Site, Width};
 use tch::Device;
 
 fn backbone() -> Box<dyn Backbone> {
@@ -56,10 +56,14 @@ fn pfeiffer_conforms() {
 #[test]
 fn parallel_adapters_conform() {
     for (config, sites) in [
-        (ParallelConfig { bottleneck: 4, ..ParallelConfig::default() }, 1),
-        (ParallelConfig { bottleneck: 4, ..ParallelConfig::scaled() }, 1),
+        (ParallelConfig { bottleneck: Width::Fixed(4), ..ParallelConfig::default() }, 1),
+        (ParallelConfig { bottleneck: Width::Fixed(4), ..ParallelConfig::scaled() }, 1),
         (
-            ParallelConfig { bottleneck: 4, sites: vec![Site::AttentionOutput, Site::FfnOutput], ..Default::default() },
+            ParallelConfig {
+                bottleneck: Width::Fixed(4),
+                sites: vec![Site::AttentionOutput, Site::FfnOutput],
+                ..Default::default()
+            },
             2,
         ),
     ] {

@@ -30,7 +30,9 @@ pub use config::{parse_config, ConfigError, MethodConfig, Width};
 pub use dropout::{manual_seed, Dropout};
 pub use error::{PeltError, Result};
 pub use merge::{for_evaluation, EvalMerge};
-pub use method::{run_calibration, Attachment, Delta, Identity, Method, NoMethod, OwnRate, Prefix, SiteTable};
+pub use method::{
+    run_calibration, Attachment, Delta, Identity, Method, NoMethod, OwnRate, PlannerSettings, Prefix, SiteTable,
+};
 pub use params::{prepare_training, ParamCount};
 pub use registry::{MethodEntry, MethodInfo, Registry};
 pub use site::{compose, hooked_sublayer, Form, Scale, ScaleKind, Site};

@@ -16,6 +16,24 @@ pub struct OwnRate {
     pub weight_decay: Option<f64>,
 }
 
+/// A content planner's settings (see [`Method::content_planner`]): a BiLSTM-CRF over an input's keys.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlannerSettings {
+    /// Hidden size of each LSTM direction.
+    pub hidden: i64,
+    /// Passes over the training tables (the one whose plans agree best with the dev set's is kept).
+    pub epochs: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+}
+
+impl Default for PlannerSettings {
+    fn default() -> Self {
+        PlannerSettings { hidden: 128, epochs: 40, lr: 5e-3 }
+    }
+}
+
 /// A Δ with its scale, returned by an [`Attachment`] hook and composed by [`crate::compose`].
 #[derive(Debug)]
 pub struct Delta {
@@ -248,6 +266,13 @@ pub trait Method: Attachment {
     /// no.
     fn label_words(&self) -> bool {
         false
+    }
+
+    /// Data-to-text: the content planner the method brings (PCG's input-specific prefix), which the
+    /// family trains on the plans its training references follow and runs on every input; `None`, the
+    /// default, plans nothing.
+    fn content_planner(&self) -> Option<PlannerSettings> {
+        None
     }
 
     /// Whether the method can train federated, where clients exchange only its trainable set (see

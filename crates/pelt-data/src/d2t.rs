@@ -104,6 +104,9 @@ pub fn read_webnlg(path: &Path) -> Result<Vec<Record>, DataError> {
     let bad = |pos: u64, m: String| malformed(path, line_at(pos), m);
     let mut records = Vec::new();
     let (mut id, mut triples, mut refs) = (String::new(), Vec::new(), Vec::new());
+    // The first entry without a <lex>, by id and line: refused unless the whole file has none (the
+    // challenge's bare test file).
+    let mut unreferenced: Option<(String, usize)> = None;
     // The element whose text is being read (`mtriple` or `lex`) and the text so far.
     let mut reading: Option<(String, String)> = None;
     loop {
@@ -163,6 +166,9 @@ pub fn read_webnlg(path: &Path) -> Result<Vec<Record>, DataError> {
                     if triples.is_empty() {
                         return Err(bad(pos, format!("entry {id}: no <mtriple>")));
                     }
+                    if refs.is_empty() && unreferenced.is_none() {
+                        unreferenced = Some((id.clone(), line_at(pos)));
+                    }
                     records.push(Record {
                         id: id.clone(),
                         input: Input::Triples(std::mem::take(&mut triples)),
@@ -173,6 +179,13 @@ pub fn read_webnlg(path: &Path) -> Result<Vec<Record>, DataError> {
             Event::Eof => break,
             _ => {}
         }
+    }
+    if let Some((id, line)) = unreferenced.filter(|_| records.iter().any(|r| !r.references.is_empty())) {
+        return Err(malformed(
+            path,
+            line,
+            format!("entry {id}: no <lex> reference, where the file's other entries have them"),
+        ));
     }
     Ok(records)
 }
@@ -264,18 +277,21 @@ pub fn splits(
             .collect()
     };
     let refs = |records: &[Record]| -> Vec<Vec<String>> { records.iter().map(|r| r.references.clone()).collect() };
+    let inputs = |records: &[Record]| -> Vec<Input> { records.iter().map(|r| r.input.clone()).collect() };
     crate::summarization::SummarySplits {
         name: name.to_owned(),
         train: items(&train),
         val: items(&val),
         test: items(&test),
         references: Some((refs(&val), refs(&test))),
+        inputs: Some([inputs(&train), inputs(&val), inputs(&test)]),
     }
 }
 
 /// E2E from the release's folder: `trainset.csv` for training and `devset.csv` for validation where the
-/// folder has the training file; without it (pelt's shipped copy), every fifth MR of `devset.csv`
-/// validates and the others are the training pool. Test: `testset_w_refs.csv`.
+/// folder has the training file; without it (pelt's shipped copy), every twelfth MR of `devset.csv`
+/// validates (45 of its 547) and the other 502 are the training pool, so that the few-shot protocol's
+/// K = 500 tables can be drawn beside a disjoint selection set. Test: `testset_w_refs.csv`.
 pub fn e2e(dir: &Path) -> Result<crate::summarization::SummarySplits, DataError> {
     let dev = read_e2e(&dir.join("devset.csv"))?;
     let test = read_e2e(&dir.join("testset_w_refs.csv"))?;
@@ -284,7 +300,7 @@ pub fn e2e(dir: &Path) -> Result<crate::summarization::SummarySplits, DataError>
     } else {
         let (mut train, mut val) = (Vec::new(), Vec::new());
         for (i, r) in dev.into_iter().enumerate() {
-            if i % 5 == 4 {
+            if i % 12 == 11 {
                 val.push(r);
             } else {
                 train.push(r);
@@ -332,6 +348,69 @@ pub fn linearise(input: &Input) -> String {
     }
 }
 
+/// One unit of content a plan orders: an attribute–value pair of a table, or a triple.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    /// How the plan names it: the attribute (E2E's `eatType` → `eat type`) or the triple's property
+    /// (`birthPlace` → `birth place`), as words.
+    pub name: String,
+    /// What a reference says when it realises this key: the attribute's value, the triple's object.
+    pub value: String,
+    /// The key's segment of the linearised input (`name: The Eagle`, `subject ; property ; object`).
+    pub segment: String,
+}
+
+/// The keys of an input in input order (see [`Key`]).
+pub fn keys(input: &Input) -> Vec<Key> {
+    match input {
+        Input::Table(pairs) => pairs
+            .iter()
+            .map(|(a, v)| Key { name: words(a).to_lowercase(), value: v.clone(), segment: format!("{a}: {v}") })
+            .collect(),
+        Input::Triples(ts) => ts
+            .iter()
+            .map(|(sub, p, o)| Key {
+                name: words(p).to_lowercase(),
+                value: words(o),
+                segment: format!("{} ; {} ; {}", words(sub), words(p), words(o)),
+            })
+            .collect(),
+    }
+}
+
+/// Where a reference first realises a key, as a byte offset into its lowercased text: the key's value
+/// where it occurs verbatim (case-insensitive); otherwise — a yes / no value (E2E's `familyFriendly`), a
+/// number written in words, a paraphrased object — the first word of the key's name of four letters or
+/// more (`family`, `customer`, `price`); `None` where neither occurs.
+fn realised_at(key: &Key, reference: &str) -> Option<usize> {
+    let text = reference.to_lowercase();
+    let value = key.value.to_lowercase();
+    if !value.trim().is_empty() {
+        if let Some(at) = text.find(value.trim()) {
+            return Some(at);
+        }
+    }
+    key.name.split_whitespace().filter(|w| w.chars().count() >= 4).find_map(|w| text.find(w))
+}
+
+/// The content plan a reference follows, read off its text (PCG's planner learns from these): the
+/// indices of the keys it realises, ordered by where each first occurs (ties in input order). Keys the
+/// reference never mentions are left out.
+pub fn gold_plan(input: &Input, reference: &str) -> Vec<usize> {
+    let mut found: Vec<(usize, usize)> =
+        keys(input).iter().enumerate().filter_map(|(i, k)| realised_at(k, reference).map(|at| (at, i))).collect();
+    found.sort();
+    found.into_iter().map(|(_, i)| i).collect()
+}
+
+/// PCG's input-specific prefix as text in front of the linearised input: the planned keys' names in
+/// plan order joined by ` , `, then ` || ` and the input (`name , food , area || name: The Eagle | …`).
+pub fn planned_text(input: &Input, plan: &[usize]) -> String {
+    let keys = keys(input);
+    let names: Vec<&str> = plan.iter().filter_map(|&i| keys.get(i)).map(|k| k.name.as_str()).collect();
+    format!("{} || {}", names.join(" , "), linearise(input)).trim_start().to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +455,44 @@ mod tests {
         std::fs::write(&p, xml.replace("Bakewell_pudding | region | Derbyshire_Dales", "only two | parts")).unwrap();
         let err = read_webnlg(&p).unwrap_err().to_string();
         assert!(err.contains("a.xml:4") && err.contains("subject | property | object"), "{err}");
+        // An entry without a reference beside entries with them is refused by id and line; a file
+        // without any (a bare test file) reads.
+        let bare =
+            xml.replace("<lex comment=\"good\" lid=\"Id1\">Almonds &amp; jam are in Bakewell pudding.</lex>\n", "");
+        let second = bare.replace("eid=\"Id7\"", "eid=\"Id8\"").replace("<benchmark><entries>", "");
+        std::fs::write(&p, xml.replace("</entries></benchmark>", &format!("\n{second}"))).unwrap();
+        let err = read_webnlg(&p).unwrap_err().to_string();
+        assert!(err.contains("a.xml:13") && err.contains("entry Food/Id8: no <lex>"), "{err}");
+        std::fs::write(&p, &bare).unwrap();
+        assert!(read_webnlg(&p).unwrap()[0].references.is_empty());
+    }
+
+    #[test]
+    fn plans_are_read_off_references_in_text_order() {
+        let table = Input::Table(vec![
+            ("name".into(), "The Eagle".into()),
+            ("eatType".into(), "coffee shop".into()),
+            ("familyFriendly".into(), "yes".into()),
+            ("area".into(), "riverside".into()),
+        ]);
+        let names: Vec<String> = keys(&table).into_iter().map(|k| k.name).collect();
+        assert_eq!(names, ["name", "eat type", "family friendly", "area"]);
+        // The value where it is written, the key's long name word where it is not ("family"), and an
+        // unmentioned key (the eat type) left out.
+        let plan = gold_plan(&table, "By the riverside, the family-friendly spot The Eagle welcomes you.");
+        assert_eq!(plan, vec![3, 2, 0]);
+        assert_eq!(planned_text(&table, &plan), "area , family friendly , name || name: The Eagle | eatType: coffee shop | familyFriendly: yes | area: riverside");
+        assert_eq!(
+            planned_text(&table, &[]),
+            "|| name: The Eagle | eatType: coffee shop | familyFriendly: yes | area: riverside"
+        );
+        let triples = Input::Triples(vec![
+            ("Alan_Bean".into(), "birthPlace".into(), "Wheeler,_Texas".into()),
+            ("Alan_Bean".into(), "occupation".into(), "Test_pilot".into()),
+        ]);
+        assert_eq!(keys(&triples)[0].name, "birth place");
+        assert_eq!(gold_plan(&triples, "Alan Bean was a test pilot born in Wheeler, Texas."), vec![1, 0]);
+        assert!(gold_plan(&triples, "Nothing here.").is_empty());
     }
 
     #[test]

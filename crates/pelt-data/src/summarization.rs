@@ -44,6 +44,9 @@ pub struct SummarySplits {
     /// Every reference of each validation and test item, for a task with several (data-to-text);
     /// `None`: each item's `summary` alone.
     pub references: Option<(References, References)>,
+    /// The structured inputs (tables, triple sets) of the training, validation and test items, for a
+    /// data-to-text task (PCG plans its content from them); `None` for summarization.
+    pub inputs: Option<[Vec<crate::d2t::Input>; 3]>,
 }
 
 /// Reads one JSONL file of articles; errors name the file, the line and the missing or bad field.
@@ -76,6 +79,7 @@ pub fn xlsum(dir: &Path) -> Result<SummarySplits> {
         test: split("test")?,
         name: language,
         references: None,
+        inputs: None,
     })
 }
 
@@ -102,7 +106,7 @@ pub fn bbc_headlines(dir: &Path) -> Result<SummarySplits> {
     let (n_val, n_test) = (articles.len() / 10, articles.len() / 10);
     let test = articles.split_off(articles.len() - n_test);
     let val = articles.split_off(articles.len() - n_val);
-    Ok(SummarySplits { name: "bbc_headlines".into(), train: articles, val, test, references: None })
+    Ok(SummarySplits { name: "bbc_headlines".into(), train: articles, val, test, references: None, inputs: None })
 }
 
 /// ACLSum (Takeshita et al. 2024, "ACLSum: A New Dataset for Aspect-based Summarization of Scientific
@@ -150,6 +154,7 @@ pub fn aclsum(dir: &Path) -> Result<SummarySplits> {
         val: read("val")?,
         test: read("test")?,
         references: None,
+        inputs: None,
     })
 }
 

@@ -11,6 +11,10 @@
 //!   per projection and a learned task-to-module routing, single- or multi-head; Poly-μ averages the
 //!   inventory before adapting to a new task.
 //!
+//! - PCG (Luo et al., COLING 2022): MAM's prefix and scaled parallel adapter in the encoder as the
+//!   task-specific prefix, and a content plan put in front of each data-to-text input as the
+//!   input-specific one.
+//!
 //! - ATTEMPT (Asai et al. 2022): frozen source prompts and a target prompt, mixed per input by attention.
 //!
 //! The last two route examples by task and follow the two-stage protocol (source tasks, then a target)
@@ -23,16 +27,19 @@
 
 pub mod attempt;
 pub mod mam;
+pub mod pcg;
 pub mod poly;
 pub mod unipelt;
 
 pub use attempt::Attempt;
 pub use mam::Mam;
+pub use pcg::Pcg;
 pub use poly::Poly;
 pub use unipelt::UniPelt;
 
 use attempt::AttemptConfig;
 use mam::MamConfig;
+use pcg::PcgConfig;
 use pelt_core::{method_entry, Form, MethodEntry, MethodInfo, ScaleKind, Site};
 use poly::PolyConfig;
 use unipelt::UniPeltConfig;
@@ -66,6 +73,19 @@ pub fn methods() -> Vec<MethodEntry> {
             MamConfig,
             |c, d, dev| Mam::named("mam_glue", c, d, dev),
             defaults = MamConfig::glue()
+        ),
+        method_entry!(
+            MethodInfo {
+                name: "pcg",
+                family: "mixtures",
+                paper: "Luo et al. 2022, Few-Shot Table-to-Text Generation with Prefix-Controlled Generator (PCG)",
+                sites: &[Site::AttentionKv, Site::FfnOutput],
+                form: Form::Parallel,
+                scale: ScaleKind::Fixed,
+                formula: "encoder only: prefix_tuning (P = 30, MLP 512) + scaled_parallel_adapter (m = d/2, s = 4); + the content planner (BiLSTM-CRF, counted with the head; data-to-text only)",
+            },
+            PcgConfig,
+            Pcg::new
         ),
         method_entry!(
             MethodInfo {

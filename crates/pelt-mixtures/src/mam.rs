@@ -5,7 +5,7 @@ use pelt_adapters::{
     ParallelModule,
 };
 use pelt_core::{
-    Attachment, Backbone, BackboneDims, ConfigError, Delta, Identity, Method, MethodConfig, Prefix, Result, Site,
+    Attachment, Backbone, BackboneDims, ConfigError, Delta, Identity, Method, MethodConfig, Prefix, Result, Site, Width,
 };
 use pelt_prompts::{config::PrefixConfig, PrefixModule};
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,7 @@ impl MamConfig {
         MamConfig {
             prefix: PrefixConfig { length, mid_dim: 800, ..PrefixConfig::default() },
             adapter: ParallelConfig {
-                bottleneck,
+                bottleneck: Width::Fixed(bottleneck),
                 scale,
                 dropout: 0.1,
                 dropout_at: DropoutAt::Bottleneck,

@@ -3,11 +3,11 @@
 use pelt_adapters::config::BottleneckConfig;
 use pelt_adapters::config::ParallelConfig;
 use pelt_backbone::{Bert, BertConfig};
-use pelt_core::{testkit, Backbone, BackboneDims, Method};
+use pelt_core::{testkit, Attachment, Backbone, BackboneDims, Method, PlannerSettings, Site, Width};
 use pelt_lowrank::config::LoraConfig;
-use pelt_mixtures::{mam::MamConfig, unipelt::UniPeltConfig, Mam, UniPelt};
+use pelt_mixtures::{mam::MamConfig, pcg::PcgConfig, unipelt::UniPeltConfig, Mam, Pcg, UniPelt};
 use pelt_prompts::config::{PrefixConfig, PrefixInit};
-use tch::Device;
+use tch::{Device, Kind, Tensor};
 
 fn backbone() -> Box<dyn Backbone> {
     Box::new(Bert::random(&BertConfig::tiny(), 7, Device::Cpu))
@@ -19,7 +19,7 @@ fn mam_conforms() {
     // 2·(2·16·4 + 16 + 4) = 296.
     let config = MamConfig {
         prefix: PrefixConfig { length: 4, mid_dim: 8, ..PrefixConfig::default() },
-        adapter: ParallelConfig { bottleneck: 4, ..ParallelConfig::scaled() },
+        adapter: ParallelConfig { bottleneck: Width::Fixed(4), ..ParallelConfig::scaled() },
     };
     testkit::run_conformance(
         &backbone,
@@ -34,6 +34,47 @@ fn mam_config_names_nested_fields() {
     testkit::check_config::<MamConfig>(
         &dims,
         &[("prefix: {length: 0}", "prefix.length"), ("adapter: {scale: 0}", "adapter.scale"), ("gate: 1", "gate")],
+    );
+}
+
+#[test]
+fn pcg_conforms_and_stays_in_the_encoder() {
+    // On an encoder every layer is the encoder's, so PCG's task prefix is MAM's parts: prefix P = 4,
+    // m = 8: 776 (as MAM's); its adapter at d/2 = 8 beside the FFN: 2·(2·16·8 + 16 + 8) = 560.
+    let config =
+        PcgConfig { prefix: PrefixConfig { length: 4, mid_dim: 8, ..PrefixConfig::default() }, ..PcgConfig::default() };
+    testkit::run_conformance(
+        &backbone,
+        &|d: &BackboneDims| -> Box<dyn Method> { Box::new(Pcg::new(config.clone(), d, Device::Cpu).unwrap()) },
+        776 + 560,
+    );
+    // On an encoder-decoder (layers 0..2 the encoder's, 2..4 the decoder's) it holds and hooks the
+    // encoder's layers only, as the authors' leave_out of the decoder layers does.
+    let mut dims = BertConfig::tiny().dims();
+    (dims.layers, dims.decoder_layers) = (4, 2);
+    let m = Pcg::new(config, &dims, Device::Cpu).unwrap();
+    assert_eq!(m.formula_params(&dims), 776 + 560);
+    let counted: i64 = m.var_store().trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    assert_eq!(counted, 776 + 560);
+    let x = Tensor::randn([1, 3, 16], (Kind::Float, Device::Cpu));
+    assert!(m.prefix(1, &x, false).is_some() && m.prefix(2, &x, false).is_none());
+    assert!(m.sublayer(1, Site::FfnOutput, &x, &x, false).is_some());
+    assert!(m.sublayer(3, Site::FfnOutput, &x, &x, false).is_none());
+    assert_eq!(m.content_planner(), Some(PlannerSettings::default()));
+}
+
+#[test]
+fn pcg_config_names_nested_fields() {
+    let dims = BertConfig::minilm().dims();
+    testkit::check_config::<PcgConfig>(
+        &dims,
+        &[
+            ("prefix: {length: 0}", "prefix.length"),
+            ("adapter: {bottleneck: d/0}", "adapter.bottleneck"),
+            ("planner: {hidden: 0}", "planner.hidden"),
+            ("planner: {lr: 2}", "planner.lr"),
+            ("planner: {depth: 2}", "depth"),
+        ],
     );
 }
 
@@ -193,9 +234,9 @@ fn mam_glue_is_he_et_al_s_glue_setting() {
     let counted: i64 = m.var_store().trainable_variables().iter().map(|t| t.numel() as i64).sum();
     assert_eq!(counted, expected);
     let glue = MamConfig::glue();
-    assert_eq!((glue.prefix.length, glue.adapter.bottleneck, glue.adapter.scale), (16, 16, 2.0));
+    assert_eq!((glue.prefix.length, glue.adapter.bottleneck, glue.adapter.scale), (16, Width::Fixed(16), 2.0));
     // The XSum preset keeps its sizes and shares the code's MLP width and bottleneck dropout.
     let xsum = MamConfig::default();
-    assert_eq!((xsum.prefix.length, xsum.prefix.mid_dim, xsum.adapter.bottleneck), (30, 800, 512));
+    assert_eq!((xsum.prefix.length, xsum.prefix.mid_dim, xsum.adapter.bottleneck), (30, 800, Width::Fixed(512)));
     assert_eq!((xsum.adapter.dropout, xsum.adapter.dropout_at), (0.1, pelt_adapters::config::DropoutAt::Bottleneck));
 }

@@ -5,7 +5,7 @@
 
 use pelt_adapters::config::{DropoutAt, ParallelConfig};
 use pelt_backbone::BertConfig;
-use pelt_core::{Attachment, Method, Scale, Site};
+use pelt_core::{Attachment, Method, Scale, Site, Width};
 use pelt_mixtures::{mam::MamConfig, Mam};
 use pelt_prompts::config::PrefixConfig;
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ fn mam_glue_parts_match_he_et_al_s_code() {
     assert_eq!((dims.hidden, dims.layers, dims.heads), (16, 2, 2));
     let config = MamConfig {
         prefix: PrefixConfig { length: 4, mid_dim: 8, ..MamConfig::glue().prefix },
-        adapter: ParallelConfig { bottleneck: 4, ..MamConfig::glue().adapter },
+        adapter: ParallelConfig { bottleneck: Width::Fixed(4), ..MamConfig::glue().adapter },
     };
     assert_eq!((config.adapter.scale, config.adapter.dropout_at), (2.0, DropoutAt::Bottleneck));
     let m = Mam::named("mam_glue", config, &dims, Device::Cpu).unwrap();

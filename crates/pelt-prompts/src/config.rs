@@ -165,11 +165,11 @@ impl MethodConfig for DeepPromptConfig {
     }
 }
 
-/// PCG settings: the task prefix (prefix tuning's config; P = 10, MLP width 512), P_x generated
+/// IDPG settings: the task prefix (prefix tuning's config; P = 10, MLP width 512), P_x generated
 /// positions per input (5) and the generator's bottleneck width (64).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct PcgConfig {
+pub struct IdpgConfig {
     /// The task prefix and the shared reparameterisation MLP.
     pub prefix: PrefixConfig,
     /// Positions generated from each input, P_x.
@@ -178,13 +178,13 @@ pub struct PcgConfig {
     pub generator_dim: i64,
 }
 
-impl Default for PcgConfig {
+impl Default for IdpgConfig {
     fn default() -> Self {
-        PcgConfig { prefix: PrefixConfig::default(), input_length: 5, generator_dim: 64 }
+        IdpgConfig { prefix: PrefixConfig::default(), input_length: 5, generator_dim: 64 }
     }
 }
 
-impl MethodConfig for PcgConfig {
+impl MethodConfig for IdpgConfig {
     fn validate(&self, dims: &BackboneDims) -> Result<(), ConfigError> {
         self.prefix.validate(dims).map_err(|e| ConfigError::new(format!("prefix.{}", e.field), e.message))?;
         check_length("input_length", self.input_length, dims)?;

@@ -4,7 +4,7 @@
 //! - Prefix tuning (Li & Liang, ACL 2021): key/value positions in every layer's attention, produced by
 //!   an MLP during training and folded into plain keys and values for inference.
 //! - Deep prompts (P-tuning v2, Liu et al., ACL 2022): the same positions trained directly.
-//! - PCG, the input-dependent prefix: a task prefix plus positions generated from each input.
+//! - IDPG, the input-dependent prefix: a task prefix plus positions generated from each input.
 //! - VPT shallow and deep (Jia et al., ECCV 2022): prompt tokens after a ViT's class token, once or in
 //!   every layer.
 //!
@@ -15,17 +15,17 @@
 #![warn(missing_docs)]
 
 pub mod config;
-pub mod pcg;
+pub mod idpg;
 pub mod prefix;
 pub mod prompt;
 pub mod vpt;
 
-pub use pcg::Pcg;
+pub use idpg::Idpg;
 pub use prefix::{DeepPrompt, Lightner, PrefixModule, PrefixTuning};
 pub use prompt::PromptTuning;
 pub use vpt::Vpt;
 
-use config::{DeepPromptConfig, PcgConfig, PrefixConfig, PromptConfig, VptConfig};
+use config::{DeepPromptConfig, IdpgConfig, PrefixConfig, PromptConfig, VptConfig};
 use pelt_core::{method_entry, Form, MethodEntry, MethodInfo, ScaleKind, Site};
 
 /// Registry entries of this crate.
@@ -86,16 +86,16 @@ pub fn methods() -> Vec<MethodEntry> {
         ),
         method_entry!(
             MethodInfo {
-                name: "pcg",
+                name: "idpg",
                 family: "prompts",
-                paper: "input-dependent prefix: a task prefix plus one generated from the input (after Wu et al. 2022, IDPG)",
+                paper: "Wu et al. 2022, IDPG: An Instance-Dependent Prompt Generation Method (as a prefix: a task prefix plus one generated from the input)",
                 sites: &[Site::Embeddings, Site::AttentionKv],
                 form: Form::Concatenated,
                 scale: ScaleKind::None,
                 formula: "prefix_tuning (P = 10) + (d·k + k) + (k·P_x·d + P_x·d) (generator width k = 64, P_x = 5)",
             },
-            PcgConfig,
-            Pcg::new
+            IdpgConfig,
+            Idpg::new
         ),
         method_entry!(
             MethodInfo {

@@ -149,7 +149,7 @@ impl PrefixModule {
     }
 
     /// The reparameterisation MLP applied to any embeddings (…, d) → (…, L·2·d): the input-dependent
-    /// prefix (PCG) maps its generated embeddings through the same MLP as the task prefix.
+    /// prefix (IDPG) maps its generated embeddings through the same MLP as the task prefix.
     pub fn reparameterise(&self, e: &Tensor) -> Tensor {
         e.linear(&self.w1, Some(&self.b1)).tanh().linear(&self.w2, Some(&self.b2))
     }

@@ -5,9 +5,9 @@ use pelt_backbone::{Bert, BertConfig};
 use pelt_core::{testkit, Attachment, Backbone, BackboneDims, Method, MethodConfig, NoMethod};
 use pelt_prompts::{
     config::{
-        DeepPromptConfig, PcgConfig, PrefixConfig, PrefixInit, PromptConfig, PromptInit, PromptPlacement, VptConfig,
+        DeepPromptConfig, IdpgConfig, PrefixConfig, PrefixInit, PromptConfig, PromptInit, PromptPlacement, VptConfig,
     },
-    DeepPrompt, Pcg, PrefixTuning, PromptTuning, Vpt,
+    DeepPrompt, Idpg, PrefixTuning, PromptTuning, Vpt,
 };
 use tch::Device;
 
@@ -131,34 +131,34 @@ fn prompt_configs_refuse_bad_values() {
 }
 
 #[test]
-fn pcg_conforms() {
+fn idpg_conforms() {
     let _serial = serial();
     // Task prefix as prefix_tuning_conforms (776); generator k = 4, P_x = 2: (16·4 + 4) + (4·2·16 + 2·16).
-    let config = PcgConfig {
+    let config = IdpgConfig {
         prefix: PrefixConfig { length: 4, mid_dim: 8, ..PrefixConfig::default() },
         input_length: 2,
         generator_dim: 4,
     };
     testkit::run_conformance(
         &backbone,
-        &|d: &BackboneDims| -> Box<dyn Method> { Box::new(Pcg::new(config.clone(), d, Device::Cpu).unwrap()) },
+        &|d: &BackboneDims| -> Box<dyn Method> { Box::new(Idpg::new(config.clone(), d, Device::Cpu).unwrap()) },
         776 + 68 + 160,
     );
 }
 
 #[test]
-fn pcg_prefix_depends_on_the_input() {
+fn idpg_prefix_depends_on_the_input() {
     let _serial = serial();
     // Cutting the generator off its input (zero input weights: every input generates the same
     // positions) must change the outputs; padding invariance is the conformance suite's.
     let b = backbone();
     let d = b.dims().clone();
-    let config = PcgConfig {
+    let config = IdpgConfig {
         prefix: PrefixConfig { length: 2, mid_dim: 8, ..PrefixConfig::default() },
         input_length: 2,
         generator_dim: 4,
     };
-    let m = Pcg::new(config, &d, Device::Cpu).unwrap();
+    let m = Idpg::new(config, &d, Device::Cpu).unwrap();
     let inputs = testkit::sample_inputs(&d);
     let out = tch::no_grad(|| b.forward(&inputs, &m, false));
     // Zero the generator's input weights: every input then generates the same positions.
@@ -175,10 +175,10 @@ fn pcg_prefix_depends_on_the_input() {
 }
 
 #[test]
-fn pcg_config_names_nested_fields() {
+fn idpg_config_names_nested_fields() {
     let _serial = serial();
     let dims = BertConfig::minilm().dims();
-    testkit::check_config::<PcgConfig>(
+    testkit::check_config::<IdpgConfig>(
         &dims,
         &[
             ("prefix: {mid_dim: 0}", "prefix.mid_dim"),

@@ -175,8 +175,13 @@ pub fn build_on(records: &[Record], exp: Option<&Suite>, metric: Option<&str>) -
         caption.push('\n');
     }
     let summarizing = records.iter().any(|r| r.metrics.contains_key("rougeL"));
+    let data_to_text = records.iter().any(|r| r.metrics.contains_key("bleu"));
     let (what, head) = match (metric, summarizing) {
         (Some(m), _) => (format!("test {m} ×100"), "the task head"),
+        (None, true) if data_to_text => (
+            "test score (mean of corpus BLEU, chrF++ and ROUGE-L F1 ×100 against every reference)".to_owned(),
+            "the task head, a warm-started decoder's new cross-attention and output transform, and a content planner",
+        ),
         (None, true) => (
             "test score (mean of ROUGE-1, ROUGE-2 and ROUGE-L F1 ×100)".to_owned(),
             "the task head and a warm-started decoder's new cross-attention and output transform",

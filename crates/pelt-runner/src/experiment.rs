@@ -307,6 +307,16 @@ impl Experiment {
                  reference form of UniPELT's gate pooling); this file has summarization or NER tasks"
             );
         }
+        // PCG plans the keys of tables and triple sets: it has nothing to plan elsewhere.
+        if let Some(i) = exp.methods.iter().position(|m| m.method == "pcg") {
+            if let Some(t) = exp.tasks.iter().find(|t| !pelt_seq2seq::data::DATA_TO_TEXT.contains(&t.as_str())) {
+                bail!(
+                    "{shown}:{}: methods[{i}] field `method`: pcg plans the content of data-to-text inputs (tasks \
+                     e2e, webnlg), but `{t}` is not one; the classification prefix generated from the input is `idpg`",
+                    locate_method(&text, i, Some("method")).unwrap_or(0)
+                );
+            }
+        }
         let sources = exp.transfer.as_ref().map(|t| t.sources.clone()).unwrap_or_default();
         let config = exp.backbone.join("config.json");
         let summarizing = exp.tasks.iter().filter(|t| is_summarization(t)).count();
@@ -834,6 +844,18 @@ methods:\n  - method: lora\n    lr: 1.0e-3\n    config: {r: 4}\n  - method: houl
         std::fs::write(&path, padded.replace("tasks: [sst2]", "tasks: [wnut17]")).unwrap();
         let err = Experiment::load(&path, &registry, dir.path(), &Places::default()).unwrap_err().to_string();
         assert!(err.contains(":10: field `training.pad_to_max_len`"), "{err}");
+    }
+
+    #[test]
+    fn pcg_is_refused_outside_data_to_text() {
+        let dir = workspace();
+        let path = dir.path().join("e.yaml");
+        let glue = format!("glue_dir: {}", dir.path().join("glue").display());
+        let text = VALID.replace("glue_dir: glue", &glue).replace("  - method: houlsby\n", "  - method: pcg\n");
+        std::fs::write(&path, &text).unwrap();
+        let registry = crate::registry::registry();
+        let err = Experiment::load(&path, &registry, dir.path(), &Places::default()).unwrap_err().to_string();
+        assert!(err.contains(":16: methods[1] field `method`: pcg plans") && err.contains("`sst2`"), "{err}");
     }
 
     #[test]

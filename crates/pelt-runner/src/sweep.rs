@@ -87,8 +87,11 @@ impl Only {
 /// Hash of everything that defines a run's result apart from task, size and seed. `regression`: the run
 /// trains a regression head (see [`trains_regression`]).
 pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Value, regression: bool) -> String {
+    // IDPG was registered as `pcg` until 2026-12-07, when PCG as published took the name: its runs hash
+    // under the old name, so their records stay theirs.
+    let method = if m.method == "idpg" { "pcg" } else { m.method.as_str() };
     let mut value = serde_json::json!({
-        "method": m.method, "config": resolved, "lr": m.lr,
+        "method": method, "config": resolved, "lr": m.lr,
         "training": serde_json::to_value(&exp.training).unwrap_or_default(),
         "backbone": exp.backbone.file_name().map(|f| f.to_string_lossy().into_owned()),
     });

@@ -25,7 +25,7 @@ use pelt_train::{
 };
 use rand::{seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tch::{Device, Tensor};
 
 /// The decoder settings of [`GenerationSpec`] for `seq2seq::generate`.
@@ -78,7 +78,9 @@ impl Ctx<'_> {
 
     /// ROUGE-1/2/L F1 (×100) of generated summaries of `rows` of a split against their references — or,
     /// where `all_refs` gives every reference of each item (data-to-text), BLEU, chrF++ and ROUGE-L
-    /// against all of them — and the (generated, first reference) pairs.
+    /// against all of them — and the (generated, first reference) pairs. Where `seen` gives the training
+    /// categories (WebNLG's test set), the data-to-text metrics are also computed on the items of seen
+    /// and of unseen categories apart (`bleu_seen`, `bleu_unseen`, …), returned beside the main ones.
     fn rouge(
         &self,
         task: &SummaryData,
@@ -86,29 +88,31 @@ impl Ctx<'_> {
         refs: &[pelt_data::summarization::Article],
         all_refs: Option<&[Vec<String>]>,
         rows: &[usize],
-    ) -> Result<(BTreeMap<String, f64>, Samples)> {
+        seen: Option<&BTreeSet<String>>,
+    ) -> Result<Scored> {
         let generated = self.summaries(split, rows, task.pad_id)?;
         // Data-to-text: corpus BLEU and chrF++ (sacreBLEU's) and ROUGE-L (each item's best reference)
         // against every reference.
         if let Some(all) = all_refs {
-            let hyps: Vec<String> = generated.clone();
             let item_refs: Vec<Vec<String>> = rows.iter().map(|&i| all[i].clone()).collect();
-            let rouge_l = hyps
-                .iter()
-                .zip(&item_refs)
-                .map(|(h, rs)| {
-                    let h = latin_tokens(h);
-                    rs.iter().map(|r| pelt_data::summarization::rouge(&h, &latin_tokens(r)).rouge_l).fold(0.0, f64::max)
-                })
-                .sum::<f64>()
-                / hyps.len().max(1) as f64;
-            let metrics = BTreeMap::from([
-                ("bleu".to_owned(), pelt_data::textgen::bleu(&hyps, &item_refs)),
-                ("chrf_pp".to_owned(), pelt_data::textgen::chrf_pp(&hyps, &item_refs)),
-                ("rougeL".to_owned(), 100.0 * rouge_l),
-            ]);
-            let pairs = hyps.into_iter().zip(rows).map(|(g, &i)| (g, refs[i].summary.clone())).collect();
-            return Ok((metrics, pairs));
+            let metrics = d2t_metrics(&generated, &item_refs);
+            let mut parts = BTreeMap::new();
+            if let Some(seen) = seen {
+                for (suffix, want) in [("seen", true), ("unseen", false)] {
+                    let picked: Vec<usize> =
+                        (0..rows.len()).filter(|&j| seen.contains(category(&refs[rows[j]].id)) == want).collect();
+                    if picked.is_empty() {
+                        continue;
+                    }
+                    let hyps: Vec<String> = picked.iter().map(|&j| generated[j].clone()).collect();
+                    let rs: Vec<Vec<String>> = picked.iter().map(|&j| item_refs[j].clone()).collect();
+                    for (name, v) in d2t_metrics(&hyps, &rs) {
+                        parts.insert(format!("{name}_{suffix}"), v);
+                    }
+                }
+            }
+            let pairs = generated.into_iter().zip(rows).map(|(g, &i)| (g, refs[i].summary.clone())).collect();
+            return Ok((metrics, parts, pairs));
         }
         let pairs: Vec<(String, String)> =
             generated.into_iter().zip(rows).map(|(g, &i)| (g, refs[i].summary.clone())).collect();
@@ -122,12 +126,45 @@ impl Ctx<'_> {
             ("rouge2".to_owned(), 100.0 * r.rouge2),
             ("rougeL".to_owned(), 100.0 * r.rouge_l),
         ]);
-        Ok((metrics, pairs))
+        Ok((metrics, BTreeMap::new(), pairs))
     }
+}
+
+/// Data-to-text scores of generated texts against every reference of each item: sacreBLEU's corpus
+/// BLEU and chrF++, and ROUGE-L F1 against each item's best reference, all ×100.
+fn d2t_metrics(hyps: &[String], item_refs: &[Vec<String>]) -> BTreeMap<String, f64> {
+    let rouge_l = hyps
+        .iter()
+        .zip(item_refs)
+        .map(|(h, rs)| {
+            let h = latin_tokens(h);
+            rs.iter().map(|r| pelt_data::summarization::rouge(&h, &latin_tokens(r)).rouge_l).fold(0.0, f64::max)
+        })
+        .sum::<f64>()
+        / hyps.len().max(1) as f64;
+    BTreeMap::from([
+        ("bleu".to_owned(), pelt_data::textgen::bleu(hyps, item_refs)),
+        ("chrf_pp".to_owned(), pelt_data::textgen::chrf_pp(hyps, item_refs)),
+        ("rougeL".to_owned(), 100.0 * rouge_l),
+    ])
+}
+
+/// A WebNLG item's category, from its id (`category/eid`).
+fn category(id: &str) -> &str {
+    id.split('/').next().unwrap_or(id)
+}
+
+/// WebNLG: the categories of a task's training items, which its test set's seen / unseen split is
+/// made by; `None` for other tasks.
+fn seen_categories(task: &SummaryData) -> Option<BTreeSet<String>> {
+    (task.splits.name == "webnlg").then(|| task.splits.train.iter().map(|a| category(&a.id).to_owned()).collect())
 }
 
 /// (generated, reference) summaries.
 type Samples = Vec<(String, String)>;
+
+/// A split's main metrics, its per-part metrics (WebNLG's seen / unseen) and its samples.
+type Scored = (BTreeMap<String, f64>, BTreeMap<String, f64>, Samples);
 
 /// Test summaries kept with each record, to read beside the scores.
 const SAMPLES: usize = 20;
@@ -176,7 +213,7 @@ impl Steps for Loop<'_> {
         let mut scores = Vec::new();
         for (t, rows) in self.tasks.iter().zip(self.dev_rows) {
             let all = t.splits.references.as_ref().map(|r| &r.0[..]);
-            scores.push(mean(&self.ctx.rouge(t, &t.val, &t.splits.val, all, rows)?.0));
+            scores.push(mean(&self.ctx.rouge(t, &t.val, &t.splits.val, all, rows, None)?.0));
         }
         Ok(scores.iter().sum::<f64>() / scores.len() as f64)
     }
@@ -218,6 +255,20 @@ pub fn run(
     // Method and new parts, seeded.
     let method = pelt_train::seeded_method(registry, spec, model, seed, device)?;
     model.reset_new_parts();
+    // PCG: its content planner learns the plans the training references follow; each used input is
+    // then written behind its plan — gold for training items, predicted for dev and test items.
+    let mut planned = Vec::new();
+    if let Some(settings) = method.content_planner() {
+        for (i, t) in tasks.iter().enumerate() {
+            let rows = [&train_rows[i][..], &dev_rows[i][..], &test_rows[i][..]];
+            planned.push(crate::plan::planned(t, model, tokenizer, settings, rows, seed)?);
+        }
+    }
+    let planner_params: i64 = planned.iter().map(|p| p.params).sum();
+    let plan_diagnostics: Vec<(String, f64)> = planned.iter().flat_map(|p| p.diagnostics.clone()).collect();
+    let tasks: Vec<&SummaryData> =
+        if planned.is_empty() { tasks.to_vec() } else { planned.iter().map(|p| &p.data).collect() };
+    let tasks = &tasks[..];
     let new_parts: Vec<(String, Tensor)> = model
         .new_parts()
         .map(|vs| vs.variables().into_iter().map(|(n, t)| (format!("new.{n}"), t.set_requires_grad(true))).collect())
@@ -244,7 +295,8 @@ pub fn run(
         let (x, y) = hooks.batch(0, &rows);
         seq2seq::loss(model, &x, &y, method.as_ref(), false)
     });
-    let head = params::numel(new_parts.iter().map(|(_, t)| t));
+    // The content planner trains before the generator, as a head of its own: counted with the head.
+    let head = params::numel(new_parts.iter().map(|(_, t)| t)) + planner_params;
     let counts = params::count(model, method.as_ref(), head);
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
@@ -259,38 +311,49 @@ pub fn run(
     let train_eps = fitted.examples_per_second();
     let (step, diverged) = (fitted.steps, fitted.diverged);
 
-    let mut diagnostics: BTreeMap<String, f64> = method.diagnostics().into_iter().collect();
+    let mut diagnostics: BTreeMap<String, f64> = method.diagnostics().into_iter().chain(plan_diagnostics).collect();
     if tasks.len() > 1 {
         diagnostics.insert("shared_tasks".into(), tasks.len() as f64);
     }
-    let outcome = |i: usize, metrics: BTreeMap<String, f64>, best: Option<(f64, usize)>, samples| Outcome {
-        diverged: diverged.clone(),
-        score: (!metrics.is_empty()).then(|| mean(&metrics)),
-        metrics,
-        best_dev: best,
-        curve: selection.curve().to_vec(),
-        steps: step,
-        sizes: (train_rows[i].len(), dev_rows[i].len(), test_rows[i].len()),
-        params: counts,
-        train_eps,
-        eval_eps: ctx.clock.examples_per_second(),
-        diagnostics: diagnostics.clone(),
-        samples,
-        checkpoint: None,
+    // The score is the mean of the main metrics; a WebNLG run's seen / unseen parts sit beside them.
+    let outcome = |i: usize,
+                   mut metrics: BTreeMap<String, f64>,
+                   parts: BTreeMap<String, f64>,
+                   best: Option<(f64, usize)>,
+                   samples| {
+        let score = (!metrics.is_empty()).then(|| mean(&metrics));
+        metrics.extend(parts);
+        Outcome {
+            diverged: diverged.clone(),
+            score,
+            metrics,
+            best_dev: best,
+            curve: selection.curve().to_vec(),
+            steps: step,
+            sizes: (train_rows[i].len(), dev_rows[i].len(), test_rows[i].len()),
+            params: counts,
+            train_eps,
+            eval_eps: ctx.clock.examples_per_second(),
+            diagnostics: diagnostics.clone(),
+            samples,
+            checkpoint: None,
+        }
     };
     if diverged.is_some() {
-        return Ok((0..tasks.len()).map(|i| outcome(i, BTreeMap::new(), None, Vec::new())).collect());
+        return Ok((0..tasks.len()).map(|i| outcome(i, BTreeMap::new(), BTreeMap::new(), None, Vec::new())).collect());
     }
     let best = selection.restore_best(&all).ok_or_else(|| anyhow!("no dev evaluation happened"))?;
     let mut out = Vec::new();
     for (i, (t, rows)) in tasks.iter().zip(&test_rows).enumerate() {
         // At the training's precision, as the loop's dev evaluations.
         let device = all.first().map_or(tch::Device::Cpu, |(_, p)| p.device());
-        let (metrics, mut pairs) = pelt_train::autocast(training.precision, device, || {
-            ctx.rouge(t, &t.test, &t.splits.test, t.splits.references.as_ref().map(|r| &r.1[..]), rows)
+        let seen = seen_categories(t);
+        let (metrics, parts, mut pairs) = pelt_train::autocast(training.precision, device, || {
+            let all = t.splits.references.as_ref().map(|r| &r.1[..]);
+            ctx.rouge(t, &t.test, &t.splits.test, all, rows, seen.as_ref())
         })?;
         pairs.truncate(SAMPLES);
-        out.push(outcome(i, metrics, Some(best), pairs));
+        out.push(outcome(i, metrics, parts, Some(best), pairs));
     }
     // The next run draws its own new parts; leave them trainable-free like the backbone.
     for (_, t) in &new_parts {
