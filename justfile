@@ -119,6 +119,11 @@ sweep-summarization *ARGS: setup
     {{target}}/debug/pelt table results/summarization --metric rouge2
     {{target}}/debug/pelt table results/summarization --metric rougeL
 
+# Few-shot data-to-text (E2E tables, WebNLG triples from ../shared/data/d2t): full, LoRA, Houlsby, prefix
+# tuning, MAM and PCG at K = 50 / 100 / 200 / 500, 3 seeds; its tables per metric are in metrics.md.
+sweep-d2t *ARGS: setup
+    {{pelt}} sweep experiments/d2t.yaml {{ARGS}}
+
 # XL-Sum on your own mT5 (assets/mt5-small) and XL-Sum folder: per-language and shared methods.
 sweep-xlsum DIR *ARGS: setup
     {{pelt}} sweep experiments/xlsum.yaml --xlsum-dir {{DIR}} {{ARGS}}

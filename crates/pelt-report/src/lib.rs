@@ -197,6 +197,7 @@ pub fn write_tables(suite_dir: &Path, records: &[Record], exp: Option<&Suite>) -
         text.push('\n');
         text.push_str(&c);
     }
+    write_or_remove(&suite_dir.join("metrics.md"), table::per_metric(records, exp)?.as_deref())?;
     for (file, page) in
         [("noise.md", table::separated(&t)), ("pairs.md", exp.and_then(|e| pairs::table(records, &e.pairs)))]
     {

@@ -58,11 +58,12 @@ pub fn write(suite_dir: &Path, page: &Page) -> Result<PathBuf> {
             out.push_str(&format!("\n{title} (SVG beside it in `plots/`):\n\n![{title}](plots/{file})\n"));
         }
     }
-    let pages: Vec<String> = ["diagnostics.md", "selection.md", "communication.md", "pairs.md", "budget.md", "cost.md"]
-        .iter()
-        .filter(|f| suite_dir.join(f).is_file())
-        .map(|f| format!("[{f}]({f})"))
-        .collect();
+    let pages: Vec<String> =
+        ["metrics.md", "diagnostics.md", "selection.md", "communication.md", "pairs.md", "budget.md", "cost.md"]
+            .iter()
+            .filter(|f| suite_dir.join(f).is_file())
+            .map(|f| format!("[{f}]({f})"))
+            .collect();
     out.push_str(&format!(
         "\nGenerated beside this page: [table.md](table.md), [table.csv](table.csv), [table.tex](table.tex){}; every \
          run's record in `records/`.\n\n{READING_MARKER}\n\n{reading}",

@@ -83,6 +83,34 @@ pub fn split_configurations(records: &[Record]) -> Vec<Record> {
         .collect()
 }
 
+/// Generation suites (summarization's ROUGE-1/2/L, data-to-text's BLEU, chrF++ and ROUGE-L and
+/// WebNLG's seen / unseen parts): one table per test metric, in that order, as `metrics.md` holds them;
+/// `None` for suites scored by one task metric.
+pub fn per_metric(records: &[Record], exp: Option<&Suite>) -> Result<Option<String>> {
+    const ORDER: [&str; 5] = ["bleu", "chrf_pp", "rougeL", "rouge1", "rouge2"];
+    let ok = || records.iter().filter(|r| r.status == Status::Ok);
+    if !ok().any(|r| r.metrics.contains_key("rougeL")) {
+        return Ok(None);
+    }
+    let mut names: Vec<&str> = ok().flat_map(|r| r.metrics.keys().map(String::as_str)).collect();
+    names.sort_by_key(|n| {
+        let (base, part) = n.rsplit_once('_').filter(|(_, p)| matches!(*p, "seen" | "unseen")).unwrap_or((n, ""));
+        (ORDER.iter().position(|o| *o == base).unwrap_or(ORDER.len()), part.to_owned(), n.to_string())
+    });
+    names.dedup();
+    let parts = names.iter().any(|n| n.ends_with("_seen") || n.ends_with("_unseen"));
+    let mut out = format!(
+        "Test metrics of the generation runs, one table per metric (cells ×100, mean ± std over seeds, as in the \
+         main table{}).\n",
+        if parts { "; `_seen` / `_unseen`: WebNLG's test items of categories seen / not seen in training" } else { "" }
+    );
+    for name in names {
+        let t = build_on(records, exp, Some(name))?;
+        out.push_str(&format!("\n## {name}\n\n{}", t.render(Format::Markdown)));
+    }
+    Ok(Some(out))
+}
+
 /// Aggregates records into a table; `exp` (when known) fixes the row and column order.
 pub fn build(records: &[Record], exp: Option<&Suite>) -> Result<Table> {
     build_on(records, exp, None)
@@ -546,6 +574,28 @@ mod tests {
             cells,
             notes: Vec::new(),
         }
+    }
+
+    #[test]
+    fn generation_suites_get_one_table_per_metric_in_order() {
+        let run = |method: &str, seed, metrics: &[(&str, f64)]| {
+            let mut r = pelt_records::test_record("webnlg", method, seed);
+            r.metrics = metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            r
+        };
+        let all = [("rougeL", 40.0), ("chrf_pp_seen", 31.0), ("bleu_unseen", 9.0), ("chrf_pp", 30.0), ("bleu", 20.0)];
+        let records = vec![run("pcg", 1, &all), run("pcg", 2, &all), run("lora", 1, &all[..1])];
+        let page = per_metric(&records, None).unwrap().unwrap();
+        let at = |h: &str| page.find(&format!("## {h}\n")).unwrap_or_else(|| panic!("no {h} in\n{page}"));
+        assert!(at("bleu") < at("bleu_unseen") && at("bleu_unseen") < at("chrf_pp"));
+        assert!(at("chrf_pp") < at("chrf_pp_seen") && at("chrf_pp_seen") < at("rougeL"));
+        assert!(page.contains("seen / not seen in training"));
+        // LoRA has ROUGE-L only: its row is in that table and no other.
+        let rouge = &page[at("rougeL")..];
+        assert!(rouge.contains("| lora |") && !page[..at("rougeL")].contains("| lora |"));
+        // A classification suite has no such page.
+        let plain = vec![pelt_records::test_record("rte", "lora", 1)];
+        assert!(per_metric(&plain, None).unwrap().is_none());
     }
 
     /// A finished run of `method` on RTE at 100 examples: best dev at `best` of `steps`, dev evaluated
