@@ -377,6 +377,23 @@ impl Embeddings {
         &self.word
     }
 
+    /// The embedding of decoder tokens `ids` (batch, 1) at position `step` of an all-real sequence
+    /// (segment 0), in evaluation mode: what [`Embeddings::forward`] gives that position.
+    pub(crate) fn forward_at(&self, ids: &Tensor, step: i64) -> Tensor {
+        // RoBERTa numbers real tokens from pad + 1.
+        let position = if self.roberta_positions { self.pad + 1 + step } else { step };
+        let words = Tensor::embedding(&self.word, ids, -1, false, false);
+        let mut e = words + self.position.get(position).view([1, 1, -1]);
+        if let Some(token_type) = &self.token_type {
+            e += token_type.get(0).view([1, 1, -1]);
+        }
+        let e = self.norm.forward(&e);
+        match &self.project {
+            Some(project) => e.linear(&project.weight, Some(&project.bias)),
+            None => e,
+        }
+    }
+
     /// The embedded input; `prompt` (batch, P, width), if any, goes in front of the word embeddings
     /// before positions and segments are added (see [`Attachment::input_prompt`]), so the output has
     /// P + len positions.
@@ -546,6 +563,73 @@ impl SelfAttention {
     ) -> Tensor {
         let (layer, sites) = hooks;
         let (b, t, d) = x.size3().expect("hidden is (batch, len, d)");
+        let (q, k, v) = self.qkv(x, kv, hooks, m, train);
+        let p_drop = if train { self.attn_dropout } else { 0.0 };
+        let scale = 1.0 / ((d / self.heads) as f64).sqrt();
+        let prefix = if sites == SELF_SITES { m.prefix(layer, x, train) } else { None };
+        let ctx = attend(&q, k, v, keep, bias, scale, prefix, p_drop, train);
+        ctx.transpose(1, 2).reshape([b, t, d])
+    }
+
+    /// One step of incremental decoding: the context of the new position(s) `x` (batch, 1, d) given
+    /// what `cache` holds — in self-attention (`memory` `None`) the keys and values of the earlier
+    /// positions, to which this step's are appended; in cross-attention the keys and values of the
+    /// encoder's output `memory`, projected at the first step and reused. `keep` (batch, s) marks the
+    /// memory's real positions (cross-attention only). Equal to the whole-prefix pass at the last
+    /// position for methods whose hooks act on each position alone (see
+    /// [`Attachment::decodes_incrementally`]).
+    pub(crate) fn context_step(
+        &self,
+        x: &Tensor,
+        memory: Option<(&Tensor, &Tensor)>,
+        cache: &mut StepKv,
+        hooks: (usize, [Site; 4]),
+        m: &dyn Attachment,
+    ) -> Tensor {
+        let (layer, sites) = hooks;
+        let (b, t, d) = x.size3().expect("hidden is (batch, len, d)");
+        let (q, k, v, keep) = match memory {
+            None => {
+                let (q, k, v) = self.qkv(x, x, hooks, m, false);
+                let (k, v) = match cache.0.take() {
+                    Some((pk, pv)) => (Tensor::cat(&[pk, k], 2), Tensor::cat(&[pv, v], 2)),
+                    None => (k, v),
+                };
+                cache.0 = Some((k.shallow_clone(), v.shallow_clone()));
+                let keep = Tensor::ones([b, k.size()[2]], (Kind::Bool, x.device()));
+                (q, k, v, keep)
+            }
+            Some((memory, keep)) => match &cache.0 {
+                Some((k, v)) => {
+                    let q = self.query.forward(x, layer, sites[0], m, false);
+                    let q = q.view([b, t, self.heads, d / self.heads]).transpose(1, 2);
+                    (q, k.shallow_clone(), v.shallow_clone(), keep.shallow_clone())
+                }
+                None => {
+                    let (q, k, v) = self.qkv(x, memory, hooks, m, false);
+                    cache.0 = Some((k.shallow_clone(), v.shallow_clone()));
+                    (q, k, v, keep.shallow_clone())
+                }
+            },
+        };
+        let scale = 1.0 / ((d / self.heads) as f64).sqrt();
+        let prefix = if sites == SELF_SITES { m.prefix(layer, x, false) } else { None };
+        let ctx = attend(&q, k, v, &keep, None, scale, prefix, 0.0, false);
+        ctx.transpose(1, 2).reshape([b, t, d])
+    }
+
+    /// Queries from `x` and keys and values from `kv`, each (batch, heads, len, d/heads), with every
+    /// projection's method hooks.
+    fn qkv(
+        &self,
+        x: &Tensor,
+        kv: &Tensor,
+        hooks: (usize, [Site; 4]),
+        m: &dyn Attachment,
+        train: bool,
+    ) -> (Tensor, Tensor, Tensor) {
+        let (layer, sites) = hooks;
+        let (b, t, d) = x.size3().expect("hidden is (batch, len, d)");
         let s = kv.size()[1];
         let split = |h: Tensor, n: i64| h.view([b, n, self.heads, d / self.heads]).transpose(1, 2);
         // A method that replaces a projection's input (OFT, (IA)³) gets the three projections one by one.
@@ -577,13 +661,15 @@ impl SelfAttention {
                 split(self.value.forward(kv, layer, sites[2], m, train), s),
             )
         };
-        let p_drop = if train { self.attn_dropout } else { 0.0 };
-        let scale = 1.0 / ((d / self.heads) as f64).sqrt();
-        let prefix = if sites == SELF_SITES { m.prefix(layer, x, train) } else { None };
-        let ctx = attend(&q, k, v, keep, bias, scale, prefix, p_drop, train);
-        ctx.transpose(1, 2).reshape([b, t, d])
+        (q, k, v)
     }
 }
+
+/// The keys and values an incremental decoder keeps for one attention sublayer, (batch, heads, s,
+/// d/heads) each: the positions decoded so far (self-attention) or the encoder's output
+/// (cross-attention); empty before the first step.
+#[derive(Debug, Default)]
+pub(crate) struct StepKv(pub(crate) Option<(Tensor, Tensor)>);
 
 /// Multi-head self-attention with its output projection (`attention.self` + `attention.output`).
 #[derive(Debug)]
@@ -633,6 +719,23 @@ impl Attention {
             Site::AttentionOutput | Site::CrossOutput => Some(&mut self.output),
             _ => None,
         }
+    }
+
+    /// One incremental decoding step of the sublayer (see [`SelfAttention::context_step`]): attention,
+    /// output projection, the output site's sublayer hook, residual and LayerNorm, in evaluation mode.
+    pub(crate) fn forward_step(
+        &self,
+        x: &Tensor,
+        memory: Option<(&Tensor, &Tensor)>,
+        cache: &mut StepKv,
+        hooks: (usize, [Site; 4]),
+        m: &dyn Attachment,
+    ) -> Tensor {
+        let (layer, sites) = hooks;
+        let ctx = self.core.context_step(x, memory, cache, hooks, m);
+        let h = self.output.forward(&ctx, layer, sites[3], m, false);
+        let h = hooked_sublayer(m, (layer, sites[3]), x, h, &|h| self.norm.forward(&(h + x)), false);
+        self.norm.forward(&(h + x))
     }
 
     /// Attention of `x` over `kv` (see [`SelfAttention::context_over`]), output projection, the

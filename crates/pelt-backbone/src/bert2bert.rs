@@ -18,8 +18,8 @@
 //! `BertLMHeadModel` names) in the new store, and the head `cls.predictions.…`.
 
 use crate::{
-    bert::{encode, merge_linear, Attention, BertConfig, Embeddings, Layer, LayerNorm, Linear, CROSS_SITES},
-    seq2seq::{Seq2Seq, SpecialIds},
+    bert::{encode, merge_linear, Attention, BertConfig, Embeddings, Layer, LayerNorm, Linear, StepKv, CROSS_SITES},
+    seq2seq::{Seq2Seq, SpecialIds, Stepper},
     Bert,
 };
 use pelt_core::{Attachment, Backbone, BackboneDims, Encoded, Inputs, PeltError, Result, Site};
@@ -195,6 +195,10 @@ impl Seq2Seq for Bert2Bert {
     fn special_ids(&self) -> SpecialIds {
         self.special
     }
+    fn stepper<'a>(&'a self, encoded: &'a Encoded, m: &'a dyn Attachment) -> Option<Box<dyn Stepper + 'a>> {
+        let caches = self.decoder.iter().map(|_| (StepKv::default(), StepKv::default())).collect();
+        Some(Box::new(Bert2BertStepper { model: self, encoded, m, enc_keep: encoded.mask.ne(0), caches, step: 0 }))
+    }
     fn new_parts(&self) -> Option<&nn::VarStore> {
         Some(&self.new)
     }
@@ -216,6 +220,38 @@ impl Seq2Seq for Bert2Bert {
                 }
             }
         });
+    }
+}
+
+/// Incremental decoding on a BERT2BERT: per decoder layer, the self-attention's keys and values of the
+/// positions so far and the cross-attention's of the encoder output.
+struct Bert2BertStepper<'a> {
+    model: &'a Bert2Bert,
+    encoded: &'a Encoded,
+    m: &'a dyn Attachment,
+    enc_keep: Tensor,
+    caches: Vec<(StepKv, StepKv)>,
+    step: i64,
+}
+
+impl Stepper for Bert2BertStepper<'_> {
+    fn next_logits(&mut self, last: &Tensor) -> Tensor {
+        let b = last.size()[0];
+        let mut h = self.model.embeddings.forward_at(last, self.step);
+        // The stack is announced as a whole pass announces it (the new position is real, the decoder
+        // causal); methods that pool over a stack do not decode incrementally.
+        self.m.begin_stack(&Tensor::ones([b, 1], (Kind::Bool, last.device())), true);
+        let offset = self.model.encoder.len();
+        for (i, d) in self.model.decoder.iter().enumerate() {
+            let layer = offset + i;
+            let (own, cross) = &mut self.caches[i];
+            let a = d.layer.attention.forward_step(&h, None, own, (layer, SELF), self.m);
+            let memory = Some((&self.encoded.hidden, &self.enc_keep));
+            let c = d.cross.forward_step(&a, memory, cross, (layer, CROSS_SITES), self.m);
+            h = d.layer.ffn.forward(&c, layer, self.m, false);
+        }
+        self.step += 1;
+        self.model.predict(&h.select(1, 0))
     }
 }
 

@@ -36,6 +36,19 @@ pub trait Seq2Seq: Backbone {
     }
     /// Draws the new parts afresh from libtorch's generator (each run starts them from its own seed).
     fn reset_new_parts(&self) {}
+    /// Incremental decoding over `encoded` with `m` attached (see [`Stepper`]), or `None` (the default)
+    /// where the model decodes by rerunning its decoder over the whole prefix at every step.
+    fn stepper<'a>(&'a self, _encoded: &'a Encoded, _m: &'a dyn Attachment) -> Option<Box<dyn Stepper + 'a>> {
+        None
+    }
+}
+
+/// Incremental decoding: one new position per call, the keys and values of the earlier positions (and of
+/// the encoder's output) kept, so that a step costs one position's work instead of the whole prefix's.
+pub trait Stepper {
+    /// Logits (batch, vocab) of the next token after `last` (batch, 1), the newest decoder inputs; the
+    /// first call takes the start tokens.
+    fn next_logits(&mut self, last: &Tensor) -> Tensor;
 }
 
 /// Decoding settings.
@@ -50,6 +63,10 @@ pub struct Generation {
     /// No n-gram of this size occurs twice in an output (0: no constraint), as Hugging Face's
     /// `no_repeat_ngram_size`: a token that would complete an n-gram already generated is not chosen.
     pub no_repeat_ngram: usize,
+    /// Greedy decoding one position at a time with the earlier keys and values kept, where the model
+    /// and the method allow it (see [`Seq2Seq::stepper`]); false reruns the decoder over the whole
+    /// prefix at every step (the reference the incremental path is tested against).
+    pub incremental: bool,
 }
 
 /// The teacher-forced loss of `targets` (token ids, without start or end tokens) given `inputs`: the
@@ -146,8 +163,19 @@ fn greedy(model: &dyn Seq2Seq, encoded: &Encoded, m: &dyn Attachment, g: &Genera
     let c = model.special_ids();
     let mut seqs = vec![vec![c.start]; b];
     let mut done = vec![false; b];
+    // Incremental where the model and the method allow it: the same tokens (the equality is tested for
+    // every method), a fraction of the work.
+    let mut stepper = if g.incremental && m.decodes_incrementally() { model.stepper(encoded, m) } else { None };
+    let device = encoded.hidden.device();
     for _ in 0..g.max_new_tokens {
-        let lp = last_log_probs(model, encoded, &seqs, m, g.no_repeat_ngram);
+        let lp = match stepper.as_mut() {
+            Some(s) => {
+                let last: Vec<i64> = seqs.iter().map(|s| s.last().copied().unwrap_or(c.pad)).collect();
+                let ids = Tensor::from_slice(&last).view([b as i64, 1]).to_device(device);
+                ban_repeats(s.next_logits(&ids).log_softmax(-1, Kind::Float), &seqs, g.no_repeat_ngram)
+            }
+            None => last_log_probs(model, encoded, &seqs, m, g.no_repeat_ngram),
+        };
         let next = Vec::<i64>::try_from(lp.argmax(-1, false)).unwrap_or_default();
         for (i, seq) in seqs.iter_mut().enumerate() {
             seq.push(if done[i] { c.pad } else { next[i] });

@@ -48,7 +48,7 @@ fn tiny_t5_decodes_as_transformers_greedy_and_beam() {
         &model,
         &inputs(&r),
         &NoMethod,
-        &Generation { max_new_tokens: 8, num_beams: 1, length_penalty: 1.0, no_repeat_ngram: 0 },
+        &Generation { max_new_tokens: 8, num_beams: 1, length_penalty: 1.0, no_repeat_ngram: 0, incremental: true },
     );
     let want: Vec<Vec<i64>> = serde_json::from_value(r["greedy"].clone()).unwrap();
     assert_eq!(greedy, want);
@@ -56,7 +56,7 @@ fn tiny_t5_decodes_as_transformers_greedy_and_beam() {
         &model,
         &inputs(&r),
         &NoMethod,
-        &Generation { max_new_tokens: 8, num_beams: 3, length_penalty: 1.0, no_repeat_ngram: 0 },
+        &Generation { max_new_tokens: 8, num_beams: 3, length_penalty: 1.0, no_repeat_ngram: 0, incremental: true },
     );
     let want: Vec<Vec<i64>> = serde_json::from_value(r["beam3"].clone()).unwrap();
     assert_eq!(beam, want);

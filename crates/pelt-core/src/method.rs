@@ -139,6 +139,14 @@ pub trait Attachment {
     fn activation(&self, _layer: usize, _x: &Tensor, _train: bool) -> Option<Tensor> {
         None
     }
+
+    /// Whether a decoder may run one new position at a time, keeping the keys and values of earlier
+    /// ones (incremental decoding): true when every hook acts on each position alone. A method whose
+    /// hooks pool over the positions of a stack (UniPELT's gates, a running mean in a decoder) says
+    /// false, and its outputs are decoded by rerunning the decoder over the whole prefix.
+    fn decodes_incrementally(&self) -> bool {
+        true
+    }
 }
 
 /// The bare backbone: attaches nothing.

@@ -245,6 +245,11 @@ impl UniPelt {
 }
 
 impl Attachment for UniPelt {
+    /// Its decoder gates are running means over the positions so far.
+    fn decodes_incrementally(&self) -> bool {
+        false
+    }
+
     fn begin_stack(&self, keep: &Tensor, causal: bool) {
         let keep = keep.to_kind(Kind::Float).unsqueeze(-1);
         let pooled = match self.config.gate_pooling {

@@ -262,6 +262,49 @@ fn decoder_positions_never_see_later_tokens_with_any_method() {
     }
 }
 
+/// Incremental greedy decoding (the keys and values of earlier positions kept) gives the tokens that
+/// rerunning the decoder over the whole prefix gives, for every method on a BERT2BERT, with the
+/// method's weights moved off their (often identity) init; a method that pools over the decoder's
+/// positions (UniPELT) is decoded the whole-prefix way.
+#[test]
+fn incremental_decoding_equals_whole_prefix_decoding_with_any_method() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let config = pelt_backbone::BertConfig {
+        hidden_size: 128,
+        num_attention_heads: 4,
+        intermediate_size: 256,
+        ..pelt_backbone::BertConfig::tiny()
+    };
+    let special = pelt_backbone::seq2seq::SpecialIds { start: 1, eos: 2, pad: 0 };
+    let model = pelt_backbone::Bert2Bert::random(&config, special, 9, Device::Cpu);
+    let dims = model.dims().clone();
+    let inputs = testkit::sample_inputs(&dims);
+    let generation = |incremental| pelt_backbone::Generation {
+        max_new_tokens: 8,
+        num_beams: 1,
+        length_penalty: 1.0,
+        no_repeat_ngram: 2,
+        incremental,
+    };
+    let mut stepped = 0;
+    for entry in entries() {
+        let m = build(&entry, &dims, 0);
+        m.init_from(&model);
+        tch::no_grad(|| {
+            for (_, v) in m.var_store().variables() {
+                let _ = v.shallow_clone().g_add_(&(v.randn_like() * 0.1));
+            }
+        });
+        let a = pelt_backbone::seq2seq::generate(&model, &inputs, m.as_ref(), &generation(true));
+        let b = pelt_backbone::seq2seq::generate(&model, &inputs, m.as_ref(), &generation(false));
+        assert_eq!(a, b, "{}: incremental decoding differs from whole-prefix decoding", entry.info.name);
+        stepped += usize::from(m.decodes_incrementally());
+    }
+    assert!(stepped >= 30, "only {stepped} methods decode incrementally");
+    let unipelt = build(&entries().into_iter().find(|e| e.info.name == "unipelt").unwrap(), &dims, 0);
+    assert!(!unipelt.decodes_incrementally());
+}
+
 /// A small MPNet (BERT's encoder with RoBERTa's positions, no segments and one relative-position bias
 /// shared by its layers), d = 128 as the other backbones here.
 fn mpnet() -> Box<dyn Backbone> {

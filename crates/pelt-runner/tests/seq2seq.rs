@@ -88,7 +88,13 @@ fn lora_learns_to_copy_on_a_frozen_t5() {
         &m,
         &batch(&rows[..2]),
         &lora,
-        &pelt_backbone::Generation { max_new_tokens: 6, num_beams: 1, length_penalty: 1.0, no_repeat_ngram: 0 },
+        &pelt_backbone::Generation {
+            max_new_tokens: 6,
+            num_beams: 1,
+            length_penalty: 1.0,
+            no_repeat_ngram: 0,
+            incremental: true,
+        },
     );
     assert_eq!(out.len(), 2);
     assert!(out.iter().all(|s| s[0] == 0 && s.len() <= 7));

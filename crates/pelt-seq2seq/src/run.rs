@@ -35,6 +35,7 @@ fn generation(g: &GenerationSpec) -> Generation {
         num_beams: g.num_beams,
         length_penalty: g.length_penalty,
         no_repeat_ngram: g.no_repeat_ngram_size,
+        incremental: true,
     }
 }
 
