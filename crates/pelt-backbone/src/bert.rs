@@ -671,6 +671,15 @@ impl SelfAttention {
 #[derive(Debug, Default)]
 pub(crate) struct StepKv(pub(crate) Option<(Tensor, Tensor)>);
 
+impl StepKv {
+    /// Keeps the rows `rows` (int64 indices) of the batch, in that order (beam search's survivors).
+    pub(crate) fn select(&mut self, rows: &Tensor) {
+        if let Some((k, v)) = self.0.take() {
+            self.0 = Some((k.index_select(0, rows), v.index_select(0, rows)));
+        }
+    }
+}
+
 /// Multi-head self-attention with its output projection (`attention.self` + `attention.output`).
 #[derive(Debug)]
 pub struct Attention {

@@ -253,6 +253,14 @@ impl Stepper for Bert2BertStepper<'_> {
         self.step += 1;
         self.model.predict(&h.select(1, 0))
     }
+
+    fn reorder(&mut self, rows: &Tensor) {
+        for (own, cross) in &mut self.caches {
+            own.select(rows);
+            cross.select(rows);
+        }
+        self.enc_keep = self.enc_keep.index_select(0, rows);
+    }
 }
 
 /// BERT's MLM transform uses the checkpoint's activation; BERT's and MiniLM's is the erf GELU.

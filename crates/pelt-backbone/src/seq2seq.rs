@@ -49,6 +49,9 @@ pub trait Stepper {
     /// Logits (batch, vocab) of the next token after `last` (batch, 1), the newest decoder inputs; the
     /// first call takes the start tokens.
     fn next_logits(&mut self, last: &Tensor) -> Tensor;
+    /// Keeps the rows `rows` (int64 indices into the current batch, in that order) of everything kept:
+    /// beam search's surviving hypotheses, a row repeated where a beam forks.
+    fn reorder(&mut self, rows: &Tensor);
 }
 
 /// Decoding settings.
@@ -194,15 +197,27 @@ fn beam(model: &dyn Seq2Seq, encoded: &Encoded, m: &dyn Attachment, g: &Generati
     let mut beams: Vec<(Vec<i64>, f64)> = vec![(vec![c.start], 0.0)];
     let mut finished: Vec<(Vec<i64>, f64)> = Vec::new();
     let norm = |len: usize, score: f64| score / (len as f64).powf(g.length_penalty);
+    // Incremental where allowed: the kept keys and values follow the surviving beams (`reorder`).
+    let mut stepper = if g.incremental && m.decodes_incrementally() { model.stepper(encoded, m) } else { None };
+    let device = encoded.hidden.device();
     for _ in 0..g.max_new_tokens {
         let n = beams.len() as i64;
-        let memory = Encoded {
-            hidden: encoded.hidden.expand([n, -1, -1], false),
-            mask: encoded.mask.expand([n, -1], false),
-            inserted: encoded.inserted,
-        };
         let seqs: Vec<Vec<i64>> = beams.iter().map(|(s, _)| s.clone()).collect();
-        let lp = last_log_probs(model, &memory, &seqs, m, g.no_repeat_ngram);
+        let lp = match stepper.as_mut() {
+            Some(s) => {
+                let last: Vec<i64> = seqs.iter().map(|s| s.last().copied().unwrap_or(c.pad)).collect();
+                let ids = Tensor::from_slice(&last).view([n, 1]).to_device(device);
+                ban_repeats(s.next_logits(&ids).log_softmax(-1, Kind::Float), &seqs, g.no_repeat_ngram)
+            }
+            None => {
+                let memory = Encoded {
+                    hidden: encoded.hidden.expand([n, -1, -1], false),
+                    mask: encoded.mask.expand([n, -1], false),
+                    inserted: encoded.inserted,
+                };
+                last_log_probs(model, &memory, &seqs, m, g.no_repeat_ngram)
+            }
+        };
         let scores = lp + Tensor::from_slice(&beams.iter().map(|b| b.1 as f32).collect::<Vec<_>>()).unsqueeze(1);
         let vocab = scores.size()[1];
         // 2k candidates, so that k survive even when some end the sequence.
@@ -210,6 +225,7 @@ fn beam(model: &dyn Seq2Seq, encoded: &Encoded, m: &dyn Attachment, g: &Generati
         let top = Vec::<f64>::try_from(top.to_kind(Kind::Double)).unwrap_or_default();
         let idx = Vec::<i64>::try_from(idx).unwrap_or_default();
         let mut next = Vec::new();
+        let mut origins = Vec::new();
         for (score, flat) in top.into_iter().zip(idx) {
             let (from, token) = ((flat / vocab) as usize, flat % vocab);
             let mut seq = beams[from].0.clone();
@@ -218,10 +234,14 @@ fn beam(model: &dyn Seq2Seq, encoded: &Encoded, m: &dyn Attachment, g: &Generati
                 finished.push((seq.clone(), norm(seq.len() - 1, score)));
             } else {
                 next.push((seq, score));
+                origins.push(from as i64);
             }
             if next.len() == k {
                 break;
             }
+        }
+        if let Some(s) = stepper.as_mut() {
+            s.reorder(&Tensor::from_slice(&origins).to_device(device));
         }
         beams = next;
         // Stop once k hypotheses are finished and no running beam can beat the worst of them.

@@ -13,9 +13,9 @@
 //! the encoder's input.
 
 use crate::{
-    bert::{attend, merge_linear, prepend_prompt, Linear, CROSS_SITES, SELF_SITES},
+    bert::{attend, merge_linear, prepend_prompt, Linear, StepKv, CROSS_SITES, SELF_SITES},
     loader,
-    seq2seq::{Seq2Seq, SpecialIds},
+    seq2seq::{Seq2Seq, SpecialIds, Stepper},
 };
 use pelt_core::{
     hooked_sublayer, Attachment, Backbone, BackboneDims, Dropout, Encoded, Inputs, PeltError, Result, Site,
@@ -232,6 +232,54 @@ impl T5Attention {
     }
 }
 
+impl T5Attention {
+    /// One incremental decoding step (see `SelfAttention::context_step` in `bert`): self-attention
+    /// (`memory` `None`) appends this step's keys and values to `cache` and adds `bias`, the new
+    /// position's row of the position bias; cross-attention projects the encoder's output at the first
+    /// step and reuses it.
+    fn forward_step(
+        &self,
+        x: &Tensor,
+        memory: Option<(&Tensor, &Tensor)>,
+        cache: &mut StepKv,
+        bias: Option<&Tensor>,
+        hooks: (usize, [Site; 4]),
+        m: &dyn Attachment,
+    ) -> Tensor {
+        let (b, t, _) = x.size3().expect("(batch, len, d)");
+        let (layer, sites) = hooks;
+        let split = |h: Tensor, n: i64| h.view([b, n, self.heads, self.d_kv]).transpose(1, 2);
+        let q = split(self.q.forward(x, layer, sites[0], m, false), t);
+        let (k, v, keep) = match memory {
+            None => {
+                let k = split(self.k.forward(x, layer, sites[1], m, false), t);
+                let v = split(self.v.forward(x, layer, sites[2], m, false), t);
+                let (k, v) = match cache.0.take() {
+                    Some((pk, pv)) => (Tensor::cat(&[pk, k], 2), Tensor::cat(&[pv, v], 2)),
+                    None => (k, v),
+                };
+                cache.0 = Some((k.shallow_clone(), v.shallow_clone()));
+                let keep = Tensor::ones([b, k.size()[2]], (Kind::Bool, x.device()));
+                (k, v, keep)
+            }
+            Some((enc, enc_keep)) => {
+                if cache.0.is_none() {
+                    let s = enc.size()[1];
+                    let k = split(self.k.forward(enc, layer, sites[1], m, false), s);
+                    let v = split(self.v.forward(enc, layer, sites[2], m, false), s);
+                    cache.0 = Some((k, v));
+                }
+                let (k, v) = cache.0.as_ref().map(|(k, v)| (k.shallow_clone(), v.shallow_clone())).unwrap_or_default();
+                (k, v, enc_keep.shallow_clone())
+            }
+        };
+        let prefix = if sites == SELF_SITES { m.prefix(layer, x, false) } else { None };
+        let ctx = attend(&q, k, v, &keep, bias, 1.0, prefix, 0.0, false);
+        let ctx = ctx.transpose(1, 2).reshape([b, t, self.heads * self.d_kv]);
+        self.o.forward(&ctx, layer, sites[3], m, false)
+    }
+}
+
 /// T5's relative position bucket of `relative` = key position − query position (Mesh TensorFlow's).
 pub(crate) fn bucket(relative: i64, bidirectional: bool, buckets: i64, max_distance: i64) -> i64 {
     let (mut n, mut out, mut r) = (buckets, 0, relative);
@@ -255,7 +303,12 @@ pub(crate) fn bucket(relative: i64, bidirectional: bool, buckets: i64, max_dista
 
 /// The (1, heads, t, s) position bias of a stack from its first layer's bucket table.
 fn position_bias(table: &Tensor, t: i64, s: i64, bidirectional: bool, c: &T5Config) -> Tensor {
-    let ids: Vec<i64> = (0..t)
+    position_bias_from(table, 0, t, s, bidirectional, c)
+}
+
+/// The position bias of queries `first..first + t` over keys `0..s`, (1, heads, t, s).
+fn position_bias_from(table: &Tensor, first: i64, t: i64, s: i64, bidirectional: bool, c: &T5Config) -> Tensor {
+    let ids: Vec<i64> = (first..first + t)
         .flat_map(|i| {
             (0..s).map(move |j| {
                 bucket(j - i, bidirectional, c.relative_attention_num_buckets, c.relative_attention_max_distance)
@@ -366,6 +419,72 @@ impl Block {
     }
 }
 
+impl Block {
+    /// One incremental decoding step of a decoder layer (see [`Block::forward`]), in evaluation mode:
+    /// `caches` = the self- and cross-attention's kept keys and values, `bias` the new position's row.
+    fn forward_step(
+        &self,
+        h: &Tensor,
+        bias: &Tensor,
+        memory: (&Tensor, &Tensor),
+        caches: &mut (StepKv, StepKv),
+        layer: usize,
+        m: &dyn Attachment,
+    ) -> Tensor {
+        let sublayer = |x: &Tensor, out: Tensor, h: &Tensor, site: Site| {
+            hooked_sublayer(m, (layer, site), x, out, &|out| out + h, false) + h
+        };
+        let x = self.self_norm.forward(h);
+        let a = self.self_attn.forward_step(&x, None, &mut caches.0, Some(bias), (layer, SELF_SITES), m);
+        let mut h = sublayer(&x, a, h, Site::AttentionOutput);
+        if let Some((norm, attn)) = &self.cross {
+            let x = norm.forward(&h);
+            let c = attn.forward_step(&x, Some(memory), &mut caches.1, None, (layer, CROSS_SITES), m);
+            h = sublayer(&x, c, &h, Site::CrossOutput);
+        }
+        let x = self.ff_norm.forward(&h);
+        let f = self.ff.forward(&x, layer, m, 0.0, false);
+        sublayer(&x, f, &h, Site::FfnOutput)
+    }
+}
+
+/// Incremental decoding on a T5: per decoder layer, the kept keys and values, and the position bias
+/// row of each new position.
+struct T5Stepper<'a> {
+    model: &'a T5,
+    encoded: &'a Encoded,
+    m: &'a dyn Attachment,
+    enc_keep: Tensor,
+    caches: Vec<(StepKv, StepKv)>,
+    step: i64,
+}
+
+impl Stepper for T5Stepper<'_> {
+    fn next_logits(&mut self, last: &Tensor) -> Tensor {
+        let model = self.model;
+        let b = last.size()[0];
+        let mut h = Tensor::embedding(&model.shared, last, -1, false, false);
+        let table = model.decoder[0].self_attn.relative.as_ref().expect("the first decoder layer holds the buckets");
+        let bias = position_bias_from(table, self.step, 1, self.step + 1, false, &model.config);
+        self.m.begin_stack(&Tensor::ones([b, 1], (Kind::Bool, last.device())), true);
+        let offset = model.encoder.len();
+        for (i, block) in model.decoder.iter().enumerate() {
+            let memory = (&self.encoded.hidden, &self.enc_keep);
+            h = block.forward_step(&h, &bias, memory, &mut self.caches[i], offset + i, self.m);
+        }
+        self.step += 1;
+        model.lm_head(model.decoder_norm.forward(&h).select(1, 0))
+    }
+
+    fn reorder(&mut self, rows: &Tensor) {
+        for (own, cross) in &mut self.caches {
+            own.select(rows);
+            cross.select(rows);
+        }
+        self.enc_keep = self.enc_keep.index_select(0, rows);
+    }
+}
+
 /// A T5 / mT5 encoder-decoder with its weights in a [`nn::VarStore`].
 #[derive(Debug)]
 pub struct T5 {
@@ -465,6 +584,10 @@ impl Seq2Seq for T5 {
     fn last_logits(&self, encoded: &Encoded, decoder_ids: &Tensor, m: &dyn Attachment) -> Tensor {
         let t = decoder_ids.size()[1];
         self.lm_head(self.decoder_states(encoded, decoder_ids, m, false).select(1, t - 1))
+    }
+    fn stepper<'a>(&'a self, encoded: &'a Encoded, m: &'a dyn Attachment) -> Option<Box<dyn Stepper + 'a>> {
+        let caches = self.decoder.iter().map(|_| (StepKv::default(), StepKv::default())).collect();
+        Some(Box::new(T5Stepper { model: self, encoded, m, enc_keep: encoded.mask.ne(0), caches, step: 0 }))
     }
     fn special_ids(&self) -> SpecialIds {
         let c = &self.config;

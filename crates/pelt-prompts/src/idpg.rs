@@ -9,6 +9,9 @@
 //! backbone sees [task prefix; instance prefix] as extra keys and values in every layer. The task part
 //! could be folded after training; the instance part cannot, as it depends on the input.
 //!
+//! On an encoder-decoder it sits in the encoder's layers only (its instance part is generated from
+//! the encoder's input).
+//!
 //! Registered as `pcg` until 2026-12-07, when PCG as published (Luo et al. 2022, data-to-text) took
 //! that name; its runs keep their hashes (see `pelt_runner::sweep::config_hash`).
 
@@ -41,6 +44,9 @@ impl Idpg {
     pub fn new(config: IdpgConfig, dims: &BackboneDims, device: Device) -> Result<Idpg> {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
+        // The encoder's layers only: the instance prefix is generated from the encoder's input, and a
+        // decoder's rows (a beam's hypotheses) need not be that input's examples.
+        let dims = &BackboneDims { layers: dims.layers - dims.decoder_layers, decoder_layers: 0, ..dims.clone() };
         let task = PrefixModule::new(&root / "task", config.prefix.clone(), dims);
         let g = &root / "generator";
         let (d, k, px) = (dims.hidden, config.generator_dim, config.input_length);
@@ -76,6 +82,9 @@ impl Attachment for Idpg {
     }
 
     fn prefix(&self, layer: usize, x: &Tensor, _train: bool) -> Option<Prefix> {
+        if layer as i64 >= self.dims.layers {
+            return None;
+        }
         let current = self.current.borrow();
         let all = current.as_ref().filter(|a| a.size()[0] == x.size()[0])?;
         let (keys, values) = batched_layer_kv(all, layer, &self.dims);
