@@ -1,0 +1,12 @@
+//! pelt-vl: vision-language and temporal video grounding (issue 40, in progress).
+//!
+//! - [`tvg`]: the temporal video grounding model (frame features modulated by the query vector of a
+//!   PEFT-tuned text encoder, a temporal transformer, start / end logits), its span loss and decoding,
+//!   and the field's metrics (R@1 at IoU 0.3 / 0.5 / 0.7, mean IoU). The task family that trains it on
+//!   the constructed grounding set and Charades-STA features (`pelt_data::vl`) comes next.
+
+#![warn(missing_docs)]
+
+pub mod tvg;
+
+pub use tvg::{best_spans, grounding_metrics, span_loss, GroundingHead, TvgConfig};
