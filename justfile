@@ -135,6 +135,7 @@ sweep-ci: setup
     {{target}}/debug/pelt sweep experiments/ci-transfer.yaml --glue-dir {{glue_sample}}
     {{target}}/debug/pelt pretrain-vit --out assets/vit-mnist5k-ci --epochs 3
     {{target}}/debug/pelt sweep experiments/ci-vision.yaml
+    {{target}}/debug/pelt sweep experiments/ci-tvg.yaml
     {{target}}/debug/pelt sweep experiments/ci-summarization.yaml
     {{target}}/debug/pelt sweep experiments/ci-federated.yaml --glue-dir {{glue_sample}}
     {{target}}/debug/pelt sweep experiments/ci-ner.yaml

@@ -204,8 +204,13 @@ pub fn build_on(records: &[Record], exp: Option<&Suite>, metric: Option<&str>) -
     }
     let summarizing = records.iter().any(|r| r.metrics.contains_key("rougeL"));
     let data_to_text = records.iter().any(|r| r.metrics.contains_key("bleu"));
+    let grounding = records.iter().any(|r| r.metrics.contains_key("r1_iou0.5"));
     let (what, head) = match (metric, summarizing) {
         (Some(m), _) => (format!("test {m} ×100"), "the task head"),
+        (None, false) if grounding => (
+            "test R@1 at temporal IoU ≥ 0.5 (×100; R@1 at 0.3 and 0.7 and the mean IoU are in the records)".to_owned(),
+            "the grounding model (frame projection, temporal encoder, span head), which trains in every run",
+        ),
         (None, true) if data_to_text => (
             "test score (mean of corpus BLEU, chrF++ and ROUGE-L F1 ×100 against every reference)".to_owned(),
             "the task head, a warm-started decoder's new cross-attention and output transform, and a content planner",

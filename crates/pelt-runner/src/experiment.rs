@@ -80,6 +80,10 @@ pub struct Experiment {
     /// `webnlg` tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub d2t_dir: Option<PathBuf>,
+    /// Temporal video grounding (`tvg_fashion`, `tvg_digits`): the vision backbone of the frames, the
+    /// constructed videos' sizes and the grounding model's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tvg: Option<pelt_vl::TvgSettings>,
     /// NER: the source stage of entries with `prime: plm | method` (cross-domain priming).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priming: Option<pelt_tokens::PrimingSettings>,
@@ -194,6 +198,9 @@ impl Experiment {
             exp.backbone = root.join(places.assets.unwrap_or(Path::new("assets"))).join("minilm");
         } else if exp.backbone.is_relative() {
             exp.backbone = root.join(&exp.backbone);
+        }
+        if let Some(t) = exp.tvg.as_mut().filter(|t| t.vision.is_relative()) {
+            t.vision = root.join(&t.vision);
         }
         for task in exp.file_tasks.values_mut() {
             for p in [Some(&mut task.train), task.dev.as_mut(), task.test.as_mut()].into_iter().flatten() {
@@ -351,6 +358,12 @@ impl Experiment {
                 return Err(fail("file_tasks", format!("`{name}` is not in `tasks` (or transfer sources)")));
             }
         }
+        let tvg = exp.tasks.iter().filter(|t| pelt_vl::is_tvg(t)).count();
+        if tvg > 0 {
+            exp.check_tvg(tvg, &dims, &fail)?;
+        } else if exp.tvg.is_some() {
+            return Err(fail("tvg", "only for temporal grounding tasks (tvg_fashion, tvg_digits)".into()));
+        }
         let ner = exp.tasks.iter().filter(|t| pelt_tokens::is_ner(t)).count();
         if ner > 0 {
             exp.check_ner(&text, ner, &dims, &fail)?;
@@ -375,7 +388,12 @@ impl Experiment {
                 );
             }
         }
-        for task in exp.tasks.iter().chain(&sources).filter(|t| !is_summarization(t) && !pelt_tokens::is_ner(t)) {
+        for task in exp
+            .tasks
+            .iter()
+            .chain(&sources)
+            .filter(|t| !is_summarization(t) && !pelt_tokens::is_ner(t) && !pelt_vl::is_tvg(t))
+        {
             if let Some(file_task) = exp.file_tasks.get(task) {
                 if dims.image.is_some() {
                     return Err(fail("tasks", format!("`{task}` is a text task, but {} is not", config.display())));
@@ -733,6 +751,44 @@ impl Experiment {
         Ok(())
     }
 
+    /// Temporal grounding: every task one, the `tvg` section valid, a vision backbone that exists, a
+    /// text encoder for the queries, sizes that count videos.
+    fn check_tvg(&self, tvg: usize, dims: &BackboneDims, fail: &dyn Fn(&str, String) -> anyhow::Error) -> Result<()> {
+        if tvg != self.tasks.len() || self.transfer.is_some() || self.federated.is_some() {
+            return Err(fail(
+                "tasks",
+                "temporal grounding tasks (tvg_fashion, tvg_digits) train alone: no other tasks, transfer or \
+                 federated section beside them"
+                    .into(),
+            ));
+        }
+        let Some(t) = &self.tvg else {
+            return Err(fail("tasks", "temporal grounding tasks need the `tvg` section (at least `vision:`)".into()));
+        };
+        if let Err((field, why)) = t.check() {
+            return Err(fail("tvg", format!("{field}: {why}")));
+        }
+        if !t.vision.join("config.json").is_file() {
+            return Err(fail(
+                "tvg",
+                format!(
+                    "vision: {} has no config.json (pelt pretrain-vit --out <folder> writes one)",
+                    t.vision.display()
+                ),
+            ));
+        }
+        if dims.image.is_some() || dims.is_t5() {
+            return Err(fail(
+                "backbone",
+                "temporal grounding encodes its queries with a text encoder (BERT family)".into(),
+            ));
+        }
+        if let Some(s) = self.data_sizes.iter().find(|s| matches!(s, DataSize::Shot(_))) {
+            return Err(fail("data_sizes", format!("`{}`: grounding sizes are numbers of videos or `all`", s.label())));
+        }
+        Ok(())
+    }
+
     fn check_not_summarization(&self, text: &str) -> Result<()> {
         let line_of = |key: &str| text.lines().position(|l| l.starts_with(&format!("{key}:"))).map_or(0, |i| i + 1);
         for (set, key) in [(self.warm_start, "warm_start"), (self.generation.is_some(), "generation")] {
@@ -844,6 +900,31 @@ methods:\n  - method: lora\n    lr: 1.0e-3\n    config: {r: 4}\n  - method: houl
         std::fs::write(&path, padded.replace("tasks: [sst2]", "tasks: [wnut17]")).unwrap();
         let err = Experiment::load(&path, &registry, dir.path(), &Places::default()).unwrap_err().to_string();
         assert!(err.contains(":10: field `training.pad_to_max_len`"), "{err}");
+    }
+
+    #[test]
+    fn grounding_tasks_need_their_section_and_train_alone() {
+        let dir = workspace();
+        let path = dir.path().join("e.yaml");
+        let glue = format!("glue_dir: {}", dir.path().join("glue").display());
+        let registry = crate::registry::registry();
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Experiment::load(&path, &registry, dir.path(), &Places::default()).map(|_| ()).map_err(|e| e.to_string())
+        };
+        let base = VALID.replace("glue_dir: glue", &glue).replace("data_sizes: [100, 16-shot]", "data_sizes: [100]");
+        let err = load(&base.replace("tasks: [sst2]", "tasks: [tvg_fashion]")).unwrap_err();
+        assert!(err.contains("need the `tvg` section"), "{err}");
+        let with = |extra: &str| base.replace("tasks: [sst2]", &format!("tasks: [tvg_fashion]\ntvg: {extra}"));
+        let err = load(&with("{vision: nowhere}")).unwrap_err();
+        assert!(err.contains("field `tvg`: vision: ") && err.contains("no config.json"), "{err}");
+        let err = load(&with("{vision: model, frames: 2}")).unwrap_err();
+        assert!(err.contains("field `tvg`: frames: must be in 4..=64"), "{err}");
+        let err =
+            load(&with("{vision: model}").replace("tasks: [tvg_fashion]", "tasks: [tvg_fashion, sst2]")).unwrap_err();
+        assert!(err.contains("train alone"), "{err}");
+        let err = load(&base.replace("tasks: [sst2]", "tasks: [sst2]\ntvg: {vision: model}")).unwrap_err();
+        assert!(err.contains("field `tvg`: only for temporal grounding tasks"), "{err}");
     }
 
     #[test]

@@ -105,6 +105,13 @@ pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Valu
             map.insert("centralised".into(), true.into());
         }
     }
+    // Only grounding runs carry their settings, the vision backbone by its folder's name (as the
+    // backbone's), so hashes do not depend on where a machine keeps its assets.
+    if let (Some(t), Some(map)) = (&exp.tvg, value.as_object_mut()) {
+        let mut t = t.clone();
+        t.vision = t.vision.file_name().map(std::path::PathBuf::from).unwrap_or_default();
+        map.insert("tvg".into(), serde_json::to_value(t).unwrap_or_default());
+    }
     // Only primed NER runs carry the priming settings.
     if let (Some(p), false, Some(map)) = (&exp.priming, m.prime.is_none(), value.as_object_mut()) {
         map.insert("prime".into(), serde_json::to_value(m.prime).unwrap_or_default());
@@ -255,6 +262,10 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
             opts.device,
         )?
         .d2t_dir(exp.d2t_dir.as_deref());
+        drive(&family, &ctx, todo, skipped)
+    } else if let Some(settings) = exp.tvg.as_ref().filter(|_| exp.tasks.iter().all(|t| pelt_vl::is_tvg(t))) {
+        let family =
+            pelt_vl::Grounding::load(registry, &exp.backbone, &opts.assets, settings, &exp.training, opts.device)?;
         drive(&family, &ctx, todo, skipped)
     } else if exp.tasks.iter().all(|t| pelt_tokens::is_ner(t)) {
         let files = pelt_tokens::NerFiles {
