@@ -111,6 +111,12 @@ sweep-vision *ARGS: setup
     {{pelt}} pretrain-vit --out assets/vit-mnist5k
     {{target}}/debug/pelt sweep experiments/vision.yaml {{ARGS}}
 
+# Temporal video grounding on constructed Fashion-MNIST / MNIST videos (issue 40): the ViT pretrained as
+# for sweep-vision gives the frames; 8 methods on the query encoder, 3 sizes, 3 seeds.
+sweep-tvg *ARGS: setup
+    {{pelt}} pretrain-vit --out assets/vit-mnist5k
+    {{target}}/debug/pelt sweep experiments/tvg.yaml {{ARGS}}
+
 # BBC News article → headline with a BERT2BERT warm-started from the shipped MiniLM (every method that
 # applies), the stand-in for XL-Sum; then its ROUGE-1 / -2 / -L tables.
 sweep-summarization *ARGS: setup
