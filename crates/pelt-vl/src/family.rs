@@ -6,8 +6,8 @@
 //! - `tvg_fashion`: videos of Fashion-MNIST images ("when is a sandal shown?");
 //! - `tvg_digits`: videos of MNIST 5k digits ("when is a digit seven shown?").
 //!
-//! Training and dev videos are built from the first `pool` training images (seeds 1 and 2), test
-//! videos from the first `pool / 4` test images (seed 3), so no test frame was seen in training. A
+//! Training and dev videos are built from `pool` training images (a fixed draw; videos with seeds 1
+//! and 2), test videos from `pool / 4` test images (seed 3), so no test frame was seen in training. A
 //! run draws K training videos with its seed; dev R@1 at IoU 0.5 selects the checkpoint; the record's
 //! score is the test R@1 at IoU 0.5, with R@1 at 0.3 and 0.7 and the mean IoU beside it.
 
@@ -182,7 +182,13 @@ impl Family for Grounding<'_> {
         let s = &self.settings;
         let (data, names) = images(name, &self.assets)?;
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let take = |n: usize, len: usize| (0..n.min(len)).collect::<Vec<usize>>();
+        // A fixed draw of each split's images (a file sorted by class would otherwise give one class).
+        let take = |n: usize, len: usize| {
+            let mut all: Vec<usize> = (0..len).collect();
+            all.shuffle(&mut ChaCha8Rng::seed_from_u64(0));
+            all.truncate(n);
+            all
+        };
         let train_images = data.train.select(&take(s.pool, data.train.len()));
         let test_images = data.test.select(&take(s.pool / 4, data.test.len()));
         let build = |set, n, seed| constructed_grounding(set, &names, n, s.frames, seed).map_err(|e| anyhow!("{e}"));
