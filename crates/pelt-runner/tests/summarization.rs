@@ -227,7 +227,8 @@ fn root() -> PathBuf {
 #[test]
 fn shipped_experiment_files_validate() {
     // Every file must parse and validate; the only acceptable refusals are a backbone that a recipe or
-    // the user provides (the pretrained ViT, a user's mT5) and GLUE tasks the four-task sample lacks.
+    // the user provides (the pretrained ViT, a user's mT5; the grounding sets' frame ViT) and GLUE tasks
+    // the four-task sample lacks.
     let glue = root().join("../shared/data/glue");
     let mut checked = 0;
     for entry in std::fs::read_dir(root().join("experiments")).unwrap() {
@@ -241,7 +242,8 @@ fn shipped_experiment_files_validate() {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (ok, out) = pelt(&args, &root());
-        let user_backbone = out.contains("field `backbone`") && out.contains("config.json");
+        let user_backbone =
+            (out.contains("field `backbone`") || out.contains("field `tvg`: vision:")) && out.contains("config.json");
         // glue.yaml names all nine GLUE tasks, for a user's full glue_data; the sample has four.
         let glue_missing = out.contains("field `glue_dir`") && out.contains("no train.tsv");
         assert!(ok || user_backbone || glue_missing, "{}: {out}", path.display());
