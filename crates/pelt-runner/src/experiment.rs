@@ -199,8 +199,12 @@ impl Experiment {
         } else if exp.backbone.is_relative() {
             exp.backbone = root.join(&exp.backbone);
         }
-        if let Some(t) = exp.tvg.as_mut().filter(|t| t.vision.is_relative()) {
-            t.vision = root.join(&t.vision);
+        if let Some(t) = exp.tvg.as_mut() {
+            for p in t.vision.iter_mut().chain(t.charades.as_mut().map(|c| &mut c.dir)) {
+                if p.is_relative() {
+                    *p = root.join(&*p);
+                }
+            }
         }
         for task in exp.file_tasks.values_mut() {
             for p in [Some(&mut task.train), task.dev.as_mut(), task.test.as_mut()].into_iter().flatten() {
@@ -757,7 +761,7 @@ impl Experiment {
         if tvg != self.tasks.len() || self.transfer.is_some() || self.federated.is_some() {
             return Err(fail(
                 "tasks",
-                "temporal grounding tasks (tvg_fashion, tvg_digits) train alone: no other tasks, transfer or \
+                "temporal grounding tasks (tvg_fashion, tvg_digits, charades_sta) train alone: no other tasks, transfer or \
                  federated section beside them"
                     .into(),
             ));
@@ -768,14 +772,29 @@ impl Experiment {
         if let Err((field, why)) = t.check() {
             return Err(fail("tvg", format!("{field}: {why}")));
         }
-        if !t.vision.join("config.json").is_file() {
-            return Err(fail(
-                "tvg",
-                format!(
-                    "vision: {} has no config.json (pelt pretrain-vit --out <folder> writes one)",
-                    t.vision.display()
-                ),
-            ));
+        if self.tasks.iter().any(|task| task != "charades_sta") {
+            let Some(vision) = &t.vision else {
+                return Err(fail("tvg", "vision: the constructed sets need a vision backbone for their frames".into()));
+            };
+            if !vision.join("config.json").is_file() {
+                return Err(fail(
+                    "tvg",
+                    format!(
+                        "vision: {} has no config.json (pelt pretrain-vit --out <folder> writes one)",
+                        vision.display()
+                    ),
+                ));
+            }
+        }
+        if self.tasks.iter().any(|task| task == "charades_sta") {
+            let Some(c) = &t.charades else {
+                return Err(fail("tvg", "charades: charades_sta needs `charades: {dir, fps}`".into()));
+            };
+            for need in ["sta_train.txt", "sta_test.txt", "features"] {
+                if !c.dir.join(need).exists() {
+                    return Err(fail("tvg", format!("charades: {} has no {need}", c.dir.display())));
+                }
+            }
         }
         if dims.image.is_some() || dims.is_t5() {
             return Err(fail(
@@ -918,6 +937,13 @@ methods:\n  - method: lora\n    lr: 1.0e-3\n    config: {r: 4}\n  - method: houl
         let with = |extra: &str| base.replace("tasks: [sst2]", &format!("tasks: [tvg_fashion]\ntvg: {extra}"));
         let err = load(&with("{vision: nowhere}")).unwrap_err();
         assert!(err.contains("field `tvg`: vision: ") && err.contains("no config.json"), "{err}");
+        let err = load(&with("{frames: 8}")).unwrap_err();
+        assert!(err.contains("vision: the constructed sets need a vision backbone"), "{err}");
+        let charades = base.replace("tasks: [sst2]", "tasks: [charades_sta]\ntvg: {charades: {dir: sta, fps: 3}}");
+        let err = load(&charades).unwrap_err();
+        assert!(err.contains("field `tvg`: charades: ") && err.contains("has no sta_train.txt"), "{err}");
+        let err = load(&charades.replace("fps: 3", "fps: 0")).unwrap_err();
+        assert!(err.contains("field `tvg`: charades: fps must be a positive number"), "{err}");
         let err = load(&with("{vision: model, frames: 2}")).unwrap_err();
         assert!(err.contains("field `tvg`: frames: must be in 4..=64"), "{err}");
         let err =

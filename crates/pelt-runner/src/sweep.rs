@@ -109,7 +109,11 @@ pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Valu
     // backbone's), so hashes do not depend on where a machine keeps its assets.
     if let (Some(t), Some(map)) = (&exp.tvg, value.as_object_mut()) {
         let mut t = t.clone();
-        t.vision = t.vision.file_name().map(std::path::PathBuf::from).unwrap_or_default();
+        let name = |p: &std::path::Path| p.file_name().map(std::path::PathBuf::from).unwrap_or_default();
+        t.vision = t.vision.as_deref().map(name);
+        if let Some(c) = t.charades.as_mut() {
+            c.dir = name(&c.dir);
+        }
         map.insert("tvg".into(), serde_json::to_value(t).unwrap_or_default());
     }
     // Only primed NER runs carry the priming settings.

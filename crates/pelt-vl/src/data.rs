@@ -68,6 +68,32 @@ pub fn video_batch(videos: &[ConstructedVideo], rows: &[usize], features: &Tenso
     }
 }
 
+/// A video's features (`frames` × `dim`, row-major) resampled to `t` frames, as grounding models resample
+/// clip features to a fixed length: output frame k is the mean of the input frames
+/// ⌊k·frames/t⌋ .. max(⌊(k+1)·frames/t⌋, that + 1) (repeated input frames when the video is shorter).
+pub fn resample(values: &[f32], frames: usize, dim: usize, t: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(t * dim);
+    for k in 0..t {
+        let lo = (k * frames / t).min(frames.saturating_sub(1));
+        let hi = ((k + 1) * frames / t).max(lo + 1).min(frames);
+        let n = (hi - lo) as f32;
+        for d in 0..dim {
+            out.push((lo..hi).map(|f| values[f * dim + d]).sum::<f32>() / n);
+        }
+    }
+    out
+}
+
+/// A span in seconds as [first, end) of the `t` resampled frames of a video whose `frames` feature
+/// frames run at `fps` a second: ⌊start·fps·t/frames⌋ and ⌈end·fps·t/frames⌉, clipped to the video and
+/// at least one frame long.
+pub fn span_frames(start: f64, end: f64, fps: f64, frames: usize, t: usize) -> (usize, usize) {
+    let scale = fps * t as f64 / frames.max(1) as f64;
+    let first = ((start * scale).floor().max(0.0) as usize).min(t - 1);
+    let last = ((end * scale).ceil() as usize).clamp(first + 1, t);
+    (first, last)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +119,20 @@ mod tests {
         let one = frame_features(&vit, &set.select(&[66]), Device::Cpu);
         let diff = (all.get(66) - one.get(0)).abs().max().double_value(&[]);
         assert!(diff < 1e-5, "{diff}");
+    }
+
+    #[test]
+    fn resampling_averages_equal_shares_and_spans_map_seconds_to_frames() {
+        // 4 frames of dimension 2 down to 2: means of frames 0-1 and 2-3; up to 8: each repeated.
+        let v = [0.0f32, 10.0, 2.0, 12.0, 4.0, 14.0, 6.0, 16.0];
+        assert_eq!(resample(&v, 4, 2, 2), vec![1.0, 11.0, 5.0, 15.0]);
+        let up = resample(&v, 4, 2, 8);
+        assert_eq!((up.len(), &up[..4], &up[14..]), (16, &[0.0, 10.0, 0.0, 10.0][..], &[6.0, 16.0][..]));
+        // 30 feature frames at 3 a second (a 10 s video) in 16 frames: 2.5 s → frame 4, 5.1 s → 9.
+        assert_eq!(span_frames(2.5, 5.1, 3.0, 30, 16), (4, 9));
+        // Past the video's end it is clipped; a span inside one frame keeps that frame.
+        assert_eq!(span_frames(9.0, 30.0, 3.0, 30, 16), (14, 16));
+        assert_eq!(span_frames(3.01, 3.02, 3.0, 30, 16), (4, 5));
     }
 
     #[test]

@@ -2,9 +2,14 @@
 //! query with the method attached, a frozen vision backbone gives each frame's feature, and the
 //! grounding model ([`GroundingHead`]) trains in every run, as a task head does.
 //!
-//! Tasks (CONSTRUCTED sets, not real videos — see `pelt_data::vl::constructed_grounding`):
-//! - `tvg_fashion`: videos of Fashion-MNIST images ("when is a sandal shown?");
-//! - `tvg_digits`: videos of MNIST 5k digits ("when is a digit seven shown?").
+//! Tasks:
+//! - `tvg_fashion`: CONSTRUCTED videos of Fashion-MNIST images ("when is a sandal shown?", see
+//!   `pelt_data::vl::constructed_grounding`);
+//! - `tvg_digits`: CONSTRUCTED videos of MNIST 5k digits ("when is a digit seven shown?");
+//! - `charades_sta`: Charades-STA as released (`sta_train.txt`, `sta_test.txt` and one `.npy` of clip
+//!   features per video under `features/` in `tvg.charades.dir`), a user's copy: each video's features
+//!   resampled to `tvg.frames`, each span's seconds mapped to frames at `tvg.charades.fps` feature
+//!   frames a second; every tenth training video (in id order) is the dev set.
 //!
 //! Training and dev videos are built from `pool` training images (a fixed draw; videos with seeds 1
 //! and 2), test videos from `pool / 4` test images (seed 3), so no test frame was seen in training. A
@@ -29,8 +34,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
 
-/// The temporal grounding task names (constructed sets).
-pub const TVG: [&str; 2] = ["tvg_fashion", "tvg_digits"];
+/// The temporal grounding task names: two constructed sets and Charades-STA.
+pub const TVG: [&str; 3] = ["tvg_fashion", "tvg_digits", "charades_sta"];
+
+/// Charades-STA in a user's folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CharadesSettings {
+    /// The folder of `sta_train.txt`, `sta_test.txt` and `features/<video>.npy`.
+    pub dir: PathBuf,
+    /// Feature frames per second of video (the extractor's rate).
+    pub fps: f64,
+}
 
 /// Whether `task` is a temporal grounding task.
 pub fn is_tvg(task: &str) -> bool {
@@ -41,9 +56,13 @@ pub fn is_tvg(task: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TvgSettings {
-    /// The frozen vision backbone whose class token is each frame's feature (an HF ViT folder, such as
-    /// the one `pelt pretrain-vit` writes).
-    pub vision: PathBuf,
+    /// The frozen vision backbone whose class token is each frame's feature in the constructed sets (an
+    /// HF ViT folder, such as the one `pelt pretrain-vit` writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision: Option<PathBuf>,
+    /// Charades-STA's folder and feature rate, for `charades_sta`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charades: Option<CharadesSettings>,
     /// Frames per constructed video.
     #[serde(default = "default_frames")]
     pub frames: usize,
@@ -91,6 +110,9 @@ impl TvgSettings {
         if !(0.0..1.0).contains(&m.dropout) {
             return bad("model", format!("dropout must be in [0, 1), got {}", m.dropout));
         }
+        if let Some(c) = self.charades.as_ref().filter(|c| !(c.fps > 0.0 && c.fps.is_finite())) {
+            return bad("charades", format!("fps must be a positive number, got {}", c.fps));
+        }
         Ok(())
     }
 }
@@ -114,7 +136,7 @@ pub struct Grounding<'a> {
     backbone: Box<dyn Backbone>,
     pristine: Pristine,
     tokenizer: TextTokenizer,
-    vision: Box<dyn Backbone>,
+    vision: Option<Box<dyn Backbone>>,
     assets: PathBuf,
     settings: TvgSettings,
     training: Training,
@@ -135,11 +157,17 @@ impl<'a> Grounding<'a> {
         if model.dims().image.is_some() || model.dims().is_t5() {
             bail!("{}: temporal grounding encodes queries with a text encoder (BERT family)", backbone.display());
         }
-        let vision = pelt_backbone::load(&settings.vision, device)
-            .with_context(|| format!("loading the vision backbone {}", settings.vision.display()))?;
-        if vision.dims().image.is_none() {
-            bail!("{}: `tvg.vision` must be a vision backbone (a ViT)", settings.vision.display());
-        }
+        let vision = match &settings.vision {
+            Some(dir) => {
+                let v = pelt_backbone::load(dir, device)
+                    .with_context(|| format!("loading the vision backbone {}", dir.display()))?;
+                if v.dims().image.is_none() {
+                    bail!("{}: `tvg.vision` must be a vision backbone (a ViT)", dir.display());
+                }
+                Some(v)
+            }
+            None => None,
+        };
         let tokenizer = TextTokenizer::load(&backbone.join("tokenizer.json"), training.max_len)?;
         Ok(Grounding {
             registry,
@@ -179,7 +207,11 @@ impl Family for Grounding<'_> {
     type Task = TvgTask;
 
     fn prepare(&self, name: &str) -> Result<TvgTask> {
+        if name == "charades_sta" {
+            return self.charades();
+        }
         let s = &self.settings;
+        let vision = self.vision.as_deref().ok_or_else(|| anyhow!("{name}: the constructed sets need `tvg.vision`"))?;
         let (data, names) = images(name, &self.assets)?;
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         // A fixed draw of each split's images (a file sorted by class would otherwise give one class).
@@ -202,25 +234,10 @@ impl Family for Grounding<'_> {
             }
         }
         let features = Tensor::cat(
-            &[
-                frame_features(self.vision.as_ref(), &train_images, self.device),
-                frame_features(self.vision.as_ref(), &test_images, self.device),
-            ],
+            &[frame_features(vision, &train_images, self.device), frame_features(vision, &test_images, self.device)],
             0,
         );
-        let encode = |videos: &[ConstructedVideo]| -> Result<Vec<Encoding>> {
-            let texts: Vec<&str> = videos.iter().map(|v| v.query.as_str()).collect();
-            Ok(self.tokenizer.encode_texts(&texts)?)
-        };
-        let queries = [encode(&train)?, encode(&dev)?, encode(&test)?];
-        use sha2::Digest;
-        let mut h = sha2::Sha256::new();
-        for v in train.iter().chain(&dev).chain(&test) {
-            h.update(format!("{:?}|{}|{}|{}\n", v.frames, v.class, v.start, v.end));
-        }
-        h.update(serde_json::to_string(s)?);
-        let digest = format!("{:x}", h.finalize())[..16].to_owned();
-        Ok(TvgTask { name: name.to_owned(), features, videos: [train, dev, test], queries, digest })
+        self.task(name, features, [train, dev, test])
     }
 
     fn digest(&self, task: &TvgTask) -> Option<String> {
@@ -320,6 +337,74 @@ impl Steps for Loop<'_> {
 }
 
 impl Grounding<'_> {
+    /// A task from its frame features and videos: the queries tokenised, the digest of what was built.
+    fn task(&self, name: &str, features: Tensor, videos: [Vec<ConstructedVideo>; 3]) -> Result<TvgTask> {
+        let encode = |videos: &[ConstructedVideo]| -> Result<Vec<Encoding>> {
+            let texts: Vec<&str> = videos.iter().map(|v| v.query.as_str()).collect();
+            Ok(self.tokenizer.encode_texts(&texts)?)
+        };
+        let queries = [encode(&videos[0])?, encode(&videos[1])?, encode(&videos[2])?];
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for v in videos.iter().flatten() {
+            h.update(format!("{:?}|{}|{}|{}|{}\n", v.frames, v.class, v.start, v.end, v.query));
+        }
+        h.update(serde_json::to_string(&self.settings)?);
+        let digest = format!("{:x}", h.finalize())[..16].to_owned();
+        Ok(TvgTask { name: name.to_owned(), features, videos, queries, digest })
+    }
+
+    /// Charades-STA from the user's folder: each video's features read once and resampled to
+    /// `tvg.frames`, its moments' seconds mapped to those frames; every tenth training video (in id
+    /// order) and its moments are the dev set.
+    fn charades(&self) -> Result<TvgTask> {
+        let s = &self.settings;
+        let c = s.charades.as_ref().ok_or_else(|| anyhow!("charades_sta needs `tvg.charades` (dir, fps)"))?;
+        let features_dir = c.dir.join("features");
+        let read =
+            |file: &str| pelt_data::vl::read_charades_sta(&c.dir.join(file), &features_dir).map_err(|e| anyhow!("{e}"));
+        let (train, test) = (read("sta_train.txt")?, read("sta_test.txt")?);
+        let mut ids: Vec<&str> = train.iter().map(|m| m.video.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let dev_videos: std::collections::BTreeSet<&str> = ids.iter().copied().step_by(10).collect();
+        // One block of `frames` rows per video, in first-seen order.
+        let t = s.frames;
+        let (mut rows, mut dim, mut at): (Vec<f32>, usize, BTreeMap<String, (usize, usize)>) =
+            (Vec::new(), 0, BTreeMap::new());
+        let mut videos: [Vec<ConstructedVideo>; 3] = Default::default();
+        for (split, moments) in [(0usize, &train), (2, &test)] {
+            for m in moments {
+                if !at.contains_key(&m.video) {
+                    let path = features_dir.join(format!("{}.npy", m.video));
+                    let (frames, d, values) = pelt_data::vl::read_features(&path).map_err(|e| anyhow!("{e}"))?;
+                    if dim != 0 && d != dim {
+                        bail!("{}: features of dimension {d}, the others' are {dim}", path.display());
+                    }
+                    dim = d;
+                    at.insert(m.video.clone(), (rows.len() / d.max(1) / t.max(1), frames));
+                    rows.extend(crate::data::resample(&values, frames, d, t));
+                }
+                let (block, frames) = at[&m.video];
+                let (start, end) = crate::data::span_frames(m.start, m.end, c.fps, frames, t);
+                let split = if split == 0 && dev_videos.contains(m.video.as_str()) { 1 } else { split };
+                videos[split].push(ConstructedVideo {
+                    frames: (block * t..(block + 1) * t).collect(),
+                    class: 0,
+                    start,
+                    end,
+                    query: m.query.clone(),
+                });
+            }
+        }
+        if videos.iter().any(Vec::is_empty) {
+            bail!("{}: charades_sta needs training, dev and test moments", c.dir.display());
+        }
+        let n = (rows.len() / dim.max(1)) as i64;
+        let features = Tensor::from_slice(&rows).view([n, dim as i64]).to_device(self.device);
+        self.task("charades_sta", features, videos)
+    }
+
     fn train(&self, r: &Run, task: &TvgTask, bar: &ProgressBar) -> Result<Outcome> {
         let (spec, training, device) = (r.spec, &self.training, self.device);
         let k = match r.size {
