@@ -576,15 +576,17 @@ fn save(store: &Store, run: Finished, result: Result<Outcome>, device: Device, r
                     .with_context(|| format!("saving the adapter of {key}"))?;
             }
             if !o.samples.is_empty() {
-                // Generated text beside the record: `<suite>/samples/<key>.tsv`, generated then reference.
+                // Outputs beside the record: `<suite>/samples/<key>.tsv`, input, generated, reference.
+                let cell = |s: &str| s.replace(['\t', '\n'], " ");
                 let lines: String = o
                     .samples
                     .iter()
-                    .map(|(g, r)| format!("{}\t{}\n", g.replace(['\t', '\n'], " "), r.replace(['\t', '\n'], " ")))
+                    .map(|s| format!("{}\t{}\t{}\n", cell(&s.input), cell(&s.generated), cell(&s.reference)))
                     .collect();
                 let dir = store.dir().join("samples");
                 std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-                write_atomic(&dir.join(format!("{key}.tsv")), format!("generated\treference\n{lines}").as_bytes())?;
+                let text = format!("input\tgenerated\treference\n{lines}");
+                write_atomic(&dir.join(format!("{key}.tsv")), text.as_bytes())?;
             }
             record.status = if o.diverged.is_some() { Status::Diverged } else { Status::Ok };
             record.message = o.diverged;

@@ -171,6 +171,11 @@ fn xlsum_strategies_train_per_language_and_shared() {
     // Generated summaries are kept beside the records, Hindi in its own script.
     let samples = std::fs::read_dir(d.join("out/tiny-xlsum/samples")).unwrap().count();
     assert_eq!(samples, 6);
+    // Each sample: what the encoder read, what it generated, the reference.
+    let file = std::fs::read_dir(d.join("out/tiny-xlsum/samples")).unwrap().next().unwrap().unwrap().path();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let rows_ok = text.lines().skip(1).all(|l| l.split('\t').count() == 3 && !l.starts_with('\t'));
+    assert!(text.starts_with("input\tgenerated\treference\n") && rows_ok, "{text}");
     let (ok, out) = pelt(&["sweep", "x.yaml", "--xlsum-dir", "xlsum", "--results", "out"], d);
     assert!(ok && out.contains("6 in this shard already done, 0 to run"), "{out}");
     let (ok, out) = pelt(&["table", "out/tiny-xlsum"], d);

@@ -261,13 +261,15 @@ pub fn planned(
             diagnostics.push((format!("plan_tags_{split}"), right as f64 / keys.max(1) as f64));
         }
         let encoded = tokenizer.encode_texts(&texts.iter().map(String::as_str).collect::<Vec<_>>())?;
-        let target = match s {
-            0 => &mut data.train,
-            1 => &mut data.val,
-            _ => &mut data.test,
+        let (target, articles) = match s {
+            0 => (&mut data.train, &mut data.splits.train),
+            1 => (&mut data.val, &mut data.splits.val),
+            _ => (&mut data.test, &mut data.splits.test),
         };
-        for ((r, _, _), e) in features[s].iter().zip(encoded) {
+        for (((r, _, _), e), text) in features[s].iter().zip(encoded).zip(texts) {
             target[*r] = e;
+            // The article's text is what the encoder reads (samples show it).
+            articles[*r].text = text;
         }
     }
     Ok(Planned { data, params: planner.params(), diagnostics })

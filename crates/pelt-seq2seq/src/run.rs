@@ -349,12 +349,25 @@ pub fn run(
         // At the training's precision, as the loop's dev evaluations.
         let device = all.first().map_or(tch::Device::Cpu, |(_, p)| p.device());
         let seen = seen_categories(t);
-        let (metrics, parts, mut pairs) = pelt_train::autocast(training.precision, device, || {
+        let (metrics, parts, pairs) = pelt_train::autocast(training.precision, device, || {
             let all = t.splits.references.as_ref().map(|r| &r.1[..]);
             ctx.rouge(t, &t.test, &t.splits.test, all, rows, seen.as_ref())
         })?;
-        pairs.truncate(SAMPLES);
-        out.push(outcome(i, metrics, parts, Some(best), pairs));
+        // Each sample with what the encoder read (a long article shortened).
+        let samples = pairs
+            .into_iter()
+            .zip(rows)
+            .take(SAMPLES)
+            .map(|((generated, reference), &r)| {
+                let text = &t.splits.test[r].text;
+                let input = match text.char_indices().nth(300) {
+                    Some((cut, _)) => format!("{}…", &text[..cut]),
+                    None => text.clone(),
+                };
+                pelt_train::Sample { input, generated, reference }
+            })
+            .collect();
+        out.push(outcome(i, metrics, parts, Some(best), samples));
     }
     // The next run draws its own new parts; leave them trainable-free like the backbone.
     for (_, t) in &new_parts {

@@ -16,7 +16,7 @@ pub mod settings;
 pub use family::{Family, Pristine, Run};
 pub use fit::{fit, schedule, total_steps, warmup_steps, Fit, Plan, Steps};
 pub use optim::AdamW;
-pub use outcome::{Checkpoint, EvalClock, Outcome};
+pub use outcome::{Checkpoint, EvalClock, Outcome, Sample};
 pub use pelt_amp::{autocast, GradScaler};
 pub use select::Selection;
 pub use settings::{EvalEvery, MethodSpec, Precision, Priming, Training};

@@ -5,6 +5,17 @@ use pelt_records::CurvePoint;
 use std::collections::BTreeMap;
 use tch::Tensor;
 
+/// One test output kept beside a record, to read with the scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// What the model was given (the article, shortened; the linearised table with any plan; the query).
+    pub input: String,
+    /// What it produced.
+    pub generated: String,
+    /// The (first) reference.
+    pub reference: String,
+}
+
 /// What a run produced.
 #[derive(Debug)]
 pub struct Outcome {
@@ -30,8 +41,9 @@ pub struct Outcome {
     pub eval_eps: Option<f64>,
     /// Method diagnostics.
     pub diagnostics: BTreeMap<String, f64>,
-    /// A few test outputs with their references (generated summaries), kept beside the record.
-    pub samples: Vec<(String, String)>,
+    /// A few test outputs with their inputs and references (generated summaries, texts from tables,
+    /// predicted spans), kept beside the record.
+    pub samples: Vec<Sample>,
     /// The trained parameters at the best dev step, when the sweep asked to keep them
     /// ([`crate::Run::keep`]) and the run did not diverge.
     pub checkpoint: Option<Checkpoint>,

@@ -283,7 +283,7 @@ impl Ctx<'_> {
     }
 
     /// Metrics (×100) of split `split`'s videos `rows`, and a few (query, predicted, gold) samples.
-    fn evaluate(&self, split: usize, rows: &[usize]) -> (BTreeMap<String, f64>, Vec<(String, String)>) {
+    fn evaluate(&self, split: usize, rows: &[usize]) -> (BTreeMap<String, f64>, Vec<pelt_train::Sample>) {
         let (mut predicted, mut gold, mut samples) = (Vec::new(), Vec::new(), Vec::new());
         self.clock.measure(rows.len(), || {
             tch::no_grad(|| {
@@ -294,10 +294,11 @@ impl Ctx<'_> {
                         predicted.push((i as f64, (j + 1) as f64));
                         gold.push((v.start as f64, v.end as f64));
                         if samples.len() < 20 {
-                            samples.push((
-                                format!("{} → frames [{i}, {})", v.query, j + 1),
-                                format!("frames [{}, {})", v.start, v.end),
-                            ));
+                            samples.push(pelt_train::Sample {
+                                input: v.query.clone(),
+                                generated: format!("frames [{i}, {})", j + 1),
+                                reference: format!("frames [{}, {})", v.start, v.end),
+                            });
                         }
                     }
                 }
