@@ -10,7 +10,7 @@
 //! [`Attachment::prompt`] positions; the FFN activation can be replaced through
 //! [`Attachment::activation`].
 
-use crate::loader;
+use crate::{loader, seq2seq::StepKv};
 use pelt_core::{
     compose, hooked_sublayer, Attachment, Backbone, BackboneDims, Dropout, Encoded, Inputs, PeltError, Result, Site,
 };
@@ -591,26 +591,22 @@ impl SelfAttention {
         let (q, k, v, keep) = match memory {
             None => {
                 let (q, k, v) = self.qkv(x, x, hooks, m, false);
-                let (k, v) = match cache.0.take() {
-                    Some((pk, pv)) => (Tensor::cat(&[pk, k], 2), Tensor::cat(&[pv, v], 2)),
-                    None => (k, v),
-                };
-                cache.0 = Some((k.shallow_clone(), v.shallow_clone()));
-                let keep = Tensor::ones([b, k.size()[2]], (Kind::Bool, x.device()));
+                let (k, v, keep) = cache.append(k, v);
                 (q, k, v, keep)
             }
-            Some((memory, keep)) => match &cache.0 {
-                Some((k, v)) => {
-                    let q = self.query.forward(x, layer, sites[0], m, false);
-                    let q = q.view([b, t, self.heads, d / self.heads]).transpose(1, 2);
-                    (q, k.shallow_clone(), v.shallow_clone(), keep.shallow_clone())
-                }
-                None => {
-                    let (q, k, v) = self.qkv(x, memory, hooks, m, false);
-                    cache.0 = Some((k.shallow_clone(), v.shallow_clone()));
-                    (q, k, v, keep.shallow_clone())
-                }
-            },
+            Some((memory, keep)) => {
+                // Cross-attention projects one by one (as `qkv` does off the self-attention sites).
+                let split = |h: Tensor, n: i64| h.view([b, n, self.heads, d / self.heads]).transpose(1, 2);
+                let q = split(self.query.forward(x, layer, sites[0], m, false), t);
+                let (k, v) = cache.memory(|| {
+                    let s = memory.size()[1];
+                    (
+                        split(self.key.forward(memory, layer, sites[1], m, false), s),
+                        split(self.value.forward(memory, layer, sites[2], m, false), s),
+                    )
+                });
+                (q, k, v, keep.shallow_clone())
+            }
         };
         let scale = 1.0 / ((d / self.heads) as f64).sqrt();
         let prefix = if sites == SELF_SITES { m.prefix(layer, x, false) } else { None };
@@ -662,21 +658,6 @@ impl SelfAttention {
             )
         };
         (q, k, v)
-    }
-}
-
-/// The keys and values an incremental decoder keeps for one attention sublayer, (batch, heads, s,
-/// d/heads) each: the positions decoded so far (self-attention) or the encoder's output
-/// (cross-attention); empty before the first step.
-#[derive(Debug, Default)]
-pub(crate) struct StepKv(pub(crate) Option<(Tensor, Tensor)>);
-
-impl StepKv {
-    /// Keeps the rows `rows` (int64 indices) of the batch, in that order (beam search's survivors).
-    pub(crate) fn select(&mut self, rows: &Tensor) {
-        if let Some((k, v)) = self.0.take() {
-            self.0 = Some((k.index_select(0, rows), v.index_select(0, rows)));
-        }
     }
 }
 

@@ -18,8 +18,8 @@
 //! `BertLMHeadModel` names) in the new store, and the head `cls.predictions.…`.
 
 use crate::{
-    bert::{encode, merge_linear, Attention, BertConfig, Embeddings, Layer, LayerNorm, Linear, StepKv, CROSS_SITES},
-    seq2seq::{Seq2Seq, SpecialIds, Stepper},
+    bert::{encode, merge_linear, Attention, BertConfig, Embeddings, Layer, LayerNorm, Linear, CROSS_SITES},
+    seq2seq::{DecodeCache, Seq2Seq, SpecialIds, Stepper},
     Bert,
 };
 use pelt_core::{Attachment, Backbone, BackboneDims, Encoded, Inputs, PeltError, Result, Site};
@@ -196,8 +196,8 @@ impl Seq2Seq for Bert2Bert {
         self.special
     }
     fn stepper<'a>(&'a self, encoded: &'a Encoded, m: &'a dyn Attachment) -> Option<Box<dyn Stepper + 'a>> {
-        let caches = self.decoder.iter().map(|_| (StepKv::default(), StepKv::default())).collect();
-        Some(Box::new(Bert2BertStepper { model: self, encoded, m, enc_keep: encoded.mask.ne(0), caches, step: 0 }))
+        let cache = DecodeCache::new(encoded, self.decoder.len());
+        Some(Box::new(Bert2BertStepper { model: self, encoded, m, cache }))
     }
     fn new_parts(&self) -> Option<&nn::VarStore> {
         Some(&self.new)
@@ -229,37 +229,31 @@ struct Bert2BertStepper<'a> {
     model: &'a Bert2Bert,
     encoded: &'a Encoded,
     m: &'a dyn Attachment,
-    enc_keep: Tensor,
-    caches: Vec<(StepKv, StepKv)>,
-    step: i64,
+    cache: DecodeCache,
 }
 
 impl Stepper for Bert2BertStepper<'_> {
     fn next_logits(&mut self, last: &Tensor) -> Tensor {
         let b = last.size()[0];
-        let mut h = self.model.embeddings.forward_at(last, self.step);
+        let c = &mut self.cache;
+        let mut h = self.model.embeddings.forward_at(last, c.step);
         // The stack is announced as a whole pass announces it (the new position is real, the decoder
         // causal); methods that pool over a stack do not decode incrementally.
         self.m.begin_stack(&Tensor::ones([b, 1], (Kind::Bool, last.device())), true);
         let offset = self.model.encoder.len();
-        for (i, d) in self.model.decoder.iter().enumerate() {
+        for (i, (d, (own, cross))) in self.model.decoder.iter().zip(&mut c.layers).enumerate() {
             let layer = offset + i;
-            let (own, cross) = &mut self.caches[i];
             let a = d.layer.attention.forward_step(&h, None, own, (layer, SELF), self.m);
-            let memory = Some((&self.encoded.hidden, &self.enc_keep));
-            let c = d.cross.forward_step(&a, memory, cross, (layer, CROSS_SITES), self.m);
-            h = d.layer.ffn.forward(&c, layer, self.m, false);
+            let memory = Some((&self.encoded.hidden, &c.enc_keep));
+            let out = d.cross.forward_step(&a, memory, cross, (layer, CROSS_SITES), self.m);
+            h = d.layer.ffn.forward(&out, layer, self.m, false);
         }
-        self.step += 1;
+        c.step += 1;
         self.model.predict(&h.select(1, 0))
     }
 
     fn reorder(&mut self, rows: &Tensor) {
-        for (own, cross) in &mut self.caches {
-            own.select(rows);
-            cross.select(rows);
-        }
-        self.enc_keep = self.enc_keep.index_select(0, rows);
+        self.cache.reorder(rows);
     }
 }
 

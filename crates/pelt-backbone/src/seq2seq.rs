@@ -54,6 +54,68 @@ pub trait Stepper {
     fn reorder(&mut self, rows: &Tensor);
 }
 
+/// The keys and values an incremental decoder keeps for one attention sublayer, (batch, heads, s,
+/// d/heads) each: the positions decoded so far (self-attention) or the encoder's output
+/// (cross-attention); empty before the first step.
+#[derive(Debug, Default)]
+pub(crate) struct StepKv(Option<(Tensor, Tensor)>);
+
+impl StepKv {
+    /// Self-attention: this step's keys and values appended to the kept ones; returns all of them and
+    /// the (batch, s) mask of their positions (every one real).
+    pub(crate) fn append(&mut self, k: Tensor, v: Tensor) -> (Tensor, Tensor, Tensor) {
+        let (k, v) = match self.0.take() {
+            Some((pk, pv)) => (Tensor::cat(&[pk, k], 2), Tensor::cat(&[pv, v], 2)),
+            None => (k, v),
+        };
+        self.0 = Some((k.shallow_clone(), v.shallow_clone()));
+        let keep = Tensor::ones([k.size()[0], k.size()[2]], (Kind::Bool, k.device()));
+        (k, v, keep)
+    }
+
+    /// Cross-attention: the encoder output's keys and values, from `project` at the first step and
+    /// kept for the others.
+    pub(crate) fn memory(&mut self, project: impl FnOnce() -> (Tensor, Tensor)) -> (Tensor, Tensor) {
+        let (k, v) = self.0.get_or_insert_with(project);
+        (k.shallow_clone(), v.shallow_clone())
+    }
+
+    fn select(&mut self, rows: &Tensor) {
+        if let Some((k, v)) = self.0.take() {
+            self.0 = Some((k.index_select(0, rows), v.index_select(0, rows)));
+        }
+    }
+}
+
+/// What a [`Stepper`] keeps between steps: each decoder layer's self- and cross-attention keys and
+/// values, the encoder's real positions, and the number of steps taken.
+#[derive(Debug)]
+pub(crate) struct DecodeCache {
+    /// Per decoder layer: (self-attention, cross-attention).
+    pub(crate) layers: Vec<(StepKv, StepKv)>,
+    /// The encoder's real positions (batch, s).
+    pub(crate) enc_keep: Tensor,
+    /// Positions decoded so far.
+    pub(crate) step: i64,
+}
+
+impl DecodeCache {
+    /// Empty caches for `layers` decoder layers over `encoded`.
+    pub(crate) fn new(encoded: &Encoded, layers: usize) -> DecodeCache {
+        let layers = (0..layers).map(|_| (StepKv::default(), StepKv::default())).collect();
+        DecodeCache { layers, enc_keep: encoded.mask.ne(0), step: 0 }
+    }
+
+    /// Keeps the rows `rows` of everything kept (see [`Stepper::reorder`]).
+    pub(crate) fn reorder(&mut self, rows: &Tensor) {
+        for (own, cross) in &mut self.layers {
+            own.select(rows);
+            cross.select(rows);
+        }
+        self.enc_keep = self.enc_keep.index_select(0, rows);
+    }
+}
+
 /// Decoding settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Generation {

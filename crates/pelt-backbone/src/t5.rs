@@ -13,9 +13,9 @@
 //! the encoder's input.
 
 use crate::{
-    bert::{attend, merge_linear, prepend_prompt, Linear, StepKv, CROSS_SITES, SELF_SITES},
+    bert::{attend, merge_linear, prepend_prompt, Linear, CROSS_SITES, SELF_SITES},
     loader,
-    seq2seq::{Seq2Seq, SpecialIds, Stepper},
+    seq2seq::{DecodeCache, Seq2Seq, SpecialIds, StepKv, Stepper},
 };
 use pelt_core::{
     hooked_sublayer, Attachment, Backbone, BackboneDims, Dropout, Encoded, Inputs, PeltError, Result, Site,
@@ -251,25 +251,18 @@ impl T5Attention {
         let split = |h: Tensor, n: i64| h.view([b, n, self.heads, self.d_kv]).transpose(1, 2);
         let q = split(self.q.forward(x, layer, sites[0], m, false), t);
         let (k, v, keep) = match memory {
-            None => {
-                let k = split(self.k.forward(x, layer, sites[1], m, false), t);
-                let v = split(self.v.forward(x, layer, sites[2], m, false), t);
-                let (k, v) = match cache.0.take() {
-                    Some((pk, pv)) => (Tensor::cat(&[pk, k], 2), Tensor::cat(&[pv, v], 2)),
-                    None => (k, v),
-                };
-                cache.0 = Some((k.shallow_clone(), v.shallow_clone()));
-                let keep = Tensor::ones([b, k.size()[2]], (Kind::Bool, x.device()));
-                (k, v, keep)
-            }
+            None => cache.append(
+                split(self.k.forward(x, layer, sites[1], m, false), t),
+                split(self.v.forward(x, layer, sites[2], m, false), t),
+            ),
             Some((enc, enc_keep)) => {
-                if cache.0.is_none() {
+                let (k, v) = cache.memory(|| {
                     let s = enc.size()[1];
-                    let k = split(self.k.forward(enc, layer, sites[1], m, false), s);
-                    let v = split(self.v.forward(enc, layer, sites[2], m, false), s);
-                    cache.0 = Some((k, v));
-                }
-                let (k, v) = cache.0.as_ref().map(|(k, v)| (k.shallow_clone(), v.shallow_clone())).unwrap_or_default();
+                    (
+                        split(self.k.forward(enc, layer, sites[1], m, false), s),
+                        split(self.v.forward(enc, layer, sites[2], m, false), s),
+                    )
+                });
                 (k, v, enc_keep.shallow_clone())
             }
         };
@@ -454,9 +447,7 @@ struct T5Stepper<'a> {
     model: &'a T5,
     encoded: &'a Encoded,
     m: &'a dyn Attachment,
-    enc_keep: Tensor,
-    caches: Vec<(StepKv, StepKv)>,
-    step: i64,
+    cache: DecodeCache,
 }
 
 impl Stepper for T5Stepper<'_> {
@@ -465,23 +456,20 @@ impl Stepper for T5Stepper<'_> {
         let b = last.size()[0];
         let mut h = Tensor::embedding(&model.shared, last, -1, false, false);
         let table = model.decoder[0].self_attn.relative.as_ref().expect("the first decoder layer holds the buckets");
-        let bias = position_bias_from(table, self.step, 1, self.step + 1, false, &model.config);
+        let c = &mut self.cache;
+        let bias = position_bias_from(table, c.step, 1, c.step + 1, false, &model.config);
         self.m.begin_stack(&Tensor::ones([b, 1], (Kind::Bool, last.device())), true);
         let offset = model.encoder.len();
-        for (i, block) in model.decoder.iter().enumerate() {
-            let memory = (&self.encoded.hidden, &self.enc_keep);
-            h = block.forward_step(&h, &bias, memory, &mut self.caches[i], offset + i, self.m);
+        for (i, (block, caches)) in model.decoder.iter().zip(&mut c.layers).enumerate() {
+            let memory = (&self.encoded.hidden, &c.enc_keep);
+            h = block.forward_step(&h, &bias, memory, caches, offset + i, self.m);
         }
-        self.step += 1;
+        c.step += 1;
         model.lm_head(model.decoder_norm.forward(&h).select(1, 0))
     }
 
     fn reorder(&mut self, rows: &Tensor) {
-        for (own, cross) in &mut self.caches {
-            own.select(rows);
-            cross.select(rows);
-        }
-        self.enc_keep = self.enc_keep.index_select(0, rows);
+        self.cache.reorder(rows);
     }
 }
 
@@ -586,8 +574,7 @@ impl Seq2Seq for T5 {
         self.lm_head(self.decoder_states(encoded, decoder_ids, m, false).select(1, t - 1))
     }
     fn stepper<'a>(&'a self, encoded: &'a Encoded, m: &'a dyn Attachment) -> Option<Box<dyn Stepper + 'a>> {
-        let caches = self.decoder.iter().map(|_| (StepKv::default(), StepKv::default())).collect();
-        Some(Box::new(T5Stepper { model: self, encoded, m, enc_keep: encoded.mask.ne(0), caches, step: 0 }))
+        Some(Box::new(T5Stepper { model: self, encoded, m, cache: DecodeCache::new(encoded, self.decoder.len()) }))
     }
     fn special_ids(&self) -> SpecialIds {
         let c = &self.config;

@@ -202,6 +202,10 @@ fn methods_attach_to_the_cross_attention_of_decoder_layers_only() {
 /// A tiny BERT2BERT: 2 encoder and 2 warm-started decoder layers of d = 128 (MAM's bottleneck of 512 and
 /// the prompt lengths fit), random weights.
 fn bert2bert() -> Box<dyn Backbone> {
+    Box::new(small_bert2bert())
+}
+
+fn small_bert2bert() -> pelt_backbone::Bert2Bert {
     let config = pelt_backbone::BertConfig {
         hidden_size: 128,
         num_attention_heads: 4,
@@ -209,7 +213,7 @@ fn bert2bert() -> Box<dyn Backbone> {
         ..pelt_backbone::BertConfig::tiny()
     };
     let special = pelt_backbone::seq2seq::SpecialIds { start: 1, eos: 2, pad: 0 };
-    Box::new(pelt_backbone::Bert2Bert::random(&config, special, 9, Device::Cpu))
+    pelt_backbone::Bert2Bert::random(&config, special, 9, Device::Cpu)
 }
 
 #[test]
@@ -269,14 +273,7 @@ fn decoder_positions_never_see_later_tokens_with_any_method() {
 #[test]
 fn incremental_decoding_equals_whole_prefix_decoding_with_any_method() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let config = pelt_backbone::BertConfig {
-        hidden_size: 128,
-        num_attention_heads: 4,
-        intermediate_size: 256,
-        ..pelt_backbone::BertConfig::tiny()
-    };
-    let special = pelt_backbone::seq2seq::SpecialIds { start: 1, eos: 2, pad: 0 };
-    let bert2bert = pelt_backbone::Bert2Bert::random(&config, special, 9, Device::Cpu);
+    let bert2bert = small_bert2bert();
     let t5 = small_t5();
     let models: [(&str, &dyn pelt_backbone::Seq2Seq); 2] = [("bert2bert", &bert2bert), ("t5", &t5)];
     let mut stepped = 0;

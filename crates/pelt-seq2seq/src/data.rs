@@ -53,7 +53,7 @@ impl Default for GenerationSpec {
 }
 
 /// A summarization task with its tokenised splits, prepared once per sweep.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SummaryData {
     /// The articles and reference summaries.
     pub splits: SummarySplits,

@@ -229,15 +229,7 @@ pub fn planned(
     let mut planner = Planner::new(embeddings.size()[1], tags, settings, embeddings.device());
     let (epoch, nll) = planner.fit(&examples, &dev, seed)?;
     let mut diagnostics = vec![("planner_epoch".to_owned(), epoch as f64), ("planner_train_nll".to_owned(), nll)];
-    let mut data = SummaryData {
-        splits: task.splits.clone(),
-        train: task.train.clone(),
-        targets: task.targets.clone(),
-        val: task.val.clone(),
-        test: task.test.clone(),
-        latin: task.latin,
-        pad_id: task.pad_id,
-    };
+    let mut data = task.clone();
     for (s, split) in ["train", "dev", "test"].into_iter().enumerate() {
         let mut texts = Vec::new();
         let (mut exact, mut right, mut keys) = (0usize, 0usize, 0usize);

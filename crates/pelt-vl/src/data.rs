@@ -3,6 +3,7 @@
 //! (the constructed set of `pelt_data::vl::constructed_grounding`, labelled constructed wherever it is
 //! used; Charades-STA's features come as they are).
 
+use pelt_backbone::{head::pool, Pooling};
 use pelt_core::{Backbone, Inputs, NoMethod};
 use pelt_data::vision::ImageSet;
 use pelt_data::vl::ConstructedVideo;
@@ -24,7 +25,7 @@ pub fn frame_features(vision: &dyn Backbone, images: &ImageSet, device: Device) 
                 let pixels: Vec<f32> = rows.iter().flat_map(|&i| images.input(i, c, s)).collect();
                 let shape = [rows.len() as i64, dims.channels, dims.size, dims.size];
                 let inputs = Inputs::images(Tensor::from_slice(&pixels).view(shape).to_device(device));
-                vision.forward(&inputs, &NoMethod, false).hidden.select(1, 0)
+                pool(&vision.forward(&inputs, &NoMethod, false), Pooling::Cls)
             })
             .collect();
         Tensor::cat(&chunks, 0)

@@ -20,19 +20,21 @@ use crate::data::{frame_features, video_batch};
 use crate::tvg::{best_spans, grounding_metrics, span_loss, GroundingHead, TvgConfig};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::ProgressBar;
+use pelt_backbone::{head::pool, Pooling};
 use pelt_core::{params, Backbone, Method, Registry};
 use pelt_data::vl::{constructed_grounding, ConstructedVideo};
 use pelt_data::{Encoding, TextTokenizer};
 use pelt_records::DataSize;
 use pelt_train::{
-    batch::inputs, fit, total_steps, AdamW, EvalClock, Family, Outcome, Plan, Pristine, Run, Selection, Steps, Training,
+    batch::{capped, inputs},
+    fit, total_steps, AdamW, EvalClock, Family, Outcome, Plan, Pristine, Run, Selection, Steps, Training,
 };
 use rand::{seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Device, Tensor};
 
 /// The temporal grounding task names: two constructed sets and Charades-STA.
 pub const TVG: [&str; 3] = ["tvg_fashion", "tvg_digits", "charades_sta"];
@@ -272,11 +274,8 @@ impl Ctx<'_> {
         let t = self.task;
         let enc: Vec<&Encoding> = rows.iter().map(|&i| &t.queries[split][i]).collect();
         let x = inputs(&enc, self.pad_id, self.device);
-        let encoded = self.backbone.forward(&x, self.method, train);
         // The query vector: the mean of the encoder's states over the query's real tokens.
-        let m = encoded.mask.to_kind(Kind::Float).unsqueeze(-1);
-        let query = (&encoded.hidden * &m).sum_dim_intlist([1].as_slice(), false, Kind::Float)
-            / m.sum_dim_intlist([1].as_slice(), false, Kind::Float).clamp_min(1.0);
+        let query = pool(&self.backbone.forward(&x, self.method, train), Pooling::Mean);
         let batch = video_batch(&t.videos[split], rows, &t.features);
         let (s, e) = self.head.forward(&batch.frames, &batch.mask, &query, train);
         (s, e, batch)
@@ -415,9 +414,8 @@ impl Grounding<'_> {
         };
         let split = pelt_data::sampler::low_resource(task.videos[0].len(), k, true, r.seed)
             .with_context(|| format!("sampling {} videos of {}", r.size.label(), task.name))?;
-        let cap = |n: usize, limit: usize| -> Vec<usize> { (0..if limit > 0 { n.min(limit) } else { n }).collect() };
-        let dev = cap(task.videos[1].len(), training.dev_limit);
-        let test = cap(task.videos[2].len(), training.test_limit);
+        let dev = capped(task.videos[1].len(), training.dev_limit);
+        let test = capped(task.videos[2].len(), training.test_limit);
 
         let method = pelt_train::seeded_method(self.registry, spec, self.backbone.as_ref(), r.seed, device)?;
         // The grounding model is drawn after the method, from the same seeded generator.
