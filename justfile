@@ -117,6 +117,11 @@ sweep-tvg *ARGS: setup
     {{pelt}} pretrain-vit --out assets/vit-mnist5k
     {{target}}/debug/pelt sweep experiments/tvg.yaml {{ARGS}}
 
+# VL-Adapter's multi-task setting on easy-VQA (issue 40): questions and constructed captions, one method
+# instance per task or one shared; full fine-tuning, frozen, Houlsby, Compacter, LoRA, prompt tuning.
+sweep-vl-adapter *ARGS: setup
+    {{pelt}} sweep experiments/vl-adapter.yaml {{ARGS}}
+
 # BBC News article → headline with a BERT2BERT warm-started from the shipped MiniLM (every method that
 # applies), the stand-in for XL-Sum; then its ROUGE-1 / -2 / -L tables.
 sweep-summarization *ARGS: setup
@@ -134,14 +139,15 @@ sweep-d2t *ARGS: setup
 sweep-xlsum DIR *ARGS: setup
     {{pelt}} sweep experiments/xlsum.yaml --xlsum-dir {{DIR}} {{ARGS}}
 
-# The short GLUE, transfer, vision, summarization and federated sweeps CI runs (the GLUE ones on the
-# four-task sample).
+# The short GLUE, transfer, vision, grounding, vision-language, summarization, federated, NER and
+# data-to-text sweeps CI runs (the GLUE ones on the four-task sample).
 sweep-ci: setup
     {{pelt}} sweep experiments/ci-glue.yaml --glue-dir {{glue_sample}}
     {{target}}/debug/pelt sweep experiments/ci-transfer.yaml --glue-dir {{glue_sample}}
     {{target}}/debug/pelt pretrain-vit --out assets/vit-mnist5k-ci --epochs 3
     {{target}}/debug/pelt sweep experiments/ci-vision.yaml
     {{target}}/debug/pelt sweep experiments/ci-tvg.yaml
+    {{target}}/debug/pelt sweep experiments/ci-vl.yaml
     {{target}}/debug/pelt sweep experiments/ci-summarization.yaml
     {{target}}/debug/pelt sweep experiments/ci-federated.yaml --glue-dir {{glue_sample}}
     {{target}}/debug/pelt sweep experiments/ci-ner.yaml

@@ -868,10 +868,12 @@ pub(crate) fn encode(
     method.begin_stack(&keep, false);
     let bias = relative.map(|table| relative_bias(table, h.size()[1]));
     for (i, layer) in layers.iter().enumerate() {
-        if i > 0 && p > 0 {
+        if i > 0 && q > 0 {
             if let Some(next) = method.layer_prompt(i, h.size()[0], train) {
-                // Deep prompts: fresh positions replace the prompt's outputs of the layer below.
-                h = splice(&h, 0, p, &next);
+                // Deep prompts: fresh positions replace the prompt's outputs of the layer below — the
+                // `q` positions [`Attachment::prompt`] put first, not what `input_prompt` put behind
+                // them (a vision-language model's visual tokens).
+                h = splice(&h, 0, q, &next);
             }
         }
         h = layer.forward(&h, &keep, bias.as_ref(), i, method, train);

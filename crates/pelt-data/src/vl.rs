@@ -373,6 +373,53 @@ fn article(noun: &str) -> &'static str {
     }
 }
 
+/// easy-VQA's shape colours and shapes (the words its questions and answers use).
+pub const EASY_VQA_COLOURS: [&str; 8] = ["red", "green", "blue", "black", "gray", "teal", "brown", "yellow"];
+/// easy-VQA's shapes.
+pub const EASY_VQA_SHAPES: [&str; 3] = ["circle", "rectangle", "triangle"];
+
+/// CONSTRUCTED captions of easy-VQA's images ("a blue rectangle"), read off each image's questions:
+/// easy-VQA draws one shape per image and ships no captions, but its questions name the shape's colour
+/// and kind. A "what" question's answer and the colour or shape it names are the image's ("what is the
+/// blue shape?" → rectangle: blue, rectangle); a yes / no question names them when it affirms them
+/// ("is there a red shape?" yes, "is no circle present?" no). `None` for an image whose questions do not
+/// give both, or give two colours or two shapes (never seen in the package's data).
+pub fn easy_vqa_captions(questions: &[Question], images: usize) -> Vec<Option<String>> {
+    let mut found: Vec<(Vec<&str>, Vec<&str>)> = vec![(Vec::new(), Vec::new()); images];
+    for q in questions {
+        let Some((colours, shapes)) = found.get_mut(q.image) else { continue };
+        let words: Vec<&str> = q.text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+        let answer = q.answers[0].as_str();
+        let affirms = match answer {
+            "yes" | "no" => (answer == "yes") != words.iter().any(|w| *w == "not" || *w == "no"),
+            // A "what" question presupposes the attributes it names, and its answer is one.
+            _ => true,
+        };
+        if !affirms {
+            continue;
+        }
+        for w in words.iter().copied().chain((answer != "yes" && answer != "no").then_some(answer)) {
+            if let Some(c) = EASY_VQA_COLOURS.iter().find(|c| **c == w) {
+                if !colours.contains(c) {
+                    colours.push(c);
+                }
+            }
+            if let Some(s) = EASY_VQA_SHAPES.iter().find(|s| **s == w) {
+                if !shapes.contains(s) {
+                    shapes.push(s);
+                }
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|(c, s)| match (&c[..], &s[..]) {
+            ([colour], [shape]) => Some(format!("a {colour} {shape}")),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Temporal IoU of two spans [a0, a1) and [b0, b1).
 pub fn temporal_iou(a: (f64, f64), b: (f64, f64)) -> f64 {
     let inter = (a.1.min(b.1) - a.0.max(b.0)).max(0.0);
@@ -387,6 +434,37 @@ mod tests {
     fn png(path: &Path, rgb: [u8; 3]) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         image::RgbImage::from_pixel(64, 64, image::Rgb(rgb)).save(path).unwrap();
+    }
+
+    #[test]
+    fn easy_vqa_captions_follow_the_questions_that_affirm_an_attribute() {
+        let q = |text: &str, answer: &str, image: usize| Question {
+            text: text.into(),
+            image,
+            answers: vec![answer.into()],
+        };
+        let questions = [
+            // Image 0: a "what" question names both; denials name nothing.
+            q("what is the blue shape?", "rectangle", 0),
+            q("is there a triangle in the image?", "no", 0),
+            q("is there not a red shape?", "yes", 0),
+            // Image 1: colour from an affirmed yes / no, shape from a negated denial.
+            q("does the image contain a teal shape?", "yes", 1),
+            q("is no circle present?", "no", 1),
+            q("is a green shape present?", "no", 1),
+            // Image 2: only the colour is known.
+            q("what color is the shape?", "gray", 2),
+            // Image 3: two colours affirmed (not in the package): no caption rather than a guess.
+            q("is there a red shape?", "yes", 3),
+            q("is there a blue shape?", "yes", 3),
+            q("what shape is present?", "circle", 3),
+        ];
+        let captions = easy_vqa_captions(&questions, 5);
+        assert_eq!(captions[0].as_deref(), Some("a blue rectangle"));
+        assert_eq!(captions[1].as_deref(), Some("a teal circle"));
+        assert_eq!(captions[2], None);
+        assert_eq!(captions[3], None);
+        assert_eq!(captions[4], None, "an image without questions");
     }
 
     #[test]

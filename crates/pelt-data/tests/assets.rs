@@ -65,6 +65,12 @@ fn easy_vqa_has_its_published_counts() {
         s.questions.iter().filter(|q| q.answers[0] == "yes" || q.answers[0] == "no").count()
     };
     assert_eq!((yes_no(&train), yes_no(&test)), (28_407, 7_136));
+    // The constructed captions: images whose questions give both colour and shape (counted with a short
+    // Python script over the package's questions.json when the rule was written).
+    let captioned = |s: &pelt_data::vl::VqaSplit| pelt_data::vl::easy_vqa_captions(&s.questions, s.images.len());
+    let (tr, te) = (captioned(&train), captioned(&test));
+    assert_eq!((tr.iter().flatten().count(), te.iter().flatten().count()), (3_542, 880));
+    assert_eq!(tr[0].as_deref(), Some("a blue rectangle"));
     // One shape on a plain background: the most common colour of the first image (its background)
     // covers more than a third of it, and not all of it.
     let plane = 64 * 64;

@@ -84,6 +84,10 @@ pub struct Experiment {
     /// constructed videos' sizes and the grounding model's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tvg: Option<pelt_vl::TvgSettings>,
+    /// Vision-language tasks (`evqa`, `evqa_caption`): the visual tokens' patch size and the captions'
+    /// length (defaults when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vl: Option<pelt_vl::VlSettings>,
     /// NER: the source stage of entries with `prime: plm | method` (cross-domain priming).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priming: Option<pelt_tokens::PrimingSettings>,
@@ -368,6 +372,12 @@ impl Experiment {
         } else if exp.tvg.is_some() {
             return Err(fail("tvg", "only for temporal grounding tasks (tvg_fashion, tvg_digits)".into()));
         }
+        let vl = exp.tasks.iter().filter(|t| pelt_vl::is_vl(t)).count();
+        if vl > 0 {
+            exp.check_vl(&text, vl, &dims, &fail)?;
+        } else if exp.vl.is_some() {
+            return Err(fail("vl", format!("only for vision-language tasks ({})", pelt_vl::VL.join(", "))));
+        }
         let ner = exp.tasks.iter().filter(|t| pelt_tokens::is_ner(t)).count();
         if ner > 0 {
             exp.check_ner(&text, ner, &dims, &fail)?;
@@ -392,11 +402,10 @@ impl Experiment {
                 );
             }
         }
-        for task in exp
-            .tasks
-            .iter()
-            .chain(&sources)
-            .filter(|t| !is_summarization(t) && !pelt_tokens::is_ner(t) && !pelt_vl::is_tvg(t))
+        for task in
+            exp.tasks.iter().chain(&sources).filter(|t| {
+                !is_summarization(t) && !pelt_tokens::is_ner(t) && !pelt_vl::is_tvg(t) && !pelt_vl::is_vl(t)
+            })
         {
             if let Some(file_task) = exp.file_tasks.get(task) {
                 if dims.image.is_some() {
@@ -755,6 +764,44 @@ impl Experiment {
         Ok(())
     }
 
+    /// Vision-language: every task one, the `vl` section (if any) valid, a text encoder to read the
+    /// images' tokens, sizes that count images, shared methods only over two tasks or more.
+    fn check_vl(
+        &self,
+        text: &str,
+        vl: usize,
+        dims: &BackboneDims,
+        fail: &dyn Fn(&str, String) -> anyhow::Error,
+    ) -> Result<()> {
+        if vl != self.tasks.len() || self.transfer.is_some() || self.federated.is_some() {
+            return Err(fail(
+                "tasks",
+                format!(
+                    "vision-language tasks ({}) train among themselves: no other tasks, transfer or federated section \
+                     beside them",
+                    pelt_vl::VL.join(", ")
+                ),
+            ));
+        }
+        if let Some(Err((field, why))) = self.vl.as_ref().map(pelt_vl::VlSettings::check) {
+            return Err(fail("vl", format!("{field}: {why}")));
+        }
+        if dims.image.is_some() {
+            return Err(fail("backbone", "vision-language tasks read images as tokens of a text encoder".into()));
+        }
+        if let Some(s) = self.data_sizes.iter().find(|s| matches!(s, DataSize::Shot(_))) {
+            return Err(fail("data_sizes", format!("`{}`: sizes are numbers of training images or `all`", s.label())));
+        }
+        if let Some(i) = self.methods.iter().position(|m| m.shared).filter(|_| self.tasks.len() < 2) {
+            bail!(
+                "{}:{}: methods[{i}] field `shared`: sharing needs at least two tasks",
+                self.file_hint(),
+                locate_method(text, i, Some("shared")).unwrap_or(0)
+            );
+        }
+        Ok(())
+    }
+
     /// Temporal grounding: every task one, the `tvg` section valid, a vision backbone that exists, a
     /// text encoder for the queries, sizes that count videos.
     fn check_tvg(&self, tvg: usize, dims: &BackboneDims, fail: &dyn Fn(&str, String) -> anyhow::Error) -> Result<()> {
@@ -815,9 +862,10 @@ impl Experiment {
                 bail!("{}:{}: field `{key}`: only for summarization tasks", self.file_hint(), line_of(key));
             }
         }
-        if let Some(i) = self.methods.iter().position(|m| m.shared) {
+        let vl = !self.tasks.is_empty() && self.tasks.iter().all(|t| pelt_vl::is_vl(t));
+        if let Some(i) = self.methods.iter().position(|m| m.shared).filter(|_| !vl) {
             bail!(
-                "{}:{}: methods[{i}] field `shared`: only for summarization tasks",
+                "{}:{}: methods[{i}] field `shared`: only for summarization and vision-language tasks",
                 self.file_hint(),
                 locate_method(text, i, Some("shared")).unwrap_or(0)
             );
@@ -951,6 +999,38 @@ methods:\n  - method: lora\n    lr: 1.0e-3\n    config: {r: 4}\n  - method: houl
         assert!(err.contains("train alone"), "{err}");
         let err = load(&base.replace("tasks: [sst2]", "tasks: [sst2]\ntvg: {vision: model}")).unwrap_err();
         assert!(err.contains("field `tvg`: only for temporal grounding tasks"), "{err}");
+    }
+
+    #[test]
+    fn vision_language_tasks_train_among_themselves_and_may_share_a_method() {
+        let dir = workspace();
+        let path = dir.path().join("e.yaml");
+        let glue = format!("glue_dir: {}", dir.path().join("glue").display());
+        let registry = crate::registry::registry();
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Experiment::load(&path, &registry, dir.path(), &Places::default())
+                .map(|(e, _)| e)
+                .map_err(|e| e.to_string())
+        };
+        let base = VALID.replace("glue_dir: glue", &glue).replace("data_sizes: [100, 16-shot]", "data_sizes: [100]");
+        let vl = base.replace("tasks: [sst2]", "tasks: [evqa, evqa_caption]");
+        let shared = vl.replace("    label: adapter\n", "    label: adapter\n    shared: true\n");
+        let exp = load(&shared).unwrap();
+        assert!(exp.methods[1].shared && exp.vl.is_none());
+        let err = load(&shared.replace("tasks: [evqa, evqa_caption]", "tasks: [evqa]")).unwrap_err();
+        assert!(err.contains("methods[1] field `shared`: sharing needs at least two tasks"), "{err}");
+        let err = load(&vl.replace("tasks: [evqa, evqa_caption]", "tasks: [evqa, sst2]")).unwrap_err();
+        assert!(err.contains("train among themselves"), "{err}");
+        let err = load(&vl.replace("data_sizes: [100]", "data_sizes: [4-shot]")).unwrap_err();
+        assert!(err.contains("numbers of training images"), "{err}");
+        let err = load(&format!("{vl}vl: {{patch: 12}}\n")).unwrap_err();
+        assert!(err.contains("field `vl`: patch: must divide 64"), "{err}");
+        let err = load(&format!("{base}vl: {{patch: 8}}\n")).unwrap_err();
+        assert!(err.contains("field `vl`: only for vision-language tasks"), "{err}");
+        // Elsewhere sharing is still refused.
+        let err = load(&shared.replace("tasks: [evqa, evqa_caption]", "tasks: [sst2, rte]")).unwrap_err();
+        assert!(err.contains("field `shared`: only for summarization and vision-language tasks"), "{err}");
     }
 
     #[test]

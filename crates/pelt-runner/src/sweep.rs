@@ -116,6 +116,17 @@ pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Valu
         }
         map.insert("tvg".into(), serde_json::to_value(t).unwrap_or_default());
     }
+    // Only vision-language runs carry their settings (the defaults where the file gives none).
+    let vl = !exp.tasks.is_empty() && exp.tasks.iter().all(|t| pelt_vl::is_vl(t));
+    if let (true, Some(map)) = (vl, value.as_object_mut()) {
+        let settings = exp.vl.clone().unwrap_or_default();
+        map.insert("vl".into(), serde_json::to_value(settings).unwrap_or_default());
+        // A shared instance and one per task are different runs (summarization suites, which predate
+        // this, keep their hashes).
+        if m.shared {
+            map.insert("shared".into(), true.into());
+        }
+    }
     // Only primed NER runs carry the priming settings.
     if let (Some(p), false, Some(map)) = (&exp.priming, m.prime.is_none(), value.as_object_mut()) {
         map.insert("prime".into(), serde_json::to_value(m.prime).unwrap_or_default());
@@ -270,6 +281,19 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
     } else if let Some(settings) = exp.tvg.as_ref().filter(|_| exp.tasks.iter().all(|t| pelt_vl::is_tvg(t))) {
         let family =
             pelt_vl::Grounding::load(registry, &exp.backbone, &opts.assets, settings, &exp.training, opts.device)?;
+        drive(&family, &ctx, todo, skipped)
+    } else if exp.tasks.iter().all(|t| pelt_vl::is_vl(t)) {
+        let settings = exp.vl.clone().unwrap_or_default();
+        let captions = exp.tasks.iter().any(|t| t == "evqa_caption");
+        let family = pelt_vl::VisionLanguage::load(
+            registry,
+            &exp.backbone,
+            &opts.assets,
+            &settings,
+            &exp.training,
+            captions,
+            opts.device,
+        )?;
         drive(&family, &ctx, todo, skipped)
     } else if exp.tasks.iter().all(|t| pelt_tokens::is_ner(t)) {
         let files = pelt_tokens::NerFiles {
