@@ -203,6 +203,9 @@ impl Experiment {
         } else if exp.backbone.is_relative() {
             exp.backbone = root.join(&exp.backbone);
         }
+        if let Some(v) = exp.vl.as_mut().and_then(|v| v.vqav2.as_mut()).filter(|v| v.dir.is_relative()) {
+            v.dir = root.join(&v.dir);
+        }
         if let Some(t) = exp.tvg.as_mut() {
             for p in t.vision.iter_mut().chain(t.charades.as_mut().map(|c| &mut c.dir)) {
                 if p.is_relative() {
@@ -783,7 +786,7 @@ impl Experiment {
                 ),
             ));
         }
-        if let Some(Err((field, why))) = self.vl.as_ref().map(pelt_vl::VlSettings::check) {
+        if let Err((field, why)) = self.vl.clone().unwrap_or_default().check(&self.tasks) {
             return Err(fail("vl", format!("{field}: {why}")));
         }
         if dims.image.is_some() {
@@ -1025,7 +1028,9 @@ methods:\n  - method: lora\n    lr: 1.0e-3\n    config: {r: 4}\n  - method: houl
         let err = load(&vl.replace("data_sizes: [100]", "data_sizes: [4-shot]")).unwrap_err();
         assert!(err.contains("numbers of training images"), "{err}");
         let err = load(&format!("{vl}vl: {{patch: 12}}\n")).unwrap_err();
-        assert!(err.contains("field `vl`: patch: must divide 64"), "{err}");
+        assert!(err.contains("field `vl`: patch: must divide easy-VQA's 64"), "{err}");
+        let err = load(&vl.replace("tasks: [evqa, evqa_caption]", "tasks: [vqav2]")).unwrap_err();
+        assert!(err.contains("field `vl`: vqav2: the vqav2 task needs `vqav2: {dir}`"), "{err}");
         let err = load(&format!("{base}vl: {{patch: 8}}\n")).unwrap_err();
         assert!(err.contains("field `vl`: only for vision-language tasks"), "{err}");
         // Elsewhere sharing is still refused.

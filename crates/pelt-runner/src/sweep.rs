@@ -119,7 +119,11 @@ pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Valu
     // Only vision-language runs carry their settings (the defaults where the file gives none).
     let vl = !exp.tasks.is_empty() && exp.tasks.iter().all(|t| pelt_vl::is_vl(t));
     if let (true, Some(map)) = (vl, value.as_object_mut()) {
-        let settings = exp.vl.clone().unwrap_or_default();
+        let mut settings = exp.vl.clone().unwrap_or_default();
+        // VQAv2's folder by its name, so hashes do not depend on where a machine keeps it.
+        if let Some(v) = settings.vqav2.as_mut() {
+            v.dir = v.dir.file_name().map(std::path::PathBuf::from).unwrap_or_default();
+        }
         map.insert("vl".into(), serde_json::to_value(settings).unwrap_or_default());
         // A shared instance and one per task are different runs (summarization suites, which predate
         // this, keep their hashes).

@@ -14,8 +14,9 @@ use pelt_data::vision::ImageSet;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
-/// The vision-language task names: easy-VQA's questions, and CONSTRUCTED captions of its images.
-pub const VL: [&str; 2] = ["evqa", "evqa_caption"];
+/// The vision-language task names: easy-VQA's questions, CONSTRUCTED captions of its images, and a
+/// user's VQAv2.
+pub const VL: [&str; 3] = ["evqa", "evqa_caption", "vqav2"];
 
 /// Whether `task` is a vision-language task.
 pub fn is_vl(task: &str) -> bool {
@@ -32,6 +33,43 @@ pub struct VlSettings {
     /// Most tokens a generated caption may have.
     #[serde(default = "default_caption_tokens")]
     pub caption_tokens: usize,
+    /// VQAv2 in a user's folder, for the `vqav2` task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vqav2: Option<Vqav2Settings>,
+}
+
+/// VQAv2 as released, in one folder: `v2_OpenEnded_mscoco_<split>_questions.json`,
+/// `v2_mscoco_<split>_annotations.json` and the COCO image folder `<split>/` (`COCO_<split>_<id>.jpg`),
+/// for `train2014` (training and dev) and `val2014` (test; test-dev's answers are not released).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vqav2Settings {
+    /// The folder.
+    pub dir: std::path::PathBuf,
+    /// Side the images are resized to (a multiple of `patch`).
+    #[serde(default = "default_vqav2_side")]
+    pub image_size: usize,
+    /// The answer classifier's answers: the most frequent answers of the training questions (VL-T5 and
+    /// LXMERT keep 3,129).
+    #[serde(default = "default_vqav2_answers")]
+    pub answers: usize,
+}
+
+fn default_vqav2_side() -> usize {
+    224
+}
+
+fn default_vqav2_answers() -> usize {
+    3129
+}
+
+/// VQAv2's file names for `split` (`train2014`, `val2014`) in `dir`: questions, annotations, images.
+pub fn vqav2_files(dir: &std::path::Path, split: &str) -> [std::path::PathBuf; 3] {
+    [
+        dir.join(format!("v2_OpenEnded_mscoco_{split}_questions.json")),
+        dir.join(format!("v2_mscoco_{split}_annotations.json")),
+        dir.join(split),
+    ]
 }
 
 fn default_patch() -> usize {
@@ -44,7 +82,7 @@ fn default_caption_tokens() -> usize {
 
 impl Default for VlSettings {
     fn default() -> Self {
-        VlSettings { patch: default_patch(), caption_tokens: default_caption_tokens() }
+        VlSettings { patch: default_patch(), caption_tokens: default_caption_tokens(), vqav2: None }
     }
 }
 
@@ -52,13 +90,36 @@ impl Default for VlSettings {
 pub const IMAGE_SIDE: usize = 64;
 
 impl VlSettings {
-    /// Refuses settings the model cannot be built with: (field, why).
-    pub fn check(&self) -> std::result::Result<(), (String, String)> {
-        if self.patch < 4 || !IMAGE_SIDE.is_multiple_of(self.patch) {
-            return Err(("patch".into(), format!("must divide {IMAGE_SIDE} and be at least 4, got {}", self.patch)));
+    /// Refuses settings the model cannot be built with for `tasks`: (field, why).
+    pub fn check(&self, tasks: &[String]) -> std::result::Result<(), (String, String)> {
+        let easy = tasks.iter().any(|t| t.starts_with("evqa"));
+        if self.patch < 4 || (easy && !IMAGE_SIDE.is_multiple_of(self.patch)) {
+            return Err((
+                "patch".into(),
+                format!("must divide easy-VQA's {IMAGE_SIDE} and be at least 4, got {}", self.patch),
+            ));
         }
         if self.caption_tokens == 0 {
             return Err(("caption_tokens".into(), "must be at least 1".into()));
+        }
+        if tasks.iter().any(|t| t == "vqav2") {
+            let Some(v) = &self.vqav2 else {
+                return Err(("vqav2".into(), "the vqav2 task needs `vqav2: {dir}` (the release's folder)".into()));
+            };
+            if v.image_size < self.patch || !v.image_size.is_multiple_of(self.patch) {
+                let why = format!("image_size {} must be a multiple of patch ({})", v.image_size, self.patch);
+                return Err(("vqav2".into(), why));
+            }
+            if v.answers < 2 {
+                return Err(("vqav2".into(), format!("answers must be at least 2, got {}", v.answers)));
+            }
+            for split in ["train2014", "val2014"] {
+                if let Some(missing) = vqav2_files(&v.dir, split).into_iter().find(|f| !f.exists()) {
+                    return Err(("vqav2".into(), format!("{}: no such file or folder", missing.display())));
+                }
+            }
+        } else if self.vqav2.is_some() {
+            return Err(("vqav2".into(), "only for the vqav2 task".into()));
         }
         Ok(())
     }
@@ -186,9 +247,22 @@ mod tests {
 
     #[test]
     fn settings_refuse_patches_that_do_not_tile_the_image() {
-        assert!(VlSettings::default().check().is_ok());
+        let easy = ["evqa".to_owned()];
+        assert!(VlSettings::default().check(&easy).is_ok());
         let bad = VlSettings { patch: 12, ..VlSettings::default() };
-        assert_eq!(bad.check().unwrap_err().0, "patch");
+        assert_eq!(bad.check(&easy).unwrap_err().0, "patch");
+        let vqa = ["vqav2".to_owned()];
+        assert_eq!(VlSettings::default().check(&vqa).unwrap_err().0, "vqav2");
+        let dir = tempfile::tempdir().unwrap();
+        let with = |image_size| VlSettings {
+            patch: 32,
+            vqav2: Some(Vqav2Settings { dir: dir.path().into(), image_size, answers: 10 }),
+            ..VlSettings::default()
+        };
+        let (field, why) = with(200).check(&vqa).unwrap_err();
+        assert!(field == "vqav2" && why.contains("multiple of patch"), "{why}");
+        let (_, why) = with(224).check(&vqa).unwrap_err();
+        assert!(why.contains("v2_OpenEnded_mscoco_train2014_questions.json: no such file"), "{why}");
     }
 
     #[test]
