@@ -171,6 +171,13 @@ bench-compare *ARGS: setup
     bash bench/compare/setup.sh
     bench/compare/.venv/bin/python bench/compare/run.py --pelt {{target}}/debug/pelt --python bench/compare/.venv/bin/python --glue-dir {{glue_sample}} {{ARGS}}
 
+# The same step comparison on all-mpnet-base-v2 (issue 41; `just setup-mpnet` first): fixed 32 × 128
+# batches, full / LoRA / Houlsby / prefix tuning; writes results/bench/compare-mpnet.md.
+bench-compare-mpnet *ARGS: setup-mpnet
+    cargo build --quiet
+    bash bench/compare/setup.sh
+    bench/compare/.venv/bin/python bench/compare/run.py --pelt {{target}}/debug/pelt --python bench/compare/.venv/bin/python --glue-dir {{glue_sample}} --model mpnet --batches fixed --eval-methods "" --no-run-row --out results/bench/compare-mpnet.md {{ARGS}}
+
 # A perf profile of pelt's LoRA training step (needs Debian's linux-perf); writes results/bench/profile.md.
 bench-profile: setup
     cargo test --workspace --no-run --quiet

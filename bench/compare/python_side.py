@@ -1,5 +1,5 @@
 """The Python side of pelt's side-by-side step benchmark: Hugging Face transformers + peft on the same
-all-MiniLM-L6-v2 weights, the same batches and the same thread count as `pelt bench`. Prints one JSON
+weights (all-MiniLM-L6-v2, or all-mpnet-base-v2), the same batches and the same thread count as `pelt bench`. Prints one JSON
 report (the fields of pelt's), or the fp32 matmul rate with --matmul.
 
 Run by bench/compare/run.py in its own venv (bench/compare/setup.sh); never part of the tests.
@@ -32,7 +32,9 @@ class Classifier(nn.Module):
         self.linear = nn.Linear(hidden, 2)
 
     def forward(self, ids, mask, types):
-        h = self.encoder(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+        # MPNet has no segment embeddings (and its forward takes no token types).
+        segments = {} if self.encoder.config.model_type == "mpnet" else {"token_type_ids": types}
+        h = self.encoder(input_ids=ids, attention_mask=mask, **segments).last_hidden_state
         m = mask.unsqueeze(-1).to(h.dtype)
         pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
         return self.linear(self.dropout(pooled))
@@ -58,7 +60,9 @@ def add_houlsby(encoder: nn.Module, d: int) -> nn.ModuleList:
     sublayer output before its residual and LayerNorm, as in pelt); the layers' LayerNorms train."""
     adapters = nn.ModuleList()
     for layer in encoder.encoder.layer:
-        for dense in (layer.attention.output.dense, layer.output.dense):
+        # BERT's attention output projection is `attention.output.dense`, MPNet's `attention.attn.o`.
+        out = layer.attention.attn.o if hasattr(layer.attention, "attn") else layer.attention.output.dense
+        for dense in (out, layer.output.dense):
             a = Bottleneck(d)
             adapters.append(a)
             dense.register_forward_hook(lambda _m, _i, out, a=a: out + a(out))
@@ -73,8 +77,14 @@ def add_houlsby(encoder: nn.Module, d: int) -> nn.ModuleList:
 def build(method: str, model_dir: str):
     from transformers import AutoModel
 
-    encoder = AutoModel.from_pretrained(model_dir, attn_implementation="sdpa", add_pooling_layer=False)
+    try:
+        encoder = AutoModel.from_pretrained(model_dir, attn_implementation="sdpa", add_pooling_layer=False)
+    except (ValueError, ImportError):
+        # A model class without a scaled-dot-product attention path (MPNet in some transformers
+        # versions) runs its own attention.
+        encoder = AutoModel.from_pretrained(model_dir, add_pooling_layer=False)
     d = encoder.config.hidden_size
+    mpnet = encoder.config.model_type == "mpnet"
     extra = None
     if method == "full":
         pass
@@ -82,12 +92,20 @@ def build(method: str, model_dir: str):
         from peft import LoraConfig, get_peft_model
 
         encoder = get_peft_model(
-            encoder, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["query", "value"])
+            encoder,
+            LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["q", "v"] if mpnet else ["query", "value"]),
         )
     elif method == "houlsby":
         extra = add_houlsby(encoder, d)
     elif method == "prefix_tuning":
         from peft import PrefixTuningConfig, TaskType, get_peft_model
+
+        if mpnet:
+            # peft hands the prefix to the model as past_key_values, which MPNetModel takes and ignores:
+            # the step would run without the prefix and no gradient would reach it (checked with peft
+            # 0.21.2, transformers 5.24.0), so there is no Python prefix row to compare against.
+            sys.exit("python side: peft's prefix tuning does not reach MPNet's attention (MPNetModel ignores "
+                     "past_key_values, so no gradient reaches the prefix)")
 
         # pelt's defaults: 10 positions, reparameterised by an MLP of width 512.
         encoder = get_peft_model(

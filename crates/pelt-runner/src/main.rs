@@ -263,6 +263,9 @@ enum Command {
         /// Folder of the assets installed by the set-up.
         #[arg(long, env = "PELT_ASSETS", default_value = "assets")]
         assets: PathBuf,
+        /// The text encoder's folder (a BERT-family or MPNet checkpoint); default: the assets' MiniLM.
+        #[arg(long)]
+        model: Option<PathBuf>,
     },
     /// Pretrain the vision sweeps' small ViT on a shipped image set and save it as an HF ViT folder
     /// (skipped when the folder already holds one made with the same settings).
@@ -556,6 +559,7 @@ fn main() -> Result<()> {
             eval,
             eval_batches,
             assets,
+            model,
         } => {
             if matmul {
                 let gflops = bench::matmul_gflops(2048, 20, threads);
@@ -574,7 +578,7 @@ fn main() -> Result<()> {
             };
             let method = method.unwrap_or_default();
             let config = bench::parse_config(&config)?;
-            let model = assets.join("minilm");
+            let model = model.unwrap_or_else(|| assets.join("minilm"));
             if let Some(glue_dir) = eval {
                 let batching = bench::EvalBatching::parse(&eval_batches)?;
                 let report =
