@@ -460,14 +460,7 @@ impl Steps for Loop<'_> {
     type Batch = (usize, Vec<usize>);
 
     fn epoch(&self, rng: &mut ChaCha8Rng) -> Vec<(usize, Vec<usize>)> {
-        let mut batches = Vec::new();
-        for (t, rows) in self.train.iter().enumerate() {
-            let mut order = rows.clone();
-            order.shuffle(rng);
-            batches.extend(order.chunks(self.ctx.training.batch_size.max(1)).map(|b| (t, b.to_vec())));
-        }
-        batches.shuffle(rng);
-        batches
+        epoch_batches(self.train, self.ctx.training.batch_size.max(1), self.ctx.settings.sampling, rng)
     }
 
     fn loss(&self, (t, rows): &(usize, Vec<usize>)) -> (Tensor, usize) {
@@ -481,6 +474,44 @@ impl Steps for Loop<'_> {
         }
         Ok(total / self.tasks.len().max(1) as f64)
     }
+}
+
+/// One epoch's batches of every task (`train[t]`: task t's training rows), shuffled together: each
+/// task's batches once (proportional), or the same number from every task, the epoch's total over the
+/// number of tasks, a task's rows going round again reshuffled where it has fewer (balanced).
+fn epoch_batches(
+    train: &[Vec<usize>],
+    batch: usize,
+    sampling: crate::vqa::Sampling,
+    rng: &mut ChaCha8Rng,
+) -> Vec<(usize, Vec<usize>)> {
+    let one_pass = |rows: &[usize], rng: &mut ChaCha8Rng| {
+        let mut order = rows.to_vec();
+        order.shuffle(rng);
+        order.chunks(batch).map(<[usize]>::to_vec).collect::<Vec<_>>()
+    };
+    let mut batches = Vec::new();
+    match sampling {
+        crate::vqa::Sampling::Proportional => {
+            for (t, rows) in train.iter().enumerate() {
+                batches.extend(one_pass(rows, rng).into_iter().map(|b| (t, b)));
+            }
+        }
+        crate::vqa::Sampling::Balanced => {
+            let total: usize = train.iter().map(|rows| rows.len().div_ceil(batch)).sum();
+            let each = (total / train.len().max(1)).max(1);
+            for (t, rows) in train.iter().enumerate() {
+                let mut mine = Vec::with_capacity(each);
+                while mine.len() < each && !rows.is_empty() {
+                    mine.extend(one_pass(rows, rng));
+                }
+                mine.truncate(each);
+                batches.extend(mine.into_iter().map(|b| (t, b)));
+            }
+        }
+    }
+    batches.shuffle(rng);
+    batches
 }
 
 impl VisionLanguage<'_> {
@@ -624,5 +655,35 @@ impl VisionLanguage<'_> {
             let _ = t.shallow_clone().set_requires_grad(false);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vqa::Sampling;
+
+    #[test]
+    fn balanced_epochs_give_every_task_the_same_batches_and_proportional_ones_each_row_once() {
+        // 100 questions and 10 captions in batches of 10: 10 + 1 batches an epoch.
+        let train = vec![(0..100).collect::<Vec<usize>>(), (0..10).collect()];
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let count = |b: &[(usize, Vec<usize>)], t: usize| b.iter().filter(|(x, _)| *x == t).count();
+        let p = epoch_batches(&train, 10, Sampling::Proportional, &mut rng);
+        assert_eq!((count(&p, 0), count(&p, 1)), (10, 1));
+        let mut seen: Vec<usize> = p.iter().filter(|(t, _)| *t == 0).flat_map(|(_, b)| b.clone()).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, train[0]);
+        // Balanced: 11 / 2 = 5 batches each; the captions go round five times, each pass a permutation.
+        let b = epoch_batches(&train, 10, Sampling::Balanced, &mut rng);
+        assert_eq!((count(&b, 0), count(&b, 1)), (5, 5));
+        for (_, rows) in b.iter().filter(|(t, _)| *t == 1) {
+            let mut r = rows.clone();
+            r.sort_unstable();
+            assert_eq!(r, train[1]);
+        }
+        // The same generator state gives the same epoch.
+        let again = epoch_batches(&train, 10, Sampling::Balanced, &mut ChaCha8Rng::seed_from_u64(7));
+        assert_eq!(again, epoch_batches(&train, 10, Sampling::Balanced, &mut ChaCha8Rng::seed_from_u64(7)));
     }
 }

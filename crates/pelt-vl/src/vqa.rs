@@ -36,6 +36,23 @@ pub struct VlSettings {
     /// VQAv2 in a user's folder, for the `vqav2` task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vqav2: Option<Vqav2Settings>,
+    /// How a shared run draws its tasks' batches.
+    #[serde(default)]
+    pub sampling: Sampling,
+}
+
+/// How a shared run draws its tasks' batches each epoch, as VL-T5's multi-task loader (`MultitaskLoader`,
+/// which VL-Adapter trains with) offers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// Every task's batches once, shuffled together, so tasks come in proportion to their sizes (VL-T5's
+    /// `roundrobin`, its default).
+    #[default]
+    Proportional,
+    /// The same number of batches from every task (the epoch's total over the number of tasks; a small
+    /// task's examples go round again, reshuffled), VL-T5's `balanced`.
+    Balanced,
 }
 
 /// VQAv2 as released, in one folder: `v2_OpenEnded_mscoco_<split>_questions.json`,
@@ -82,7 +99,12 @@ fn default_caption_tokens() -> usize {
 
 impl Default for VlSettings {
     fn default() -> Self {
-        VlSettings { patch: default_patch(), caption_tokens: default_caption_tokens(), vqav2: None }
+        VlSettings {
+            patch: default_patch(),
+            caption_tokens: default_caption_tokens(),
+            vqav2: None,
+            sampling: Sampling::default(),
+        }
     }
 }
 
