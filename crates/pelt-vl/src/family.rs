@@ -427,8 +427,6 @@ impl Grounding<'_> {
         let mut all: Vec<(String, Tensor)> = trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
         all.extend(head_vs.variables().into_iter().map(|(n, t)| (format!("head.{n}"), t)));
         all.sort_by(|a, b| a.0.cmp(&b.0));
-        let head_params = params::numel(head_vs.trainable_variables().iter());
-        let counts = params::count(self.backbone.as_ref(), method.as_ref(), head_params);
 
         let ctx = Ctx {
             backbone: self.backbone.as_ref(),
@@ -440,6 +438,15 @@ impl Grounding<'_> {
             device,
             clock: EvalClock::default(),
         };
+        // SNIP scores weights by the loss gradient at init: the first training videos, dropout off, each
+        // batch's mean-loss gradient summed (as the other families do).
+        pelt_core::run_calibration(method.as_ref(), split.train.len(), training.batch_size, |chunk| {
+            let rows: Vec<usize> = chunk.iter().map(|&p| split.train[p]).collect();
+            let (s, e, b) = ctx.logits(0, &rows, false);
+            span_loss(&s, &e, &b.start, &b.last)
+        });
+        let head_params = params::numel(head_vs.trainable_variables().iter());
+        let counts = params::count(self.backbone.as_ref(), method.as_ref(), head_params);
         let train_n = split.train.len();
         let hooks = Loop { ctx: &ctx, train: split.train, dev: dev.clone() };
         let total = total_steps(training, train_n.div_ceil(training.batch_size.max(1)));

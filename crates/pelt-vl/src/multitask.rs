@@ -324,16 +324,16 @@ impl Ctx<'_> {
         pool(&encoded, Pooling::Mean).dropout(HEAD_DROPOUT, train).apply(&self.classifiers[&task.name])
     }
 
-    /// The training loss of a batch of one task.
-    fn loss(&self, task: &VlTask, rows: &[usize]) -> Tensor {
+    /// The loss of a batch of one task's training examples (`train`: dropout on).
+    fn loss(&self, task: &VlTask, rows: &[usize], train: bool) -> Tensor {
         if task.generates {
             let targets: Vec<Vec<i64>> = rows.iter().map(|&i| task.examples[0][i].target.clone()).collect();
             let generator = self.generator.expect("an encoder-decoder where a run has captions");
-            seq2seq::loss(generator, &self.inputs(task, 0, rows), &targets, &self.visual(task, 0, rows), true)
+            seq2seq::loss(generator, &self.inputs(task, 0, rows), &targets, &self.visual(task, 0, rows), train)
         } else {
             let labels: Vec<i64> = rows.iter().map(|&i| task.examples[0][i].answer).collect();
             let labels = Tensor::from_slice(&labels).to_device(self.device);
-            self.answer_logits(task, 0, rows, true).cross_entropy_for_logits(&labels)
+            self.answer_logits(task, 0, rows, train).cross_entropy_for_logits(&labels)
         }
     }
 
@@ -464,7 +464,7 @@ impl Steps for Loop<'_> {
     }
 
     fn loss(&self, (t, rows): &(usize, Vec<usize>)) -> (Tensor, usize) {
-        (self.ctx.loss(self.tasks[*t], rows), rows.len())
+        (self.ctx.loss(self.tasks[*t], rows, true), rows.len())
     }
 
     fn dev_score(&self) -> Result<f64> {
@@ -586,9 +586,6 @@ impl VisionLanguage<'_> {
         all.sort_by(|a, b| a.0.cmp(&b.0));
         // The visual projection and classifier count with the head, as do a warm-started decoder's new
         // cross-attention and output transform (they train whatever the method).
-        let head_params =
-            params::numel(head_vs.trainable_variables().iter()) + params::numel(new_parts.iter().map(|(_, t)| t));
-        let counts = params::count(model, method.as_ref(), head_params);
 
         let ctx = Ctx {
             model,
@@ -602,6 +599,15 @@ impl VisionLanguage<'_> {
             device,
             clock: EvalClock::default(),
         };
+        // SNIP scores weights by the loss gradient at init: the first task's first examples, dropout off,
+        // each batch's mean-loss gradient summed (as the classification and summarization runs do).
+        pelt_core::run_calibration(method.as_ref(), train[0].len(), training.batch_size, |chunk| {
+            let rows: Vec<usize> = chunk.iter().map(|&p| train[0][p]).collect();
+            ctx.loss(tasks[0], &rows, false)
+        });
+        let head_params =
+            params::numel(head_vs.trainable_variables().iter()) + params::numel(new_parts.iter().map(|(_, t)| t));
+        let counts = params::count(model, method.as_ref(), head_params);
         let hooks = Loop { ctx: &ctx, tasks, train: &train, dev: &dev };
         let per_epoch: usize = train.iter().map(|rows| rows.len().div_ceil(training.batch_size.max(1))).sum();
         let total = total_steps(training, per_epoch);
