@@ -63,7 +63,8 @@ pub enum Sampling {
 pub struct Vqav2Settings {
     /// The folder.
     pub dir: std::path::PathBuf,
-    /// Side the images are resized to (a multiple of `patch`).
+    /// Side the images are resized to (a multiple of `patch`). Every image is held in memory as bytes:
+    /// train2014 and val2014's 123,287 images take 1.5 GB at 64 (the default), 18.6 GB at 224.
     #[serde(default = "default_vqav2_side")]
     pub image_size: usize,
     /// The answer classifier's answers: the most frequent answers of the training questions (VL-T5 and
@@ -73,7 +74,7 @@ pub struct Vqav2Settings {
 }
 
 fn default_vqav2_side() -> usize {
-    224
+    64
 }
 
 fn default_vqav2_answers() -> usize {
