@@ -98,6 +98,12 @@ sweep-he-unified DIR *ARGS: setup
 sweep-fidelity DIR *ARGS: setup
     {{pelt}} sweep experiments/fidelity.yaml --glue-dir {{DIR}} $(test -d results/unipelt-lowres/records && echo --reuse results/unipelt-lowres) {{ARGS}}
 
+# UniPELT's low-resource table on all-mpnet-base-v2 (issue 41): SST-2, STS-B, CoLA at K = 100 / 1000,
+# 2 seeds, six methods; then its table against UniPELT.
+sweep-unipelt-mpnet DIR *ARGS: setup-mpnet
+    {{pelt}} sweep experiments/unipelt-mpnet.yaml --glue-dir {{DIR}} {{ARGS}}
+    {{target}}/debug/pelt table results/unipelt-mpnet --against unipelt
+
 # UniPELT's gates pooled over real tokens or over all 128 padded positions (SST-2, K = 100 / 1000).
 sweep-unipelt-gates DIR *ARGS: setup
     {{pelt}} sweep experiments/unipelt-gates.yaml --glue-dir {{DIR}} {{ARGS}}
