@@ -102,6 +102,13 @@ impl TextTokenizer {
         self.inner.token_to_id(token).map(i64::from)
     }
 
+    /// The (start, end) ids a decoder warm-started from this tokenizer's encoder uses: `[CLS]` and
+    /// `[SEP]` (BERT's vocabularies), or `<s>` and `</s>` (RoBERTa's, MPNet's); `None` with neither.
+    pub fn decoder_ids(&self) -> Option<(i64, i64)> {
+        let id = |names: [&str; 2]| names.iter().find_map(|n| self.token_id(n));
+        Some((id(["[CLS]", "<s>"])?, id(["[SEP]", "</s>"])?))
+    }
+
     /// Encodes sentences given as words (token classification), with special tokens and the tokenizer's
     /// truncation; for each encoding, the word each token comes from (`None` for special tokens).
     pub fn encode_words(&self, sentences: &[Vec<String>]) -> Result<Vec<(Encoding, Vec<Option<usize>>)>> {

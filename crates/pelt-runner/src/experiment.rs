@@ -684,15 +684,7 @@ impl Experiment {
                 return Err(fail("xlsum_dir", format!("{}: no such file for task `{task}`", file.display())));
             }
         }
-        if let Some(i) = self.methods.iter().position(|m| m.shared) {
-            if self.tasks.len() < 2 {
-                bail!(
-                    "{}:{}: methods[{i}] field `shared`: sharing needs at least two tasks",
-                    self.file_hint(),
-                    locate_method(text, i, Some("shared")).unwrap_or(0)
-                );
-            }
-        }
+        self.check_sharing(text)?;
         pelt_backbone::seq2seq_dims(&self.backbone, self.warm_start).map_err(|e| fail("backbone", e.to_string()))
     }
 
@@ -795,6 +787,11 @@ impl Experiment {
         if let Some(s) = self.data_sizes.iter().find(|s| matches!(s, DataSize::Shot(_))) {
             return Err(fail("data_sizes", format!("`{}`: sizes are numbers of training images or `all`", s.label())));
         }
+        self.check_sharing(text)
+    }
+
+    /// A method shared across tasks (summarization, vision-language) needs two tasks or more to share.
+    fn check_sharing(&self, text: &str) -> Result<()> {
         if let Some(i) = self.methods.iter().position(|m| m.shared).filter(|_| self.tasks.len() < 2) {
             bail!(
                 "{}:{}: methods[{i}] field `shared`: sharing needs at least two tasks",
@@ -918,6 +915,20 @@ methods:\n  - method: lora\n    lr: 1.0e-3\n    config: {r: 4}\n  - method: houl
         dir
     }
 
+    /// Writes `text` as `e.yaml` in `dir` and loads it: the experiment, or the refusal's message.
+    fn load_text(dir: &Path, text: &str) -> Result<Experiment, String> {
+        let path = dir.join("e.yaml");
+        std::fs::write(&path, text).unwrap();
+        let registry = crate::registry::registry();
+        Experiment::load(&path, &registry, dir, &Places::default()).map(|(e, _)| e).map_err(|e| e.to_string())
+    }
+
+    /// The valid file with the workspace's GLUE folder and one data size.
+    fn one_size(dir: &Path) -> String {
+        let glue = format!("glue_dir: {}", dir.join("glue").display());
+        VALID.replace("glue_dir: glue", &glue).replace("data_sizes: [100, 16-shot]", "data_sizes: [100]")
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -975,14 +986,8 @@ methods:\n  - method: lora\n    lr: 1.0e-3\n    config: {r: 4}\n  - method: houl
     #[test]
     fn grounding_tasks_need_their_section_and_train_alone() {
         let dir = workspace();
-        let path = dir.path().join("e.yaml");
-        let glue = format!("glue_dir: {}", dir.path().join("glue").display());
-        let registry = crate::registry::registry();
-        let load = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            Experiment::load(&path, &registry, dir.path(), &Places::default()).map(|_| ()).map_err(|e| e.to_string())
-        };
-        let base = VALID.replace("glue_dir: glue", &glue).replace("data_sizes: [100, 16-shot]", "data_sizes: [100]");
+        let load = |text: &str| load_text(dir.path(), text);
+        let base = one_size(dir.path());
         let err = load(&base.replace("tasks: [sst2]", "tasks: [tvg_fashion]")).unwrap_err();
         assert!(err.contains("need the `tvg` section"), "{err}");
         let with = |extra: &str| base.replace("tasks: [sst2]", &format!("tasks: [tvg_fashion]\ntvg: {extra}"));
@@ -1007,16 +1012,8 @@ methods:\n  - method: lora\n    lr: 1.0e-3\n    config: {r: 4}\n  - method: houl
     #[test]
     fn vision_language_tasks_train_among_themselves_and_may_share_a_method() {
         let dir = workspace();
-        let path = dir.path().join("e.yaml");
-        let glue = format!("glue_dir: {}", dir.path().join("glue").display());
-        let registry = crate::registry::registry();
-        let load = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            Experiment::load(&path, &registry, dir.path(), &Places::default())
-                .map(|(e, _)| e)
-                .map_err(|e| e.to_string())
-        };
-        let base = VALID.replace("glue_dir: glue", &glue).replace("data_sizes: [100, 16-shot]", "data_sizes: [100]");
+        let load = |text: &str| load_text(dir.path(), text);
+        let base = one_size(dir.path());
         let vl = base.replace("tasks: [sst2]", "tasks: [evqa, evqa_caption]");
         let shared = vl.replace("    label: adapter\n", "    label: adapter\n    shared: true\n");
         let exp = load(&shared).unwrap();

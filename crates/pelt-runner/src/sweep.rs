@@ -109,10 +109,9 @@ pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Valu
     // backbone's), so hashes do not depend on where a machine keeps its assets.
     if let (Some(t), Some(map)) = (&exp.tvg, value.as_object_mut()) {
         let mut t = t.clone();
-        let name = |p: &std::path::Path| p.file_name().map(std::path::PathBuf::from).unwrap_or_default();
-        t.vision = t.vision.as_deref().map(name);
+        t.vision = t.vision.as_deref().map(folder_name);
         if let Some(c) = t.charades.as_mut() {
-            c.dir = name(&c.dir);
+            c.dir = folder_name(&c.dir);
         }
         map.insert("tvg".into(), serde_json::to_value(t).unwrap_or_default());
     }
@@ -120,16 +119,15 @@ pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Valu
     let vl = !exp.tasks.is_empty() && exp.tasks.iter().all(|t| pelt_vl::is_vl(t));
     if let (true, Some(map)) = (vl, value.as_object_mut()) {
         let mut settings = exp.vl.clone().unwrap_or_default();
-        // VQAv2's folder by its name, so hashes do not depend on where a machine keeps it.
         if let Some(v) = settings.vqav2.as_mut() {
-            v.dir = v.dir.file_name().map(std::path::PathBuf::from).unwrap_or_default();
+            v.dir = folder_name(&v.dir);
         }
         map.insert("vl".into(), serde_json::to_value(settings).unwrap_or_default());
-        // A shared instance and one per task are different runs (summarization suites, which predate
-        // this, keep their hashes).
-        if m.shared {
-            map.insert("shared".into(), true.into());
-        }
+    }
+    // A shared instance and one per task are different runs; only shared runs carry the key, so the
+    // others keep their hashes.
+    if let (true, Some(map)) = (m.shared, value.as_object_mut()) {
+        map.insert("shared".into(), true.into());
     }
     // Only primed NER runs carry the priming settings.
     if let (Some(p), false, Some(map)) = (&exp.priming, m.prime.is_none(), value.as_object_mut()) {
@@ -176,6 +174,12 @@ fn resolved_config(registry: &Registry, m: &MethodSpec) -> Result<serde_json::Va
 fn trains_regression(exp: &Experiment, id: &RunId) -> bool {
     let regression = |t: &str| glue::GlueTask::parse(t).is_some_and(glue::GlueTask::is_regression);
     regression(id.task) || (id.method.transfer && exp.transfer.iter().flat_map(|t| &t.sources).any(|s| regression(s)))
+}
+
+/// A folder by its name alone, as hashes hold user folders (so they do not depend on where a machine
+/// keeps them).
+fn folder_name(p: &std::path::Path) -> std::path::PathBuf {
+    p.file_name().map(std::path::PathBuf::from).unwrap_or_default()
 }
 
 /// A run's key: its record's file name.

@@ -123,9 +123,7 @@ pub fn load_seq2seq(backbone: &Path, tokenizer: &TextTokenizer, device: Device) 
     if dims.is_t5() {
         return Ok(Box::new(pelt_backbone::T5::load(backbone, device)?));
     }
-    let id = |names: [&str; 2]| names.iter().find_map(|n| tokenizer.token_id(n));
-    let ids = (id(["[CLS]", "<s>"]), id(["[SEP]", "</s>"]));
-    let (Some(start), Some(eos)) = ids else {
+    let Some((start, eos)) = tokenizer.decoder_ids() else {
         bail!("{}: the tokenizer has neither [CLS]/[SEP] nor <s>/</s> to start and end summaries", backbone.display());
     };
     let special = pelt_backbone::seq2seq::SpecialIds { start, eos, pad: tokenizer.pad_id };

@@ -28,6 +28,7 @@ use indicatif::ProgressBar;
 use pelt_backbone::{head::pool, seq2seq, Generation, Pooling, Seq2Seq};
 use pelt_core::{params, Backbone, Method, Registry};
 use pelt_data::vision::ImageSet;
+use pelt_data::vl::VqaSplit;
 use pelt_data::{Encoding, TextTokenizer};
 use pelt_records::DataSize;
 use pelt_train::{
@@ -87,6 +88,8 @@ pub struct VisionLanguage<'a> {
     settings: VlSettings,
     training: Training,
     device: Device,
+    /// easy-VQA as read (train, test, answers), kept for the second of its tasks.
+    easy_vqa: std::cell::OnceCell<(VqaSplit, VqaSplit, Vec<String>)>,
 }
 
 impl<'a> VisionLanguage<'a> {
@@ -111,8 +114,7 @@ impl<'a> VisionLanguage<'a> {
         }
         let tokenizer = TextTokenizer::load(&backbone.join("tokenizer.json"), training.max_len)?;
         let generator: Option<Box<dyn Seq2Seq>> = if captions {
-            let id = |names: [&str; 2]| names.iter().find_map(|n| tokenizer.token_id(n));
-            let (Some(start), Some(eos)) = (id(["[CLS]", "<s>"]), id(["[SEP]", "</s>"])) else {
+            let Some((start, eos)) = tokenizer.decoder_ids() else {
                 bail!(
                     "{}: the tokenizer has neither [CLS]/[SEP] nor <s>/</s> to start and end captions",
                     backbone.display()
@@ -135,7 +137,18 @@ impl<'a> VisionLanguage<'a> {
             settings: settings.clone(),
             training: training.clone(),
             device,
+            easy_vqa: std::cell::OnceCell::new(),
         })
+    }
+
+    /// easy-VQA's splits and answers, read (5,000 PNG images) once for all its tasks.
+    fn easy_vqa(&self) -> Result<(VqaSplit, VqaSplit, Vec<String>)> {
+        if let Some(read) = self.easy_vqa.get() {
+            return Ok(read.clone());
+        }
+        let read = pelt_data::vl::read_easy_vqa(&self.assets.join("easy_vqa"))
+            .map_err(|e| anyhow!("{e} (run the set-up: scripts/setup.sh)"))?;
+        Ok(self.easy_vqa.get_or_init(|| read).clone())
     }
 }
 
@@ -190,8 +203,7 @@ impl Family for VisionLanguage<'_> {
             let answers = answer_set(&train.questions, v.answers);
             (train, read("val2014")?, answers)
         } else {
-            let dir = self.assets.join("easy_vqa");
-            pelt_data::vl::read_easy_vqa(&dir).map_err(|e| anyhow!("{e} (run the set-up: scripts/setup.sh)"))?
+            self.easy_vqa()?
         };
         let generates = name == "evqa_caption";
         // (image, text, answer index or -1 outside the answer set, reference, every answer) per example of
@@ -405,7 +417,7 @@ fn score_name(generates: bool) -> &'static str {
 /// colour and its shape.
 fn metrics(task: &VlTask, examples: &[&Example], predicted: &[String]) -> BTreeMap<String, f64> {
     let generates = task.generates;
-    let pct = |hits: usize, n: usize| if n == 0 { 0.0 } else { 100.0 * hits as f64 / n as f64 };
+    let share = |sum: f64, n: usize| if n == 0 { 0.0 } else { 100.0 * sum / n as f64 };
     let norm = |s: &str| s.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
     let mut m = BTreeMap::new();
     if generates {
@@ -418,9 +430,9 @@ fn metrics(task: &VlTask, examples: &[&Example], predicted: &[String]) -> BTreeM
             colour += usize::from(has(&pelt_data::vl::EASY_VQA_COLOURS));
             shape += usize::from(has(&pelt_data::vl::EASY_VQA_SHAPES));
         }
-        m.insert("exact_match".into(), pct(exact, examples.len()));
-        m.insert("colour_accuracy".into(), pct(colour, examples.len()));
-        m.insert("shape_accuracy".into(), pct(shape, examples.len()));
+        m.insert("exact_match".into(), share(exact as f64, examples.len()));
+        m.insert("colour_accuracy".into(), share(colour as f64, examples.len()));
+        m.insert("shape_accuracy".into(), share(shape as f64, examples.len()));
     } else {
         let yes_no = |e: &Example| e.reference == "yes" || e.reference == "no";
         let score = |e: &Example, p: &str| {
@@ -439,7 +451,6 @@ fn metrics(task: &VlTask, examples: &[&Example], predicted: &[String]) -> BTreeM
                 yn_hits += hit;
             }
         }
-        let share = |sum: f64, n: usize| if n == 0 { 0.0 } else { 100.0 * sum / n as f64 };
         m.insert("accuracy".into(), share(hits, examples.len()));
         m.insert("accuracy_yes_no".into(), share(yn_hits, yn));
         m.insert("accuracy_other".into(), share(hits - yn_hits, examples.len() - yn));
