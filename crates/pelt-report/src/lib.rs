@@ -35,6 +35,9 @@ pub struct Suite {
     pub grid: Option<usize>,
     /// Row labels to compare paired by seed, (before, after) (see [`pairs`]).
     pub pairs: Vec<(String, String)>,
+    /// Labels of the rows whose one method instance trains on every task together (`shared: true`). A
+    /// suite with any makes a multi-task comparison, whose other rows train one instance per task.
+    pub shared: Vec<String>,
 }
 
 impl Suite {
@@ -47,6 +50,8 @@ impl Suite {
             label: Option<String>,
             #[serde(default)]
             lr: Option<serde_yaml::Value>,
+            #[serde(default)]
+            shared: bool,
         }
         #[derive(Deserialize)]
         struct Tuning {
@@ -82,6 +87,8 @@ impl Suite {
         };
         let runs: usize = f.methods.iter().map(trials).sum();
         let grid = runs * f.tasks.len() * f.data_sizes.len() * f.seeds.len();
+        let shared =
+            f.methods.iter().filter(|m| m.shared).map(|m| m.label.clone().unwrap_or(m.method.clone())).collect();
         let methods = f.methods.into_iter().map(|m| m.label.unwrap_or(m.method)).collect();
         Ok(Suite {
             name: f.name,
@@ -90,6 +97,7 @@ impl Suite {
             methods,
             grid: (grid > 0).then_some(grid),
             pairs: f.pairs.into_iter().map(|[a, b]| (a, b)).collect(),
+            shared,
         })
     }
 }
@@ -250,12 +258,14 @@ mod tests {
     #[test]
     fn suites_read_labels_and_order_from_any_experiment_file() {
         let text = "name: s\ndescription: >\n  two\n  lines\ntasks: [rte, sst2]\nseeds: [1]\nunknown_field: 3\n\
-                    methods:\n  - method: lora\n    lr: 1e-3\n  - method: houlsby\n    label: adapter\n    lr: 1e-3\n";
+                    methods:\n  - method: lora\n    lr: 1e-3\n  - method: houlsby\n    label: adapter\n    lr: 1e-3\n\
+                    \x20 - method: lora\n    label: lora (shared)\n    shared: true\n";
         let s = Suite::from_yaml(text).unwrap();
         assert_eq!(s.name, "s");
         assert_eq!(s.description, "two lines\n");
         assert_eq!(s.tasks, ["rte", "sst2"]);
-        assert_eq!(s.methods, ["lora", "adapter"]);
+        assert_eq!(s.methods, ["lora", "adapter", "lora (shared)"]);
+        assert_eq!(s.shared, ["lora (shared)"]);
         assert!(Suite::from_yaml("tasks: [rte]").is_err(), "a suite needs its name");
     }
 

@@ -173,6 +173,23 @@ pub fn build_on(records: &[Record], exp: Option<&Suite>, metric: Option<&str>) -
         row_info.insert(m.to_owned(), (params.get(i).unwrap_or(0), percents.get(i).unwrap_or(0.0)));
     }
 
+    // In a multi-task comparison (a suite with shared rows) a row that trains one instance per task
+    // costs every task's instance, as VL-Adapter counts its per-task adapters; the tasks' counts may
+    // differ (an encoder for a classifier, an encoder-decoder for a generator), so one task's count would
+    // understate the row. % is then of the largest backbone the row's runs used.
+    let multi_task = exp.filter(|e| !e.shared.is_empty());
+    if let Some(e) = multi_task {
+        let mut per_task: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+        for r in split.iter().filter(|r| r.status == Status::Ok) {
+            per_task.entry((&r.method, &r.task)).or_insert((r.method_params, r.backbone_params));
+        }
+        for (row, info) in row_info.iter_mut().filter(|(row, _)| !e.shared.contains(row)) {
+            let own = per_task.iter().filter(|((m, _), _)| m == row).map(|(_, v)| *v);
+            let (sum, largest) = own.fold((0, 0), |(s, b), (p, bb)| (s + p, b.max(bb)));
+            *info = (sum, if largest > 0 { 100.0 * sum as f64 / largest as f64 } else { 0.0 });
+        }
+    }
+
     // Rows in the experiment's method order, else by trainable parameters (largest first).
     let mut rows: Vec<(String, i64, f64)> = row_info.iter().map(|(m, (p, pc))| (m.clone(), *p, *pc)).collect();
     let method_rank = |m: &str| exp.and_then(|e| e.methods.iter().position(|s| s == m)).unwrap_or(usize::MAX);
@@ -205,8 +222,16 @@ pub fn build_on(records: &[Record], exp: Option<&Suite>, metric: Option<&str>) -
     let summarizing = records.iter().any(|r| r.metrics.contains_key("rougeL"));
     let data_to_text = records.iter().any(|r| r.metrics.contains_key("bleu"));
     let grounding = records.iter().any(|r| r.metrics.contains_key("r1_iou0.5"));
+    let vision_language = records.iter().any(|r| r.metrics.contains_key("accuracy_yes_no"));
     let (what, head) = match (metric, summarizing) {
         (Some(m), _) => (format!("test {m} ×100"), "the task head"),
+        (None, false) if vision_language => (
+            "test accuracy ×100 for questions, exact match ×100 for generated captions (the yes / no and other \
+             questions' accuracies and the captions' colour and shape accuracies are in the records)"
+                .to_owned(),
+            "the visual projection, the answer classifier and a warm-started decoder's new cross-attention and \
+             output transform, which train in every run",
+        ),
         (None, false) if grounding => (
             "test R@1 at temporal IoU ≥ 0.5 (×100; R@1 at 0.3 and 0.7 and the mean IoU are in the records)".to_owned(),
             "the grounding model (frame projection, temporal encoder, span head), which trains in every run",
@@ -228,6 +253,13 @@ pub fn build_on(records: &[Record], exp: Option<&Suite>, metric: Option<&str>) -
         "Cells: {what}, mean ± std over seeds, seed count in parentheses; the best mean of each column in bold (Markdown). \
          Params: trainable method parameters excluding {head}; % of the backbone's {backbone} parameters."
     ));
+    if multi_task.is_some() {
+        caption.push_str(
+            " Multi-task: a (shared) row is one method instance trained on every task; any other row trains one \
+             instance per task, and its params are the sum over the tasks' instances, its % of the largest backbone \
+             its runs used.",
+        );
+    }
     Ok(Table { caption, rows, columns, cells, notes })
 }
 
@@ -659,6 +691,42 @@ mod tests {
         assert!(out.contains("| unipelt | – / 1 of 1 |  | – / 1 of 1 |"), "the diverged run is left out: {out}");
         assert!(out.contains("| all methods | – / 2 of 5 |  | – / 2 of 5 |"), "{out}");
         assert_eq!(selection(&[], &table()), None);
+    }
+
+    #[test]
+    fn a_multi_task_row_with_one_instance_per_task_counts_every_tasks_instance() {
+        // evqa's classifier adds the method to an encoder (100 parameters), the captioner to an
+        // encoder-decoder (200): one instance per task costs 10 + 20, the shared one 20.
+        let run = |task: &str, method: &str, seed, params, backbone| Record {
+            method_params: params,
+            backbone_params: backbone,
+            method_percent: 100.0 * params as f64 / backbone as f64,
+            ..pelt_records::test_record(task, method, seed)
+        };
+        let records: Vec<Record> = [1, 2]
+            .into_iter()
+            .flat_map(|s| {
+                [
+                    run("evqa", "lora", s, 10, 100),
+                    run("evqa_caption", "lora", s, 20, 200),
+                    run("evqa", "lora (shared)", s, 20, 200),
+                    run("evqa_caption", "lora (shared)", s, 20, 200),
+                ]
+            })
+            .collect();
+        let suite = Suite {
+            methods: vec!["lora".into(), "lora (shared)".into()],
+            shared: vec!["lora (shared)".into()],
+            ..Suite::default()
+        };
+        let t = build_on(&records, Some(&suite), None).unwrap();
+        assert_eq!(t.rows, vec![("lora".into(), 30, 15.0), ("lora (shared)".into(), 20, 10.0)]);
+        assert!(t.caption.contains("the sum over the tasks' instances"), "{}", t.caption);
+        // Without shared rows the suite is a set of single-task comparisons: a row keeps one task's count.
+        let single = Suite { shared: Vec::new(), ..suite };
+        let t = build_on(&records, Some(&single), None).unwrap();
+        assert!(t.rows[0].1 == 10 || t.rows[0].1 == 20, "{:?}", t.rows);
+        assert!(!t.caption.contains("Multi-task"));
     }
 
     #[test]

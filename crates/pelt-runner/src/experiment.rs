@@ -592,6 +592,7 @@ impl Experiment {
             methods,
             grid: Some(self.methods.len() * self.tasks.len() * self.data_sizes.len() * self.seeds.len()),
             pairs: self.pairs.iter().map(|[a, b]| (a.clone(), b.clone())).collect(),
+            shared: self.methods.iter().filter(|m| m.shared).map(|m| m.label().to_owned()).collect(),
         }
     }
 
