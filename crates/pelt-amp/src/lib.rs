@@ -17,6 +17,16 @@ extern "C" {
     fn pelt_amp_enter(cuda: i32, dtype: i32) -> i32;
     fn pelt_amp_exit(cuda: i32, was: i32) -> i32;
     fn pelt_amp_deterministic(on: i32) -> i32;
+    fn pelt_forget_grad(t: *mut torch_sys::C_tensor) -> i32;
+}
+
+/// Drops `t`'s gradient, as Python's `param.grad = None` does (tch can only zero it): a backward pass
+/// that does not reach `t` then leaves its gradient undefined, which tells an optimiser the tensor took
+/// no part in the step. Returns false when libtorch refused.
+pub fn forget_grad(t: &mut tch::Tensor) -> bool {
+    // SAFETY: the pointer is the live tensor `t` owns for the length of the call, and the shim catches
+    // every C++ exception.
+    unsafe { pelt_forget_grad(t.as_mut_ptr()) == 0 }
 }
 
 /// Asks libtorch for deterministic algorithms where it has them (ops without one warn once instead of

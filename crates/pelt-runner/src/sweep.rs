@@ -123,6 +123,11 @@ pub fn config_hash(exp: &Experiment, m: &MethodSpec, resolved: &serde_json::Valu
             v.dir = folder_name(&v.dir);
         }
         map.insert("vl".into(), serde_json::to_value(settings).unwrap_or_default());
+        // Shared runs leave a batch's unused tensors out of its step since 2026-12-08 (they got zeroed
+        // gradients, so momentum and decay, before): records of the older runs are not theirs.
+        if m.shared {
+            map.insert("skip_unused".into(), true.into());
+        }
     }
     // A shared instance and one per task are different runs; only shared runs carry the key, so the
     // others keep their hashes.

@@ -15,6 +15,9 @@ struct Slot {
     lr_scale: f64,
     /// This tensor's weight decay when it has its own.
     own_decay: Option<f64>,
+    /// Updates this tensor has had: its own bias correction, as torch's per-parameter `step`, so a
+    /// tensor that sat out steps (see [`AdamW::skipping_unused`]) is corrected for its own count.
+    t: i32,
 }
 
 /// AdamW with β = (0.9, 0.999), ε = 1e-8; no weight decay on biases and LayerNorm parameters (the
@@ -22,7 +25,8 @@ struct Slot {
 pub struct AdamW {
     slots: Vec<Slot>,
     weight_decay: f64,
-    t: i32,
+    /// Whether gradients are dropped after each step instead of zeroed before the next.
+    skip_unused: bool,
 }
 
 impl AdamW {
@@ -39,9 +43,29 @@ impl AdamW {
                 decay: !(name.ends_with("bias") || name.contains("LayerNorm")),
                 lr_scale: 1.0,
                 own_decay: None,
+                t: 0,
             })
             .collect();
-        AdamW { slots, weight_decay, t: 0 }
+        AdamW { slots, weight_decay, skip_unused: false }
+    }
+
+    /// Leaves out of each step the tensors its loss did not reach, as VL-T5's multi-task trainer (which
+    /// VL-Adapter trains with) does by setting every `param.grad = None` after a step: with one task per
+    /// batch, another task's classifier or a decoder a question batch never runs then gets neither a
+    /// momentum step nor weight decay, where a zeroed gradient would give it both. With every tensor in
+    /// every step's graph (any single-task run) the updates are the same either way.
+    pub fn skipping_unused(mut self) -> AdamW {
+        self.skip_unused = true;
+        self
+    }
+
+    /// Drops every gradient (see [`AdamW::skipping_unused`]).
+    fn forget_grads(&mut self) {
+        for s in &mut self.slots {
+            if s.param.grad().defined() {
+                assert!(pelt_amp::forget_grad(&mut s.param), "libtorch refused to drop {}'s gradient", s.name);
+            }
+        }
     }
 
     /// Gives the tensors whose names start with `prefix` `scale` times the learning rate (a task
@@ -135,6 +159,9 @@ impl AdamW {
         method.after_backward();
         self.apply(max_norm, lr);
         method.after_step();
+        if self.skip_unused {
+            self.forget_grads();
+        }
         Ok(value)
     }
 
@@ -161,6 +188,9 @@ impl AdamW {
         method.after_backward();
         self.apply_scaled(max_norm, lr, scaler);
         method.after_step();
+        if self.skip_unused {
+            self.forget_grads();
+        }
         Ok(value)
     }
 
@@ -199,9 +229,6 @@ impl AdamW {
             return;
         }
         let (b1, b2, eps): (f64, f64, f64) = (0.9, 0.999, 1e-8);
-        self.t += 1;
-        let bc1 = 1.0 - b1.powi(self.t);
-        let bc2 = 1.0 - b2.powi(self.t);
         tch::no_grad(|| {
             let mut host = Vec::new();
             for s in &mut self.slots {
@@ -209,6 +236,9 @@ impl AdamW {
                 if !g.defined() {
                     continue;
                 }
+                s.t += 1;
+                let bc1 = 1.0 - b1.powi(s.t);
+                let bc2 = 1.0 - b2.powi(s.t);
                 let lr = lr * s.lr_scale;
                 let decay = s.own_decay.unwrap_or(if s.decay { self.weight_decay } else { 0.0 });
                 let hyper = fused::Hyper {
@@ -411,6 +441,54 @@ mod tests {
         assert!((w[1] - (-2.0 * 0.999 + 0.01)).abs() < 1e-5, "{w:?}");
         let b: Vec<f32> = Vec::try_from(&b.detach()).unwrap();
         assert!((b[0] - 0.49).abs() < 1e-5, "{b:?}");
+    }
+
+    #[test]
+    fn skipping_unused_leaves_a_tensor_the_loss_missed_alone_and_corrects_it_for_its_own_steps() {
+        // A method with no parameters of its own: the step's tensors are the two below.
+        struct Nothing(tch::nn::VarStore);
+        impl pelt_core::Attachment for Nothing {}
+        impl pelt_core::Method for Nothing {
+            fn name(&self) -> &str {
+                "nothing"
+            }
+            fn var_store(&self) -> &tch::nn::VarStore {
+                &self.0
+            }
+            fn identity(&self) -> pelt_core::Identity {
+                pelt_core::Identity::Exact
+            }
+            fn formula_params(&self, _: &pelt_core::BackboneDims) -> i64 {
+                0
+            }
+        }
+        let method: Box<dyn pelt_core::Method> = Box::new(Nothing(tch::nn::VarStore::new(tch::Device::Cpu)));
+        let run = |skip: bool| {
+            let a = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+            let b = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+            let mut opt = AdamW::new(&[("a".into(), a.shallow_clone()), ("b".into(), b.shallow_clone())], 0.1);
+            if skip {
+                opt = opt.skipping_unused();
+            }
+            // Step 1 reaches both; steps 2 and 3 only `a` (another task's batches); step 4 `b` again.
+            opt.train_step(&(&a + &b).sum(tch::Kind::Float), method.as_ref(), 1e9, 0.01).unwrap();
+            let after_first = b.double_value(&[0]);
+            for _ in 0..2 {
+                opt.train_step(&(&a * 2.0).sum(tch::Kind::Float), method.as_ref(), 1e9, 0.01).unwrap();
+            }
+            let before_last = b.double_value(&[0]);
+            opt.train_step(&(&b * 3.0).sum(tch::Kind::Float), method.as_ref(), 1e9, 0.01).unwrap();
+            (after_first, before_last, b.double_value(&[0]))
+        };
+        let (first, idle, last) = run(true);
+        assert_eq!(first, idle, "b sat out two steps untouched");
+        // Its second update (gradient 3) is its own step 2, bias-corrected for 2 steps, not 4:
+        // m = 0.9·0.1 + 0.1·3 = 0.39, v = 0.999·0.001 + 0.001·9 = 0.009999, after decay (1 − 0.001).
+        let (m_hat, v_hat) = (0.39 / (1.0 - 0.9f64.powi(2)), 0.009999 / (1.0 - 0.999f64.powi(2)));
+        let want = idle * 0.999 - 0.01 * m_hat / v_hat.sqrt();
+        assert!((last - want).abs() < 1e-6, "{last} vs {want}");
+        let (_, idle, _) = run(false);
+        assert!(idle < first, "with zeroed gradients momentum and decay keep moving b: {idle} vs {first}");
     }
 
     #[test]

@@ -627,6 +627,11 @@ impl VisionLanguage<'_> {
             .scale_group("head.", head_scale)
             .scale_group("new.", head_scale)
             .method_rates(method.as_ref(), spec.lr);
+        // A shared run's batch is one task's: the other tasks' classifiers, and the decoder on a
+        // question batch, sit the step out, as in VL-T5's multi-task trainer.
+        if tasks.len() > 1 {
+            opt = opt.skipping_unused();
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(r.seed ^ 0x5eed);
         let mut selection = Selection::default();
         let plan = Plan { opt: &mut opt, method: method.as_ref(), params: &all, lr: spec.lr, total, training };
