@@ -196,6 +196,33 @@ fn run_key(id: &RunId, hash: &str) -> String {
 /// A cell still to run: its id, key, config hash and resolved method config.
 type Todo<'a> = (RunId<'a>, String, String, serde_json::Value);
 
+/// The training each cell belongs to, numbered in grid order: what shards deal out. A shared method's
+/// cells of one (size, seed) come from one run over every task, one training dealt once (so no two
+/// shards train it); every other cell is a training of its own. Dealing cells instead gave a shared run
+/// the shard of its first task's cell, and with an odd number of entries every shared run fell on one
+/// shard. Without shared entries the numbering is the cells' own, so such grids deal as they always have.
+fn trainings(cells: &[&RunId]) -> Vec<usize> {
+    let mut of_cell: Vec<usize> = Vec::with_capacity(cells.len());
+    let mut count = 0;
+    for (i, id) in cells.iter().enumerate() {
+        let first = if id.method.shared {
+            cells
+                .iter()
+                .position(|g| std::ptr::eq(g.method, id.method) && g.size == id.size && g.seed == id.seed)
+                .unwrap_or(i)
+        } else {
+            i
+        };
+        if first == i {
+            of_cell.push(count);
+            count += 1;
+        } else {
+            of_cell.push(of_cell[first]);
+        }
+    }
+    of_cell
+}
+
 /// Runs a validated experiment; returns (ran, skipped, failed) counts.
 pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Result<(usize, usize, usize)> {
     if let Some(dir) = opts.reuse.iter().find(|d| !d.join("records").is_dir()) {
@@ -228,18 +255,9 @@ pub fn sweep(exp: &Experiment, registry: &Registry, opts: &SweepOptions) -> Resu
     // `--methods` selection to whichever shards its methods' grid positions fall on (with an even
     // number of methods, always the same ones).
     let admitted: Vec<&RunId> = grid.iter().filter(|id| opts.only.admits(id)).collect();
-    for (i, &id) in admitted.iter().enumerate() {
-        // A shared method's cells of one (size, seed) come from one run over every task: they belong to
-        // the shard of the first task's cell, so that no two shards train the same run.
-        let i = if id.method.shared {
-            admitted
-                .iter()
-                .position(|g| std::ptr::eq(g.method, id.method) && g.size == id.size && g.seed == id.seed)
-                .unwrap_or(i)
-        } else {
-            i
-        };
-        if i % shards != shard {
+    let trainings = trainings(&admitted);
+    for (&id, &training) in admitted.iter().zip(&trainings) {
+        if training % shards != shard {
             continue;
         }
         let resolved = resolved_config(registry, id.method)?;
@@ -665,4 +683,41 @@ fn save(store: &Store, run: Finished, result: Result<Outcome>, device: Device, r
         runs_bar.println(line);
     }
     Ok(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_deal_a_shared_run_once_and_the_trainings_evenly() {
+        let spec = |text: &str| -> MethodSpec { serde_yaml::from_str(text).unwrap() };
+        // VL-Adapter's shape: a per-task entry and a shared one, two tasks, two seeds; the grid's order is
+        // task, size, seed, method.
+        let methods = [spec("method: lora\nlr: 1.0e-3"), spec("method: lora\nlabel: s\nlr: 1.0e-3\nshared: true")];
+        let size = DataSize::parse("200").unwrap();
+        let mut cells = Vec::new();
+        for task in ["evqa", "evqa_caption"] {
+            for seed in [1, 2] {
+                cells.extend(methods.iter().map(|method| RunId { method, task, size, seed }));
+            }
+        }
+        let refs: Vec<&RunId> = cells.iter().collect();
+        // The caption cells of the shared runs (5 and 7) are the evqa cells' trainings (1 and 3).
+        assert_eq!(trainings(&refs), [0, 1, 2, 3, 4, 1, 5, 3]);
+        // Six trainings, three a shard. Dealing cells gave shard 0 all four per-task runs and shard 1
+        // the two shared ones.
+        let on = |shard: usize| {
+            let mut mine: Vec<usize> = trainings(&refs).into_iter().filter(|t| t % 2 == shard).collect();
+            mine.sort_unstable();
+            mine.dedup();
+            mine.len()
+        };
+        assert_eq!((on(0), on(1)), (3, 3));
+        // Without shared entries every cell is its own training.
+        let single = [spec("method: lora\nlr: 1.0e-3")];
+        let cells: Vec<RunId> =
+            ["a", "b", "c"].iter().map(|task| RunId { method: &single[0], task, size, seed: 1 }).collect();
+        assert_eq!(trainings(&cells.iter().collect::<Vec<_>>()), [0, 1, 2]);
+    }
 }
