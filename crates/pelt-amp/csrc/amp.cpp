@@ -37,8 +37,6 @@ int pelt_amp_exit(int cuda, int was) {
 #include <ATen/Context.h>
 
 extern "C" {
-// Deterministic algorithms where libtorch has them (warning, not failing, on ops that have none),
-// deterministic cuDNN, no cuDNN autotuning. Returns -1 when libtorch refused.
 // Drops a tensor's gradient (Python's `param.grad = None`, which tch cannot say): the next backward
 // pass that reaches the tensor allocates a fresh one, and one that does not leaves it undefined.
 int pelt_forget_grad(at::Tensor* t) {
@@ -50,6 +48,8 @@ int pelt_forget_grad(at::Tensor* t) {
   }
 }
 
+// Deterministic algorithms where libtorch has them (warning, not failing, on ops that have none),
+// deterministic cuDNN, no cuDNN autotuning. Returns -1 when libtorch refused.
 int pelt_amp_deterministic(int on) {
   try {
     at::globalContext().setDeterministicAlgorithms(on != 0, /*warn_only=*/true);
