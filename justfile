@@ -125,8 +125,10 @@ sweep-tvg *ARGS: setup
 
 # VL-Adapter's multi-task setting on easy-VQA (issue 40): questions and constructed captions, one method
 # instance per task or one shared; full fine-tuning, frozen, Houlsby, Compacter, LoRA, prompt tuning.
+# Then vl-adapter-steps: the shared runs again with as many steps per task as the single runs.
 sweep-vl-adapter *ARGS: setup
     {{pelt}} sweep experiments/vl-adapter.yaml {{ARGS}}
+    {{target}}/debug/pelt sweep experiments/vl-adapter-steps.yaml {{ARGS}}
 
 # BBC News article → headline with a BERT2BERT warm-started from the shipped MiniLM (every method that
 # applies), the stand-in for XL-Sum; then its ROUGE-1 / -2 / -L tables.
