@@ -10,8 +10,10 @@ use std::collections::BTreeMap;
 /// Run time, wall time and pace of a set of runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pace {
-    /// Runs counted.
+    /// Trainings counted: a shared run writes one record per task, and its records count as one.
     pub runs: usize,
+    /// Records counted (more than `runs` where shared runs are among them).
+    pub records: usize,
     /// Sum of their wall times, seconds.
     pub run_seconds: f64,
     /// From the earliest start (finish time less wall time) to the latest finish, seconds.
@@ -22,15 +24,21 @@ impl Pace {
     /// The pace of `records` (those trained in the suite: runs taken over by `--reuse` cost nothing
     /// here and carry another suite's times).
     pub fn of<'a>(records: impl IntoIterator<Item = &'a Record>) -> Pace {
-        let mut pace = Pace { runs: 0, run_seconds: 0.0, elapsed_seconds: 0.0 };
+        let mut pace = Pace { runs: 0, records: 0, run_seconds: 0.0, elapsed_seconds: 0.0 };
         let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
+        let mut trainings = 0.0;
         for r in records.into_iter().filter(|r| r.reused_from.is_none()) {
-            pace.runs += 1;
-            pace.run_seconds += r.wall_seconds;
+            // Each of a shared run's records carries the whole run's wall time: a share of it each, so
+            // the run is counted once.
+            let share = 1.0 / shared_tasks(r);
+            pace.records += 1;
+            trainings += share;
+            pace.run_seconds += r.wall_seconds * share;
             first = first.min(r.finished_at as f64 - r.wall_seconds);
             last = last.max(r.finished_at as f64);
         }
-        if pace.runs > 0 {
+        pace.runs = trainings.round() as usize;
+        if pace.records > 0 {
             // Finish times are whole seconds; a suite of one short run still took its wall time.
             pace.elapsed_seconds = (last - first).max(pace.run_seconds / pace.runs as f64);
         }
@@ -53,18 +61,29 @@ impl Pace {
     }
 }
 
+/// How many tasks the training behind `r` trained at once (a shared run's `shared_tasks` diagnostic; 1
+/// for any other run).
+fn shared_tasks(r: &Record) -> f64 {
+    r.diagnostics.get("shared_tasks").copied().filter(|n| *n >= 1.0).unwrap_or(1.0)
+}
+
 /// The Markdown cost report of a suite's records; `suite` (its experiment) adds the sizing of the rest
 /// of its grid.
 pub fn report(records: &[Record], suite: Option<&Suite>) -> String {
     let pace = Pace::of(records);
-    let reused = records.len() - pace.runs;
-    let mut out = if pace.runs == 0 {
+    let reused = records.len() - pace.records;
+    let mut out = if pace.records == 0 {
         format!("Cost: no runs trained here; {reused} taken over by --reuse.\n\n")
     } else {
         format!(
-        "Cost: {} runs trained here{}; run time {:.2} h (mean {:.1} min per run); wall time {:.2} h from the first \
+        "Cost: {} runs trained here{}{}; run time {:.2} h (mean {:.1} min per run); wall time {:.2} h from the first \
          run's start to the last run's end; {:.1} runs per hour ({:.1} running at once on average).\n\n",
         pace.runs,
+        if pace.records > pace.runs {
+            format!(" ({} records: a shared run writes one per task)", pace.records)
+        } else {
+            String::new()
+        },
         if reused > 0 { format!(" ({reused} more taken over by --reuse, not counted)") } else { String::new() },
         pace.run_seconds / 3600.0,
         pace.mean_seconds() / 60.0,
@@ -99,8 +118,9 @@ pub fn report(records: &[Record], suite: Option<&Suite>) -> String {
             out.push_str(&format!("\nEvery run of the grid's {grid} has a record.\n"));
             return out;
         }
-        // Every record's wall time is a measurement of its run, taken over or not.
-        let mean = records.iter().map(|r| r.wall_seconds).sum::<f64>() / records.len().max(1) as f64;
+        // Every record's wall time is a measurement of its run, taken over or not; a shared run's records
+        // each take their share of it, as the grid counts them one by one.
+        let mean = records.iter().map(|r| r.wall_seconds / shared_tasks(r)).sum::<f64>() / records.len().max(1) as f64;
         let hours = left as f64 * mean / 3600.0;
         out.push_str(&format!(
             "\nSizing: the grid has {grid} runs, {} have records (mean {:.1} min per run); the other {left} need about \
@@ -144,5 +164,34 @@ mod tests {
         // 20 runs left at the mean of all 5 records' wall times (the reused one's included).
         let mean = (400.0 + 1e6) / 5.0;
         assert!(text.contains(&format!("the other 20 need about {:.1} run-hours", 20.0 * mean / 3600.0)), "{text}");
+    }
+
+    #[test]
+    fn a_shared_runs_records_count_as_one_training() {
+        // One shared run of 300 s over two tasks (a record per task, each with the run's wall time) and
+        // one single run of 100 s.
+        let mut runs = Vec::new();
+        for task in ["evqa", "evqa_caption"] {
+            let mut r = test_record(task, "lora (shared)", 1);
+            r.wall_seconds = 300.0;
+            r.finished_at = 300;
+            r.diagnostics.insert("shared_tasks".into(), 2.0);
+            runs.push(r);
+        }
+        let mut single = test_record("evqa", "lora", 1);
+        single.wall_seconds = 100.0;
+        single.finished_at = 400;
+        runs.push(single);
+        let pace = Pace::of(&runs);
+        assert_eq!((pace.runs, pace.records, pace.run_seconds, pace.elapsed_seconds), (2, 3, 400.0, 400.0));
+        let suite = Suite { methods: vec!["lora".into(), "lora (shared)".into()], grid: Some(5), ..Suite::default() };
+        let text = report(&runs, Some(&suite));
+        assert!(text.contains("2 runs trained here (3 records: a shared run writes one per task)"), "{text}");
+        assert!(text.contains("| lora (shared) | 1 | 5.0 | 0.08 |"), "{text}");
+        // The two cells left, at the records' mean share: (150 + 150 + 100) / 3 s each.
+        assert!(
+            text.contains(&format!("the other 2 need about {:.1} run-hours", 2.0 * 400.0 / 3.0 / 3600.0)),
+            "{text}"
+        );
     }
 }
