@@ -465,6 +465,8 @@ struct Loop<'a> {
     tasks: &'a [&'a VlTask],
     train: &'a [Vec<usize>],
     dev: &'a [Vec<usize>],
+    /// Training batches each task has had so far: a shared run's records say how its steps split.
+    task_steps: std::cell::RefCell<Vec<usize>>,
 }
 
 impl Steps for Loop<'_> {
@@ -475,6 +477,7 @@ impl Steps for Loop<'_> {
     }
 
     fn loss(&self, (t, rows): &(usize, Vec<usize>)) -> (Tensor, usize) {
+        self.task_steps.borrow_mut()[*t] += 1;
         (self.ctx.loss(self.tasks[*t], rows, true), rows.len())
     }
 
@@ -619,7 +622,13 @@ impl VisionLanguage<'_> {
         let head_params =
             params::numel(head_vs.trainable_variables().iter()) + params::numel(new_parts.iter().map(|(_, t)| t));
         let counts = params::count(model, method.as_ref(), head_params);
-        let hooks = Loop { ctx: &ctx, tasks, train: &train, dev: &dev };
+        let hooks = Loop {
+            ctx: &ctx,
+            tasks,
+            train: &train,
+            dev: &dev,
+            task_steps: std::cell::RefCell::new(vec![0; tasks.len()]),
+        };
         let per_epoch: usize = train.iter().map(|rows| rows.len().div_ceil(training.batch_size.max(1))).sum();
         let total = total_steps(training, per_epoch);
         let head_scale = training.head_lr.map_or(1.0, |h| h / spec.lr);
@@ -640,6 +649,9 @@ impl VisionLanguage<'_> {
         let mut diagnostics: BTreeMap<String, f64> = method.diagnostics().into_iter().collect();
         if tasks.len() > 1 {
             diagnostics.insert("shared_tasks".into(), tasks.len() as f64);
+            for (t, n) in tasks.iter().zip(hooks.task_steps.borrow().iter()) {
+                diagnostics.insert(format!("steps_{}", t.name), *n as f64);
+            }
         }
         let best = if fitted.diverged.is_none() {
             Some(selection.restore_best(&all).ok_or_else(|| anyhow!("no dev evaluation happened"))?)
