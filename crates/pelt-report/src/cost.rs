@@ -40,7 +40,7 @@ impl Pace {
         pace.runs = trainings.round() as usize;
         if pace.records > 0 {
             // Finish times are whole seconds; a suite of one short run still took its wall time.
-            pace.elapsed_seconds = (last - first).max(pace.run_seconds / pace.runs as f64);
+            pace.elapsed_seconds = (last - first).max(pace.run_seconds / trainings);
         }
         pace
     }
